@@ -1,0 +1,38 @@
+# Thin wrapper: every target installs what is missing (Debian packages), configures, builds.
+BUILD      ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all deps configure build test demo asan bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS) >/dev/null
+	@echo "configured $(BUILD) ($(BUILD_TYPE))"
+
+build: configure
+	cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 900 -j$(JOBS)
+
+demo: build
+	scripts/demo.sh $(BUILD)
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build and test run.
+asan:
+	$(MAKE) test BUILD=build-asan BUILD_TYPE=Debug CMAKE_ARGS=-DSWRDMA_SANITIZE=ON
+
+bench: build
+	scripts/bench-index.sh $(BUILD)
+
+format:
+	git ls-files '*.h' '*.cc' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) build-asan demo-data

@@ -1,0 +1,95 @@
+// The agent's key-exchange API messages (HTTP bodies, msgpack or JSON; see protocol/wire.h).
+// Every message carries `protocol` (kProtocolVersion). Unknown fields are ignored; missing or
+// wrongly typed fields are kInvalidArgument (HTTP 400) naming the field.
+//
+//   GET  /v1/info            -> AgentInfo
+//   GET  /v1/volumes         -> VolumeList
+//   GET  /v1/volumes/<vid>   -> VolumeDescriptor
+//   POST /v1/lookup          LookupRequest -> LookupResponse
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/status.h"
+
+namespace swrdma {
+
+inline constexpr uint64_t kProtocolVersion = 1;
+
+struct AgentInfo {
+  std::string agent_version;
+  std::vector<uint8_t> worker_address;  // packed UCX worker address, for ucp_ep_create
+  std::vector<std::string> transports;  // UCX transports the agent's context uses
+  uint64_t volume_count = 0;
+  std::string exposure = "region";  // how clients get bytes: "region" (rkeys handed out)
+};
+
+// One registered slice of a volume's `.dat`: bytes [file_offset, file_offset + length) of the
+// file are at remote `address` under `rkey`.
+struct RegionDescriptor {
+  uint64_t file_offset = 0;
+  uint64_t address = 0;
+  uint64_t length = 0;
+  std::vector<uint8_t> rkey;  // packed, for ucp_ep_rkey_unpack
+};
+
+struct VolumeDescriptor {
+  uint32_t volume_id = 0;
+  std::string collection;
+  uint8_t version = 3;  // superblock / needle version
+  uint64_t size = 0;    // bytes of the .dat exported
+  uint64_t live_needles = 0;
+  uint64_t deleted_needles = 0;
+  uint16_t compaction_revision = 0;
+  uint64_t generation = 0;  // changes whenever the exported mapping changes
+  std::vector<RegionDescriptor> regions;
+};
+
+struct VolumeList {
+  std::vector<VolumeDescriptor> volumes;
+};
+
+struct LookupRequest {
+  std::vector<std::string> fids;
+};
+
+enum class LookupStatus : uint8_t { kOk, kNotFound, kDeleted, kBadFid, kUnknownVolume };
+std::string_view LookupStatusName(LookupStatus s);  // "ok", "not_found", ...
+Result<LookupStatus> ParseLookupStatus(std::string_view s);
+
+struct LookupResult {
+  std::string fid;  // as asked
+  LookupStatus status = LookupStatus::kOk;
+  uint32_t volume_id = 0;
+  uint64_t generation = 0;
+  uint64_t address = 0;  // remote address of the whole needle record
+  uint64_t length = 0;   // record length including padding
+  uint32_t size = 0;     // needle size from the index (header size field)
+  std::string error;     // for anything but ok: what is wrong, for humans
+};
+
+struct LookupResponse {
+  std::vector<LookupResult> results;  // same order as the request
+};
+
+// An error body: {"protocol":1,"error":"..."}.
+nlohmann::json ErrorJson(std::string_view message);
+
+nlohmann::json ToJson(const AgentInfo& m);
+nlohmann::json ToJson(const VolumeDescriptor& m);
+nlohmann::json ToJson(const VolumeList& m);
+nlohmann::json ToJson(const LookupRequest& m);
+nlohmann::json ToJson(const LookupResponse& m);
+
+Result<AgentInfo> AgentInfoFromJson(const nlohmann::json& j);
+Result<VolumeDescriptor> VolumeDescriptorFromJson(const nlohmann::json& j);
+Result<VolumeList> VolumeListFromJson(const nlohmann::json& j);
+Result<LookupRequest> LookupRequestFromJson(const nlohmann::json& j);
+Result<LookupResponse> LookupResponseFromJson(const nlohmann::json& j);
+
+}  // namespace swrdma
