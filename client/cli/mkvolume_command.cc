@@ -1,0 +1,212 @@
+#include "client/cli/mkvolume_command.h"
+
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "client/cli/command_error.h"
+#include "protocol/file_id.h"
+#include "index/volume_generator.h"
+
+namespace swrdma::cli {
+
+namespace {
+
+struct MkvolumeArgs {
+  std::string dir;
+  uint32_t vid = 0;
+  uint64_t needles = 0;
+  std::string size;
+  std::string min_size;
+  std::string max_size;
+  int version = 3;
+  double gzip_fraction = 0;
+  double delete_fraction = 0;
+  std::string collection;
+  uint64_t seed = 1;
+  bool legacy_crc = false;
+  int offset_bytes = 4;
+  std::string fids_file;  // manifest of every needle, for demos and scripts
+};
+
+// "1.5 MiB": human sizes for progress and the summary.
+std::string HumanBytes(uint64_t n) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(kUnits)) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, kUnits[u]);
+}
+
+uint64_t SizeOrThrow(const std::string& text, const char* flag) {
+  auto v = ParseByteSize(text);
+  if (!v) throw CommandError(fmt::format("{}: {}", flag, v.error().message()), kExitUsage);
+  return *v;
+}
+
+GenerateOptions ToGenerateOptions(const MkvolumeArgs& a) {
+  GenerateOptions o;
+  o.dir = a.dir;
+  o.volume_id = a.vid;
+  o.collection = a.collection;
+  o.needles = a.needles;
+  if (!a.size.empty()) {
+    o.min_size = o.max_size = SizeOrThrow(a.size, "--size");
+  } else if (!a.min_size.empty() && !a.max_size.empty()) {
+    o.min_size = SizeOrThrow(a.min_size, "--min");
+    o.max_size = SizeOrThrow(a.max_size, "--max");
+  } else {
+    throw CommandError("give the needle data size: --size BYTES, or --min BYTES --max BYTES",
+                       kExitUsage);
+  }
+  o.version = a.version == 2 ? NeedleVersion::kV2 : NeedleVersion::kV3;
+  o.gzip_fraction = a.gzip_fraction;
+  o.delete_fraction = a.delete_fraction;
+  o.legacy_crc = a.legacy_crc;
+  o.offset_width = a.offset_bytes == 5 ? OffsetWidth::k5 : OffsetWidth::k4;
+  o.seed = a.seed;
+  o.record_needles = !a.fids_file.empty();  // otherwise only totals are printed
+  return o;
+}
+
+void RunMkvolume(const MkvolumeArgs& args) {
+  GenerateOptions opts = ToGenerateOptions(args);
+  std::error_code ec;
+  std::filesystem::create_directories(opts.dir, ec);
+  if (ec) {
+    throw CommandError(fmt::format("creating directory {}: {}", opts.dir.string(), ec.message()),
+                       kExitFailure);
+  }
+
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  Clock::time_point next_report = start + std::chrono::seconds(1);
+  auto progress = [&](const GenerateProgress& p) {
+    // Cheap enough per needle; prints at most once a second, only on runs longer than that.
+    const Clock::time_point now = Clock::now();
+    if (now < next_report) return;
+    next_report = now + std::chrono::seconds(1);
+    const double secs = std::chrono::duration<double>(now - start).count();
+    std::fprintf(
+        stderr, "mkvolume: %llu/%llu needles written, %llu deleted, .dat %s (%.0f MiB/s)\n",
+        static_cast<unsigned long long>(p.written), static_cast<unsigned long long>(p.total),
+        static_cast<unsigned long long>(p.deleted), HumanBytes(p.dat_size).c_str(),
+        static_cast<double>(p.dat_size) / (1 << 20) / secs);
+  };
+
+  auto report = GenerateVolume(opts, progress);
+  if (!report) throw CommandError(report.error());
+  const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!args.fids_file.empty()) {
+    std::FILE* f = std::fopen(args.fids_file.c_str(), "w");
+    if (!f) {
+      throw CommandError(fmt::format("writing {}: {}", args.fids_file, std::strerror(errno)),
+                         kExitFailure);
+    }
+    // fid, uncompressed size, live|deleted, gzip|plain: one needle a line, in write order.
+    for (const auto& n : report->needles) {
+      fmt::print(f, "{}\t{}\t{}\t{}\n", FormatFileId(n.fid), n.size, n.deleted ? "deleted" : "live",
+                 n.gzipped ? "gzip" : "plain");
+    }
+    if (std::fclose(f) != 0) {
+      throw CommandError(fmt::format("writing {}: {}", args.fids_file, std::strerror(errno)),
+                         kExitFailure);
+    }
+  }
+  fmt::print(
+      "created {}: {} needles ({} gzipped, {} deleted, {} live), data {}, stored {}, "
+      ".dat {}, .idx {} B, {:.2f} s\n",
+      report->dat.string(), report->written, report->gzipped, report->deleted,
+      report->written - report->deleted, HumanBytes(report->data_bytes),
+      HumanBytes(report->stored_bytes), HumanBytes(report->dat_size), report->idx_size, secs);
+}
+
+}  // namespace
+
+Result<uint64_t> ParseByteSize(std::string_view text) {
+  auto bad = [&] {
+    return Error(Code::kInvalidArgument,
+                 fmt::format("'{}' is not a size (examples: 4096, 4K, 1M, 2G)", text));
+  };
+  uint64_t value = 0;
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  const auto [p, ec] = std::from_chars(begin, end, value);
+  if (ec != std::errc() || p == begin) return bad();
+  std::string suffix(p, end);
+  for (char& c : suffix)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (suffix.ends_with("IB")) {
+    suffix.resize(suffix.size() - 2);
+  } else if (suffix.size() == 2 && suffix.back() == 'B') {
+    suffix.pop_back();
+  }
+  int shift = 0;
+  if (suffix.empty() || suffix == "B") {
+    shift = 0;
+  } else if (suffix == "K") {
+    shift = 10;
+  } else if (suffix == "M") {
+    shift = 20;
+  } else if (suffix == "G") {
+    shift = 30;
+  } else if (suffix == "T") {
+    shift = 40;
+  } else {
+    return bad();
+  }
+  if (shift != 0 && value > (UINT64_MAX >> shift)) return bad();
+  return value << shift;
+}
+
+void AddMkvolumeCommand(CLI::App& app) {
+  auto args = std::make_shared<MkvolumeArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "mkvolume",
+      "Write a synthetic SeaweedFS volume (<dir>/[<collection>_]<vid>.dat/.idx/.vif) with "
+      "deterministic content, as a volume server would");
+  cmd->add_option("--dir", args->dir, "Directory to write the volume into (created if missing)")
+      ->required();
+  cmd->add_option("--vid", args->vid, "Volume id")->required();
+  cmd->add_option("--needles", args->needles, "Number of needles to write")->required();
+  CLI::Option* size =
+      cmd->add_option("--size", args->size, "Fixed data size of every needle, e.g. 4K, 1M");
+  CLI::Option* min = cmd->add_option("--min", args->min_size, "Smallest data size (with --max)");
+  CLI::Option* max = cmd->add_option("--max", args->max_size, "Largest data size (with --min)");
+  size->excludes(min)->excludes(max);
+  min->needs(max);
+  max->needs(min);
+  cmd->add_option("--version", args->version, "Needle version")
+      ->check(CLI::IsMember({2, 3}))
+      ->capture_default_str();
+  cmd->add_option("--gzip-fraction", args->gzip_fraction,
+                  "Share of needles stored gzip-compressed (text-like data)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--delete-fraction", args->delete_fraction,
+                  "Share of needles deleted after writing")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd->add_option("--collection", args->collection, "Collection name (file prefix)");
+  cmd->add_option("--seed", args->seed, "Seed of the deterministic content")->capture_default_str();
+  cmd->add_flag("--legacy-crc", args->legacy_crc, "Store checksums in the pre-3.09 Value() form");
+  cmd->add_option("--offset-bytes", args->offset_bytes, ".idx offset width (5: large volumes)")
+      ->check(CLI::IsMember({4, 5}))
+      ->capture_default_str();
+  cmd->add_option("--fids", args->fids_file,
+                  "Write a manifest of every needle to FILE: fid, size, live|deleted, gzip|plain");
+  cmd->callback([args] { RunMkvolume(*args); });
+}
+
+}  // namespace swrdma::cli
