@@ -1,0 +1,125 @@
+#include "agent/exported_volume.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace swrdma::agent {
+
+std::string_view ExportModeName(ExportMode mode) {
+  switch (mode) {
+    case ExportMode::kMap:
+      return "map";
+    case ExportMode::kMapWritable:
+      return "map-writable";
+    case ExportMode::kCopy:
+      return "copy";
+  }
+  return "unknown";
+}
+
+Result<ExportMode> ParseExportMode(std::string_view name) {
+  for (auto m : {ExportMode::kMap, ExportMode::kMapWritable, ExportMode::kCopy}) {
+    if (ExportModeName(m) == name) return m;
+  }
+  return Error(Code::kInvalidArgument,
+               fmt::format("unknown export mode '{}': use map, map-writable or copy", name));
+}
+
+ExportedVolume::ExportedVolume(VolumeFiles files, SuperBlock sb, uint64_t index_generation,
+                               uint64_t generation, ExportMode mode, uint64_t size,
+                               std::optional<rdma::MappedFile> mapping, rdma::MemoryRegion region,
+                               RegionDescriptor descriptor)
+    : files_(std::move(files)),
+      superblock_(std::move(sb)),
+      index_generation_(index_generation),
+      generation_(generation),
+      mode_(mode),
+      size_(size),
+      mapping_(std::move(mapping)),
+      region_(std::move(region)),
+      descriptor_(std::move(descriptor)) {}
+
+namespace {
+
+// Reads the whole file into `dst` with pread (copy mode).
+Status ReadWhole(const std::filesystem::path& path, uint8_t* dst, uint64_t size) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Status(Code::kIOError, fmt::format("open {}: {}", path.string(), std::strerror(errno)));
+  }
+  uint64_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(fd, dst + done, size - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string why = n < 0 ? std::strerror(errno) : "file shrank while copying";
+      ::close(fd);
+      return Status(Code::kIOError, fmt::format("read {}: {}", path.string(), why));
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const ExportedVolume>> ExportedVolume::Create(
+    const rdma::UcxContext& context, const VolumeFiles& files, uint64_t index_generation,
+    uint64_t generation, ExportMode mode) {
+  const std::string what =
+      fmt::format("exporting volume {} ({})", files.volume_id, files.dat.string());
+  std::optional<rdma::MappedFile> mapping;
+  std::optional<rdma::MemoryRegion> region;
+  uint64_t size = 0;
+  if (mode == ExportMode::kCopy) {
+    std::error_code ec;
+    size = std::filesystem::file_size(files.dat, ec);
+    if (ec) return Error(Code::kIOError, fmt::format("{}: stat: {}", what, ec.message()));
+    auto r = rdma::MemoryRegion::Allocate(context, std::max<uint64_t>(size, 1),
+                                          rdma::RegionAccess::kRemoteRead);
+    if (!r) return Error(r.error().WithContext(what + ": allocating registered memory"));
+    SWRDMA_RETURN_IF_ERROR(
+        ReadWhole(files.dat, static_cast<uint8_t*>(r->address()), size).WithContext(what));
+    region.emplace(std::move(*r));
+  } else {
+    rdma::MapOptions mo;
+    mo.mode =
+        mode == ExportMode::kMapWritable ? rdma::MapMode::kReadWrite : rdma::MapMode::kReadOnly;
+    mo.advice = rdma::MapAdvice::kRandom;
+    auto m = rdma::MappedFile::Open(files.dat, mo);
+    if (!m) return Error(m.error().WithContext(what));
+    size = m->size();
+    if (size < kSuperBlockSize) {
+      return Error(Code::kCorruption,
+                   fmt::format("{}: file is {} bytes, shorter than a superblock", what, size));
+    }
+    auto r = rdma::MemoryRegion::Map(context, const_cast<std::byte*>(m->data()), size,
+                                     rdma::RegionAccess::kRemoteRead);
+    if (!r) {
+      return Error(r.error().WithContext(fmt::format(
+          "{}: registering the {} mapping failed; if the NIC refuses read-only file pages try "
+          "--export-mode map-writable or --export-mode copy (see docs)",
+          what, mode == ExportMode::kMap ? "read-only" : "writable")));
+    }
+    mapping.emplace(std::move(*m));
+    region.emplace(std::move(*r));
+  }
+  const auto* base = static_cast<const uint8_t*>(region->address());
+  auto sb = ParseSuperBlock(std::span<const uint8_t>(base, size));
+  if (!sb) return Error(sb.error().WithContext(what));
+
+  auto rkey = region->PackRkey();
+  if (!rkey) return Error(rkey.error().WithContext(what + ": packing the rkey"));
+  RegionDescriptor desc{0, reinterpret_cast<uint64_t>(region->address()), size, std::move(*rkey)};
+  return std::shared_ptr<const ExportedVolume>(
+      new ExportedVolume(files, std::move(*sb), index_generation, generation, mode, size,
+                         std::move(mapping), std::move(*region), std::move(desc)));
+}
+
+}  // namespace swrdma::agent

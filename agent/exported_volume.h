@@ -1,0 +1,84 @@
+// One volume's `.dat` as the agent exports it: mapped, registered with UCX, its rkey packed.
+//
+// The whole file is one registration (one region). UCX registers large ranges fine on every
+// transport here (tcp/shared memory do not pin); on InfiniBand a 32 GiB registration needs
+// `ulimit -l unlimited` (LimitMEMLOCK=infinity in the unit) or ODP, which UCX uses when the NIC
+// offers it. An ExportedVolume is immutable: a grown, truncated or vacuumed file is exported again
+// under a new generation, and the old one lives until its last reader (shared_ptr) lets go.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "index/superblock.h"
+#include "index/volume_files.h"
+#include "protocol/messages.h"
+#include "protocol/status.h"
+#include "rdma/mapped_file.h"
+#include "rdma/memory_region.h"
+#include "rdma/ucx_context.h"
+
+namespace swrdma::agent {
+
+// How the `.dat` bytes become registered memory.
+enum class ExportMode : uint8_t {
+  // Read-only shared file mapping, registered in place (default; zero copy; sees the volume
+  // server's appends as they happen).
+  kMap,
+  // Writable shared mapping: for NICs/drivers that refuse to register read-only pages. Risk: a
+  // peer holding the rkey could write into the volume file (UCX registers remote-writable on IB).
+  kMapWritable,
+  // Copy the file into UCX-allocated memory: works everywhere, costs RAM equal to the file and a
+  // copy at every (re-)export; appends need a re-export to be seen.
+  kCopy,
+};
+
+std::string_view ExportModeName(ExportMode mode);
+Result<ExportMode> ParseExportMode(std::string_view name);
+
+class ExportedVolume {
+ public:
+  // Maps and registers `files.dat` at its current size. `index_generation` names the index state
+  // the offsets served with this export come from; `generation` is the export's own id.
+  static Result<std::shared_ptr<const ExportedVolume>> Create(const rdma::UcxContext& context,
+                                                              const VolumeFiles& files,
+                                                              uint64_t index_generation,
+                                                              uint64_t generation, ExportMode mode);
+
+  uint32_t volume_id() const { return files_.volume_id; }
+  const VolumeFiles& files() const { return files_; }
+  const SuperBlock& superblock() const { return superblock_; }
+  NeedleVersion version() const { return superblock_.version; }
+  uint64_t generation() const { return generation_; }
+  uint64_t index_generation() const { return index_generation_; }
+  ExportMode mode() const { return mode_; }
+  // Bytes exported (the file size when it was exported).
+  uint64_t size() const { return size_; }
+  // The exported bytes as the agent's CPU sees them.
+  std::span<const uint8_t> bytes() const {
+    return {static_cast<const uint8_t*>(region_.address()), static_cast<size_t>(size_)};
+  }
+  // Remote address of file offset 0.
+  uint64_t base_address() const { return reinterpret_cast<uint64_t>(region_.address()); }
+  const RegionDescriptor& region_descriptor() const { return descriptor_; }
+
+ private:
+  ExportedVolume(VolumeFiles files, SuperBlock sb, uint64_t index_generation, uint64_t generation,
+                 ExportMode mode, uint64_t size, std::optional<rdma::MappedFile> mapping,
+                 rdma::MemoryRegion region, RegionDescriptor descriptor);
+
+  VolumeFiles files_;
+  SuperBlock superblock_;
+  uint64_t index_generation_;
+  uint64_t generation_;
+  ExportMode mode_;
+  uint64_t size_;
+  std::optional<rdma::MappedFile> mapping_;  // absent in copy mode
+  rdma::MemoryRegion region_;                // declared after mapping_: unregistered first
+  RegionDescriptor descriptor_;
+};
+
+}  // namespace swrdma::agent

@@ -1,0 +1,65 @@
+// The thread that owns the agent's UCX worker and keeps it progressing.
+//
+// Without RDMA hardware every one-sided get a client posts is emulated by UCX as a request the
+// target worker must answer, so this thread's progress loop IS the data path on tcp and shared
+// memory. On rc/dc NICs the NIC answers gets and the loop only handles connection events.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "protocol/status.h"
+#include "rdma/ucx_worker.h"
+
+namespace swrdma::agent {
+
+enum class ProgressMode : uint8_t {
+  kBusy,      // spin on ucp_worker_progress: lowest latency, one core at 100% always
+  kEvent,     // block on the worker's event fd between events: ~0% idle, +10-15 us per tcp get
+  kAdaptive,  // spin while there is traffic, block after `spin_idle` without any (default)
+};
+
+std::string_view ProgressModeName(ProgressMode m);
+Result<ProgressMode> ParseProgressMode(std::string_view name);
+
+struct ProgressOptions {
+  ProgressMode mode = ProgressMode::kAdaptive;
+  // kAdaptive: how long to keep spinning after the last event before blocking.
+  std::chrono::microseconds spin_idle{200};
+};
+
+class ProgressThread {
+ public:
+  // Takes the worker; from now on only this thread touches it. Event and adaptive modes need a
+  // context created with wakeup (kUnsupported otherwise).
+  static Result<std::unique_ptr<ProgressThread>> Start(rdma::UcxWorker worker,
+                                                       const ProgressOptions& options);
+  ~ProgressThread();  // Stop()
+  ProgressThread(const ProgressThread&) = delete;
+  ProgressThread& operator=(const ProgressThread&) = delete;
+
+  const std::vector<uint8_t>& worker_address() const { return address_; }
+  // Stops the loop and joins; the worker is destroyed on this thread's exit path.
+  void Stop();
+
+  uint64_t events() const { return events_.load(std::memory_order_relaxed); }
+  uint64_t sleeps() const { return sleeps_.load(std::memory_order_relaxed); }
+
+ private:
+  ProgressThread(rdma::UcxWorker worker, ProgressOptions options);
+  void Run();
+
+  rdma::UcxWorker worker_;
+  ProgressOptions options_;
+  std::vector<uint8_t> address_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> events_{0};
+  std::atomic<uint64_t> sleeps_{0};
+  std::thread thread_;
+};
+
+}  // namespace swrdma::agent

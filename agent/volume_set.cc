@@ -1,0 +1,242 @@
+#include "agent/volume_set.h"
+
+#include <chrono>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "protocol/byte_order.h"
+#include "protocol/file_id.h"
+#include "protocol/needle.h"
+
+namespace swrdma::agent {
+
+namespace {
+
+// Export generations start from the wall clock so that an agent restart never reuses one a
+// client may still hold.
+uint64_t InitialGeneration() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+LookupResult Answer(std::string_view fid, LookupStatus status, uint32_t vid, std::string error) {
+  LookupResult r;
+  r.fid = std::string(fid);
+  r.status = status;
+  r.volume_id = vid;
+  r.error = std::move(error);
+  return r;
+}
+
+}  // namespace
+
+VolumeSet::VolumeSet(NeedleIndex& index, const rdma::UcxContext& context, VolumeSetOptions options)
+    : index_(index),
+      context_(context),
+      options_(std::move(options)),
+      map_(std::make_shared<const VolumeMap>()),
+      next_generation_(InitialGeneration()) {}
+
+ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
+  std::lock_guard lock(scan_mu_);
+  ScanReport report;
+  auto old_map = map_.load();
+  auto next = std::make_shared<VolumeMap>();
+
+  std::vector<VolumeFiles> found;
+  for (const auto& dir : options_.dirs) {
+    auto d = DiscoverVolumes(dir);
+    if (!d) {
+      report.messages.push_back(d.error().ToString());
+      continue;
+    }
+    for (auto& w : d->warnings)
+      report.messages.push_back(fmt::format("{}: {}", dir.string(), w));
+    for (auto& v : d->volumes)
+      found.push_back(std::move(v));
+  }
+
+  for (const auto& files : found) {
+    if (next->volumes.contains(files.volume_id)) {
+      report.messages.push_back(fmt::format(
+          "volume {} found twice; serving {} and ignoring {}", files.volume_id,
+          next->volumes[files.volume_id].exported->files().dat.string(), files.dat.string()));
+      continue;
+    }
+    ++report.volumes;
+    if (progress)
+      progress(fmt::format("indexing volume {} ({})", files.volume_id, files.dat.string()));
+    SyncOptions so;
+    so.fallback_offset_width = options_.fallback_offset_width;
+    auto sync =
+        index_.SyncVolume(files, so, [&](std::string_view phase, uint64_t done, uint64_t total) {
+          if (progress && total > 0) {
+            progress(
+                fmt::format("volume {}: {} {}/{} entries", files.volume_id, phase, done, total));
+          }
+        });
+    if (!sync) {
+      ++report.failed;
+      report.messages.push_back(
+          sync.error().WithContext(fmt::format("indexing volume {}", files.volume_id)).ToString());
+      continue;
+    }
+    // Re-export when the file or its index changed; otherwise keep serving the same export.
+    auto old = old_map->volumes.find(files.volume_id);
+    const bool reuse = old != old_map->volumes.end() && sync->action == SyncAction::kUpToDate &&
+                       old->second.exported->index_generation() == sync->state.generation &&
+                       old->second.exported->files().dat == files.dat;
+    if (reuse) {
+      next->volumes[files.volume_id] = VolumeEntry{old->second.exported, sync->state};
+      continue;
+    }
+    auto exp = ExportedVolume::Create(context_, files, sync->state.generation,
+                                      next_generation_.fetch_add(1), options_.export_mode);
+    if (!exp) {
+      ++report.failed;
+      report.messages.push_back(exp.error().ToString());
+      continue;
+    }
+    ++report.exported;
+    next->volumes[files.volume_id] = VolumeEntry{std::move(*exp), sync->state};
+  }
+  for (const auto& [vid, entry] : old_map->volumes) {
+    if (!next->volumes.contains(vid)) {
+      ++report.removed;
+      report.messages.push_back(
+          fmt::format("volume {} is gone from disk; no longer exported", vid));
+      index_.DropVolume(vid).IgnoreError();
+    }
+  }
+  // Retire what the new map no longer serves (replaced or removed), free what outlived its grace.
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [vid, entry] : old_map->volumes) {
+    auto it = next->volumes.find(vid);
+    if (it == next->volumes.end() || it->second.exported != entry.exported) {
+      retired_.emplace_back(now, entry.exported);
+    }
+  }
+  std::erase_if(retired_, [&](const auto& r) { return now - r.first >= options_.retire_grace; });
+  report.retired = retired_.size();
+  map_.store(std::move(next));
+  return report;
+}
+
+ResolvedNeedle VolumeSet::Finish(std::string_view fid, const FileId& parsed, const VolumeMap& map,
+                                 const Result<NeedleLookup>& found) const {
+  ResolvedNeedle out;
+  const uint32_t vid = parsed.volume_id;
+  auto it = map.volumes.find(vid);
+  if (it == map.volumes.end()) {
+    out.result = Answer(fid, LookupStatus::kUnknownVolume, vid,
+                        fmt::format("volume {} is not exported by this agent", vid));
+    return out;
+  }
+  if (!found) {
+    out.result = Answer(fid, LookupStatus::kNotFound, vid,
+                        found.error().WithContext("index lookup failed").ToString());
+    return out;
+  }
+  switch (found->outcome) {
+    case LookupOutcome::kUnknownVolume:
+      out.result = Answer(fid, LookupStatus::kUnknownVolume, vid,
+                          fmt::format("volume {} is not indexed", vid));
+      return out;
+    case LookupOutcome::kUnknownNeedle:
+      out.result = Answer(fid, LookupStatus::kNotFound, vid, "no such needle");
+      return out;
+    case LookupOutcome::kDeleted:
+      out.result = Answer(fid, LookupStatus::kDeleted, vid, "needle was deleted");
+      return out;
+    case LookupOutcome::kFound:
+      break;
+  }
+  const auto& exp = it->second.exported;
+  const NeedleLocation& loc = found->location;
+  if (loc.generation != exp->index_generation()) {
+    // The index was rebuilt (vacuum) and the new file is not exported yet: the offset belongs to
+    // a file we do not serve. The client retries after the next scan.
+    out.result = Answer(fid, LookupStatus::kNotFound, vid,
+                        "volume is being re-exported after a rebuild; retry shortly");
+    return out;
+  }
+  const uint64_t length = NeedleRecordLength(loc.size, exp->version());
+  if (loc.offset < exp->superblock().data_start() || loc.offset + length > exp->size()) {
+    out.result = Answer(fid, LookupStatus::kNotFound, vid,
+                        fmt::format("record at {}+{} lies outside the exported {} bytes; retry "
+                                    "after the next scan",
+                                    loc.offset, length, exp->size()));
+    return out;
+  }
+  // The volume server answers a wrong cookie with 404; check it here so a guessed fid costs no
+  // RDMA read. The header is in exported (mapped) memory.
+  const uint8_t* header = exp->bytes().data() + loc.offset;
+  if (LoadBe64(header + 4) != parsed.needle_id || LoadBe32(header) != parsed.cookie) {
+    out.result = Answer(fid, LookupStatus::kNotFound, vid, "cookie mismatch");
+    return out;
+  }
+  out.result.fid = std::string(fid);
+  out.result.status = LookupStatus::kOk;
+  out.result.volume_id = vid;
+  out.result.generation = exp->generation();
+  out.result.address = exp->base_address() + loc.offset;
+  out.result.length = length;
+  out.result.size = loc.size;
+  out.exported = exp;
+  out.offset = loc.offset;
+  return out;
+}
+
+ResolvedNeedle VolumeSet::Resolve(std::string_view fid) const {
+  auto parsed = ParseFileId(fid);
+  if (!parsed) {
+    ResolvedNeedle out;
+    out.result = Answer(fid, LookupStatus::kBadFid, 0, parsed.error().message());
+    return out;
+  }
+  auto map = map_.load();
+  return Finish(fid, *parsed, *map, index_.Lookup(parsed->volume_id, parsed->needle_id));
+}
+
+LookupResponse VolumeSet::Lookup(const LookupRequest& request) const {
+  LookupResponse resp;
+  resp.results.resize(request.fids.size());
+  auto map = map_.load();
+  std::vector<NeedleKey> keys;
+  std::vector<std::pair<size_t, FileId>> pending;
+  for (size_t i = 0; i < request.fids.size(); ++i) {
+    auto parsed = ParseFileId(request.fids[i]);
+    if (!parsed) {
+      resp.results[i] = Answer(request.fids[i], LookupStatus::kBadFid, 0, parsed.error().message());
+      continue;
+    }
+    keys.push_back({parsed->volume_id, parsed->needle_id});
+    pending.emplace_back(i, *parsed);
+  }
+  auto many = index_.LookupMany(keys);
+  for (size_t k = 0; k < pending.size(); ++k) {
+    const auto& [i, fid] = pending[k];
+    Result<NeedleLookup> one = many ? Result<NeedleLookup>((*many)[k]) : Error(many.error());
+    resp.results[i] = Finish(request.fids[i], fid, *map, one).result;
+  }
+  return resp;
+}
+
+VolumeDescriptor Describe(const VolumeEntry& entry) {
+  const auto& e = *entry.exported;
+  VolumeDescriptor d;
+  d.volume_id = e.volume_id();
+  d.collection = e.files().collection;
+  d.version = static_cast<uint8_t>(e.version());
+  d.size = e.size();
+  d.live_needles = entry.state.live;
+  d.deleted_needles = entry.state.deleted;
+  d.compaction_revision = e.superblock().compaction_revision;
+  d.generation = e.generation();
+  d.regions.push_back(e.region_descriptor());
+  return d;
+}
+
+}  // namespace swrdma::agent

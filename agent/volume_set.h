@@ -1,0 +1,99 @@
+// The agent's exported volumes: discovery + index sync + export, and the lookups served from them.
+//
+// Readers (HTTP handlers on any thread) take an immutable snapshot with one atomic load; the
+// scanner builds a new snapshot and swaps it in. An ExportedVolume dropped from the snapshot stays
+// mapped until the last reader holding it lets go.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agent/exported_volume.h"
+#include "index/needle_index.h"
+#include "protocol/file_id.h"
+#include "protocol/messages.h"
+#include "rdma/ucx_context.h"
+
+namespace swrdma::agent {
+
+struct VolumeEntry {
+  std::shared_ptr<const ExportedVolume> exported;
+  VolumeState state;  // index state at export time (counts, revision)
+};
+
+struct VolumeMap {
+  std::map<uint32_t, VolumeEntry> volumes;
+};
+
+struct VolumeSetOptions {
+  std::vector<std::filesystem::path> dirs;
+  ExportMode export_mode = ExportMode::kMap;
+  OffsetWidth fallback_offset_width = OffsetWidth::k4;
+  // A replaced or removed export stays mapped and registered this long: clients that looked a
+  // needle up just before may still be reading it with the old rkey.
+  std::chrono::milliseconds retire_grace = std::chrono::seconds(10);
+};
+
+struct ScanReport {
+  size_t volumes = 0;
+  size_t exported = 0;                // newly (re-)exported in this scan
+  size_t removed = 0;                 // no longer on disk
+  size_t failed = 0;                  // could not be indexed or exported (logged, skipped)
+  size_t retired = 0;  // old exports still mapped for their grace period
+  std::vector<std::string> messages;  // warnings and failures, one line each
+};
+
+using ScanProgressFn = std::function<void(std::string_view what)>;
+
+// A found record, resolved to the exported bytes it lives in.
+struct ResolvedNeedle {
+  LookupResult result;                             // wire answer
+  std::shared_ptr<const ExportedVolume> exported;  // set when result.status == kOk
+  uint64_t offset = 0;                             // record offset in the file
+};
+
+class VolumeSet {
+ public:
+  VolumeSet(NeedleIndex& index, const rdma::UcxContext& context, VolumeSetOptions options);
+
+  // Discovers the volumes in every directory, syncs the index, exports new or changed ones and
+  // drops vanished ones. One failing volume is reported and skipped; the others go on.
+  ScanReport Scan(const ScanProgressFn& progress = {});
+
+  std::shared_ptr<const VolumeMap> snapshot() const { return map_.load(); }
+
+  // Resolves one fid string (bad_fid / unknown_volume / not_found / deleted / ok).
+  ResolvedNeedle Resolve(std::string_view fid) const;
+  // Batched: one index MultiGet for all well-formed fids.
+  LookupResponse Lookup(const LookupRequest& request) const;
+
+  const VolumeSetOptions& options() const { return options_; }
+
+ private:
+  ResolvedNeedle Finish(std::string_view fid, const FileId& parsed, const VolumeMap& map,
+                        const Result<NeedleLookup>& found) const;
+
+  NeedleIndex& index_;
+  const rdma::UcxContext& context_;
+  VolumeSetOptions options_;
+  std::mutex scan_mu_;
+  std::atomic<std::shared_ptr<const VolumeMap>> map_;
+  std::atomic<uint64_t> next_generation_;
+  // Guarded by scan_mu_.
+  std::vector<
+      std::pair<std::chrono::steady_clock::time_point, std::shared_ptr<const ExportedVolume>>>
+      retired_;
+};
+
+// Descriptor of an exported volume for /v1/volumes.
+VolumeDescriptor Describe(const VolumeEntry& entry);
+
+}  // namespace swrdma::agent

@@ -1,0 +1,328 @@
+// The whole read path in one process: generated and real SeaweedFS volumes -> agent (index, mapped
+// + registered .dat, progress thread, HTTP API) -> client (lookup, rkey, one-sided get, verify).
+// No mock anywhere: UCX over tcp loopback and over same-host shared memory.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include <gtest/gtest.h>
+
+#include "agent/agent_service.h"
+#include "agent/http_server.h"
+#include "agent/progress_thread.h"
+#include "agent/volume_set.h"
+#include "client/client.h"
+#include "index/idx_file.h"
+#include "index/needle_index.h"
+#include "index/superblock.h"
+#include "index/volume_generator.h"
+#include "protocol/file_id.h"
+#include "protocol/gzip.h"
+#include "protocol/needle.h"
+#include "rdma/ucx_context.h"
+#include "rdma/ucx_worker.h"
+#include "tests/test_util.h"
+
+namespace swrdma {
+namespace {
+
+namespace fs = std::filesystem;
+
+// An agent with everything wired as in swrdma-agent's main, on an ephemeral port.
+class InProcessAgent {
+ public:
+  explicit InProcessAgent(const std::vector<fs::path>& dirs, const fs::path& index_dir) {
+    rdma::UcxContextOptions co;
+    co.wakeup = true;
+    context_.emplace(std::move(*rdma::UcxContext::Create(co)));
+    auto worker = rdma::UcxWorker::Create(*context_);
+    EXPECT_TRUE(worker) << worker.error().ToString();
+    index_ = std::move(*NeedleIndex::Open(index_dir));
+    agent::VolumeSetOptions vo;
+    vo.dirs = dirs;
+    volumes_ = std::make_unique<agent::VolumeSet>(*index_, *context_, vo);
+    report_ = volumes_->Scan();
+    agent::ProgressOptions po;
+    po.mode = agent::ProgressMode::kAdaptive;
+    progress_ = std::move(*agent::ProgressThread::Start(std::move(*worker), po));
+    agent::ServiceOptions so;
+    so.agent_version = "test";
+    so.worker_address = progress_->worker_address();
+    so.transports = {"tcp", "posix", "sysv", "cma"};
+    service_ = std::make_unique<agent::AgentService>(*volumes_, so);
+    service_->SetReady(true);
+    agent::HttpServerOptions ho;
+    ho.listen = {"127.0.0.1:0"};
+    auto server = agent::HttpServer::Start(
+        ho, [this](const agent::HttpRequest& r) { return service_->Handle(r); });
+    EXPECT_TRUE(server) << server.error().ToString();
+    server_ = std::move(*server);
+  }
+  ~InProcessAgent() {
+    server_->Stop(std::chrono::seconds(2));
+    progress_->Stop();
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->ports()[0]); }
+  const agent::ScanReport& report() const { return report_; }
+  agent::VolumeSet& volumes() { return *volumes_; }
+
+ private:
+  std::optional<rdma::UcxContext> context_;
+  std::unique_ptr<NeedleIndex> index_;
+  std::unique_ptr<agent::VolumeSet> volumes_;
+  agent::ScanReport report_;
+  std::unique_ptr<agent::ProgressThread> progress_;
+  std::unique_ptr<agent::AgentService> service_;
+  std::unique_ptr<agent::HttpServer> server_;
+};
+
+struct Expected {
+  std::vector<uint8_t> data;  // decompressed
+  bool deleted = false;
+};
+
+GenerateReport Generate(const fs::path& dir, uint32_t vid, NeedleVersion v, uint64_t n,
+                        uint64_t min, uint64_t max, bool legacy, uint64_t seed,
+                        std::map<std::string, Expected>& expected) {
+  GenerateOptions o;
+  o.dir = dir;
+  o.volume_id = vid;
+  o.needles = n;
+  o.min_size = min;
+  o.max_size = max;
+  o.version = v;
+  o.gzip_fraction = 0.3;
+  o.delete_fraction = 0.1;
+  o.legacy_crc = legacy;
+  o.seed = seed;
+  auto r = GenerateVolume(o, {});
+  EXPECT_TRUE(r) << r.error().ToString();
+  for (const auto& nd : r->needles) {
+    expected[FormatFileId(nd.fid)] = {
+        GeneratedNeedleData(seed, nd.fid.needle_id, nd.size, nd.gzipped), nd.deleted};
+  }
+  return *r;
+}
+
+class ReadPathTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  client::ClientOptions ClientFor(const InProcessAgent& agent) {
+    client::ClientOptions o;
+    o.agent_url = agent.url();
+    o.transports = GetParam();
+    o.timeout = std::chrono::seconds(10);
+    return o;
+  }
+};
+
+TEST_P(ReadPathTest, EveryGeneratedNeedleReadsBackVerified) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "vols");
+  std::map<std::string, Expected> expected;
+  Generate(tmp / "vols", 3, NeedleVersion::kV3, 400, 1, 64 * 1024, false, 11, expected);
+  Generate(tmp / "vols", 4, NeedleVersion::kV2, 60, 1, 5 << 20, true, 12, expected);  // > 4 MiB
+  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  ASSERT_EQ(agent.report().exported, 2u) << agent.report().messages.size();
+
+  auto c = client::Client::Connect(ClientFor(agent));
+  ASSERT_TRUE(c) << c.error().ToString();
+  auto transports = (*c)->Transports();
+  ASSERT_TRUE(transports);
+  ASSERT_FALSE(transports->empty());
+  if (GetParam() == "tcp") {
+    EXPECT_EQ(*transports, std::vector<std::string>{"tcp"});
+  } else {
+    for (const auto& t : *transports)
+      EXPECT_NE(t, "tcp") << "shared-memory client fell back";
+  }
+
+  std::vector<std::string> fids;
+  for (const auto& [fid, e] : expected)
+    fids.push_back(fid);
+  auto results = (*c)->ReadMany(fids);
+  ASSERT_EQ(results.size(), fids.size());
+  size_t live = 0;
+  for (size_t i = 0; i < fids.size(); ++i) {
+    const Expected& e = expected[fids[i]];
+    if (e.deleted) {
+      ASSERT_FALSE(results[i]) << fids[i];
+      EXPECT_EQ(results[i].error().code(), Code::kDeleted) << results[i].error().ToString();
+      continue;
+    }
+    ASSERT_TRUE(results[i]) << fids[i] << ": " << results[i].error().ToString();
+    EXPECT_EQ(results[i]->via, "rdma");
+    EXPECT_EQ(results[i]->data, e.data) << fids[i];
+    ++live;
+  }
+  EXPECT_GT(live, 400u);
+  // Single reads, and a raw (still compressed) read of a gzip needle.
+  for (size_t i = 0; i < 20; ++i) {
+    const auto& e = expected[fids[i]];
+    auto one = (*c)->Read(fids[i]);
+    EXPECT_EQ(one.has_value(), !e.deleted) << fids[i];
+    if (one) {
+      EXPECT_EQ(one->data, e.data);
+    }
+    if (one && one->stored_gzipped) {
+      auto raw = (*c)->Read(fids[i], {.decompress = false});
+      ASSERT_TRUE(raw);
+      EXPECT_EQ(*Gunzip(raw->data), e.data);
+    }
+  }
+  // The second pass was served from the lookup cache.
+  EXPECT_GT((*c)->stats().lookup_cache_hits, 0u);
+  EXPECT_EQ((*c)->stats().crc_failures, 0u);
+}
+
+TEST_P(ReadPathTest, LookupFailuresAreTypedErrors) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "vols");
+  std::map<std::string, Expected> expected;
+  Generate(tmp / "vols", 5, NeedleVersion::kV3, 20, 100, 200, false, 5, expected);
+  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  auto c = client::Client::Connect(ClientFor(agent));
+  ASSERT_TRUE(c) << c.error().ToString();
+  const std::string live = std::find_if(expected.begin(), expected.end(), [](auto& kv) {
+                             return !kv.second.deleted;
+                           })->first;
+  auto fid = *ParseFileId(live);
+  struct Case {
+    std::string fid;
+    Code code;
+  } cases[] = {
+      {"5,zz", Code::kInvalidArgument},
+      {"nonsense", Code::kInvalidArgument},
+      {FormatFileId({99, fid.needle_id, fid.cookie}), Code::kUnknownVolume},
+      {FormatFileId({5, 999999, fid.cookie}), Code::kNotFound},
+      {FormatFileId({5, fid.needle_id, fid.cookie ^ 1}), Code::kNotFound},  // wrong cookie
+  };
+  for (const auto& cs : cases) {
+    auto r = (*c)->Read(cs.fid);
+    ASSERT_FALSE(r) << cs.fid;
+    EXPECT_EQ(r.error().code(), cs.code) << cs.fid << ": " << r.error().ToString();
+    EXPECT_NE(r.error().message().find(cs.fid), std::string::npos) << r.error().message();
+  }
+  EXPECT_TRUE((*c)->Read(live));
+}
+
+TEST_P(ReadPathTest, CorruptedDataFailsTheCrcAndOthersStillRead) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "vols");
+  std::map<std::string, Expected> expected;
+  auto report = Generate(tmp / "vols", 6, NeedleVersion::kV3, 50, 1000, 4000, false, 6, expected);
+  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  auto c = client::Client::Connect(ClientFor(agent));
+  ASSERT_TRUE(c) << c.error().ToString();
+
+  const GeneratedNeedle* victim = nullptr;
+  for (const auto& n : report.needles) {
+    if (!n.deleted && !n.gzipped) {
+      victim = &n;
+      break;
+    }
+  }
+  ASSERT_NE(victim, nullptr);
+  // Flip a data byte in the file on disk; the agent's shared mapping sees it at once.
+  const int fd = ::open(report.dat.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const off_t at = static_cast<off_t>(victim->offset + kNeedleHeaderSize + 4 + 7);
+  uint8_t b = 0;
+  ASSERT_EQ(::pread(fd, &b, 1, at), 1);
+  b ^= 0x5a;
+  ASSERT_EQ(::pwrite(fd, &b, 1, at), 1);
+  ::close(fd);
+
+  const std::string bad = FormatFileId(victim->fid);
+  auto r = (*c)->Read(bad);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Code::kChecksumMismatch);
+  EXPECT_NE(r.error().message().find("CRC"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find(bad), std::string::npos) << r.error().message();
+  EXPECT_GE((*c)->stats().retries, 1u);
+  for (const auto& [fid, e] : expected) {
+    if (e.deleted || fid == bad) continue;
+    auto ok = (*c)->Read(fid);
+    ASSERT_TRUE(ok) << fid << ": " << ok.error().ToString();
+    EXPECT_EQ(ok->data, e.data);
+  }
+}
+
+TEST_P(ReadPathTest, RealSeaweedFsFixturesReadBack) {
+  SWRDMA_REQUIRE_FIXTURES(fixtures);
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "vols");
+  // Served as volumes 1 (ec_1) and 7 (healthy_volume, whose id is not in its name).
+  fs::create_symlink(fixtures / "ec_1.dat", tmp / "vols/1.dat");
+  fs::create_symlink(fixtures / "ec_1.idx", tmp / "vols/1.idx");
+  fs::create_symlink(fixtures / "healthy_volume.dat", tmp / "vols/7.dat");
+  fs::create_symlink(fixtures / "healthy_volume.idx", tmp / "vols/7.idx");
+  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  ASSERT_EQ(agent.report().exported, 2u);
+  auto c = client::Client::Connect(ClientFor(agent));
+  ASSERT_TRUE(c) << c.error().ToString();
+
+  size_t live = 0, deleted = 0, legacy = 0;
+  for (uint32_t vid : {1u, 7u}) {
+    // Expected bytes decoded straight from the .dat, through the replayed .idx.
+    const fs::path dat = tmp / "vols" / (std::to_string(vid) + ".dat");
+    const fs::path idx = tmp / "vols" / (std::to_string(vid) + ".idx");
+    auto mapping = rdma::MappedFile::Open(dat);
+    ASSERT_TRUE(mapping);
+    std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(mapping->data()),
+                                   mapping->size());
+    auto sb = ParseSuperBlock(bytes);
+    ASSERT_TRUE(sb);
+    std::map<uint64_t, IdxEntry> last;
+    ASSERT_TRUE(
+        ScanIdxFile(idx, OffsetWidth::k4, 0, [&](const IdxEntry& e) { last[e.needle_id] = e; }));
+    std::vector<std::string> fids;
+    std::vector<std::vector<uint8_t>> want;
+    std::vector<bool> is_deleted;
+    for (const auto& [id, e] : last) {
+      if (e.is_deletion()) {
+        // A deleted needle's cookie comes from its tombstone record.
+        auto h = ParseNeedleHeader(bytes.subspan(e.offset));
+        ASSERT_TRUE(h);
+        fids.push_back(FormatFileId({vid, id, h->cookie}));
+        want.emplace_back();
+        is_deleted.push_back(true);
+        continue;
+      }
+      auto rec = ParseNeedleRecord(bytes.subspan(e.offset), sb->version);
+      ASSERT_TRUE(rec);
+      fids.push_back(FormatFileId({vid, id, rec->header.cookie}));
+      want.push_back(rec->is_gzipped() ? *Gunzip(rec->data)
+                                       : std::vector<uint8_t>(rec->data.begin(), rec->data.end()));
+      is_deleted.push_back(false);
+    }
+    auto results = (*c)->ReadMany(fids);
+    for (size_t i = 0; i < fids.size(); ++i) {
+      if (is_deleted[i]) {
+        ASSERT_FALSE(results[i]) << fids[i];
+        EXPECT_EQ(results[i].error().code(), Code::kDeleted);
+        ++deleted;
+        continue;
+      }
+      ASSERT_TRUE(results[i]) << fids[i] << ": " << results[i].error().ToString();
+      EXPECT_EQ(results[i]->data, want[i]) << fids[i];
+      if (results[i]->crc_form == CrcForm::kLegacy) ++legacy;
+      ++live;
+    }
+  }
+  EXPECT_EQ(live, 298u + 7u);
+  EXPECT_EQ(deleted, 10u);
+  EXPECT_EQ(legacy, 298u);  // every ec_1 checksum is the legacy Value() form
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, ReadPathTest,
+                         ::testing::Values(std::string("tcp"), std::string("posix,sysv,cma")),
+                         [](const auto& info) {
+                           return info.param == "tcp" ? std::string("tcp") : std::string("shm");
+                         });
+
+}  // namespace
+}  // namespace swrdma
