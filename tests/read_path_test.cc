@@ -18,7 +18,9 @@
 #include "index/idx_file.h"
 #include "index/needle_index.h"
 #include "index/superblock.h"
+#include "index/volume_files.h"
 #include "index/volume_generator.h"
+#include "index/volume_writer.h"
 #include "protocol/file_id.h"
 #include "protocol/gzip.h"
 #include "protocol/needle.h"
@@ -34,7 +36,8 @@ namespace fs = std::filesystem;
 // An agent with everything wired as in swrdma-agent's main, on an ephemeral port.
 class InProcessAgent {
  public:
-  explicit InProcessAgent(const std::vector<fs::path>& dirs, const fs::path& index_dir) {
+  explicit InProcessAgent(const std::vector<fs::path>& dirs, const fs::path& index_dir,
+                          agent::ExportMode mode = agent::ExportMode::kMap) {
     rdma::UcxContextOptions co;
     co.wakeup = true;
     context_.emplace(std::move(*rdma::UcxContext::Create(co)));
@@ -43,6 +46,7 @@ class InProcessAgent {
     index_ = std::move(*NeedleIndex::Open(index_dir));
     agent::VolumeSetOptions vo;
     vo.dirs = dirs;
+    vo.export_mode = mode;
     volumes_ = std::make_unique<agent::VolumeSet>(*index_, *context_, vo);
     report_ = volumes_->Scan();
     agent::ProgressOptions po;
@@ -316,6 +320,75 @@ TEST_P(ReadPathTest, RealSeaweedFsFixturesReadBack) {
   EXPECT_EQ(live, 298u + 7u);
   EXPECT_EQ(deleted, 10u);
   EXPECT_EQ(legacy, 298u);  // every ec_1 checksum is the legacy Value() form
+}
+
+TEST_P(ReadPathTest, CopyExportModeServesTheSameBytes) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "vols");
+  std::map<std::string, Expected> expected;
+  Generate(tmp / "vols", 8, NeedleVersion::kV3, 80, 1, 100000, false, 8, expected);
+  InProcessAgent agent({tmp / "vols"}, tmp / "index", agent::ExportMode::kCopy);
+  ASSERT_EQ(agent.report().exported, 1u);
+  auto c = client::Client::Connect(ClientFor(agent));
+  ASSERT_TRUE(c) << c.error().ToString();
+  std::vector<std::string> fids;
+  for (const auto& [fid, e] : expected) {
+    if (!e.deleted) fids.push_back(fid);
+  }
+  auto results = (*c)->ReadMany(fids);
+  for (size_t i = 0; i < fids.size(); ++i) {
+    ASSERT_TRUE(results[i]) << results[i].error().ToString();
+    EXPECT_EQ(results[i]->data, expected[fids[i]].data);
+  }
+}
+
+// Volumes past 32 GiB need 5-byte .idx offsets; the whole (sparse) file is one registration and
+// needles beyond 32 GiB are read one-sidedly like any other.
+TEST_P(ReadPathTest, NeedlesBeyond32GiBInAFiveByteOffsetVolume) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "vols");
+  VolumeWriterOptions wo;
+  wo.dir = tmp / "vols";
+  wo.volume_id = 9;
+  wo.offset_width = OffsetWidth::k5;
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> written;
+  auto append = [&](VolumeWriter& w, uint64_t id, size_t size) {
+    auto data = GeneratedNeedleData(9, id, size, false);
+    NeedleSpec spec;
+    spec.id = id;
+    spec.cookie = static_cast<uint32_t>(0x1000 + id);
+    spec.data = data;
+    auto e = w.Append(spec);
+    ASSERT_TRUE(e) << e.error().ToString();
+    written.emplace_back(FormatFileId({9, id, spec.cookie}), std::move(data));
+  };
+  {
+    auto w = VolumeWriter::Create(wo);
+    ASSERT_TRUE(w) << w.error().ToString();
+    append(*w, 1, 4096);
+    append(*w, 2, 100);
+  }
+  // Leave a 40 GiB hole, as if the volume had grown that far, then keep appending.
+  const fs::path dat = tmp / "vols/9.dat";
+  fs::resize_file(dat, uint64_t{40} << 30);
+  {
+    auto files = DiscoverVolumes(tmp / "vols");
+    ASSERT_TRUE(files);
+    ASSERT_EQ(files->volumes.size(), 1u);
+    auto w = VolumeWriter::Open(files->volumes[0]);
+    ASSERT_TRUE(w) << w.error().ToString();
+    append(*w, 3, 4096);
+    append(*w, 4, 300000);
+  }
+  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  ASSERT_EQ(agent.report().exported, 1u);
+  auto c = client::Client::Connect(ClientFor(agent));
+  ASSERT_TRUE(c) << c.error().ToString();
+  for (const auto& [fid, data] : written) {
+    auto r = (*c)->Read(fid);
+    ASSERT_TRUE(r) << fid << ": " << r.error().ToString();
+    EXPECT_EQ(r->data, data) << fid;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, ReadPathTest,
