@@ -391,6 +391,40 @@ TEST_P(ReadPathTest, NeedlesBeyond32GiBInAFiveByteOffsetVolume) {
   }
 }
 
+// A client whose UCX cannot reach the agent (a transport this host lacks) fails clearly, or with
+// --fallback http reads over the agent's HTTP GET and says so.
+TEST(ReadPathFallback, HttpFallbackIsExplicitAndReported) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "vols");
+  std::map<std::string, Expected> expected;
+  Generate(tmp / "vols", 10, NeedleVersion::kV3, 30, 1, 20000, false, 10, expected);
+  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  client::ClientOptions o;
+  o.agent_url = agent.url();
+  o.transports = "rc";  // no InfiniBand here
+  o.timeout = std::chrono::seconds(5);
+  auto strict = client::Client::Connect(o);
+  ASSERT_FALSE(strict);
+  EXPECT_NE(strict.error().message().find("--fallback http"), std::string::npos)
+      << strict.error().ToString();
+
+  o.fallback = client::FallbackMode::kHttp;
+  auto c = client::Client::Connect(o);
+  ASSERT_TRUE(c) << c.error().ToString();
+  for (const auto& [fid, e] : expected) {
+    auto r = (*c)->Read(fid);
+    if (e.deleted) {
+      ASSERT_FALSE(r);
+      EXPECT_EQ(r.error().code(), Code::kDeleted);  // the lookup already says so
+      continue;
+    }
+    ASSERT_TRUE(r) << fid << ": " << r.error().ToString();
+    EXPECT_EQ(r->via, "http");
+    EXPECT_EQ(r->data, e.data);
+  }
+  EXPECT_GT((*c)->stats().http_fallbacks, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, ReadPathTest,
                          ::testing::Values(std::string("tcp"), std::string("posix,sysv,cma")),
                          [](const auto& info) {
