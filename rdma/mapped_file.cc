@@ -1,5 +1,7 @@
 #include "rdma/mapped_file.h"
 
+#include "rdma/fault_guard.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -67,11 +69,27 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path, const Map
   }
   if (length == 0) return MappedFile(path, options.mode, nullptr, 0);
 
+  if (options.reserve > 0 && !options.guard) {
+    return Error(
+        Code::kInvalidArgument,
+        fmt::format("mapping {}: a reserve past end of file needs the fault guard", path.string()));
+  }
+  if (options.guard) SWRDMA_RETURN_IF_ERROR(FaultGuard::Install());
+  const uint64_t mapped_length = length + options.reserve;
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
   int flags = MAP_SHARED | (options.populate ? MAP_POPULATE : 0);
-  void* data = ::mmap(nullptr, length, prot, flags, file.fd, 0);
+  void* data = ::mmap(nullptr, mapped_length, prot, flags, file.fd, 0);
   if (data == MAP_FAILED) return Error(ErrnoStatus(errno, path, "mmap"));
   MappedFile mapped(path, options.mode, static_cast<std::byte*>(data), length);
+  mapped.mapped_length_ = mapped_length;
+  mapped.tombstone_ = options.tombstone_on_release;
+  if (options.guard) {
+    mapped.guard_slot_ = FaultGuard::Guard(data, mapped_length);
+    if (mapped.guard_slot_ < 0) {
+      return Error(Code::kResourceExhausted,
+                   fmt::format("mapping {}: every fault-guard slot is taken", path.string()));
+    }
+  }
   if (options.advice != MapAdvice::kNormal) {
     SWRDMA_RETURN_IF_ERROR(mapped.Advise(options.advice));
   }
@@ -82,7 +100,10 @@ MappedFile::MappedFile(MappedFile&& other) noexcept
     : path_(std::move(other.path_)),
       mode_(other.mode_),
       data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
+      size_(std::exchange(other.size_, 0)),
+      mapped_length_(std::exchange(other.mapped_length_, 0)),
+      guard_slot_(std::exchange(other.guard_slot_, -1)),
+      tombstone_(other.tombstone_) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   if (this != &other) {
@@ -91,6 +112,9 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     mode_ = other.mode_;
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    mapped_length_ = std::exchange(other.mapped_length_, 0);
+    guard_slot_ = std::exchange(other.guard_slot_, -1);
+    tombstone_ = other.tombstone_;
   }
   return *this;
 }
@@ -100,9 +124,22 @@ MappedFile::~MappedFile() {
 }
 
 void MappedFile::Unmap() {
-  if (data_ != nullptr) ::munmap(data_, size_);
+  if (data_ != nullptr) {
+    // A tombstone keeps the range reserved (zeros) and stays guarded by nothing: reading it can no
+    // longer fault. Failing that, the range is unmapped.
+    if (!tombstone_ || !FaultGuard::Tombstone(data_, mapped_length_).ok()) {
+      ::munmap(data_, mapped_length_);
+    }
+  }
+  FaultGuard::Unguard(guard_slot_);
+  guard_slot_ = -1;
   data_ = nullptr;
   size_ = 0;
+  mapped_length_ = 0;
+}
+
+bool MappedFile::TakeFaulted() const {
+  return FaultGuard::TakeFaulted(guard_slot_);
 }
 
 Status MappedFile::Advise(MapAdvice advice, uint64_t offset, std::optional<uint64_t> length) const {

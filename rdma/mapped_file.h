@@ -27,6 +27,16 @@ struct MapOptions {
   std::optional<uint64_t> length;
   MapAdvice advice = MapAdvice::kNormal;  // applied with madvise right after mapping
   bool populate = false;                  // MAP_POPULATE: fault every page in up front
+  // Extra address space mapped past the mapped length, for a file that grows (appends become
+  // visible in place, no re-mapping). Pages past end of file fault when touched, so this needs
+  // `guard` (see fault_guard.h).
+  uint64_t reserve = 0;
+  // Registers the mapping with FaultGuard: a SIGBUS/SIGSEGV inside it (file truncated, address past
+  // end of file) is patched with a zero page instead of killing the process; faulted() reports it.
+  bool guard = false;
+  // On release, replace the pages by a zero mapping (FaultGuard::Tombstone) instead of unmapping,
+  // so late readers of the address range read zeros. The file itself is released either way.
+  bool tombstone_on_release = false;
 };
 
 class MappedFile {
@@ -47,7 +57,12 @@ class MappedFile {
   const std::byte* data() const { return data_; }
   // nullptr for a read-only mapping.
   std::byte* mutable_data() const { return mode_ == MapMode::kReadWrite ? data_ : nullptr; }
+  // Bytes of the file mapped (its size at Open, or options.length).
   uint64_t size() const { return size_; }
+  // Address space mapped: size() plus the reserve.
+  uint64_t mapped_length() const { return mapped_length_; }
+  // True (once) if a fault in this mapping was patched since the last call (needs `guard`).
+  bool TakeFaulted() const;
   std::span<const std::byte> bytes() const { return {data_, static_cast<size_t>(size_)}; }
 
   // madvise over [offset, offset + length) (to the end when length is unset). The range is
@@ -56,13 +71,16 @@ class MappedFile {
 
  private:
   MappedFile(std::filesystem::path path, MapMode mode, std::byte* data, uint64_t size)
-      : path_(std::move(path)), mode_(mode), data_(data), size_(size) {}
+      : path_(std::move(path)), mode_(mode), data_(data), size_(size), mapped_length_(size) {}
   void Unmap();
 
   std::filesystem::path path_;
   MapMode mode_ = MapMode::kReadOnly;
   std::byte* data_ = nullptr;
   uint64_t size_ = 0;
+  uint64_t mapped_length_ = 0;
+  int guard_slot_ = -1;
+  bool tombstone_ = false;
 };
 
 }  // namespace swrdma::rdma

@@ -1,0 +1,157 @@
+#include "rdma/fault_guard.h"
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace swrdma::rdma {
+namespace {
+
+constexpr int kSlots = 4096;
+
+// Read from the signal handler: plain atomics only.
+struct Slot {
+  std::atomic<uintptr_t> begin{0};
+  std::atomic<uintptr_t> end{0};  // 0: free
+  std::atomic<bool> faulted{false};
+};
+std::array<Slot, kSlots> g_slots;
+std::atomic<uint64_t> g_patched{0};
+std::mutex g_mu;  // Guard/Unguard/tombstones, never taken by the handler
+
+struct sigaction g_prev_bus {};
+struct sigaction g_prev_segv {};
+std::once_flag g_install_once;
+Status g_install_status;
+
+struct TombstoneRange {
+  std::chrono::steady_clock::time_point since;
+  void* base;
+  size_t length;
+};
+std::vector<TombstoneRange> g_tombstones;  // guarded by g_mu
+
+void Chain(const struct sigaction& prev, int sig, siginfo_t* info, void* ctx) {
+  if (prev.sa_flags & SA_SIGINFO) {
+    if (prev.sa_sigaction) {
+      prev.sa_sigaction(sig, info, ctx);
+      return;
+    }
+  } else if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+    prev.sa_handler(sig);
+    return;
+  }
+  // Default action: restore it and return; the faulting instruction runs again and the kernel
+  // delivers the signal with its default effect (core dump).
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, nullptr);
+}
+
+void OnFault(int sig, siginfo_t* info, void* ctx) {
+  const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  for (auto& s : g_slots) {
+    const uintptr_t end = s.end.load(std::memory_order_acquire);
+    if (end == 0 || addr >= end || addr < s.begin.load(std::memory_order_relaxed)) continue;
+    const uintptr_t page = addr & ~(static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) - 1);
+    void* p = mmap(reinterpret_cast<void*>(page), static_cast<size_t>(sysconf(_SC_PAGESIZE)),
+                   PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) break;  // cannot patch: fall through to the previous handler
+    s.faulted.store(true, std::memory_order_release);
+    g_patched.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  Chain(sig == SIGBUS ? g_prev_bus : g_prev_segv, sig, info, ctx);
+}
+
+}  // namespace
+
+Status FaultGuard::Install() {
+  std::call_once(g_install_once, [] {
+    struct sigaction sa {};
+    sa.sa_sigaction = OnFault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGBUS, &sa, &g_prev_bus) != 0 || sigaction(SIGSEGV, &sa, &g_prev_segv) != 0) {
+      g_install_status =
+          Status(Code::kInternal,
+                 fmt::format("installing the SIGBUS/SIGSEGV guard: {}", std::strerror(errno)));
+    }
+  });
+  return g_install_status;
+}
+
+int FaultGuard::Guard(const void* base, size_t length) {
+  if (length == 0) return -1;
+  std::lock_guard lock(g_mu);
+  for (int i = 0; i < kSlots; ++i) {
+    Slot& s = g_slots[i];
+    if (s.end.load(std::memory_order_relaxed) != 0) continue;
+    s.faulted.store(false, std::memory_order_relaxed);
+    s.begin.store(reinterpret_cast<uintptr_t>(base), std::memory_order_relaxed);
+    s.end.store(reinterpret_cast<uintptr_t>(base) + length, std::memory_order_release);
+    return i;
+  }
+  return -1;
+}
+
+void FaultGuard::Unguard(int slot) {
+  if (slot < 0 || slot >= kSlots) return;
+  std::lock_guard lock(g_mu);
+  g_slots[slot].end.store(0, std::memory_order_release);
+  g_slots[slot].begin.store(0, std::memory_order_relaxed);
+}
+
+bool FaultGuard::TakeFaulted(int slot) {
+  if (slot < 0 || slot >= kSlots) return false;
+  return g_slots[slot].faulted.exchange(false, std::memory_order_acq_rel);
+}
+
+uint64_t FaultGuard::patched_faults() {
+  return g_patched.load(std::memory_order_relaxed);
+}
+
+Status FaultGuard::Tombstone(void* base, size_t length) {
+  if (base == nullptr || length == 0) return Status::Ok();
+  void* p =
+      mmap(base, length, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    ::munmap(base, length);
+    return Status(Code::kIOError,
+                  fmt::format("replacing a retired mapping by zeros: {}", std::strerror(err)));
+  }
+  std::lock_guard lock(g_mu);
+  g_tombstones.push_back({std::chrono::steady_clock::now(), base, length});
+  return Status::Ok();
+}
+
+size_t FaultGuard::ReleaseTombstones(std::chrono::steady_clock::duration horizon) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(g_mu);
+  size_t released = 0;
+  std::erase_if(g_tombstones, [&](const TombstoneRange& t) {
+    if (now - t.since < horizon) return false;
+    ::munmap(t.base, t.length);
+    ++released;
+    return true;
+  });
+  return released;
+}
+
+size_t FaultGuard::tombstones() {
+  std::lock_guard lock(g_mu);
+  return g_tombstones.size();
+}
+
+}  // namespace swrdma::rdma
