@@ -65,9 +65,18 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
          "Seconds a replaced export stays mapped so in-flight reads finish")
       ->check(CLI::Range(0, 3600))
       ->default_str("10");
+  app.add_option_function<uint64_t>(
+         "--growth-reserve-mb", [&c](uint64_t mb) { c.growth_reserve = mb << 20; },
+         "MiB mapped and registered past the end of each volume file, so appends are served "
+         "without re-exporting")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 20))
+      ->default_str("1024");
   app.add_option("--log-level", c.log_level, "trace|debug|info|warn|error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_flag("--supervise,!--no-supervise", c.supervise,
+               "Run the agent in a child process that is restarted if it crashes (default on; "
+               "see docs/read-path.md on UCX aborts with emulated RMA)");
   app.add_flag("--list-devices", c.list_devices,
                "Print RDMA devices and UCX transports, then exit");
 }

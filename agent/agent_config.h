@@ -34,8 +34,11 @@ struct AgentConfig {
   size_t max_lookup_batch = 10'000;
   std::chrono::seconds rescan_interval{5};
   std::chrono::seconds retire_grace{10};  // old exports stay mapped this long after replacement
+  uint64_t growth_reserve = uint64_t{1} << 30;  // registered past end of file for appends
   std::string log_level = "info";
-  bool list_devices = false;  // print RDMA devices and exit
+  bool list_devices = false;    // print RDMA devices and exit
+  bool supervise = true;        // run the agent in a child process restarted if it crashes
+  std::vector<int> listen_fds;  // bound by the supervisor, one per `http` entry (not a flag)
 };
 
 // Declares every flag on `app`, bound to `config`. Validation of values happens in the

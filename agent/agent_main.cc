@@ -11,9 +11,12 @@
 #include "agent/agent_config.h"
 #include "agent/agent_service.h"
 #include "agent/http_server.h"
+#include "agent/http_util.h"
 #include "agent/progress_thread.h"
 #include "agent/shutdown_signal.h"
+#include "agent/supervisor.h"
 #include "agent/volume_set.h"
+#include "agent/volume_watcher.h"
 #include "index/needle_index.h"
 #include "rdma/devices.h"
 #include "rdma/ucx_context.h"
@@ -85,13 +88,14 @@ int Run(const AgentConfig& config) {
   }
 
   std::vector<std::string> dirs;
-  for (const auto& d : config.dirs) dirs.push_back(d.string());
+  for (const auto& d : config.dirs)
+    dirs.push_back(d.string());
   spdlog::info(
       "swrdma-agent {} starting: dirs={} index={} http={} transports={} progress={} "
       "export={}",
-      SWRDMA_VERSION, fmt::join(dirs, ","), config.index_dir.string(),
-      fmt::join(config.http, ","), config.transports.value_or("(UCX default)"),
-      ProgressModeName(config.progress_mode), ExportModeName(config.export_mode));
+      SWRDMA_VERSION, fmt::join(dirs, ","), config.index_dir.string(), fmt::join(config.http, ","),
+      config.transports.value_or("(UCX default)"), ProgressModeName(config.progress_mode),
+      ExportModeName(config.export_mode));
   auto discovery = rdma::DiscoverRdmaDevices();
   for (const auto& m : discovery.messages)
     spdlog::info("{}", m);
@@ -145,6 +149,7 @@ int Run(const AgentConfig& config) {
   vo.export_mode = config.export_mode;
   vo.fallback_offset_width = config.offset_width;
   vo.retire_grace = config.retire_grace;
+  vo.growth_reserve = config.growth_reserve;
   VolumeSet volumes(**index, *context, vo);
   LogScan(volumes.Scan([](std::string_view what) { spdlog::info("{}", what); }));
   spdlog::info("exporting {} volumes", volumes.snapshot()->volumes.size());
@@ -168,6 +173,7 @@ int Run(const AgentConfig& config) {
   ho.listen = config.http;
   ho.threads = config.http_threads;
   ho.max_connections = config.max_connections;
+  ho.listen_fds = config.listen_fds;
   auto server =
       HttpServer::Start(ho, [&service](const HttpRequest& r) { return service.Handle(r); });
   if (!server) {
@@ -179,14 +185,24 @@ int Run(const AgentConfig& config) {
   }
   service.SetReady(true);
 
+  WatcherOptions wo;
+  wo.rescan_interval = config.rescan_interval;
+  wo.on_scan = LogScan;
+  auto watcher = VolumeWatcher::Start(volumes, wo);
+  if (!watcher) {
+    spdlog::error("starting the volume watcher: {}", watcher.error().ToString());
+    return 1;
+  }
+
   while (true) {
-    const auto sig = signals->WaitFor(config.rescan_interval);
-    if (sig && (*sig == SIGTERM || *sig == SIGINT)) {
-      spdlog::info("{}: draining HTTP and stopping", ShutdownSignal::Name(*sig));
+    const int sig = signals->Wait();
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("{}: draining HTTP and stopping", ShutdownSignal::Name(sig));
       break;
     }
-    LogScan(volumes.Scan());
+    spdlog::info("{}: nothing to reload yet", ShutdownSignal::Name(sig));
   }
+  (*watcher)->Stop();
   service.SetReady(false);
   (*server)->Stop(std::chrono::seconds(5));
   (*progress)->Stop();
@@ -207,8 +223,29 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  auto run = [&config]() -> int {
+    try {
+      return swrdma::agent::Run(config);
+    } catch (const std::exception& e) {
+      spdlog::critical("swrdma-agent: unexpected error: {}", e.what());
+      return 1;
+    }
+  };
   try {
-    return swrdma::agent::Run(config);
+    if (config.supervise && !config.list_devices) {
+      // Bind once here: every restarted child serves the same sockets (same port, connections
+      // wait in the backlog during a restart).
+      for (const auto& spec : config.http) {
+        auto fd = swrdma::agent::OpenListenSocket(spec);
+        if (!fd) {
+          spdlog::error("{}", fd.error().ToString());
+          return 1;
+        }
+        config.listen_fds.push_back(*fd);
+      }
+      return swrdma::agent::RunSupervised(run);
+    }
+    return run();
   } catch (const std::exception& e) {
     spdlog::critical("swrdma-agent: unexpected error: {}", e.what());
     return 1;

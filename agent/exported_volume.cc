@@ -33,16 +33,26 @@ Result<ExportMode> ParseExportMode(std::string_view name) {
 ExportedVolume::ExportedVolume(VolumeFiles files, SuperBlock sb, uint64_t index_generation,
                                uint64_t generation, ExportMode mode, uint64_t size,
                                std::optional<rdma::MappedFile> mapping, rdma::MemoryRegion region,
-                               RegionDescriptor descriptor)
+                               RegionDescriptor descriptor, std::string note)
     : files_(std::move(files)),
       superblock_(std::move(sb)),
       index_generation_(index_generation),
       generation_(generation),
       mode_(mode),
-      size_(size),
+      valid_size_(size),
       mapping_(std::move(mapping)),
       region_(std::move(region)),
-      descriptor_(std::move(descriptor)) {}
+      descriptor_(std::move(descriptor)),
+      note_(std::move(note)) {}
+
+bool ExportedVolume::CanServe(uint64_t file_size) const {
+  if (mode_ == ExportMode::kCopy) return file_size == size();
+  return file_size <= descriptor_.length;
+}
+
+void ExportedVolume::SetServedSize(uint64_t file_size) const {
+  valid_size_.store(std::min(file_size, descriptor_.length), std::memory_order_release);
+}
 
 namespace {
 
@@ -71,7 +81,9 @@ Status ReadWhole(const std::filesystem::path& path, uint8_t* dst, uint64_t size)
 
 Result<std::shared_ptr<const ExportedVolume>> ExportedVolume::Create(
     const rdma::UcxContext& context, const VolumeFiles& files, uint64_t index_generation,
-    uint64_t generation, ExportMode mode) {
+    uint64_t generation, const ExportOptions& options) {
+  const ExportMode mode = options.mode;
+  std::string note;
   const std::string what =
       fmt::format("exporting volume {} ({})", files.volume_id, files.dat.string());
   std::optional<rdma::MappedFile> mapping;
@@ -92,6 +104,9 @@ Result<std::shared_ptr<const ExportedVolume>> ExportedVolume::Create(
     mo.mode =
         mode == ExportMode::kMapWritable ? rdma::MapMode::kReadWrite : rdma::MapMode::kReadOnly;
     mo.advice = rdma::MapAdvice::kRandom;
+    mo.guard = true;
+    mo.tombstone_on_release = true;
+    mo.reserve = options.growth_reserve;
     auto m = rdma::MappedFile::Open(files.dat, mo);
     if (!m) return Error(m.error().WithContext(what));
     size = m->size();
@@ -99,8 +114,16 @@ Result<std::shared_ptr<const ExportedVolume>> ExportedVolume::Create(
       return Error(Code::kCorruption,
                    fmt::format("{}: file is {} bytes, shorter than a superblock", what, size));
     }
-    auto r = rdma::MemoryRegion::Map(context, const_cast<std::byte*>(m->data()), size,
+    auto r = rdma::MemoryRegion::Map(context, const_cast<std::byte*>(m->data()), m->mapped_length(),
                                      rdma::RegionAccess::kRemoteRead);
+    if (!r && m->mapped_length() > size) {
+      note = fmt::format(
+          "registering {} bytes past end of file failed ({}); registered the file "
+          "only, appends are served after a re-export",
+          m->mapped_length() - size, r.error().message());
+      r = rdma::MemoryRegion::Map(context, const_cast<std::byte*>(m->data()), size,
+                                  rdma::RegionAccess::kRemoteRead);
+    }
     if (!r) {
       return Error(r.error().WithContext(fmt::format(
           "{}: registering the {} mapping failed; if the NIC refuses read-only file pages try "
@@ -116,10 +139,11 @@ Result<std::shared_ptr<const ExportedVolume>> ExportedVolume::Create(
 
   auto rkey = region->PackRkey();
   if (!rkey) return Error(rkey.error().WithContext(what + ": packing the rkey"));
-  RegionDescriptor desc{0, reinterpret_cast<uint64_t>(region->address()), size, std::move(*rkey)};
+  RegionDescriptor desc{0, reinterpret_cast<uint64_t>(region->address()), region->length(),
+                        std::move(*rkey)};
   return std::shared_ptr<const ExportedVolume>(
       new ExportedVolume(files, std::move(*sb), index_generation, generation, mode, size,
-                         std::move(mapping), std::move(*region), std::move(desc)));
+                         std::move(mapping), std::move(*region), std::move(desc), std::move(note)));
 }
 
 }  // namespace swrdma::agent

@@ -7,6 +7,7 @@
 // under a new generation, and the old one lives until its last reader (shared_ptr) lets go.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -39,14 +40,24 @@ enum class ExportMode : uint8_t {
 std::string_view ExportModeName(ExportMode mode);
 Result<ExportMode> ParseExportMode(std::string_view name);
 
+struct ExportOptions {
+  ExportMode mode = ExportMode::kMap;
+  // Address space mapped and registered past the end of the file (map modes), so appends are
+  // served from the same export; the file is exported again only when it outgrows the reserve.
+  // If the transport refuses to register past end of file (InfiniBand without ODP), the export
+  // registers the file's size only and is renewed whenever the file grows.
+  uint64_t growth_reserve = uint64_t{1} << 30;
+};
+
 class ExportedVolume {
  public:
-  // Maps and registers `files.dat` at its current size. `index_generation` names the index state
-  // the offsets served with this export come from; `generation` is the export's own id.
+  // Maps and registers `files.dat`. `index_generation` names the index state the offsets served
+  // with this export come from; `generation` is the export's own id.
   static Result<std::shared_ptr<const ExportedVolume>> Create(const rdma::UcxContext& context,
                                                               const VolumeFiles& files,
                                                               uint64_t index_generation,
-                                                              uint64_t generation, ExportMode mode);
+                                                              uint64_t generation,
+                                                              const ExportOptions& options);
 
   uint32_t volume_id() const { return files_.volume_id; }
   const VolumeFiles& files() const { return files_; }
@@ -55,30 +66,43 @@ class ExportedVolume {
   uint64_t generation() const { return generation_; }
   uint64_t index_generation() const { return index_generation_; }
   ExportMode mode() const { return mode_; }
-  // Bytes exported (the file size when it was exported).
-  uint64_t size() const { return size_; }
-  // The exported bytes as the agent's CPU sees them.
+  // Bytes of the file that may be served: its size when last synced (grows with appends).
+  uint64_t size() const { return valid_size_.load(std::memory_order_acquire); }
+  // Bytes registered (file size at export plus the reserve that could be registered).
+  uint64_t registered_length() const { return descriptor_.length; }
+  // The served bytes as the agent's CPU sees them.
   std::span<const uint8_t> bytes() const {
-    return {static_cast<const uint8_t*>(region_.address()), static_cast<size_t>(size_)};
+    return {static_cast<const uint8_t*>(region_.address()), static_cast<size_t>(size())};
   }
   // Remote address of file offset 0.
   uint64_t base_address() const { return reinterpret_cast<uint64_t>(region_.address()); }
   const RegionDescriptor& region_descriptor() const { return descriptor_; }
+  // Why the reserve is not registered (empty when it is, or none was asked for).
+  const std::string& note() const { return note_; }
+
+  // True when this export can serve a file of `file_size` bytes in place.
+  bool CanServe(uint64_t file_size) const;
+  // Publishes `file_size` bytes (<= registered_length) after the index applied a tail.
+  void SetServedSize(uint64_t file_size) const;
+  // True (once) if a read of this export faulted (file truncated under it): export it again.
+  bool TakeFaulted() const { return mapping_ && mapping_->TakeFaulted(); }
 
  private:
   ExportedVolume(VolumeFiles files, SuperBlock sb, uint64_t index_generation, uint64_t generation,
                  ExportMode mode, uint64_t size, std::optional<rdma::MappedFile> mapping,
-                 rdma::MemoryRegion region, RegionDescriptor descriptor);
+                 rdma::MemoryRegion region, RegionDescriptor descriptor, std::string note);
 
   VolumeFiles files_;
   SuperBlock superblock_;
   uint64_t index_generation_;
   uint64_t generation_;
   ExportMode mode_;
-  uint64_t size_;
+  mutable std::atomic<uint64_t> valid_size_;
+  // Released after region_ (declared first, destroyed last): unregister, then tombstone the pages.
   std::optional<rdma::MappedFile> mapping_;  // absent in copy mode
-  rdma::MemoryRegion region_;                // declared after mapping_: unregistered first
+  rdma::MemoryRegion region_;
   RegionDescriptor descriptor_;
+  std::string note_;
 };
 
 }  // namespace swrdma::agent

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <ctime>
 #include <cstring>
+#include <ctime>
 #include <optional>
 
 #include <fmt/format.h>

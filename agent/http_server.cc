@@ -5,6 +5,11 @@
 // close; nothing it does reaches the rest of the process.
 #include "agent/http_server.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <exception>
 #include <random>
 #include <thread>
@@ -113,7 +118,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
   server->runtime_ = std::make_unique<Runtime>(options.threads);
   auto& rt = *server->runtime_;
 
-  for (const auto& spec : options.listen) {
+  if (!options.listen_fds.empty() && options.listen_fds.size() != options.listen.size()) {
+    return Error(Code::kInvalidArgument, "http: listen_fds must match listen one to one");
+  }
+  for (size_t li = 0; li < options.listen.size(); ++li) {
+    const std::string& spec = options.listen[li];
     SWRDMA_ASSIGN_OR_RETURN(ListenAddress addr, ParseListenAddress(spec));
     beast::error_code ec;
     auto address = net::ip::make_address(addr.ip, ec);
@@ -123,10 +132,16 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
     }
     tcp::endpoint endpoint(address, addr.port);
     tcp::acceptor acceptor(net::make_strand(rt.ioc));
-    acceptor.open(endpoint.protocol(), ec);
-    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor.bind(endpoint, ec);
-    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (!options.listen_fds.empty()) {
+      const int fd = ::dup(options.listen_fds[li]);
+      if (fd < 0) return Error(ListenError(spec, errno, std::strerror(errno)));
+      acceptor.assign(endpoint.protocol(), fd, ec);
+    } else {
+      acceptor.open(endpoint.protocol(), ec);
+      if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+      if (!ec) acceptor.bind(endpoint, ec);
+      if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    }
     if (ec) return Error(ListenError(spec, ec.value(), ec.message()));
     auto local = acceptor.local_endpoint(ec);
     if (ec) return Error(ListenError(spec, ec.value(), ec.message()));

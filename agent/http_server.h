@@ -46,6 +46,10 @@ struct HttpServerOptions {
   std::chrono::milliseconds linger_timeout = std::chrono::seconds(2);
   // Connections served at once; beyond this a new connection gets 503 and is closed.
   size_t max_connections = 1024;
+  // Already listening sockets (OpenListenSocket), one per `listen` entry, used instead of binding
+  // anew: a supervisor binds once and every restarted child serves the same sockets, so the port
+  // stays and connections queue in the backlog during a restart. The server dups them.
+  std::vector<int> listen_fds;
 };
 
 struct HttpHeader {

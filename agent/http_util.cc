@@ -1,4 +1,9 @@
 #include "agent/http_util.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cstring>
 
 #include <algorithm>
 #include <cerrno>
@@ -197,6 +202,41 @@ bool ConnectionSaysClose(std::string_view value) {
     value.remove_prefix(comma + 1);
   }
   return false;
+}
+
+Result<int> OpenListenSocket(std::string_view spec) {
+  SWRDMA_ASSIGN_OR_RETURN(ListenAddress addr, ParseListenAddress(spec));
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (addr.ip.find(':') != std::string::npos) {
+    family = AF_INET6;
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(addr.port);
+    if (inet_pton(AF_INET6, addr.ip.c_str(), &a6->sin6_addr) != 1) {
+      return Error(Code::kInvalidArgument, fmt::format("listen {}: bad IPv6 address", spec));
+    }
+    len = sizeof(sockaddr_in6);
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(addr.port);
+    if (inet_pton(AF_INET, addr.ip.c_str(), &a4->sin_addr) != 1) {
+      return Error(Code::kInvalidArgument, fmt::format("listen {}: bad IPv4 address", spec));
+    }
+    len = sizeof(sockaddr_in);
+  }
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Error(ListenError(spec, errno, std::strerror(errno)));
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, SOMAXCONN) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Error(ListenError(spec, err, std::strerror(err)));
+  }
+  return fd;
 }
 
 }  // namespace swrdma::agent

@@ -22,6 +22,10 @@ struct ListenAddress {
 // (127.0.0.1) or empty / "*" (0.0.0.0).
 Result<ListenAddress> ParseListenAddress(std::string_view spec);
 
+// A listening TCP socket for `spec` (SO_REUSEADDR, close-on-exec), for a process that hands it to
+// the HTTP server of a child (HttpServerOptions::listen_fds) so the port survives restarts.
+Result<int> OpenListenSocket(std::string_view spec);
+
 // "listen 0.0.0.0:18515: Address already in use; is another agent running? ..." with a hint
 // for the common errno values.
 Status ListenError(std::string_view spec, int err, std::string_view err_text);

@@ -8,6 +8,7 @@
 #include "protocol/byte_order.h"
 #include "protocol/file_id.h"
 #include "protocol/needle.h"
+#include "rdma/fault_guard.h"
 
 namespace swrdma::agent {
 
@@ -85,21 +86,38 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
     }
     // Re-export when the file or its index changed; otherwise keep serving the same export.
     auto old = old_map->volumes.find(files.volume_id);
-    const bool reuse = old != old_map->volumes.end() && sync->action == SyncAction::kUpToDate &&
-                       old->second.exported->index_generation() == sync->state.generation &&
-                       old->second.exported->files().dat == files.dat;
-    if (reuse) {
-      next->volumes[files.volume_id] = VolumeEntry{old->second.exported, sync->state};
-      continue;
+    // Keep serving the same export while it is the same file (same index generation) that still
+    // fits the registered range and never faulted; a grown file is then served in place.
+    if (old != old_map->volumes.end()) {
+      const auto& e = old->second.exported;
+      const bool faulted = e->TakeFaulted();
+      if (faulted) {
+        report.messages.push_back(fmt::format(
+            "volume {}: a read faulted (file truncated under the export?); exporting it again",
+            files.volume_id));
+      }
+      if (!faulted && e->index_generation() == sync->state.generation &&
+          e->files().dat == files.dat && e->CanServe(sync->state.dat_size)) {
+        if (sync->state.dat_size != e->size()) ++report.grown;
+        e->SetServedSize(sync->state.dat_size);
+        next->volumes[files.volume_id] = VolumeEntry{e, sync->state};
+        continue;
+      }
     }
+    ExportOptions eo;
+    eo.mode = options_.export_mode;
+    eo.growth_reserve = options_.growth_reserve;
     auto exp = ExportedVolume::Create(context_, files, sync->state.generation,
-                                      next_generation_.fetch_add(1), options_.export_mode);
+                                      next_generation_.fetch_add(1), eo);
     if (!exp) {
       ++report.failed;
       report.messages.push_back(exp.error().ToString());
       continue;
     }
     ++report.exported;
+    if (!(*exp)->note().empty()) {
+      report.messages.push_back(fmt::format("volume {}: {}", files.volume_id, (*exp)->note()));
+    }
     next->volumes[files.volume_id] = VolumeEntry{std::move(*exp), sync->state};
   }
   for (const auto& [vid, entry] : old_map->volumes) {
@@ -120,6 +138,7 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
   }
   std::erase_if(retired_, [&](const auto& r) { return now - r.first >= options_.retire_grace; });
   report.retired = retired_.size();
+  rdma::FaultGuard::ReleaseTombstones(options_.tombstone_horizon);
   map_.store(std::move(next));
   return report;
 }
@@ -222,6 +241,37 @@ LookupResponse VolumeSet::Lookup(const LookupRequest& request) const {
     resp.results[i] = Finish(request.fids[i], fid, *map, one).result;
   }
   return resp;
+}
+
+Result<SampleResponse> VolumeSet::Sample(uint32_t vid, size_t count, uint64_t seed) const {
+  auto map = map_.load();
+  auto it = map->volumes.find(vid);
+  if (it == map->volumes.end()) {
+    return Error(Code::kUnknownVolume, fmt::format("volume {} is not exported here", vid));
+  }
+  const ExportedVolume& exp = *it->second.exported;
+  SampleOptions so;
+  so.count = count;
+  so.seed = seed;
+  SWRDMA_ASSIGN_OR_RETURN(auto sampled, index_.SampleLive(vid, so));
+  SampleResponse out;
+  out.volume_id = vid;
+  out.generation = exp.generation();
+  out.live_needles = it->second.state.live;
+  out.fids.reserve(sampled.size());
+  for (const auto& s : sampled) {
+    // Only what a lookup would answer ok right now (same checks as Finish); the rest is skipped.
+    const NeedleLocation& loc = s.location;
+    const uint64_t length = NeedleRecordLength(loc.size, exp.version());
+    if (loc.generation != exp.index_generation() || loc.offset < exp.superblock().data_start() ||
+        loc.offset + length > exp.size()) {
+      continue;
+    }
+    const uint8_t* header = exp.bytes().data() + loc.offset;
+    if (LoadBe64(header + 4) != s.needle_id) continue;
+    out.fids.push_back(FormatFileId({vid, s.needle_id, LoadBe32(header)}));
+  }
+  return out;
 }
 
 VolumeDescriptor Describe(const VolumeEntry& entry) {

@@ -36,18 +36,24 @@ struct VolumeMap {
 struct VolumeSetOptions {
   std::vector<std::filesystem::path> dirs;
   ExportMode export_mode = ExportMode::kMap;
+  uint64_t growth_reserve = uint64_t{1} << 30;  // see ExportOptions
   OffsetWidth fallback_offset_width = OffsetWidth::k4;
   // A replaced or removed export stays mapped and registered this long: clients that looked a
   // needle up just before may still be reading it with the old rkey.
   std::chrono::milliseconds retire_grace = std::chrono::seconds(10);
+  // After the grace period a retired export's pages are replaced by zeros (the file is released)
+  // and the address range stays reserved this long, so a client with a stale cached address reads
+  // zeros (which fail its checks) instead of faulting the agent.
+  std::chrono::milliseconds tombstone_horizon = std::chrono::minutes(10);
 };
 
 struct ScanReport {
   size_t volumes = 0;
   size_t exported = 0;                // newly (re-)exported in this scan
+  size_t grown = 0;                   // growing files served more of, in place
   size_t removed = 0;                 // no longer on disk
   size_t failed = 0;                  // could not be indexed or exported (logged, skipped)
-  size_t retired = 0;  // old exports still mapped for their grace period
+  size_t retired = 0;                 // old exports still mapped for their grace period
   std::vector<std::string> messages;  // warnings and failures, one line each
 };
 
@@ -74,6 +80,11 @@ class VolumeSet {
   ResolvedNeedle Resolve(std::string_view fid) const;
   // Batched: one index MultiGet for all well-formed fids.
   LookupResponse Lookup(const LookupRequest& request) const;
+
+  // Up to `count` distinct random live fids of one exported volume (NeedleIndex::SampleLive),
+  // each checked against the current export, its cookie read from the exported header (the index
+  // holds none). kUnknownVolume if the volume is not exported.
+  Result<SampleResponse> Sample(uint32_t volume_id, size_t count, uint64_t seed) const;
 
   const VolumeSetOptions& options() const { return options_; }
 

@@ -1,6 +1,7 @@
 #include "client/client.h"
 
 #include <algorithm>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -44,6 +45,10 @@ bool Retryable(const Status& s) {
     case Code::kCorruption:
     case Code::kChecksumMismatch:
     case Code::kRdmaRemoteAccess:
+    case Code::kRdmaTransport:
+    case Code::kTimeout:
+    case Code::kUnavailable:
+    case Code::kCancelled:
       return true;
     default:
       return false;
@@ -80,47 +85,77 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   SWRDMA_ASSIGN_OR_RETURN(HttpUrl url, ParseHttpUrl(options.agent_url, kDefaultAgentPort));
   std::unique_ptr<Client> c(
       new Client(options, std::make_unique<AgentHttp>(std::move(url), options.timeout)));
-  SWRDMA_ASSIGN_OR_RETURN(
-      auto tree,
-      DecodeReply(c->http_->Request("GET", "/v1/info", {}, {}, kMsgpackMime), "GET /v1/info"));
-  SWRDMA_ASSIGN_OR_RETURN(c->info_, AgentInfoFromJson(tree));
+  SWRDMA_RETURN_IF_ERROR(c->ConnectAgent());
+  return c;
+}
 
-  auto connect_ucx = [&]() -> Status {
+Status Client::ConnectUcx() {
+  // Keys and endpoint belong to the worker, the worker to the context: release in that order.
+  keys_.clear();
+  endpoint_.reset();
+  worker_.reset();
+  if (!context_) {
     rdma::UcxContextOptions co;
-    co.transports = options.transports;
+    co.transports = options_.transports;
     auto ctx = rdma::UcxContext::Create(co);
     if (!ctx) return ctx.error();
-    c->context_.emplace(std::move(*ctx));
-    auto worker = rdma::UcxWorker::Create(*c->context_);
-    if (!worker) return worker.error();
-    c->worker_.emplace(std::move(*worker));
-    rdma::UcxEndpointOptions eo;
-    eo.connect_timeout = options.timeout;
-    // UCX 1.13 refuses peer error handling on shared-memory transports (and with it, restricts a
-    // mixed endpoint to tcp). A client asking for shared memory only gets it without.
-    if (options.transports && options.transports->find("tcp") == std::string::npos &&
-        options.transports->find("rc") == std::string::npos &&
-        options.transports->find("dc") == std::string::npos &&
-        options.transports->find("ud") == std::string::npos) {
-      eo.error_handling = rdma::PeerErrorHandling::kNone;
-    }
-    auto ep = rdma::UcxEndpoint::Connect(*c->worker_, c->info_.worker_address, eo);
-    if (!ep) return ep.error();
-    c->endpoint_.emplace(std::move(*ep));
-    return Status::Ok();
-  };
-  Status ucx = connect_ucx();
+    context_.emplace(std::move(*ctx));
+  }
+  auto worker = rdma::UcxWorker::Create(*context_);
+  if (!worker) return worker.error();
+  worker_.emplace(std::move(*worker));
+  rdma::UcxEndpointOptions eo;
+  eo.connect_timeout = options_.timeout;
+  // UCX 1.13 refuses peer error handling on shared-memory transports (and with it, restricts a
+  // mixed endpoint to tcp). A client asking for shared memory only gets it without.
+  const auto& t = options_.transports;
+  if (t && t->find("tcp") == std::string::npos && t->find("rc") == std::string::npos &&
+      t->find("dc") == std::string::npos && t->find("ud") == std::string::npos) {
+    eo.error_handling = rdma::PeerErrorHandling::kNone;
+  }
+  auto ep = rdma::UcxEndpoint::Connect(*worker_, info_.worker_address, eo);
+  if (!ep) return ep.error();
+  endpoint_.emplace(std::move(*ep));
+  return Status::Ok();
+}
+
+Status Client::ConnectAgent() {
+  SWRDMA_ASSIGN_OR_RETURN(
+      auto tree,
+      DecodeReply(http_->Request("GET", "/v1/info", {}, {}, kMsgpackMime), "GET /v1/info"));
+  SWRDMA_ASSIGN_OR_RETURN(info_, AgentInfoFromJson(tree));
+  lookup_cache_.clear();
+  Status ucx = ConnectUcx();
   if (!ucx.ok()) {
-    c->endpoint_.reset();
-    c->worker_.reset();
-    c->context_.reset();
-    if (options.fallback != FallbackMode::kHttp) {
-      return Error(ucx.WithContext(
+    keys_.clear();
+    endpoint_.reset();
+    worker_.reset();
+    context_.reset();
+    if (options_.fallback != FallbackMode::kHttp) {
+      return ucx.WithContext(
           fmt::format("connecting UCX to the agent at {} (try --transports, or --fallback http)",
-                      options.agent_url)));
+                      options_.agent_url));
     }
   }
-  return c;
+  return Status::Ok();
+}
+
+Status Client::Reconnect(const Status& why) {
+  // The agent restarted or the connection broke: new worker address, new rkeys. Bounded retries
+  // with exponential back-off, within the client's timeout.
+  ++stats_.reconnects;
+  auto delay = std::chrono::milliseconds(50);
+  const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+  Status last = why;
+  for (int attempt = 0; attempt < options_.reconnect_attempts; ++attempt) {
+    last = ConnectAgent();
+    if (last.ok()) return last;
+    if (std::chrono::steady_clock::now() + delay >= deadline) break;
+    std::this_thread::sleep_for(delay);
+    delay *= 2;
+  }
+  return last.WithContext(
+      fmt::format("reconnecting to the agent at {} after: {}", options_.agent_url, why.message()));
 }
 
 Result<VolumeList> Client::Volumes() {
@@ -244,8 +279,12 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
   for (size_t k = 0; k < which.size(); ++k) {
     const std::string& fid = fids[which[k]];
     auto it = last ? lookup_cache_.end() : lookup_cache_.find(fid);
+    if (it != lookup_cache_.end() && it->second.expires <= std::chrono::steady_clock::now()) {
+      lookup_cache_.erase(it);
+      it = lookup_cache_.end();
+    }
     if (it != lookup_cache_.end()) {
-      where[k] = it->second;
+      where[k] = it->second.result;
       ++stats_.lookup_cache_hits;
     } else {
       to_lookup.push_back(k);
@@ -267,7 +306,8 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
       where[k] = resp->results[j];
       if (where[k].status == LookupStatus::kOk) {
         if (lookup_cache_.size() >= options_.lookup_cache_entries) lookup_cache_.clear();
-        lookup_cache_[where[k].fid] = where[k];
+        lookup_cache_[where[k].fid] = {
+            where[k], std::chrono::steady_clock::now() + options_.lookup_cache_ttl};
       }
     }
   }
@@ -342,6 +382,21 @@ std::vector<Result<NeedleData>> Client::ReadMany(std::span<const std::string> fi
   if (!again.empty()) {
     stats_.retries += again.size();
     keys_.clear();
+    // A broken connection (agent restarted, network) is rebuilt before the retry.
+    for (size_t i : again) {
+      const Code code = out[i].error().code();
+      const bool broken = code == Code::kRdmaTransport || code == Code::kTimeout ||
+                          code == Code::kUnavailable || code == Code::kCancelled ||
+                          (endpoint_ && !endpoint_->status().ok());
+      if (!broken) continue;
+      Status s = Reconnect(out[i].error());
+      if (!s.ok()) {
+        for (size_t j : again)
+          out[j] = Error(s.code(), fmt::format("{}: {}", fids[j], s.message()));
+        return out;
+      }
+      break;
+    }
     ReadRound(fids, again, options, out, /*last=*/true);
   }
   return out;

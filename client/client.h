@@ -46,6 +46,14 @@ struct ClientOptions {
   FallbackMode fallback = FallbackMode::kNone;
   size_t max_inflight = 64;  // gets posted at once
   size_t lookup_cache_entries = 100'000;
+  // How long a cached lookup is used without asking the agent again. A delete (or a removed
+  // volume) becomes visible to this client within this time; a vacuum or truncation sooner (the
+  // stale read fails its checks and is looked up again).
+  std::chrono::milliseconds lookup_cache_ttl{1000};
+  // After a broken connection (agent restart: new worker address and rkeys) the client
+  // reconnects by itself, up to this many attempts with exponential back-off from 50 ms, within
+  // `timeout`; the reads in question are retried once.
+  int reconnect_attempts = 6;
 };
 
 struct ReadOptions {
@@ -70,6 +78,7 @@ struct ClientStats {
   uint64_t retries = 0;  // reads repeated after a failed check or a stale generation
   uint64_t crc_failures = 0;
   uint64_t http_fallbacks = 0;
+  uint64_t reconnects = 0;
 };
 
 class Client {
@@ -93,6 +102,9 @@ class Client {
   struct VolumeKey;
   Client(ClientOptions options, std::unique_ptr<AgentHttp> http);
 
+  Status ConnectAgent();  // GET /v1/info, then ConnectUcx (or HTTP fallback)
+  Status ConnectUcx();
+  Status Reconnect(const Status& why);
   Result<LookupResponse> LookupBatch(std::span<const std::string> fids);
   Result<const VolumeKey*> KeyFor(uint32_t volume_id, uint64_t generation);
   Result<NeedleData> Verify(std::string_view fid, const LookupResult& where, uint8_t version,
@@ -108,7 +120,11 @@ class Client {
   std::optional<rdma::UcxWorker> worker_;
   std::optional<rdma::UcxEndpoint> endpoint_;
   std::map<uint32_t, std::unique_ptr<VolumeKey>> keys_;
-  std::unordered_map<std::string, LookupResult> lookup_cache_;
+  struct CachedLookup {
+    LookupResult result;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::unordered_map<std::string, CachedLookup> lookup_cache_;
   ClientStats stats_;
 };
 

@@ -26,63 +26,13 @@
 #include "protocol/needle.h"
 #include "rdma/ucx_context.h"
 #include "rdma/ucx_worker.h"
+#include "tests/in_process_agent.h"
 #include "tests/test_util.h"
 
 namespace swrdma {
 namespace {
 
 namespace fs = std::filesystem;
-
-// An agent with everything wired as in swrdma-agent's main, on an ephemeral port.
-class InProcessAgent {
- public:
-  explicit InProcessAgent(const std::vector<fs::path>& dirs, const fs::path& index_dir,
-                          agent::ExportMode mode = agent::ExportMode::kMap) {
-    rdma::UcxContextOptions co;
-    co.wakeup = true;
-    context_.emplace(std::move(*rdma::UcxContext::Create(co)));
-    auto worker = rdma::UcxWorker::Create(*context_);
-    EXPECT_TRUE(worker) << worker.error().ToString();
-    index_ = std::move(*NeedleIndex::Open(index_dir));
-    agent::VolumeSetOptions vo;
-    vo.dirs = dirs;
-    vo.export_mode = mode;
-    volumes_ = std::make_unique<agent::VolumeSet>(*index_, *context_, vo);
-    report_ = volumes_->Scan();
-    agent::ProgressOptions po;
-    po.mode = agent::ProgressMode::kAdaptive;
-    progress_ = std::move(*agent::ProgressThread::Start(std::move(*worker), po));
-    agent::ServiceOptions so;
-    so.agent_version = "test";
-    so.worker_address = progress_->worker_address();
-    so.transports = {"tcp", "posix", "sysv", "cma"};
-    service_ = std::make_unique<agent::AgentService>(*volumes_, so);
-    service_->SetReady(true);
-    agent::HttpServerOptions ho;
-    ho.listen = {"127.0.0.1:0"};
-    auto server = agent::HttpServer::Start(
-        ho, [this](const agent::HttpRequest& r) { return service_->Handle(r); });
-    EXPECT_TRUE(server) << server.error().ToString();
-    server_ = std::move(*server);
-  }
-  ~InProcessAgent() {
-    server_->Stop(std::chrono::seconds(2));
-    progress_->Stop();
-  }
-
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->ports()[0]); }
-  const agent::ScanReport& report() const { return report_; }
-  agent::VolumeSet& volumes() { return *volumes_; }
-
- private:
-  std::optional<rdma::UcxContext> context_;
-  std::unique_ptr<NeedleIndex> index_;
-  std::unique_ptr<agent::VolumeSet> volumes_;
-  agent::ScanReport report_;
-  std::unique_ptr<agent::ProgressThread> progress_;
-  std::unique_ptr<agent::AgentService> service_;
-  std::unique_ptr<agent::HttpServer> server_;
-};
 
 struct Expected {
   std::vector<uint8_t> data;  // decompressed
@@ -114,7 +64,7 @@ GenerateReport Generate(const fs::path& dir, uint32_t vid, NeedleVersion v, uint
 
 class ReadPathTest : public ::testing::TestWithParam<std::string> {
  protected:
-  client::ClientOptions ClientFor(const InProcessAgent& agent) {
+  client::ClientOptions ClientFor(const testing::InProcessAgent& agent) {
     client::ClientOptions o;
     o.agent_url = agent.url();
     o.transports = GetParam();
@@ -129,7 +79,7 @@ TEST_P(ReadPathTest, EveryGeneratedNeedleReadsBackVerified) {
   std::map<std::string, Expected> expected;
   Generate(tmp / "vols", 3, NeedleVersion::kV3, 400, 1, 64 * 1024, false, 11, expected);
   Generate(tmp / "vols", 4, NeedleVersion::kV2, 60, 1, 5 << 20, true, 12, expected);  // > 4 MiB
-  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index");
   ASSERT_EQ(agent.report().exported, 2u) << agent.report().messages.size();
 
   auto c = client::Client::Connect(ClientFor(agent));
@@ -187,7 +137,7 @@ TEST_P(ReadPathTest, LookupFailuresAreTypedErrors) {
   fs::create_directories(tmp / "vols");
   std::map<std::string, Expected> expected;
   Generate(tmp / "vols", 5, NeedleVersion::kV3, 20, 100, 200, false, 5, expected);
-  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index");
   auto c = client::Client::Connect(ClientFor(agent));
   ASSERT_TRUE(c) << c.error().ToString();
   const std::string live = std::find_if(expected.begin(), expected.end(), [](auto& kv) {
@@ -218,7 +168,7 @@ TEST_P(ReadPathTest, CorruptedDataFailsTheCrcAndOthersStillRead) {
   fs::create_directories(tmp / "vols");
   std::map<std::string, Expected> expected;
   auto report = Generate(tmp / "vols", 6, NeedleVersion::kV3, 50, 1000, 4000, false, 6, expected);
-  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index");
   auto c = client::Client::Connect(ClientFor(agent));
   ASSERT_TRUE(c) << c.error().ToString();
 
@@ -264,7 +214,7 @@ TEST_P(ReadPathTest, RealSeaweedFsFixturesReadBack) {
   fs::create_symlink(fixtures / "ec_1.idx", tmp / "vols/1.idx");
   fs::create_symlink(fixtures / "healthy_volume.dat", tmp / "vols/7.dat");
   fs::create_symlink(fixtures / "healthy_volume.idx", tmp / "vols/7.idx");
-  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index");
   ASSERT_EQ(agent.report().exported, 2u);
   auto c = client::Client::Connect(ClientFor(agent));
   ASSERT_TRUE(c) << c.error().ToString();
@@ -327,7 +277,7 @@ TEST_P(ReadPathTest, CopyExportModeServesTheSameBytes) {
   fs::create_directories(tmp / "vols");
   std::map<std::string, Expected> expected;
   Generate(tmp / "vols", 8, NeedleVersion::kV3, 80, 1, 100000, false, 8, expected);
-  InProcessAgent agent({tmp / "vols"}, tmp / "index", agent::ExportMode::kCopy);
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index", agent::ExportMode::kCopy);
   ASSERT_EQ(agent.report().exported, 1u);
   auto c = client::Client::Connect(ClientFor(agent));
   ASSERT_TRUE(c) << c.error().ToString();
@@ -380,7 +330,7 @@ TEST_P(ReadPathTest, NeedlesBeyond32GiBInAFiveByteOffsetVolume) {
     append(*w, 3, 4096);
     append(*w, 4, 300000);
   }
-  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index");
   ASSERT_EQ(agent.report().exported, 1u);
   auto c = client::Client::Connect(ClientFor(agent));
   ASSERT_TRUE(c) << c.error().ToString();
@@ -398,7 +348,7 @@ TEST(ReadPathFallback, HttpFallbackIsExplicitAndReported) {
   fs::create_directories(tmp / "vols");
   std::map<std::string, Expected> expected;
   Generate(tmp / "vols", 10, NeedleVersion::kV3, 30, 1, 20000, false, 10, expected);
-  InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index");
   client::ClientOptions o;
   o.agent_url = agent.url();
   o.transports = "rc";  // no InfiniBand here

@@ -1,0 +1,73 @@
+#include "tests/in_process_agent.h"
+
+#include <gtest/gtest.h>
+
+#include "rdma/ucx_worker.h"
+
+namespace swrdma::testing {
+
+InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
+                               const std::filesystem::path& index_dir,
+                               InProcessAgentOptions options) {
+  rdma::UcxContextOptions co;
+  co.wakeup = true;
+  auto context = rdma::UcxContext::Create(co);
+  if (!context) throw std::runtime_error(context.error().ToString());
+  context_.emplace(std::move(*context));
+  auto worker = rdma::UcxWorker::Create(*context_);
+  if (!worker) throw std::runtime_error(worker.error().ToString());
+  auto index = NeedleIndex::Open(index_dir);
+  if (!index) throw std::runtime_error(index.error().ToString());
+  index_ = std::move(*index);
+  agent::VolumeSetOptions vo;
+  vo.dirs = dirs;
+  vo.export_mode = options.mode;
+  vo.retire_grace = options.retire_grace;
+  vo.growth_reserve = options.growth_reserve;
+  volumes_ = std::make_unique<agent::VolumeSet>(*index_, *context_, vo);
+  report_ = volumes_->Scan();
+  agent::ProgressOptions po;
+  po.mode = agent::ProgressMode::kAdaptive;
+  progress_ = std::move(*agent::ProgressThread::Start(std::move(*worker), po));
+  agent::ServiceOptions so;
+  so.agent_version = "test";
+  so.worker_address = progress_->worker_address();
+  so.transports = {"tcp", "posix", "sysv", "cma"};
+  service_ = std::make_unique<agent::AgentService>(*volumes_, so);
+  service_->SetReady(true);
+  agent::HttpServerOptions ho;
+  ho.listen = {"127.0.0.1:" + std::to_string(options.port)};
+  auto server = agent::HttpServer::Start(
+      ho, [this](const agent::HttpRequest& r) { return service_->Handle(r); });
+  if (!server) throw std::runtime_error(server.error().ToString());
+  server_ = std::move(*server);
+  if (options.watch) {
+    agent::WatcherOptions wo;
+    wo.rescan_interval = std::chrono::seconds(2);
+    auto w = agent::VolumeWatcher::Start(*volumes_, wo);
+    if (!w) throw std::runtime_error(w.error().ToString());
+    watcher_ = std::move(*w);
+  }
+}
+
+InProcessAgent::~InProcessAgent() {
+  if (watcher_) watcher_->Stop();
+  server_->Stop(std::chrono::seconds(2));
+  progress_->Stop();
+}
+
+std::string InProcessAgent::url() const {
+  return "http://127.0.0.1:" + std::to_string(port());
+}
+
+uint16_t InProcessAgent::port() const {
+  return server_->ports()[0];
+}
+
+uint64_t InProcessAgent::generation(uint32_t vid) const {
+  auto map = volumes_->snapshot();
+  auto it = map->volumes.find(vid);
+  return it == map->volumes.end() ? 0 : it->second.exported->generation();
+}
+
+}  // namespace swrdma::testing

@@ -1,0 +1,56 @@
+// A whole agent in the test process, wired as swrdma-agent's main wires it (index, volume set,
+// progress thread, HTTP API on an ephemeral loopback port, optionally the volume watcher).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/agent_service.h"
+#include "agent/http_server.h"
+#include "agent/progress_thread.h"
+#include "agent/volume_set.h"
+#include "agent/volume_watcher.h"
+#include "index/needle_index.h"
+#include "rdma/ucx_context.h"
+
+namespace swrdma::testing {
+
+struct InProcessAgentOptions {
+  agent::ExportMode mode = agent::ExportMode::kMap;
+  bool watch = false;  // run the inotify watcher (live volume tests)
+  std::chrono::milliseconds retire_grace = std::chrono::seconds(10);
+  uint64_t growth_reserve = uint64_t{1} << 30;
+  uint16_t port = 0;  // 0: any free port
+};
+
+class InProcessAgent {
+ public:
+  InProcessAgent(const std::vector<std::filesystem::path>& dirs,
+                 const std::filesystem::path& index_dir, InProcessAgentOptions options = {});
+  InProcessAgent(const std::vector<std::filesystem::path>& dirs,
+                 const std::filesystem::path& index_dir, agent::ExportMode mode)
+      : InProcessAgent(dirs, index_dir, InProcessAgentOptions{.mode = mode}) {}
+  ~InProcessAgent();
+
+  std::string url() const;
+  uint16_t port() const;
+  const agent::ScanReport& report() const { return report_; }
+  agent::VolumeSet& volumes() { return *volumes_; }
+  // Generation of the volume's current export, 0 if not exported.
+  uint64_t generation(uint32_t vid) const;
+
+ private:
+  std::optional<rdma::UcxContext> context_;
+  std::unique_ptr<NeedleIndex> index_;
+  std::unique_ptr<agent::VolumeSet> volumes_;
+  agent::ScanReport report_;
+  std::unique_ptr<agent::ProgressThread> progress_;
+  std::unique_ptr<agent::AgentService> service_;
+  std::unique_ptr<agent::HttpServer> server_;
+  std::unique_ptr<agent::VolumeWatcher> watcher_;
+};
+
+}  // namespace swrdma::testing
