@@ -9,6 +9,7 @@ PKGS=(
   libspdlog-dev libfmt-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 procps
+  curl jq  # tests/e2e
 )
 missing=()
 for p in "${PKGS[@]}"; do
