@@ -1,6 +1,8 @@
 #include "agent/agent_service.h"
 
 #include <charconv>
+#include <optional>
+#include <random>
 
 #include <fmt/format.h>
 
@@ -29,6 +31,35 @@ HttpResponse Encoded(int status, const nlohmann::json& body, WireFormat f) {
 
 HttpResponse ApiError(int status, std::string_view message, WireFormat f) {
   return Encoded(status, ErrorJson(message), f);
+}
+
+// A whole decimal number, nothing else.
+template <typename T>
+std::optional<T> ParseDecimal(std::string_view text) {
+  T v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+// The value of `name` in a query string "a=1&b=2" (no percent-decoding: the values here are
+// numbers), or nullopt.
+std::optional<std::string_view> QueryParam(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    }
+  }
+  return std::nullopt;
+}
+
+HttpResponse BadVolumeId(std::string_view vid_text, WireFormat f) {
+  return ApiError(
+      400, fmt::format("bad volume id '{}': expected a decimal number", vid_text.substr(0, 32)), f);
 }
 
 }  // namespace
@@ -60,7 +91,11 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
     if (!get) return ApiError(405, "use GET", f);
     if (path == "/v1/info") return Info(req);
     if (path == "/v1/volumes") return Volumes(req);
-    if (path.starts_with("/v1/volumes/")) return Volume(req, path.substr(12));
+    if (path.starts_with("/v1/volumes/")) {
+      std::string_view rest = path.substr(12);
+      if (rest.ends_with("/sample")) return Sample(req, rest.substr(0, rest.size() - 7));
+      return Volume(req, rest);
+    }
     return ApiError(404, fmt::format("no such endpoint {}", path), f);
   }
   if (!get) return HttpResponse::JsonError(405, "the agent serves reads only: use GET or HEAD");
@@ -86,19 +121,51 @@ HttpResponse AgentService::Volumes(const HttpRequest& req) const {
 
 HttpResponse AgentService::Volume(const HttpRequest& req, std::string_view vid_text) const {
   const WireFormat f = ResponseFormat(req);
-  uint32_t vid = 0;
-  auto [ptr, ec] = std::from_chars(vid_text.data(), vid_text.data() + vid_text.size(), vid);
-  if (ec != std::errc() || ptr != vid_text.data() + vid_text.size() || vid_text.empty()) {
-    return ApiError(
-        400, fmt::format("bad volume id '{}': expected a decimal number", vid_text.substr(0, 32)),
-        f);
-  }
+  const auto vid = ParseDecimal<uint32_t>(vid_text);
+  if (!vid) return BadVolumeId(vid_text, f);
   auto map = volumes_.snapshot();
-  auto it = map->volumes.find(vid);
+  auto it = map->volumes.find(*vid);
   if (it == map->volumes.end()) {
-    return ApiError(404, fmt::format("unknown_volume: volume {} is not exported here", vid), f);
+    return ApiError(404, fmt::format("unknown_volume: volume {} is not exported here", *vid), f);
   }
   return Encoded(200, ToJson(Describe(it->second)), f);
+}
+
+HttpResponse AgentService::Sample(const HttpRequest& req, std::string_view vid_text) const {
+  const WireFormat f = ResponseFormat(req);
+  const auto vid = ParseDecimal<uint32_t>(vid_text);
+  if (!vid) return BadVolumeId(vid_text, f);
+  const std::string_view query = req.Query();
+  size_t n = 100;
+  if (auto text = QueryParam(query, "n")) {
+    auto v = ParseDecimal<size_t>(*text);
+    if (!v || *v == 0 || *v > options_.max_sample) {
+      return ApiError(400,
+                      fmt::format("bad n '{}': ask for 1 to {} fids per sample",
+                                  text->substr(0, 32), options_.max_sample),
+                      f);
+    }
+    n = *v;
+  }
+  uint64_t seed = 0;
+  if (auto text = QueryParam(query, "seed")) {
+    auto v = ParseDecimal<uint64_t>(*text);
+    if (!v) {
+      return ApiError(
+          400, fmt::format("bad seed '{}': expected a decimal number", text->substr(0, 32)), f);
+    }
+    seed = *v;
+  } else {
+    seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
+  }
+  auto sample = volumes_.Sample(*vid, n, seed);
+  if (!sample) {
+    if (sample.error().code() == Code::kUnknownVolume) {
+      return ApiError(404, fmt::format("unknown_volume: {}", sample.error().message()), f);
+    }
+    return ApiError(500, sample.error().ToString(), f);
+  }
+  return Encoded(200, ToJson(*sample), f);
 }
 
 HttpResponse AgentService::Lookup(const HttpRequest& req) const {

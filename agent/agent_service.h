@@ -2,10 +2,10 @@
 // reading exported (mapped) volume bytes for the HTTP fallback.
 //
 //   GET  /healthz, /readyz
-//   GET  /v1/info, /v1/volumes, /v1/volumes/<vid>      msgpack, or JSON with Accept:
-//   application/json POST /v1/lookup                                    body msgpack or JSON (by
-//   Content-Type) GET  /<vid>,<fid>[.ext]  /<vid>/<fid>[.ext]  /<vid>/<fid>/<name>   volume-server
-//   style read
+//   GET  /v1/info, /v1/volumes, /v1/volumes/<vid>    msgpack, or JSON (Accept: application/json)
+//   GET  /v1/volumes/<vid>/sample?n=N[&seed=S]       up to N random live fids (benchmarks)
+//   POST /v1/lookup                                  body msgpack or JSON (by Content-Type)
+//   GET  /<vid>,<fid>[.ext]  /<vid>/<fid>[.ext]  /<vid>/<fid>/<name>   volume-server style read
 #pragma once
 
 #include <atomic>
@@ -20,6 +20,7 @@ namespace swrdma::agent {
 
 struct ServiceOptions {
   size_t max_lookup_batch = 10'000;  // fids in one /v1/lookup
+  size_t max_sample = 10'000;        // fids in one /v1/volumes/<vid>/sample answer
   std::string agent_version;
   std::vector<uint8_t> worker_address;
   std::vector<std::string> transports;
@@ -39,6 +40,7 @@ class AgentService {
   HttpResponse Volumes(const HttpRequest& req) const;
   HttpResponse Volume(const HttpRequest& req, std::string_view vid) const;
   HttpResponse Lookup(const HttpRequest& req) const;
+  HttpResponse Sample(const HttpRequest& req, std::string_view vid) const;
 
   const VolumeSet& volumes_;
   ServiceOptions options_;

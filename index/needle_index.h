@@ -107,6 +107,20 @@ struct NeedleIndexOptions {
   uint64_t tail_batch_entries = 256 * 1024;
 };
 
+// What NeedleIndex::SampleLive draws.
+struct SampleOptions {
+  size_t count = 1000;  // live needles wanted (fewer if the volume has fewer)
+  uint64_t seed = 0;    // same seed and index state, same answer
+  // Volumes with at most this many index entries (live + deleted) are scanned whole, which gives
+  // an exactly uniform sample; larger ones are sampled by random seeks (see SampleLive).
+  uint64_t full_scan_entries = 256 * 1024;
+};
+
+struct SampledNeedle {
+  uint64_t needle_id = 0;
+  NeedleLocation location;
+};
+
 // Called during long syncs: phase "scan" (reading `.idx`) or "write" (writing RocksDB). Always
 // on the thread that called SyncVolume, never concurrently.
 using SyncProgressFn = std::function<void(std::string_view phase, uint64_t done, uint64_t total)>;
@@ -144,6 +158,15 @@ class NeedleIndex {
   Result<NeedleLookup> Lookup(uint32_t volume_id, uint64_t needle_id) const;
   // One answer per key, in order, from one consistent snapshot (RocksDB MultiGet).
   Result<std::vector<NeedleLookup>> LookupMany(std::span<const NeedleKey> keys) const;
+
+  // Up to `options.count` distinct live needles of one volume, in random order, for benchmarks
+  // and spot checks (nothing on the read path). Small volumes: one scan with reservoir sampling,
+  // uniform. Large volumes: seeks to random needle ids between the volume's first and last,
+  // each taking the next live needle; O(count) seeks instead of a scan of millions of entries,
+  // at the price of favouring needles that follow gaps in the id space. kUnknownVolume if the
+  // volume is not indexed.
+  Result<std::vector<SampledNeedle>> SampleLive(uint32_t volume_id,
+                                                const SampleOptions& options) const;
 
   const std::filesystem::path& path() const { return path_; }
 

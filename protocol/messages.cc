@@ -163,6 +163,15 @@ json ToJson(const LookupResponse& m) {
   return j;
 }
 
+json ToJson(const SampleResponse& m) {
+  json j = Versioned();
+  j["volume_id"] = m.volume_id;
+  j["generation"] = m.generation;
+  j["live_needles"] = m.live_needles;
+  j["fids"] = m.fids;
+  return j;
+}
+
 Result<AgentInfo> AgentInfoFromJson(const json& j) {
   SWRDMA_RETURN_IF_ERROR(CheckProtocol(j));
   AgentInfo m;
@@ -218,6 +227,16 @@ Result<LookupResponse> LookupResponseFromJson(const json& j) {
     }
     m.results.push_back(std::move(r));
   }
+  return m;
+}
+
+Result<SampleResponse> SampleResponseFromJson(const json& j) {
+  SWRDMA_RETURN_IF_ERROR(CheckProtocol(j));
+  SampleResponse m;
+  SWRDMA_ASSIGN_OR_RETURN(m.volume_id, Narrow<uint32_t>(GetUint(j, "volume_id"), "volume_id"));
+  SWRDMA_ASSIGN_OR_RETURN(m.generation, GetUint(j, "generation"));
+  SWRDMA_ASSIGN_OR_RETURN(m.live_needles, GetUint(j, "live_needles"));
+  SWRDMA_ASSIGN_OR_RETURN(m.fids, GetStringArray(j, "fids"));
   return m;
 }
 

@@ -6,6 +6,7 @@
 //   GET  /v1/volumes         -> VolumeList
 //   GET  /v1/volumes/<vid>   -> VolumeDescriptor
 //   POST /v1/lookup          LookupRequest -> LookupResponse
+//   GET  /v1/volumes/<vid>/sample?n=N[&seed=S]  -> SampleResponse (random live fids, benchmarks)
 #pragma once
 
 #include <cstdint>
@@ -77,6 +78,15 @@ struct LookupResponse {
   std::vector<LookupResult> results;  // same order as the request
 };
 
+// Random live needles of one volume, for benchmarks and spot checks: clients cannot enumerate
+// needles, and a production agent has no manifest of them.
+struct SampleResponse {
+  uint32_t volume_id = 0;
+  uint64_t generation = 0;        // export the fids were checked against
+  uint64_t live_needles = 0;      // live needles in the volume: the population sampled from
+  std::vector<std::string> fids;  // up to n distinct live fids, in random order
+};
+
 // An error body: {"protocol":1,"error":"..."}.
 nlohmann::json ErrorJson(std::string_view message);
 
@@ -85,11 +95,13 @@ nlohmann::json ToJson(const VolumeDescriptor& m);
 nlohmann::json ToJson(const VolumeList& m);
 nlohmann::json ToJson(const LookupRequest& m);
 nlohmann::json ToJson(const LookupResponse& m);
+nlohmann::json ToJson(const SampleResponse& m);
 
 Result<AgentInfo> AgentInfoFromJson(const nlohmann::json& j);
 Result<VolumeDescriptor> VolumeDescriptorFromJson(const nlohmann::json& j);
 Result<VolumeList> VolumeListFromJson(const nlohmann::json& j);
 Result<LookupRequest> LookupRequestFromJson(const nlohmann::json& j);
 Result<LookupResponse> LookupResponseFromJson(const nlohmann::json& j);
+Result<SampleResponse> SampleResponseFromJson(const nlohmann::json& j);
 
 }  // namespace swrdma

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "client/cli/bench_command.h"
 #include "client/cli/command_error.h"
 #include "client/cli/mkvolume_command.h"
 #include "client/cli/read_commands.h"
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   swrdma::cli::AddMkvolumeCommand(app);
   swrdma::cli::AddGetCommand(app);
   swrdma::cli::AddInfoCommand(app);
+  swrdma::cli::AddBenchCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
