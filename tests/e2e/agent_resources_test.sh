@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# End-to-end: the agent does not keep resources of clients that came and went.
+#
+#   agent_resources_test.sh AGENT_BINARY CLIENT_BINARY [CHAOS_BINARY (unused)]
+#
+# Runs RESOURCE_CYCLES (default 50) sequential `swrdma get` processes against a supervised agent:
+# each connects (HTTP + a UCX endpoint), reads a few needles and exits. The data-plane child's
+# open file descriptors (/proc/PID/fd) and memory (VmRSS, and RssAnon: anonymous memory, which
+# leaves out the pages of the mapped volume files that reads bring in) are sampled after a
+# warm-up (baseline), every 10 cycles and at the end. They must come back near the baseline:
+#   fds:     at most RESOURCE_FD_SLACK (default 8) above it: UCX may keep a few sockets or
+#            lingering connections for a moment;
+#   RssAnon: at most RESOURCE_RSS_SLACK_KB (default 16384 KiB) above it: allocator caches and
+#            UCX's per-worker pools grow in steps, not per client;
+#   maps:    /proc/PID/maps lines, at most RESOURCE_MAPS_SLACK (default 10) above it.
+# Over tcp, then over shared memory (posix,sysv,cma) where Yama allows CMA. Prints one JSON line
+# with the numbers. Over shared memory the agent keeps 3 mappings of every client that ever
+# connected (its SysV and posix segments, ~4 MiB of address space, ~100 KiB resident each): a
+# known leak, reported but not failed unless RESOURCE_STRICT_SHM=1.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/e2e_lib.sh
+source "$HERE/e2e_lib.sh"
+e2e_self_deadline 300 "$@"
+
+[[ $# -ge 2 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY [CHAOS_BINARY]"
+AGENT=$(realpath "$1")
+CLI=$(realpath "$2")
+[[ -x "$AGENT" && -x "$CLI" ]] || e2e_fail "build swrdma-agent and swrdma first"
+for tool in jq pgrep; do
+  command -v "$tool" >/dev/null || e2e_fail "$tool is needed (scripts/install-deps.sh installs it)"
+done
+CYCLES=${RESOURCE_CYCLES:-50}
+FD_SLACK=${RESOURCE_FD_SLACK:-8}
+RSS_SLACK_KB=${RESOURCE_RSS_SLACK_KB:-16384}
+MAPS_SLACK=${RESOURCE_MAPS_SLACK:-10}
+
+e2e_tmpdir W
+cd "$W"
+mkdir -p "$W/shm"
+export UCX_POSIX_DIR=$W/shm
+e2e_t "$CLI" mkvolume --dir "$W/volumes" --vid 1 --needles 200 --min 1 --max 64K \
+  --gzip-fraction 0.2 --fids m1.tsv >/dev/null || e2e_fail "mkvolume failed"
+awk -F'\t' '$3 == "live" { print $1 }' m1.tsv >live.txt
+mapfile -t FIDS <live.txt
+e2e_start_agent "$W/agent.log" "$AGENT" --dir "$W/volumes" --index-dir "$W/index" \
+  --http 127.0.0.1:0
+AG="127.0.0.1:$E2E_AGENT_PORT"
+SUP=$(pgrep -P "$E2E_AGENT_PID" | head -n1)
+DP=$(pgrep -P "$SUP" | head -n1)
+[[ -n "$DP" ]] || e2e_fail "no data-plane child under the supervisor"
+
+fds() { find "/proc/$DP/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$DP/status"; }
+sample() {
+  printf '{"fds":%s,"maps":%s,"rss_kb":%s,"rss_anon_kb":%s,"rss_file_kb":%s,"rss_shmem_kb":%s}' \
+    "$(fds)" "$(wc -l <"/proc/$DP/maps")" "$(status_kb VmRSS)" "$(status_kb RssAnon)" \
+    "$(status_kb RssFile)" "$(status_kb RssShmem)"
+}
+get() {  # get TRANSPORTS FID...: one client process, connect / read / disconnect
+  local tls=$1
+  shift
+  rm -rf out && mkdir out
+  e2e_t "$CLI" get --agent "$AG" --transports "$tls" -o out "$@" 2>get.err ||
+    e2e_fail "swrdma get over $tls failed: $(cat get.err)"
+}
+settle() {  # the agent notices closed connections asynchronously
+  sleep 1.5
+}
+
+# run_cycles TRANSPORTS: prints a JSON object with the samples.
+run_cycles() {
+  local tls=$1 i base samples=() final
+  # Warm-up: every needle once (their pages are in RSS from now on), and a few clients.
+  get "$tls" "${FIDS[@]}"
+  for i in 1 2 3; do get "$tls" "${FIDS[@]:0:5}"; done
+  settle
+  base=$(sample)
+  for ((i = 1; i <= CYCLES; i++)); do
+    get "$tls" "${FIDS[RANDOM % ${#FIDS[@]}]}" "${FIDS[RANDOM % ${#FIDS[@]}]}" \
+      "${FIDS[RANDOM % ${#FIDS[@]}]}"
+    if ((i % 10 == 0)); then samples+=("$(sample)"); fi
+  done
+  settle
+  final=$(sample)
+  [[ "$(pgrep -P "$SUP" | head -n1)" == "$DP" ]] ||
+    e2e_fail "the data-plane child was restarted during the $tls cycles: numbers are void"
+  local joined
+  joined=$(IFS=,; echo "${samples[*]}")
+  jq -c -n --arg t "$tls" --argjson b "$base" --argjson f "$final" --argjson s "[$joined]" \
+    '{transports: $t, baseline: $b, every_10: $s, final: $f,
+      fd_growth: ($f.fds - $b.fds), maps_growth: ($f.maps - $b.maps),
+      rss_anon_growth_kb: ($f.rss_anon_kb - $b.rss_anon_kb),
+      rss_shmem_growth_kb: ($f.rss_shmem_kb - $b.rss_shmem_kb),
+      rss_growth_kb: ($f.rss_kb - $b.rss_kb)}'
+}
+
+RESULTS=("$(run_cycles tcp)")
+if [[ -r /proc/sys/kernel/yama/ptrace_scope ]] && (($(cat /proc/sys/kernel/yama/ptrace_scope) >= 2)); then
+  e2e_log "Yama ptrace_scope >= 2: CMA cannot work, skipping the shared-memory cycles"
+else
+  RESULTS+=("$(run_cycles posix,sysv,cma)")
+fi
+summary=$(printf '%s\n' "${RESULTS[@]}" | jq -s -c --argjson n "$CYCLES" \
+  --argjson fs "$FD_SLACK" --argjson rs "$RSS_SLACK_KB" \
+  --argjson ms "$MAPS_SLACK" \
+  '{test: "agent_resources", cycles_per_transport: $n, fd_slack: $fs, rss_anon_slack_kb: $rs,
+    maps_slack: $ms, runs: .}')
+echo "$summary"
+growth=$(jq -r '.runs[] | "\(.transports) \(.fd_growth) \(.rss_anon_growth_kb) \(.maps_growth) \(.rss_shmem_growth_kb)"' \
+  <<<"$summary")
+while read -r tls fdg rssg mapg shmg; do
+  ((fdg <= FD_SLACK)) || e2e_fail "over $tls the agent kept $fdg more fds after $CYCLES clients"
+  ((rssg <= RSS_SLACK_KB)) ||
+    e2e_fail "over $tls the agent's RssAnon grew by $rssg KiB after $CYCLES clients"
+  ((mapg <= MAPS_SLACK)) && continue
+  msg="over $tls the agent kept $mapg more memory mappings (RssShmem +$shmg KiB) after $CYCLES clients"
+  if [[ "$tls" == tcp || -n "${RESOURCE_STRICT_SHM:-}" ]]; then e2e_fail "$msg"; fi
+  # Known (UCX 1.13 without peer error handling on shared memory): the agent's internal
+  # endpoint to each client, with the client's SysV/posix segments mapped, is never released.
+  e2e_log "KNOWN LEAK, not failing (RESOURCE_STRICT_SHM=1 makes it fail): $msg"
+done <<<"$growth"
+
+e2e_sigterm_agent
+e2e_log "PASS"

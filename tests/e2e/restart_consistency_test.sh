@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# End-to-end: kill -9 of the agent while it builds or updates its needle index, then restarts.
+#
+#   restart_consistency_test.sh AGENT_BINARY CLIENT_BINARY CHAOS_BINARY
+#
+# The agent (--no-supervise: nothing restarts it behind our back) indexes a large volume of tiny
+# needles (CONSISTENCY_NEEDLES, default 1.5 M) and a small one. It is killed
+#   A. while it writes volume 1's rebuild (SST files, before the ingestion),
+#   B. after volume 1 is committed, while it indexes volume 2,
+#   D. while it applies a big appended tail of volume 1 (CONSISTENCY_TAIL, default 600 K entries,
+#      applied in batches that each carry their watermark), after the first batch landed.
+# After each kill the next start must show (agent log: "volume N: scan 0/T entries", the index
+# progress that agent/volume_set.cc logs before reading T `.idx` entries) that it re-reads only
+# what was not committed: all of volume 1 after A, nothing of volume 1 after B, less than the
+# tail after D, and nothing at all on a further clean restart. Each complete start must report the
+# live/deleted counts the `.idx` files imply (/v1/volumes vs the mkvolume and chaos manifests)
+# and serve a sample of fids (sizes as the manifests say; deleted ones fail as deleted).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/e2e_lib.sh
+source "$HERE/e2e_lib.sh"
+e2e_self_deadline 300 "$@"
+
+[[ $# -eq 3 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY CHAOS_BINARY"
+AGENT=$(realpath "$1")
+CLI=$(realpath "$2")
+CHAOS=$(realpath "$3")
+[[ -x "$AGENT" && -x "$CLI" && -x "$CHAOS" ]] ||
+  e2e_fail "build swrdma-agent, swrdma and swrdma-volume-chaos first"
+for tool in curl jq pgrep; do
+  command -v "$tool" >/dev/null || e2e_fail "$tool is needed (scripts/install-deps.sh installs it)"
+done
+NEEDLES=${CONSISTENCY_NEEDLES:-1500000}
+TAIL=${CONSISTENCY_TAIL:-600000}
+
+e2e_tmpdir W
+cd "$W"
+mkdir -p "$W/shm"
+export UCX_POSIX_DIR=$W/shm
+D=$W/volumes
+e2e_t "$CLI" mkvolume --dir "$D" --vid 1 --needles "$NEEDLES" --size 1 --delete-fraction 0.05 \
+  --fids m1.tsv >/dev/null 2>&1 || e2e_fail "mkvolume of volume 1 failed"
+e2e_t "$CLI" mkvolume --dir "$D" --vid 2 --needles 5000 --min 1 --max 8K --delete-fraction 0.1 \
+  --gzip-fraction 0.2 --seed 2 --fids m2.tsv >/dev/null 2>&1 || e2e_fail "mkvolume of volume 2 failed"
+idx_entries() { echo $(($(stat -c %s "$D/$1.idx") / 16)); }
+declare -A LIVE DELETED
+for vid in 1 2; do
+  LIVE[$vid]=$(awk -F'\t' '$3 == "live"' "m$vid.tsv" | wc -l)
+  DELETED[$vid]=$(awk -F'\t' '$3 == "deleted"' "m$vid.tsv" | wc -l)
+done
+e2e_log "volume 1: ${LIVE[1]} live, ${DELETED[1]} deleted ($(idx_entries 1) .idx entries);" \
+  "volume 2: ${LIVE[2]} live, ${DELETED[2]} deleted"
+
+AGENT_ARGS=(--no-supervise --dir "$D" --index-dir "$W/index")
+# scan_total LOG VID: the largest T of "volume VID: scan 0/T entries" in LOG, 0 if none.
+scan_total() {
+  { grep -oE "volume $2: scan 0/[0-9]+ entries" "$1" || true; } |
+    sed -E 's/.*scan 0\/([0-9]+) entries/\1/' | sort -n | tail -n1 | grep . || echo 0
+}
+# Each start must log that it indexes both volumes (guards the log wording the checks rely on).
+check_indexing_logged() {
+  local vid
+  for vid in 1 2; do
+    grep -q "indexing volume $vid " "$1" || e2e_fail "$1 does not say it indexed volume $vid"
+  done
+}
+
+# kill_when LOG PATTERN: starts the agent in the background and kill -9s it as soon as LOG
+# matches PATTERN (grep -E). Sets KILLED_LATE=1 if it was already serving by then.
+kill_when() {
+  local log=$1 pattern=$2 pid deadline=$((SECONDS + 60))
+  : >"$log"
+  timeout -s KILL 120 "$AGENT" "${AGENT_ARGS[@]}" --http 127.0.0.1:0 >"$log" 2>&1 &
+  pid=$!
+  e2e_on_cleanup "kill -KILL $pid 2>/dev/null"
+  until grep -qE "$pattern" "$log"; do
+    kill -0 "$pid" 2>/dev/null || e2e_fail "the agent exited before logging /$pattern/ ($log)"
+    ((SECONDS < deadline)) || e2e_fail "the agent did not log /$pattern/ within 60 s ($log)"
+    sleep 0.002
+  done
+  # `timeout` is the parent; the agent is its only child.
+  pkill -KILL -P "$pid" || true
+  wait "$pid" 2>/dev/null || true
+  KILLED_LATE=0
+  grep -q 'serving http' "$log" && KILLED_LATE=1
+  e2e_log "killed -9 on /$pattern/ (after start-up: $KILLED_LATE); last line: $(tail -n1 "$log" | cut -c1-120)"
+}
+
+# check_served LOG: a complete start; counts and a sample of reads match the manifests.
+check_served() {
+  local log=$1 extra_live=$2 vid got want
+  e2e_start_agent "$log" "$AGENT" "${AGENT_ARGS[@]}" --http 127.0.0.1:0
+  check_indexing_logged "$log"
+  e2e_t curl -sf -H 'Accept: application/json' "$(e2e_url /v1/volumes)" >volumes.json ||
+    e2e_fail "/v1/volumes failed"
+  for vid in 1 2; do
+    want="$((LIVE[$vid] + (vid == 1 ? extra_live : 0))) ${DELETED[$vid]}"
+    got=$(jq -r ".volumes[] | select(.volume_id == $vid) | \"\(.live_needles) \(.deleted_needles)\"" \
+      volumes.json)
+    [[ "$got" == "$want" ]] ||
+      e2e_fail "volume $vid: agent says live/deleted $got, the .idx files imply $want ($log)"
+  done
+  # 300 live fids of each volume (+ 300 of the tail), read and sized as the manifests say.
+  {
+    awk -F'\t' '$3 == "live" { print $1 "\t" $2 }' m1.tsv | shuf -n 300
+    awk -F'\t' '$3 == "live" { print $1 "\t" $2 }' m2.tsv | shuf -n 300
+    if [[ -s tail.tsv ]]; then awk -F'\t' '$1 == "put" { print $3 "\t" $4 }' tail.tsv | shuf -n 300; fi
+  } >sample.tsv
+  rm -rf got && mkdir got
+  local sample
+  mapfile -t sample < <(cut -f1 sample.tsv)
+  e2e_t "$CLI" get --agent "127.0.0.1:$E2E_AGENT_PORT" --transports tcp -o got "${sample[@]}" \
+    2>get.err || e2e_fail "reading the sample failed: $(head -3 get.err)"
+  local bad
+  bad=$(while IFS=$'\t' read -r fid size; do
+    [[ "$(stat -c %s "got/$fid" 2>/dev/null)" == "$size" ]] || echo "$fid"
+  done <sample.tsv | head -n 3)
+  [[ -z "$bad" ]] || e2e_fail "sample fids read wrong: $bad"
+  # Deleted ones fail, as deleted.
+  local fid rc
+  for fid in $(awk -F'\t' '$3 == "deleted" { print $1 }' m1.tsv m2.tsv | shuf -n 10); do
+    rc=0
+    e2e_t "$CLI" get --agent "127.0.0.1:$E2E_AGENT_PORT" --transports tcp "$fid" \
+      >/dev/null 2>del.err || rc=$?
+    { ((rc == 1)) && grep -q deleted del.err; } || e2e_fail "deleted $fid: status $rc, $(cat del.err)"
+  done
+  e2e_log "counts and $(wc -l <sample.tsv) sampled reads match ($log)"
+}
+
+# ---- A: kill while volume 1's rebuild is being written --------------------------------------
+ENTRIES1=$(idx_entries 1)
+kill_when a.log "volume 1: write 0/"
+# The rebuild logs "write N/N" once it is ingested: a kill after that (a loaded machine may be
+# that slow to notice the line) found volume 1 committed.
+if grep -qE 'volume 1: write ([0-9]+)/\1 entries' a.log; then WANT_B=0; else WANT_B=$ENTRIES1; fi
+# ---- B: the next start rebuilds volume 1 from scratch; kill once volume 2 is under way --------
+kill_when b.log "indexing volume 2 "
+t=$(scan_total b.log 1)
+((t == WANT_B)) || e2e_fail "after kill A, volume 1 was re-read as $t entries, expected $WANT_B"
+((KILLED_LATE == 0)) || e2e_log "kill B landed after start-up (volume 2 was quick); fine"
+# ---- C: complete start: volume 1 committed before B, is not read again -----------------------
+check_served c.log 0
+t=$(scan_total c.log 1)
+((t == 0)) || e2e_fail "after kill B, volume 1 was re-read ($t entries) though it was committed"
+e2e_sigterm_agent
+
+# ---- D: a big tail appended to volume 1; kill after its first batch landed -------------------
+e2e_t "$CHAOS" append --dir "$D" --vid 1 --manifest tail.tsv --count "$TAIL" --min-size 1 \
+  --max-size 16 --gzip-fraction 0 --seed 7 2>/dev/null || e2e_fail "appending the tail failed"
+kill_when d.log "volume 1: write [1-9][0-9]*/$TAIL entries"
+done_before_kill=$(grep -oE "volume 1: write [0-9]+/$TAIL" d.log | sed -E 's/.* ([0-9]+)\/.*/\1/' |
+  sort -n | tail -n1)
+# ---- E: complete start: only the rest of the tail is applied ---------------------------------
+check_served e.log "$TAIL"
+t=$(scan_total e.log 1)
+((t <= TAIL - done_before_kill)) ||
+  e2e_fail "after kill D, $t tail entries were re-read; $done_before_kill of $TAIL had landed"
+((t < ENTRIES1)) || e2e_fail "after kill D, volume 1 was rebuilt ($t entries) instead of its tail"
+e2e_log "tail: $done_before_kill of $TAIL entries landed before kill D; the restart applied $t"
+t2=$(scan_total e.log 2)
+((t2 == 0)) || e2e_fail "after kill D, volume 2 was re-read ($t2 entries) though unchanged"
+e2e_sigterm_agent
+
+# ---- F: a clean restart is up to date: nothing re-read ---------------------------------------
+check_served f.log "$TAIL"
+for vid in 1 2; do
+  t=$(scan_total f.log "$vid")
+  ((t == 0)) || e2e_fail "a clean restart re-read $t entries of volume $vid"
+done
+jq -c -n --argjson n "$NEEDLES" --argjson tail "$TAIL" --argjson landed "$done_before_kill" \
+  --argjson rest "$(scan_total e.log 1)" --argjson live1 "$((LIVE[1] + TAIL))" \
+  --argjson del1 "${DELETED[1]}" \
+  '{test: "restart_consistency", needles: $n, tail: $tail, tail_landed_before_kill: $landed,
+    tail_applied_after_restart: $rest, volume1_live: $live1, volume1_deleted: $del1}'
+e2e_sigterm_agent
+e2e_log "PASS"
