@@ -292,15 +292,16 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
     }
   }
   constexpr size_t kLookupChunk = 10'000;
+  std::vector<bool> lookup_failed(which.size(), false);
   for (size_t start = 0; start < lookup_fids.size(); start += kLookupChunk) {
     const size_t n = std::min(kLookupChunk, lookup_fids.size() - start);
     auto resp = LookupBatch(std::span(lookup_fids).subspan(start, n));
     for (size_t j = 0; j < n; ++j) {
       const size_t k = to_lookup[start + j];
       if (!resp) {
-        out[which[k]] = Error(resp.error());
-        where[k].status = LookupStatus::kBadFid;  // marker: already failed
-        where[k].fid.clear();
+        out[which[k]] = Error(resp.error().code(),
+                              fmt::format("{}: {}", fids[which[k]], resp.error().message()));
+        lookup_failed[k] = true;
         continue;
       }
       where[k] = resp->results[j];
@@ -320,7 +321,7 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
   std::vector<Pending> pending;
   for (size_t k = 0; k < which.size(); ++k) {
     const size_t i = which[k];
-    if (where[k].fid.empty() && where[k].status == LookupStatus::kBadFid) continue;
+    if (lookup_failed[k]) continue;
     if (where[k].status != LookupStatus::kOk) {
       out[i] = Error(LookupStatusToError(where[k]));
       continue;
