@@ -19,7 +19,9 @@ using tcp = asio::ip::tcp;
 
 namespace {
 // Boost 1.74's Beast takes boost::string_view.
-beast::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
+beast::string_view Sv(std::string_view s) {
+  return {s.data(), s.size()};
+}
 }  // namespace
 
 Result<HttpUrl> ParseHttpUrl(std::string_view url, uint16_t default_port) {
@@ -114,6 +116,9 @@ Result<HttpReply> AgentHttp::Request(
     if (fresh) {
       impl_->stream.emplace(impl_->ioc);
       impl_->buffer.clear();
+      // Beast reads at most the buffer's free capacity per call: without room a 1 MiB body
+      // arrives 512 bytes per read.
+      impl_->buffer.reserve(256 << 10);
       tcp::resolver resolver(impl_->ioc);
       auto endpoints = resolver.resolve(url_.host, std::to_string(url_.port), ec);
       if (ec) {

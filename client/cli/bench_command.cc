@@ -171,7 +171,9 @@ void RunRdmaWorker(Shared& sh, Worker& w, unsigned index) {
           w.tally.Fail(r.error().ToString());
         }
       }
+      w.done.fetch_add(n, std::memory_order_relaxed);
     }
+    w.done.store(0, std::memory_order_relaxed);
     w.tally.errors = 0;  // warm-up failures are counted apart; the first is kept as a clue
   }
   const client::ClientStats before = c.stats();
@@ -254,7 +256,9 @@ void RunHttpWorker(Shared& sh, Worker& w, unsigned index, unsigned workers) {
         ++w.tally.warmup_errors;
         w.tally.Fail(r.error().ToString());
       }
+      w.done.fetch_add(1, std::memory_order_relaxed);
     }
+    w.done.store(0, std::memory_order_relaxed);
     w.tally.errors = 0;
     w.tally.crc_failures = 0;
   }
@@ -385,7 +389,20 @@ void RunBench(BenchArgs a) {
     w.thread = http ? std::thread(RunHttpWorker, std::ref(sh), std::ref(w), i, workers)
                     : std::thread(RunRdmaWorker, std::ref(sh), std::ref(w), i);
   }
-  sh.ready.wait();
+  // Connecting and warming up; a progress line a second if that takes long (big needles).
+  const Clock::time_point warmup_start = Clock::now();
+  for (auto next = warmup_start + std::chrono::seconds(1); !sh.ready.try_wait();) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (Clock::now() < next) continue;
+    next += std::chrono::seconds(1);
+    uint64_t done = 0;
+    for (const auto& w : ws)
+      done += w->done.load(std::memory_order_relaxed);
+    // rdma: every worker reads every fid (each has its own lookup cache); http: they share them.
+    const uint64_t total = http ? fids.size() : uint64_t{fids.size()} * workers;
+    std::fprintf(stderr, "bench: warming up: %llu of %llu reads\n",
+                 static_cast<unsigned long long>(done), static_cast<unsigned long long>(total));
+  }
   const Clock::time_point t0 = Clock::now();
   sh.start.count_down();
   std::string setup_error;
