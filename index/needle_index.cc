@@ -294,14 +294,8 @@ Result<std::vector<NeedleLookup>> NeedleIndex::LookupMany(std::span<const Needle
   std::vector<NeedleLookup> out(keys.size());
   if (keys.empty()) return out;
   // One snapshot so every answer (and the volume check for misses) sees the same state.
-  const rocksdb::Snapshot* snap = h_->db->GetSnapshot();
-  struct Release {
-    rocksdb::DB* db;
-    const rocksdb::Snapshot* s;
-    ~Release() { db->ReleaseSnapshot(s); }
-  } release{h_->db.get(), snap};
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap;
+  const index_internal::ScopedSnapshot snapshot(h_->db.get());
+  const rocksdb::ReadOptions& ro = snapshot.read_options();
 
   std::vector<NeedleKeyBytes> key_bytes(keys.size());
   std::vector<rocksdb::Slice> slices(keys.size());

@@ -130,5 +130,23 @@ Result<VolumeState> DecodeVolumeState(uint32_t vid, rocksdb::Slice v);
 // RocksDB status -> project Status, prefixed with what was being done.
 Status ToStatus(const rocksdb::Status& s, std::string_view context);
 
+// A RocksDB snapshot held for one scope, with read options reading from it: every read in the
+// scope sees the same state.
+class ScopedSnapshot {
+ public:
+  explicit ScopedSnapshot(rocksdb::DB* db) : db_(db), snapshot_(db->GetSnapshot()) {
+    read_options_.snapshot = snapshot_;
+  }
+  ~ScopedSnapshot() { db_->ReleaseSnapshot(snapshot_); }
+  ScopedSnapshot(const ScopedSnapshot&) = delete;
+  ScopedSnapshot& operator=(const ScopedSnapshot&) = delete;
+  const rocksdb::ReadOptions& read_options() const { return read_options_; }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+  rocksdb::ReadOptions read_options_;
+};
+
 }  // namespace index_internal
 }  // namespace swrdma

@@ -32,14 +32,8 @@ Result<std::vector<SampledNeedle>> NeedleIndex::SampleLive(uint32_t volume_id,
   const std::string ctx = fmt::format("sampling volume {}", volume_id);
   std::vector<SampledNeedle> out;
   // One snapshot for the state and the entries.
-  const rocksdb::Snapshot* snap = h_->db->GetSnapshot();
-  struct Release {
-    rocksdb::DB* db;
-    const rocksdb::Snapshot* s;
-    ~Release() { db->ReleaseSnapshot(s); }
-  } release{h_->db.get(), snap};
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap;
+  const index_internal::ScopedSnapshot snapshot(h_->db.get());
+  rocksdb::ReadOptions ro = snapshot.read_options();
 
   const VolumeKey vkey = EncodeVolumeKey(volume_id);
   rocksdb::PinnableSlice state_bytes;
