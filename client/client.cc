@@ -188,9 +188,10 @@ Result<LookupResponse> Client::LookupBatch(std::span<const std::string> fids) {
 }
 
 Result<const Client::VolumeKey*> Client::KeyFor(uint32_t vid, uint64_t generation) {
-  auto it = keys_.find(vid);
-  if (it != keys_.end() && it->second->generation == generation) return it->second.get();
-  if (it != keys_.end()) keys_.erase(it);
+  // Keyed by (volume, generation): one batch may hold gets against an old export (cached lookup)
+  // and the new one; a stale generation's key is dropped only between batches (PruneKeys).
+  auto it = keys_.find({vid, generation});
+  if (it != keys_.end()) return it->second.get();
   SWRDMA_ASSIGN_OR_RETURN(
       auto tree,
       DecodeReply(http_->Request("GET", fmt::format("/v1/volumes/{}", vid), {}, {}, kMsgpackMime),
@@ -211,7 +212,7 @@ Result<const Client::VolumeKey*> Client::KeyFor(uint32_t vid, uint64_t generatio
   SWRDMA_ASSIGN_OR_RETURN(auto rkey, rdma::RemoteKey::Unpack(*endpoint_, region));
   auto key = std::make_unique<VolumeKey>(VolumeKey{desc.generation, desc.version, std::move(rkey)});
   const VolumeKey* out = key.get();
-  keys_[vid] = std::move(key);
+  keys_[{vid, generation}] = std::move(key);
   return out;
 }
 
@@ -327,7 +328,11 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
       continue;
     }
     if (!endpoint_) {
-      out[i] = ReadOverHttp(fids[i], options);
+      // Only an explicit --fallback http reads over HTTP; otherwise no UCX endpoint is an error.
+      out[i] = options_.fallback == FallbackMode::kHttp
+                   ? ReadOverHttp(fids[i], options)
+                   : Error(Code::kUnavailable,
+                           fmt::format("{}: not connected to the agent's UCX worker", fids[i]));
       continue;
     }
     auto key = KeyFor(where[k].volume_id, where[k].generation);
@@ -400,7 +405,21 @@ std::vector<Result<NeedleData>> Client::ReadMany(std::span<const std::string> fi
     }
     ReadRound(fids, again, options, out, /*last=*/true);
   }
+  PruneKeys();
   return out;
+}
+
+void Client::PruneKeys() {
+  // Keep the newest generation of each volume: older ones only served cached lookups that the
+  // agent has since replaced.
+  for (auto it = keys_.begin(); it != keys_.end();) {
+    auto next = std::next(it);
+    if (next != keys_.end() && next->first.first == it->first.first) {
+      it = keys_.erase(it);
+    } else {
+      it = next;
+    }
+  }
 }
 
 Result<NeedleData> Client::Read(std::string_view fid, const ReadOptions& options) {

@@ -105,6 +105,7 @@ class Client {
   Status ConnectAgent();  // GET /v1/info, then ConnectUcx (or HTTP fallback)
   Status ConnectUcx();
   Status Reconnect(const Status& why);
+  void PruneKeys();
   Result<LookupResponse> LookupBatch(std::span<const std::string> fids);
   Result<const VolumeKey*> KeyFor(uint32_t volume_id, uint64_t generation);
   Result<NeedleData> Verify(std::string_view fid, const LookupResult& where, uint8_t version,
@@ -119,7 +120,7 @@ class Client {
   std::optional<rdma::UcxContext> context_;
   std::optional<rdma::UcxWorker> worker_;
   std::optional<rdma::UcxEndpoint> endpoint_;
-  std::map<uint32_t, std::unique_ptr<VolumeKey>> keys_;
+  std::map<std::pair<uint32_t, uint64_t>, std::unique_ptr<VolumeKey>> keys_;  // (vid, generation)
   struct CachedLookup {
     LookupResult result;
     std::chrono::steady_clock::time_point expires;

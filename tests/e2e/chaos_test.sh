@@ -95,11 +95,9 @@ background writer "$CHAOS" run --dir "$D" --manifest "$M" --vids 1,2,3 --seed "$
   --seconds "$CHAOS_SECONDS" --rate 90 --fault-every-ms 1200 --max-size 49152
 WRITER=${BG[0]}
 READ_SECONDS=$((CHAOS_SECONDS + 4))
-# Fids per ReadMany. 1 until the client keeps one rkey per (volume, generation) for a whole
-# batch: a batch mixing a cached lookup of a volume's old export with a fresh one of its new
-# export frees the first rkey while its get is still to be posted (segfault in ucp_get_nbx,
-# client/client.cc KeyFor/ReadRound). CHAOS_READ_BATCH=8 reproduces it within seconds.
-READ_BATCH=${CHAOS_READ_BATCH:-1}
+# Fids per ReadMany: batches mix cached lookups of a volume's old export with fresh ones of its
+# new export (the client keeps one rkey per (volume, generation) for the whole batch).
+READ_BATCH=${CHAOS_READ_BATCH:-8}
 for r in 1 2; do
   background "reader$r" "$CHAOS" read --agent "$URL" --manifest "$M" --seconds "$READ_SECONDS" \
     --name "reader$r" --seed "$SEED$r" --rate 300 --transports tcp --batch "$READ_BATCH"
