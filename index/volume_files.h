@@ -28,8 +28,8 @@ struct VolumeFiles {
 std::optional<std::pair<std::string, uint32_t>> ParseVolumeBaseName(const std::string& base);
 
 struct DiscoveryReport {
-  std::vector<VolumeFiles> volumes;     // sorted by volume id
-  std::vector<std::string> warnings;    // e.g. ".dat without .idx", "duplicate volume id 7"
+  std::vector<VolumeFiles> volumes;   // sorted by volume id
+  std::vector<std::string> warnings;  // e.g. ".dat without .idx", "duplicate volume id 7"
 };
 
 // Lists the volumes in `dir` (not recursive). A `.dat` without `.idx` is skipped with a warning

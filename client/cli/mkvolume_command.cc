@@ -1,9 +1,9 @@
 #include "client/cli/mkvolume_command.h"
 
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -13,8 +13,8 @@
 #include <fmt/format.h>
 
 #include "client/cli/command_error.h"
-#include "protocol/file_id.h"
 #include "index/volume_generator.h"
+#include "protocol/file_id.h"
 
 namespace swrdma::cli {
 
