@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# End-to-end: swrdma-agent's command line. Invalid values are errors naming the flag (never a
+# silent default); a transport required with --require-transports that this host lacks stops the
+# agent at start; --list-devices says plainly when there is no RDMA device; --version works.
+#
+#   agent_flags_test.sh AGENT_BINARY CLIENT_BINARY
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/e2e_lib.sh
+source "$HERE/e2e_lib.sh"
+e2e_self_deadline 120 "$@"
+[[ $# -eq 2 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY"
+AGENT=$(realpath "$1")
+CLI=$(realpath "$2")
+e2e_tmpdir W
+cd "$W"
+e2e_t "$CLI" mkvolume --dir vols --vid 1 --needles 5 --size 1K >/dev/null
+
+# expect_fail WHAT PATTERN ARGS...: the agent exits non-zero and its output matches PATTERN.
+expect_fail() {
+  local what=$1 pattern=$2 out rc=0
+  shift 2
+  out=$(e2e_t "$AGENT" "$@" 2>&1) || rc=$?
+  [[ $rc -ne 0 ]] || e2e_fail "$what: exit 0, expected a failure"
+  grep -qE -- "$pattern" <<<"$out" || e2e_fail "$what: output does not match '$pattern': $out"
+  e2e_log "$what: refused (exit $rc)"
+}
+expect_fail "unknown export mode" "export-mode" --dir vols --export-mode bogus
+expect_fail "unknown progress mode" "progress" --dir vols --progress sometimes
+expect_fail "bad offset width" "offset-bytes" --dir vols --offset-bytes 6
+expect_fail "missing volume directory" "dir" --dir "$W/does-not-exist"
+expect_fail "no --dir at all" "--dir" --index-dir idx --http 127.0.0.1:0 --no-supervise
+expect_fail "bad listen address" "listen|address" --dir vols --index-dir idx --http nonsense:x
+expect_fail "required transport missing" "transport 'rc' required" --dir vols --index-dir idx \
+  --http 127.0.0.1:0 --transports tcp,rc --require-transports
+
+out=$(e2e_t "$AGENT" --list-devices 2>&1) || e2e_fail "--list-devices failed: $out"
+if ! ibv_devices 2>/dev/null | grep -q mlx; then
+  grep -q "no RDMA devices" <<<"$out" || e2e_fail "--list-devices does not say there is none: $out"
+fi
+grep -q "UCX transports" <<<"$out" || e2e_fail "--list-devices lists no UCX transports: $out"
+version=$(e2e_t "$AGENT" --version)
+[[ -n "$version" ]] || e2e_fail "--version printed nothing"
+e2e_log "PASS"
