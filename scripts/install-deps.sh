@@ -10,6 +10,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   iproute2 procps
   curl jq  # tests/e2e
+  dpkg-dev  # make deb: dpkg-shlibdeps
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# End-to-end: the Debian package, installed into the system and used from /usr/bin.
+#
+#   deb_install_test.sh CPACK_COMMAND BUILD_DIR
+#
+# Builds swrdma_<version>_<arch>.deb with cpack in BUILD_DIR, checks its control fields and file
+# list, installs it with dpkg -i, then: the installed swrdma-agent answers --version (the package
+# version) and --help (every flag documented in /etc/default/swrdma-agent and back), the installed
+# `swrdma mkvolume` writes a volume, the installed agent serves it on 127.0.0.1 (kernel-chosen
+# port), the installed `swrdma get` reads every live needle (equal to the HTTP fallback and the
+# manifest sizes), SIGTERM stops the agent with status 0, `systemd-analyze verify` accepts the
+# installed unit (when available), and `dpkg -r` removes the binaries. The package is removed (and
+# purged) on every exit path.
+#
+# Installing into the system is opt-in: runs only as root with CI=true or SWRDMA_TEST_INSTALL=1,
+# and never over an swrdma that is already installed. Otherwise exits 77 (skipped).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/e2e_lib.sh
+source "$HERE/e2e_lib.sh"
+e2e_self_deadline 540 "$@"
+
+[[ $# -eq 2 ]] || e2e_fail "usage: $0 CPACK_COMMAND BUILD_DIR"
+CPACK=$1
+BUILD=$(realpath "$2")
+PKG=swrdma
+BIN=/usr/bin
+
+if [[ "$(id -u)" -ne 0 ]]; then
+  e2e_skip "installs a .deb into the system: run as root with CI=true or SWRDMA_TEST_INSTALL=1"
+fi
+if [[ "${CI:-}" != true && "${SWRDMA_TEST_INSTALL:-}" != 1 ]]; then
+  e2e_skip "installs a .deb into this system; set SWRDMA_TEST_INSTALL=1 (or CI=true) to allow it"
+fi
+for tool in dpkg dpkg-deb dpkg-shlibdeps curl jq; do
+  command -v "$tool" >/dev/null || e2e_skip "$tool is missing (scripts/install-deps.sh installs it)"
+done
+[[ -f "$BUILD/CPackConfig.cmake" ]] || e2e_fail "$BUILD/CPackConfig.cmake is missing; configure first"
+status=$(dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null || true)
+if [[ -n "$status" && "$status" != *not-installed ]]; then
+  e2e_skip "package $PKG is known to dpkg here ($status); this test will not replace or purge it"
+fi
+for f in "$BIN/swrdma-agent" "$BIN/swrdma"; do
+  [[ ! -e "$f" ]] || e2e_skip "$f exists outside the package; this test will not overwrite it"
+done
+
+e2e_tmpdir W
+cd "$W"
+
+# ---- build and inspect the package --------------------------------------------------------------
+E2E_CMD_TIMEOUT=300 e2e_t "$CPACK" -G DEB --config "$BUILD/CPackConfig.cmake" -B "$W/pkg" \
+  >cpack.log 2>&1 || {
+  tail -n 30 cpack.log >&2
+  e2e_fail "cpack -G DEB failed"
+}
+debs=("$W"/pkg/swrdma_*.deb)
+{ ((${#debs[@]} == 1)) && [[ -f "${debs[0]}" ]]; } || e2e_fail "cpack did not write one swrdma_*.deb"
+DEB=${debs[0]}
+e2e_log "built $(basename "$DEB") ($(stat -c %s "$DEB") bytes)"
+[[ "$(dpkg-deb -f "$DEB" Package)" == "$PKG" ]] || e2e_fail "package name is not $PKG"
+VERSION=$(dpkg-deb -f "$DEB" Version)
+[[ -n "$VERSION" ]] || e2e_fail "the package has no Version"
+[[ -n "$(dpkg-deb -f "$DEB" Maintainer)" ]] || e2e_fail "the package has no Maintainer"
+[[ -n "$(dpkg-deb -f "$DEB" Description)" ]] || e2e_fail "the package has no Description"
+depends=$(dpkg-deb -f "$DEB" Depends)
+for lib in libucx0 libibverbs1 libc6; do  # (RocksDB is linked statically)
+  grep -q "$lib" <<<"$depends" || e2e_fail "Depends lacks $lib: $depends"
+done
+dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >files.txt
+for f in /usr/bin/swrdma-agent /usr/bin/swrdma /usr/lib/systemd/system/swrdma-agent.service \
+  /etc/default/swrdma-agent /usr/share/doc/swrdma/README.md /usr/share/doc/swrdma/deploy.md; do
+  grep -qx "$f" files.txt || e2e_fail "the package lacks $f"
+done
+dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./conffiles 2>/dev/null | grep -qx /etc/default/swrdma-agent ||
+  e2e_fail "/etc/default/swrdma-agent is not a conffile"
+e2e_log "package $PKG $VERSION: control fields, files and conffiles as expected"
+
+# ---- install ----------------------------------------------------------------------------------
+# Registered before dpkg -i, so a failed or partial install is removed too.
+e2e_on_cleanup "dpkg -r $PKG; dpkg -P $PKG"
+e2e_t dpkg -i "$DEB" >dpkg.log 2>&1 || {
+  cat dpkg.log >&2
+  e2e_fail "dpkg -i $DEB failed"
+}
+[[ -x "$BIN/swrdma-agent" && -x "$BIN/swrdma" ]] || e2e_fail "dpkg -i did not install the binaries"
+if systemctl is-active --quiet swrdma-agent 2>/dev/null; then
+  e2e_fail "installing the package started swrdma-agent.service (it must not)"
+fi
+
+e2e_t "$BIN/swrdma-agent" --version >version.txt || e2e_fail "swrdma-agent --version failed"
+grep -qF "$VERSION" version.txt || e2e_fail "--version says '$(cat version.txt)', package $VERSION"
+e2e_t "$BIN/swrdma-agent" --help >help.txt || e2e_fail "swrdma-agent --help failed"
+grep -q -- '--dir' help.txt || e2e_fail "--help does not list --dir"
+e2e_t "$BIN/swrdma" --help >/dev/null || e2e_fail "swrdma --help failed"
+
+# /etc/default/swrdma-agent documents every flag of --help, and nothing else.
+grep -o -- '--[a-z][a-z-]*' help.txt | grep -vx -- '--help\|--version' | sort -u >flags.help
+grep '^#' /etc/default/swrdma-agent | grep -o -- '--[a-z][a-z-]*' | grep -vx -- '--help\|--version' |
+  sort -u >flags.default
+grep -vx -- '--supervise' flags.help >flags.help.cmp || true  # documented as --no-supervise
+grep -vx -- '--supervise' flags.default >flags.default.cmp || true
+missing=$(comm -23 flags.help.cmp flags.default.cmp | tr '\n' ' ')
+[[ -z "$missing" ]] || e2e_fail "/etc/default/swrdma-agent does not document: $missing"
+extra=$(comm -13 flags.help.cmp flags.default.cmp | tr '\n' ' ')
+[[ -z "$extra" ]] || e2e_fail "/etc/default/swrdma-agent documents unknown flags: $extra"
+# shellcheck disable=SC1091
+SWRDMA_AGENT_ARGS=$(. /etc/default/swrdma-agent && printf '%s' "${SWRDMA_AGENT_ARGS:-}")
+grep -q -- '--dir ' <<<"$SWRDMA_AGENT_ARGS" || e2e_fail "the default file sets no --dir"
+e2e_log "installed swrdma-agent --version ($VERSION) and --help work; the default file documents all flags"
+
+# ---- serve and read with the installed binaries --------------------------------------------------
+D=$W/volumes
+e2e_t "$BIN/swrdma" mkvolume --dir "$D" --vid 3 --needles 120 --min 1 --max 300K \
+  --gzip-fraction 0.3 --delete-fraction 0.1 --fids m3.tsv >/dev/null || e2e_fail "mkvolume failed"
+e2e_t "$BIN/swrdma" mkvolume --dir "$D" --vid 4 --version 2 --legacy-crc --needles 40 --min 1 \
+  --max 5M --seed 4 --fids m4.tsv >/dev/null || e2e_fail "mkvolume of a v2 volume failed"
+cat m3.tsv m4.tsv >all.tsv
+awk -F'\t' '$3 == "live" { print $1 }' all.tsv >live.txt
+(($(wc -l <live.txt) > 100)) || e2e_fail "mkvolume wrote too few live needles"
+
+e2e_start_agent "$W/agent.log" "$BIN/swrdma-agent" --dir "$D" --index-dir "$W/index" \
+  --http 127.0.0.1:0
+AG="127.0.0.1:$E2E_AGENT_PORT"
+e2e_t "$BIN/swrdma" info --agent "$AG" >info.txt || e2e_fail "installed swrdma info failed"
+grep -qF "$VERSION" info.txt || e2e_fail "swrdma info does not show agent version $VERSION"
+mkdir -p got
+# shellcheck disable=SC2046
+e2e_client "$BIN/swrdma" get --agent "$AG" --transports tcp -v -o got $(cat live.txt) 2>get.err || {
+  cat get.err >&2
+  e2e_fail "installed swrdma get failed"
+}
+n=$(wc -l <live.txt)
+grep -q "read $n of $n needles" get.err || e2e_fail "unexpected summary: $(cat get.err)"
+e2e_check_sizes "$W/got" "$W/all.tsv"
+e2e_http_fetch_all live.txt "$W/http"
+e2e_compare_dirs "$W/got" "$W/http" "$W/live.txt"
+e2e_log "installed swrdma get read $n needles from the installed agent"
+e2e_sigterm_agent
+
+# ---- the unit ---------------------------------------------------------------------------------
+UNIT=/usr/lib/systemd/system/swrdma-agent.service
+[[ -f "$UNIT" ]] || UNIT=/lib/systemd/system/swrdma-agent.service
+[[ -f "$UNIT" ]] || e2e_fail "the unit file is not installed"
+# shellcheck disable=SC2016  # the literal $SWRDMA_AGENT_ARGS, expanded by systemd
+grep -qx 'ExecStart=/usr/bin/swrdma-agent $SWRDMA_AGENT_ARGS' "$UNIT" ||
+  e2e_fail "the installed unit's ExecStart is not /usr/bin/swrdma-agent \$SWRDMA_AGENT_ARGS"
+if command -v systemd-analyze >/dev/null; then
+  e2e_t systemd-analyze verify "$UNIT" >verify.txt 2>&1 || {
+    cat verify.txt >&2
+    e2e_fail "systemd-analyze verify $UNIT failed"
+  }
+  e2e_log "systemd-analyze verify accepts $UNIT"
+else
+  e2e_log "systemd-analyze not available: unit not verified"
+fi
+
+# ---- removal ----------------------------------------------------------------------------------
+e2e_t dpkg -r "$PKG" >/dev/null || e2e_fail "dpkg -r $PKG failed"
+for f in "$BIN/swrdma-agent" "$BIN/swrdma" "$UNIT"; do
+  [[ ! -e "$f" ]] || e2e_fail "dpkg -r left $f behind"
+done
+e2e_t dpkg -P "$PKG" >/dev/null || e2e_fail "dpkg -P $PKG failed"
+[[ ! -e /etc/default/swrdma-agent ]] || e2e_fail "dpkg -P left /etc/default/swrdma-agent behind"
+e2e_log "PASS"
