@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo asan bench format clean
+.PHONY: all deps configure build test demo asan bench compare deb format clean
 
 all: build
 
@@ -30,6 +30,14 @@ asan:
 
 bench: build
 	scripts/bench-index.sh $(BUILD)
+
+# Read path vs the bare UCX ceiling and memcpy: $(BUILD)/compare/compare.md and compare.png.
+compare: build
+	bench/compare.sh $(BUILD)
+
+# Debian package (packaging/CMakeLists.txt): $(BUILD)/swrdma_<version>_<arch>.deb
+deb: build
+	cd $(BUILD) && cpack -G DEB
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i
