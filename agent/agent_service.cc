@@ -1,6 +1,7 @@
 #include "agent/agent_service.h"
 
 #include <charconv>
+#include <chrono>
 #include <optional>
 #include <random>
 
@@ -74,6 +75,12 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
     if (!get) return HttpResponse::JsonError(405, "use GET");
     return HttpResponse::Json(200, R"({"status":"ok"})");
   }
+  if (path == "/metrics") {
+    if (!get) return HttpResponse::JsonError(405, "use GET");
+    HttpResponse r = HttpResponse::Text(200, metrics_.Render(*volumes_.snapshot()));
+    r.content_type = "text/plain; version=0.0.4";
+    return r;
+  }
   if (path == "/readyz") {
     if (!get) return HttpResponse::JsonError(405, "use GET");
     if (!ready_.load()) {
@@ -99,7 +106,9 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
     return ApiError(404, fmt::format("no such endpoint {}", path), f);
   }
   if (!get) return HttpResponse::JsonError(405, "the agent serves reads only: use GET or HEAD");
-  return ServeNeedleOverHttp(volumes_, req);
+  HttpResponse r = ServeNeedleOverHttp(volumes_, req);
+  metrics_.CountFallbackRead(r.status, r.body.size());
+  return r;
 }
 
 HttpResponse AgentService::Info(const HttpRequest& req) const {
@@ -186,7 +195,14 @@ HttpResponse AgentService::Lookup(const HttpRequest& req) const {
                                 lookup->fids.size(), options_.max_lookup_batch),
                     out);
   }
-  return Encoded(200, ToJson(volumes_.Lookup(*lookup)), out);
+  const auto start = std::chrono::steady_clock::now();
+  LookupResponse resp = volumes_.Lookup(*lookup);
+  for (const auto& r : resp.results)
+    metrics_.CountLookup(r.status);
+  metrics_.ObserveLookupRequest(
+      resp.results.size(),
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return Encoded(200, ToJson(resp), out);
 }
 
 }  // namespace swrdma::agent

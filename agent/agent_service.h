@@ -1,7 +1,7 @@
 // The agent's HTTP API: routes requests to the volume set. Thread-safe; no I/O of its own beyond
 // reading exported (mapped) volume bytes for the HTTP fallback.
 //
-//   GET  /healthz, /readyz
+//   GET  /healthz, /readyz, /metrics (Prometheus text)
 //   GET  /v1/info, /v1/volumes, /v1/volumes/<vid>    msgpack, or JSON (Accept: application/json)
 //   GET  /v1/volumes/<vid>/sample?n=N[&seed=S]       up to N random live fids (benchmarks)
 //   POST /v1/lookup                                  body msgpack or JSON (by Content-Type)
@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/agent_metrics.h"
 #include "agent/http_server.h"
 #include "agent/volume_set.h"
 #include "protocol/messages.h"
@@ -44,6 +45,8 @@ class AgentService {
 
   const VolumeSet& volumes_;
   ServiceOptions options_;
+  // Thread-safe (prometheus-cpp metrics are atomics); mutable: counting is not a state change.
+  mutable AgentMetrics metrics_;
   std::atomic<bool> ready_{false};
 };
 

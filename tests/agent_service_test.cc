@@ -234,5 +234,28 @@ TEST_F(AgentServiceTest, HttpFallbackGzipFollowsAcceptEncoding) {
   EXPECT_EQ(*back, want);
 }
 
+TEST_F(AgentServiceTest, MetricsCountLookupsAndFallbackReads) {
+  auto before = Call("GET", "/metrics");
+  ASSERT_EQ(before.status, 200);
+  EXPECT_NE(before.content_type.find("text/plain"), std::string::npos);
+  EXPECT_NE(before.body.find("swrdma_exported_volumes 1"), std::string::npos) << before.body;
+  EXPECT_NE(
+      before.body.find(fmt::format("swrdma_live_needles {}", report_.written - report_.deleted)),
+      std::string::npos);
+
+  LookupRequest req{{FormatFileId(live_->fid), FormatFileId(live_->fid), "1,zz"}};
+  ASSERT_EQ(Call("POST", "/v1/lookup", EncodeBody(ToJson(req), WireFormat::kMsgpack)).status, 200);
+  ASSERT_EQ(Call("GET", "/" + FormatFileId(plain_->fid)).status, 200);
+  ASSERT_EQ(Call("GET", "/" + FormatFileId(deleted_->fid)).status, 404);
+
+  const std::string after = Call("GET", "/metrics").body;
+  EXPECT_NE(after.find(R"(swrdma_lookups_total{status="ok"} 2)"), std::string::npos) << after;
+  EXPECT_NE(after.find(R"(swrdma_lookups_total{status="bad_fid"} 1)"), std::string::npos);
+  EXPECT_NE(after.find("swrdma_lookup_request_seconds_count 1"), std::string::npos);
+  EXPECT_NE(after.find(R"(swrdma_http_fallback_reads_total{code="200"} 1)"), std::string::npos);
+  EXPECT_NE(after.find(R"(swrdma_http_fallback_reads_total{code="404"} 1)"), std::string::npos);
+  EXPECT_EQ(Call("POST", "/metrics").status, 405);
+}
+
 }  // namespace
 }  // namespace swrdma::agent
