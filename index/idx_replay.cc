@@ -40,8 +40,13 @@ void HoldBackUnwritten(IdxTail& tail, OffsetWidth width, uint64_t dat_size, Need
   size_t keep = 0;
   uint64_t end = tail.record_end;
   for (; keep < tail.entries.size(); ++keep) {
+    // A deletion never waits for its tombstone record: SeaweedFS applies .idx deletions without
+    // looking at the .dat, and a truncation that cut the tombstone must not bring the needle back.
     const uint64_t e = IdxEntryRecordEnd(tail.entries[keep], version);
-    if (e > dat_size) break;
+    if (e > dat_size) {
+      if (tail.entries[keep].is_deletion()) continue;
+      break;
+    }
     end = std::max(end, e);
   }
   const uint64_t held = tail.entries.size() - keep;

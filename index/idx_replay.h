@@ -34,6 +34,8 @@ Result<IdxTail> ReadIdxTail(const std::filesystem::path& idx, OffsetWidth width,
 // Keeps the entries in order up to the first whose record does not fit in `dat_size` bytes of
 // `.dat`; it and everything after are held back (an index entry must not overtake the data it
 // names; the volume server writes the `.dat` first, so read the `.idx` before sizing the `.dat`).
+// Deletions are never held back, as SeaweedFS applies them without reading the `.dat`: a
+// truncation that cut a tombstone record must not bring its needle back.
 void HoldBackUnwritten(IdxTail& tail, OffsetWidth width, uint64_t dat_size, NeedleVersion version);
 
 // Replays `entries` (in `.idx` order) into one entry per needle id, the last one winning, sorted

@@ -95,6 +95,19 @@ TEST(IdxReplay, HoldsBackFromTheFirstEntryPastTheDat) {
   EXPECT_EQ(tail.record_end, 8 + len);
 }
 
+TEST(IdxReplay, DeletionsPastTheDatAreNotHeldBack) {
+  const uint64_t len = NeedleRecordLength(100, NeedleVersion::kV3);
+  IdxTail tail;
+  // Needle 1 written, then deleted by a tombstone record that a truncation cut away.
+  tail.entries = {{1, 8, 100}, {1, 8 + len, kTombstoneSize}, {2, 8 + len + 32, 100}};
+  tail.applied_bytes = 3 * 16;
+  HoldBackUnwritten(tail, OffsetWidth::k4, 8 + len, NeedleVersion::kV3);
+  ASSERT_EQ(tail.entries.size(), 2u);  // the write and its deletion; needle 2 waits
+  EXPECT_TRUE(tail.entries[1].is_deletion());
+  EXPECT_EQ(tail.held_back_entries, 1u);
+  EXPECT_EQ(tail.record_end, 8 + len);  // the cut-off tombstone is not a published record
+}
+
 TEST(IdxReplay, ReadsWholeEntriesFromAnOffset) {
   testing::TempDir dir("idx-replay");
   std::vector<uint8_t> bytes;
