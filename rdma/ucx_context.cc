@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "rdma/capture_output.h"
@@ -19,6 +21,41 @@ Status Modify(ucp_config_t* config, const std::string& name, const std::string& 
   return FromUcs(ucp_config_modify(config, name.c_str(), value.c_str()),
                  "setting UCX option UCX_" + name + "=" + value +
                      " (check the name and value against `ucx_info -c`)");
+}
+
+// Could UCX_TLS `tls` select posix or sysv? (Setting an option of a transport that no interface
+// uses makes UCX warn "invalid configuration" on every worker.)
+bool MaySelectSharedMemory(std::string_view tls) {
+  if (tls.empty() || tls.starts_with('^')) return true;  // everything, or all but a few
+  for (size_t pos = 0; pos <= tls.size();) {
+    size_t comma = tls.find(',', pos);
+    if (comma == std::string_view::npos) comma = tls.size();
+    std::string_view t = tls.substr(pos, comma - pos);
+    if (t.starts_with('\\')) t.remove_prefix(1);  // a leading backslash: no alias expansion
+    if (t == "all" || t == "sm" || t == "shm" || t == "mm" || t == "posix" || t == "sysv") {
+      return true;
+    }
+    pos = comma + 1;
+  }
+  return false;
+}
+
+bool IsYes(std::string_view value) {
+  return value == "y" || value == "yes" || value == "on" || value == "1" || value == "Y" ||
+         value == "YES" || value == "ON";
+}
+
+// Is shared-memory peer error handling on after the environment and `config`? nullopt: unset.
+std::optional<bool> ExplicitShmErrorHandling(const std::map<std::string, std::string>& config) {
+  std::optional<bool> on;
+  for (const char* name : {"MM_ERROR_HANDLING", "POSIX_ERROR_HANDLING", "SYSV_ERROR_HANDLING"}) {
+    if (auto it = config.find(name); it != config.end()) {
+      on = on.value_or(false) || IsYes(it->second);
+    } else if (const char* env = std::getenv((std::string("UCX_") + name).c_str())) {
+      on = on.value_or(false) || IsYes(env);
+    }
+  }
+  return on;
 }
 
 }  // namespace
@@ -41,6 +78,16 @@ Result<UcxContext> UcxContext::Create(const UcxContextOptions& options) {
   if (options.net_devices) {
     SWRDMA_RETURN_IF_ERROR(Modify(config.get(), "NET_DEVICES", *options.net_devices));
   }
+  const std::optional<bool> explicit_shm = ExplicitShmErrorHandling(options.config);
+  const char* tls_env = std::getenv("UCX_TLS");
+  const std::string_view tls = options.transports   ? std::string_view(*options.transports)
+                               : tls_env != nullptr ? std::string_view(tls_env)
+                                                    : std::string_view();
+  bool shm_peer_failure = explicit_shm.value_or(false);
+  if (!explicit_shm && options.shm_peer_failure && MaySelectSharedMemory(tls)) {
+    SWRDMA_RETURN_IF_ERROR(Modify(config.get(), "MM_ERROR_HANDLING", "y"));
+    shm_peer_failure = true;
+  }
   for (const auto& [name, value] : options.config) {
     SWRDMA_RETURN_IF_ERROR(Modify(config.get(), name, value));
   }
@@ -57,12 +104,15 @@ Result<UcxContext> UcxContext::Create(const UcxContextOptions& options) {
     return Error(status.code(),
                  status.message() + "; check UCX_TLS / UCX_NET_DEVICES against `ucx_info -d`");
   }
-  return UcxContext(context, options.wakeup, std::move(transports));
+  UcxContext out(context, options.wakeup, std::move(transports));
+  out.shm_peer_failure_ = shm_peer_failure;
+  return out;
 }
 
 UcxContext::UcxContext(UcxContext&& other) noexcept
     : context_(std::exchange(other.context_, nullptr)),
       wakeup_(other.wakeup_),
+      shm_peer_failure_(other.shm_peer_failure_),
       transports_(std::move(other.transports_)) {}
 
 UcxContext& UcxContext::operator=(UcxContext&& other) noexcept {
@@ -70,6 +120,7 @@ UcxContext& UcxContext::operator=(UcxContext&& other) noexcept {
     if (context_ != nullptr) ucp_cleanup(context_);
     context_ = std::exchange(other.context_, nullptr);
     wakeup_ = other.wakeup_;
+    shm_peer_failure_ = other.shm_peer_failure_;
     transports_ = std::move(other.transports_);
   }
   return *this;

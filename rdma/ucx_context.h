@@ -25,6 +25,19 @@ struct UcxContextOptions {
   // UCP_FEATURE_WAKEUP: lets workers hand out an event fd (UcxWorker::efd) to block on instead
   // of busy polling.
   bool wakeup = false;
+  // UCX_MM_ERROR_HANDLING=y: lets the shared-memory transports posix and sysv take endpoints with
+  // peer error handling (UCX 1.13 ships it off: uct_mm_iface_query). Without it an endpoint that
+  // may use only shared memory cannot have UCP_ERR_HANDLING_MODE_PEER, and then the worker it
+  // connects to never learns that the process went away: the reply endpoint UCX created there,
+  // with the peer's segments mapped, stays until that worker is destroyed. With it, UCX's
+  // keepalive (every UCX_KEEPALIVE_INTERVAL, 20 s) checks that the peer process still exists (pid
+  // and start time: uct_ep_keepalive_check) and destroys the endpoint once it is gone. Both sides
+  // need it (the reply endpoint inherits the client's mode): an agent without it drops a peer-mode
+  // client's shared-memory requests silently, so clients ask for it only from agents that
+  // advertise it (/v1/info "shm_peer_failure"). Not applied when the environment
+  // (UCX_MM_ERROR_HANDLING, UCX_POSIX_ERROR_HANDLING, UCX_SYSV_ERROR_HANDLING) or `config` sets
+  // it, nor when the transports cannot include posix/sysv (UCX would warn about an unused option).
+  bool shm_peer_failure = true;
 };
 
 // Configuration is read from the environment first (ucp_config_read: every UCX_* variable
@@ -44,6 +57,10 @@ class UcxContext {
 
   ucp_context_h get() const { return context_; }
   bool wakeup() const { return wakeup_; }
+  // Whether shared-memory transports may take peer-error-handling endpoints in this context
+  // (UcxContextOptions::shm_peer_failure applied, or the environment/config turned it on). An
+  // agent advertises it so that clients know they may ask for peer mode over shared memory.
+  bool shm_peer_failure() const { return shm_peer_failure_; }
   // What UCX_TLS was in force: the option, else $UCX_TLS, else "all (UCX default)".
   const std::string& transports() const { return transports_; }
 
@@ -56,6 +73,7 @@ class UcxContext {
 
   ucp_context_h context_ = nullptr;
   bool wakeup_ = false;
+  bool shm_peer_failure_ = false;
   std::string transports_;
 };
 

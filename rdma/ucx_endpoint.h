@@ -2,14 +2,16 @@
 //
 // Peer error handling: UCP_ERR_HANDLING_MODE_PEER makes UCX detect a dead peer (keepalive) and
 // fail outstanding operations instead of hanging; the error callback records the failure here.
-// UCX 1.13's shared-memory transports (posix, sysv, cma) cannot do it: an endpoint that may only
-// use them fails with UCS_ERR_UNREACHABLE in PEER mode, and with a transport list that mixes tcp
-// and shared memory, PEER mode leaves only the tcp lanes. kPreferPeer (the default) therefore
-// falls back to no error handling when PEER is refused; deadlines on every wait then bound what a
-// dead peer can cost. Consequence: with the default transports two processes on one host connect
-// over tcp loopback in PEER mode; choose kNone (or shared-memory-only UCX_TLS) to get shared
-// memory. Over tcp in PEER mode UCX also drops the tcp RMA lane; gets are emulated over active
-// messages either way on this kind of host.
+// UCX 1.13's shared-memory transports (posix, sysv) do it only with UCX_MM_ERROR_HANDLING=y
+// (UcxContextOptions::shm_peer_failure, on by default here; keepalive then checks that the peer
+// process exists). Without it, an endpoint that may only use shared memory fails with
+// UCS_ERR_UNREACHABLE in PEER mode, and with a transport list that mixes tcp and shared memory,
+// PEER mode leaves only the tcp lanes. kPreferPeer (the default) therefore falls back to no error
+// handling when PEER is refused; deadlines on every wait then bound what a dead peer can cost.
+// PEER mode matters to the remote side too: the endpoint UCX creates there to answer this one
+// inherits the mode, and only in PEER mode does the remote worker ever release it (keepalive
+// finds this process gone). Over tcp in PEER mode UCX drops the tcp RMA lane, over shared memory
+// the cma one; gets are emulated over active messages either way on this kind of host.
 //
 // Thread: the endpoint belongs to its worker's thread.
 #pragma once
