@@ -17,7 +17,10 @@
 # differ only by what the agent and client do; it is stopped while the ceiling runs so that two
 # busy pollers never share a small machine. Knobs (environment): COMPARE_SECONDS per run (3),
 # COMPARE_SIZES ("4K 1M"), COMPARE_WINDOWS ("1 64"), COMPARE_PROGRESS (busy), COMPARE_PORT
-# (18660), COMPARE_DATA (OUT_DIR/data, volumes kept between runs). Default runtime: about 2 min.
+# (18660), COMPARE_DATA (OUT_DIR/data, volumes kept between runs), COMPARE_WINDOW_MODE (sliding:
+# K gets kept in flight by both swrdma bench and the ceiling, per-read latencies; lockstep: whole
+# windows of K waited for together), COMPARE_BENCH_ARGS (extra `swrdma bench` flags, e.g.
+# --hugepages or --copy). Default runtime: about 2 min.
 set -euo pipefail
 
 build=$(realpath "${1:?build directory}")
@@ -28,6 +31,14 @@ windows=${COMPARE_WINDOWS:-1 64}
 progress=${COMPARE_PROGRESS:-busy}
 port=${COMPARE_PORT:-18660}
 data=${COMPARE_DATA:-$out/data}
+window_mode=${COMPARE_WINDOW_MODE:-sliding}
+read -r -a bench_args <<<"${COMPARE_BENCH_ARGS:-}"
+bench_mode_args=(--sliding)
+ceiling_mode_args=(--sliding)
+if [[ $window_mode == lockstep ]]; then
+  bench_mode_args=()
+  ceiling_mode_args=()
+fi
 swrdma="$build/client/swrdma"
 agent_bin="$build/agent/swrdma-agent"
 ucx_bin="$build/bench/swrdma-bench-ucx"
@@ -51,12 +62,14 @@ for size in $sizes; do
 done
 
 results="$out/results.jsonl"
+# UCX prints its warnings on stdout (UCX_LOG_FILE defaults to it): keep the JSON line only.
+json_only() { grep -E '^\{' | tail -1; }
 : >"$results"
 record() {  # record PATH SIZE JSON: appends the run and prints a line
   local path=$1 size=$2 json=$3
   echo "$json" | jq -c --arg path "$path" --arg s "$size" --argjson load "$(cut -d' ' -f1 /proc/loadavg)" \
     '{path:$path, size:$s, window:(.window // .inflight), ops_per_sec, bytes_per_sec, p50_us,
-      p99_us, errors:(.errors // 0), loadavg:$load}' >>"$results"
+      p99_us, errors:(.errors // 0), reg_cache_hit_rate, hugepages, loadavg:$load}' >>"$results"
   echo "$json" | jq -r --arg m "$path $size window $(echo "$json" | jq '.window // .inflight')" \
     '"\($m): \(.ops_per_sec|floor) ops/s, \(.bytes_per_sec/1048576|floor) MiB/s, p50 \(.p50_us) us, p99 \(.p99_us) us"' >&2
 }
@@ -85,14 +98,15 @@ for size in $sizes; do
   for window in $windows; do
     for path in tcp shm http; do
       case $path in
-        tcp) extra=(--transports tcp) ;;
-        shm) extra=(--transports "$shm_tls") ;;
+        tcp) extra=(--transports tcp "${bench_mode_args[@]}" "${bench_args[@]}") ;;
+        shm) extra=(--transports "$shm_tls" "${bench_mode_args[@]}" "${bench_args[@]}") ;;
         http) extra=(--mode http) ;;
       esac
       # A long lookup TTL: the warm-up fills the client's lookup cache, so the timed reads are
       # one-sided gets + verification, comparable with the ceiling's bare gets.
       json=$("$swrdma" bench --agent "$url" --volume "${vid[$size]}" --seconds "$seconds" \
-        --inflight "$window" --json --lookup-ttl-ms 3600000 "${extra[@]}" 2>"$out/bench.err") || {
+        --inflight "$window" --json --lookup-ttl-ms 3600000 "${extra[@]}" 2>"$out/bench.err" |
+        json_only) || {
         echo "swrdma bench failed ($path $size $window):" >&2
         cat "$out/bench.err" >&2
         continue
@@ -110,7 +124,8 @@ for size in $sizes; do
       path=ucx-tcp
       [[ $tls == tcp ]] || path=ucx-shm
       json=$("$ucx_bin" --transports "$tls" --size "$size" --window "$window" \
-        --seconds "$seconds" --file "$data/volumes/${vid[$size]}.dat") || {
+        "${ceiling_mode_args[@]}" --seconds "$seconds" --file "$data/volumes/${vid[$size]}.dat" |
+        json_only) || {
         echo "swrdma-bench-ucx failed ($tls $size $window)" >&2
         continue
       }
@@ -124,7 +139,7 @@ done
 {
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); host: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),"
   echo "UCX $(ucx_info -v 2>/dev/null | sed -n 's/^# Version //p' | head -1); agent --progress $progress; $seconds s per run; load average at the runs $(jq -s 'map(.loadavg) | "\(min)-\(max)"' -r "$results")."
-  echo "K = reads in flight; for K > 1 the latency is that of the whole window of K. Ceiling: tcp and"
+  echo "K = reads in flight ($window_mode windows; lockstep: for K > 1 the latency is that of the whole window). Ceiling: tcp and"
   echo "HTTP against swrdma-bench-ucx over tcp, shared memory against it over $shm_tls."
   echo
   echo "| needle | K | path | ops/s | MiB/s | p50 µs | p99 µs | of ceiling |"

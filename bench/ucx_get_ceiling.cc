@@ -7,7 +7,9 @@
 // parent is the initiator: it connects (same endpoint options as the client library), then posts
 // windows of --window gets with GetBatch::PostInto into a buffer allocated and touched up front,
 // waits for each window and records its latency once per get of the window (as `swrdma bench`
-// does). Offsets rotate through the region. No HTTP, no index, no verification: what is left is
+// does). With --sliding, a new get is posted as soon as one completes (--window in flight at
+// all times, in chunks of 16 windows, as `swrdma bench` does) and each get's own latency is
+// recorded. Offsets rotate through the region. No HTTP, no index, no verification: what is left is
 // the UCX usage of the real read path, so the gap to `swrdma bench` is what the agent and client
 // add on top of it.
 //
@@ -55,6 +57,7 @@ struct Args {
   double seconds = 0;
   std::string file;
   uint64_t buffer_mib = 64;
+  bool sliding = false;  // keep --window gets in flight, a new one posted as each completes
 };
 
 uint64_t Nanos(Clock::duration d) {
@@ -222,9 +225,51 @@ Result<Measured> RunInitiator(const Args& a, int info_fd) {
       SWRDMA_RETURN_IF_ERROR(batch.Wait(rdma::DeadlineIn(std::chrono::seconds(10))));
       return batch.FirstError();
     };
+    // Sliding: `count` gets, at most a.window in flight; a destination slot is reused as soon
+    // as its get completed.
+    bool recording = false;
+    std::vector<Clock::time_point> posted;
+    std::vector<size_t> slot_of, free_slots, completed;
+    auto sliding_chunk = [&](size_t count) -> Status {
+      SWRDMA_RETURN_IF_ERROR(batch.Reset());
+      posted.clear();
+      slot_of.clear();
+      free_slots.clear();
+      for (size_t k = a.window; k-- > 0;)
+        free_slots.push_back(k);
+      auto harvest = [&] {
+        batch.TakeCompleted(completed);
+        const Clock::time_point now = Clock::now();
+        for (size_t i : completed) {
+          free_slots.push_back(slot_of[i]);
+          if (!recording) continue;
+          m.latency.Record(Nanos(now - posted[i]));
+          ++m.ops;
+        }
+      };
+      for (size_t k = 0; k < count; ++k) {
+        if (batch.pending() >= a.window) {
+          SWRDMA_RETURN_IF_ERROR(batch.WaitUntilPendingAtMost(
+              a.window - 1, rdma::DeadlineIn(std::chrono::seconds(10))));
+          harvest();
+        }
+        const size_t slot = free_slots.back();
+        free_slots.pop_back();
+        const uint64_t offset = (next++ % slots) * a.size;
+        posted.push_back(Clock::now());
+        slot_of.push_back(slot);
+        batch.PostInto(rkey, remote.address + offset,
+                       std::span(destination).subspan(slot * a.size, a.size));
+      }
+      SWRDMA_RETURN_IF_ERROR(batch.Wait(rdma::DeadlineIn(std::chrono::seconds(10))));
+      harvest();
+      return batch.FirstError();
+    };
+    const size_t chunk = a.window * 16;
     // Warm-up: wireup, first-touch of the lanes' buffers.
     for (int i = 0; i < 100; ++i)
-      SWRDMA_RETURN_IF_ERROR(window());
+      SWRDMA_RETURN_IF_ERROR(a.sliding ? sliding_chunk(a.window) : window());
+    recording = true;
     const Clock::time_point start = Clock::now();
     const Clock::time_point end =
         start + std::chrono::duration_cast<Clock::duration>(
@@ -233,6 +278,10 @@ Result<Measured> RunInitiator(const Args& a, int info_fd) {
       if (a.ops > 0 && m.ops >= a.ops) break;
       const Clock::time_point t0 = Clock::now();
       if (a.ops == 0 && t0 >= end) break;
+      if (a.sliding) {
+        SWRDMA_RETURN_IF_ERROR(sliding_chunk(chunk));
+        continue;
+      }
       SWRDMA_RETURN_IF_ERROR(window());
       const uint64_t nanos = Nanos(Clock::now() - t0);
       for (size_t k = 0; k < a.window; ++k)
@@ -325,6 +374,9 @@ int Main(int argc, char** argv) {
   app.add_option("--file", a.file,
                  "Target maps this file (e.g. a volume .dat) instead of an "
                  "anonymous buffer");
+  app.add_flag("--sliding", a.sliding,
+               "Keep --window gets in flight (post one as each completes) instead of waiting "
+               "for whole windows");
   app.add_option("--buffer-mib", a.buffer_mib, "Anonymous target buffer size, MiB")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -354,7 +406,8 @@ int Main(int argc, char** argv) {
       {"p50_us", static_cast<double>(m->latency.Percentile(0.5)) / 1000.0},
       {"p99_us", static_cast<double>(m->latency.Percentile(0.99)) / 1000.0},
       {"mean_us", m->latency.mean() / 1000.0},
-      {"latency", a.window > 1 && a.mode == "get" ? "window" : "op"},
+      {"latency", a.window > 1 && a.mode == "get" && !a.sliding ? "window" : "op"},
+      {"sliding", a.sliding},
   };
   std::printf("%s\n", j.dump().c_str());
   return 0;

@@ -29,6 +29,7 @@
 #include <ucp/api/ucp.h>
 
 #include "protocol/status.h"
+#include "rdma/buffer_pool.h"
 #include "rdma/memory_region.h"
 #include "rdma/ucx_endpoint.h"
 #include "rdma/ucx_worker.h"
@@ -49,18 +50,37 @@ class GetBatch {
   // posted (out of range, endpoint failed) is complete at once with its error.
   size_t Post(const RemoteKey& rkey, uint64_t remote_address, size_t length);
   // Same, into caller memory that must stay valid until Wait returns (see the note above about
-  // abandoned gets).
-  size_t PostInto(const RemoteKey& rkey, uint64_t remote_address, std::span<std::byte> destination);
+  // abandoned gets). `memh`, when the destination is registered (e.g. a PooledBuffer), spares UCX
+  // looking the destination up in its registration cache (UCP_OP_ATTR_FIELD_MEMH).
+  size_t PostInto(const RemoteKey& rkey, uint64_t remote_address, std::span<std::byte> destination,
+                  ucp_mem_h memh = nullptr);
+  // Reads `length` (<= buffer.size()) bytes into a registered pooled buffer that the batch holds
+  // while the get is in flight (TakePooled(i) after completion). Safe like Post: if the get is
+  // abandoned, the buffer goes with it and returns to its pool only once UCX is done with it.
+  size_t PostPooled(const RemoteKey& rkey, uint64_t remote_address, size_t length,
+                    PooledBuffer buffer);
+  // The buffer of a completed PostPooled get (empty if the get was abandoned).
+  PooledBuffer TakePooled(size_t index);
 
   // Progresses the worker until every get has completed or `deadline` passes. Ok when all
   // completed (each may still have failed: see status(i)); kTimeout when some did not: those
   // report kTimeout and the endpoint has been aborted.
-  Status Wait(Deadline deadline);
+  Status Wait(Deadline deadline) { return WaitUntilPendingAtMost(0, deadline); }
+  // Progresses until at most `pending` gets are in flight (a sliding window: wait for a free
+  // slot, post the next get). On the deadline, like Wait: everything pending is drained, kTimeout.
+  Status WaitUntilPendingAtMost(size_t pending, Deadline deadline);
+
+  // Indices of the gets completed (ok or not) since the last call, in completion order.
+  void TakeCompleted(std::vector<size_t>& out) {
+    out.clear();
+    out.swap(completed_);
+  }
+  bool done(size_t index) const { return slots_[index]->done; }
 
   size_t size() const { return slots_.size(); }
   size_t pending() const { return pending_; }
   // Ok, or why get `index` failed. kInternal "still in flight" before Wait.
-  const Status& status(size_t index) const { return slots_[index]->status; }
+  const Status& status(size_t index) const;
   // The first failure in post order, or Ok.
   Status FirstError() const;
   // The bytes a Post get read (empty for PostInto gets and for failed ones).
@@ -68,6 +88,7 @@ class GetBatch {
   std::vector<std::byte> TakeData(size_t index);
 
   // Clears completed gets so the batch can be reused (kInternal if some are still in flight).
+  // Slot objects are kept for the next posts: a reused batch allocates nothing per get.
   Status Reset();
 
   // One get; heap-allocated so its address can be UCX's user_data for as long as UCX needs it.
@@ -77,13 +98,17 @@ class GetBatch {
     void* request = nullptr;               // UCX request while in flight
     uint64_t remote_address = 0;
     size_t length = 0;
+    size_t index = 0;  // in slots_
     bool done = false;
     Status status;
     std::vector<std::byte> owned;  // Post's buffer
+    PooledBuffer pooled;           // PostPooled's buffer
   };
 
  private:
-  size_t PostSlot(std::unique_ptr<Slot> owned_slot, const RemoteKey& rkey, std::byte* destination);
+  std::unique_ptr<Slot> NewSlot();
+  size_t PostSlot(std::unique_ptr<Slot> owned_slot, const RemoteKey& rkey, std::byte* destination,
+                  ucp_mem_h memh);
   static void OnComplete(void* request, ucs_status_t status, void* user_data);
   void Complete(Slot& slot, Status status);
   // Cancel, abort the endpoint, wait (bounded) for the callbacks, abandon what is left.
@@ -91,6 +116,8 @@ class GetBatch {
 
   detail::EndpointCore* endpoint_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<std::unique_ptr<Slot>> spare_;  // reset slots, reused by the next posts
+  std::vector<size_t> completed_;
   size_t pending_ = 0;
 };
 

@@ -1,10 +1,16 @@
 // `swrdma bench`. How it measures:
 //  - Which needles: up to --sample random live fids from the agent (GET /v1/volumes/<vid>/sample),
 //    or the live ones of a --fids manifest; every op reads one of them, uniformly at random.
+//  - Which agents: --agent, or with --master every agent serving the volume (its replicas), worker
+//    i on agent i % n; fids are sampled from the first.
 //  - rdma mode: --threads T workers, each with its own Client (a Client owns a UCX worker and is
-//    single-threaded). --inflight 1 times each Read; --inflight K > 1 issues ReadMany windows of
-//    K fids (K gets posted at once, waited for together, then verified) and every read of a
-//    window is recorded with the window's latency: an upper bound on that read's own latency.
+//    single-threaded). Reads are zero-copy views (Client::ReadView / ReadEach: records land in
+//    the client's registered buffer pool and are verified there). --inflight 1 times each
+//    ReadView; --inflight K > 1 issues ReadViews windows of K fids (K gets posted at once,
+//    waited for together, then verified) and records every read of a window with the window's
+//    latency (an upper bound on its own). --sliding instead keeps K gets in flight, a new one
+//    posted as each completes (ReadEach over chunks of fids), and records each read's own
+//    latency, posted -> verified. --copy uses the copying Read/ReadMany (windows as above).
 //  - http mode: T x K connections, each in its own thread, one GET /<fid> at a time; each
 //    request's latency is recorded.
 //  - Warm-up (unless --no-warmup): every rdma worker reads every fid once before the clock starts,
@@ -33,8 +39,10 @@
 #include <nlohmann/json.hpp>
 
 #include "client/cli/bench_fids.h"
+#include "client/cli/bench_rdma_reads.h"
 #include "client/cli/command_error.h"
 #include "client/cli/latency_histogram.h"
+#include "client/cli/master_args.h"
 #include "client/client.h"
 #include "protocol/crc32c.h"
 #include "protocol/gzip.h"
@@ -59,7 +67,11 @@ struct BenchArgs {
   uint64_t seed = 0;
   int timeout_ms = 5000;
   bool no_warmup = false;
-  int lookup_ttl_ms = 0;  // 0: the client's default
+  int lookup_ttl_ms = 0;   // 0: the client's default
+  bool hugepages = false;  // registered get buffers on 2 MiB pages
+  bool copy = false;       // Read/ReadMany (copying API, lock-step windows) instead of views
+  bool sliding = false;    // K gets kept in flight (ReadEach) instead of windows of K (ReadViews)
+  MasterArgs cluster;      // --master: workers spread over every agent serving the volume
 };
 
 // What one worker measured; merged into the result.
@@ -73,6 +85,8 @@ struct Tally {
   uint64_t cache_hits = 0;
   uint64_t retries = 0;
   uint64_t reconnects = 0;
+  uint64_t reg_hits = 0, reg_misses = 0;  // registered buffer pool, timed part
+  std::string hugepages, hugepage_note;
   uint64_t warmup_errors = 0;
   uint64_t min_size = UINT64_MAX, max_size = 0;
   std::string first_error;
@@ -98,6 +112,10 @@ struct Tally {
     cache_hits += o.cache_hits;
     retries += o.retries;
     reconnects += o.reconnects;
+    reg_hits += o.reg_hits;
+    reg_misses += o.reg_misses;
+    if (hugepages.empty()) hugepages = o.hugepages;
+    if (hugepage_note.empty()) hugepage_note = o.hugepage_note;
     warmup_errors += o.warmup_errors;
     min_size = std::min(min_size, o.min_size);
     max_size = std::max(max_size, o.max_size);
@@ -115,7 +133,8 @@ struct alignas(64) Worker {
 
 struct Shared {
   const BenchArgs& args;
-  const client::HttpUrl& url;
+  const std::vector<std::string>& agents;  // worker i reads from agents[i % size]
+  const std::vector<client::HttpUrl>& urls;
   const std::vector<std::string>& fids;
   std::latch ready;     // every worker connected and warmed up (or failed to)
   std::latch start{1};  // the clock runs
@@ -147,10 +166,11 @@ uint64_t Nanos(Clock::duration d) {
 void RunRdmaWorker(Shared& sh, Worker& w, unsigned index) {
   const BenchArgs& a = sh.args;
   client::ClientOptions o;
-  o.agent_url = a.agent;
+  o.agent_url = sh.agents[index % sh.agents.size()];
   if (!a.transports.empty()) o.transports = a.transports;
   o.timeout = std::chrono::milliseconds(a.timeout_ms);
   o.max_inflight = a.inflight;
+  o.hugepages = a.hugepages;
   if (a.lookup_ttl_ms > 0) o.lookup_cache_ttl = std::chrono::milliseconds(a.lookup_ttl_ms);
   auto connected = client::Client::Connect(o);
   if (!connected) {
@@ -182,29 +202,25 @@ void RunRdmaWorker(Shared& sh, Worker& w, unsigned index) {
 
   std::mt19937_64 rng(a.seed + index);
   std::uniform_int_distribution<size_t> pick(0, sh.fids.size() - 1);
-  std::vector<std::string> batch;
-  while (const size_t n = sh.Claim(a.inflight)) {
-    batch.clear();
-    for (size_t i = 0; i < n; ++i)
-      batch.push_back(sh.fids[pick(rng)]);
-    const Clock::time_point t0 = Clock::now();
-    auto results = c.ReadMany(batch);
-    const uint64_t nanos = Nanos(Clock::now() - t0);
-    for (auto& r : results) {
-      if (r) {
-        w.tally.Ok(nanos, r->data.size());
-      } else {
-        w.tally.Fail(r.error().ToString());
-      }
-    }
-    w.done.fetch_add(n, std::memory_order_relaxed);
-  }
+  RunRdmaReads(c, {.inflight = a.inflight,
+                   .copy = a.copy,
+                   .sliding = a.sliding,
+                   .claim = [&](size_t k) { return sh.Claim(k); },
+                   .next_fid = [&]() -> const std::string& { return sh.fids[pick(rng)]; },
+                   .ok = [&](uint64_t nanos, uint64_t size) { w.tally.Ok(nanos, size); },
+                   .fail = [&](std::string e) { w.tally.Fail(std::move(e)); },
+                   .done = [&](size_t n) { w.done.fetch_add(n, std::memory_order_relaxed); }});
   const client::ClientStats& after = c.stats();
   w.tally.crc_failures = after.crc_failures - before.crc_failures;
   w.tally.lookups = after.lookups - before.lookups;
   w.tally.cache_hits = after.lookup_cache_hits - before.lookup_cache_hits;
   w.tally.retries = after.retries - before.retries;
   w.tally.reconnects = after.reconnects - before.reconnects;
+  w.tally.reg_hits = after.reg_cache_hits - before.reg_cache_hits;
+  w.tally.reg_misses = after.reg_cache_misses - before.reg_cache_misses;
+  const rdma::BufferPoolStats pool = c.buffer_pool_stats();
+  w.tally.hugepages = pool.hugepages;
+  w.tally.hugepage_note = pool.hugepage_note;
   sh.Finished(w);
 }
 
@@ -240,7 +256,7 @@ Result<uint64_t> HttpRead(client::AgentHttp& http, const std::string& fid, Tally
 
 void RunHttpWorker(Shared& sh, Worker& w, unsigned index, unsigned workers) {
   const BenchArgs& a = sh.args;
-  client::AgentHttp http(sh.url, std::chrono::milliseconds(a.timeout_ms));
+  client::AgentHttp http(sh.urls[index % sh.urls.size()], std::chrono::milliseconds(a.timeout_ms));
   auto hello = http.Request("GET", "/healthz");  // connect before the clock starts
   if (!hello || hello->status != 200) {
     w.setup_error =
@@ -287,12 +303,15 @@ double Micros(uint64_t nanos) {
 
 // The JSON object, also the source of the human summary.
 nlohmann::ordered_json Report(const BenchArgs& a, const Tally& t, double secs,
-                              const std::string& transport, size_t fid_count) {
-  const bool window = a.mode == "rdma" && a.inflight > 1;
+                              const std::string& transport, size_t fid_count,
+                              const std::vector<std::string>& agents) {
+  const bool window = a.mode == "rdma" && a.inflight > 1 && (a.copy || !a.sliding);
   nlohmann::ordered_json j;
   j["mode"] = a.mode;
   j["transport"] = transport;
-  j["agent"] = a.agent;
+  j["agent"] = agents.front();  // the agent the fids were sampled from
+  j["agents"] = agents;         // workers spread over these (several with --master)
+  j["master"] = a.cluster.master;
   j["volume"] = a.volume;
   j["threads"] = a.threads;
   j["inflight"] = a.inflight;
@@ -323,6 +342,17 @@ nlohmann::ordered_json Report(const BenchArgs& a, const Tally& t, double secs,
   j["lookup_cache_hits"] = t.cache_hits;
   j["retries"] = t.retries;
   j["reconnects"] = t.reconnects;
+  if (a.mode == "rdma") {
+    j["api"] = a.copy ? "copy" : "view";
+    j["window_mode"] = a.inflight == 1 ? "single" : window ? "lockstep" : "sliding";
+    j["reg_cache_hits"] = t.reg_hits;
+    j["reg_cache_misses"] = t.reg_misses;
+    const uint64_t reg = t.reg_hits + t.reg_misses;
+    j["reg_cache_hit_rate"] =
+        reg ? static_cast<double>(t.reg_hits) / static_cast<double>(reg) : 0.0;
+    j["hugepages"] = t.hugepages;
+    if (!t.hugepage_note.empty()) j["hugepage_note"] = t.hugepage_note;
+  }
   j["lookup_ttl_ms"] = a.lookup_ttl_ms;  // 0: the client library's default
   j["seed"] = a.seed;
   if (!t.first_error.empty()) j["first_error"] = t.first_error;
@@ -353,8 +383,17 @@ void PrintSummary(const nlohmann::ordered_json& j) {
 void RunBench(BenchArgs a) {
   if (a.ops == 0 && a.seconds == 0) a.seconds = 10;
   if (a.seed == 0) a.seed = (uint64_t{std::random_device{}()} << 32) | std::random_device{}();
-  auto url = client::ParseHttpUrl(a.agent, client::kDefaultAgentPort);
-  if (!url) throw CommandError(url.error());
+  const std::vector<std::string> agents =
+      a.cluster.master.empty()
+          ? std::vector<std::string>{a.agent}
+          : AgentsOfVolume(a.cluster, a.volume, std::chrono::milliseconds(a.timeout_ms));
+  std::vector<client::HttpUrl> urls;
+  for (const auto& agent : agents) {
+    auto url = client::ParseHttpUrl(agent, client::kDefaultAgentPort);
+    if (!url) throw CommandError(url.error());
+    urls.push_back(std::move(*url));
+  }
+  const client::HttpUrl* url = &urls.front();
 
   std::vector<std::string> fids;
   if (!a.fids_file.empty()) {
@@ -381,7 +420,7 @@ void RunBench(BenchArgs a) {
         kExitUsage);
   }
   const unsigned workers = http ? a.threads * static_cast<unsigned>(a.inflight) : a.threads;
-  Shared sh{.args = a, .url = *url, .fids = fids, .ready = std::latch(workers)};
+  Shared sh{.args = a, .agents = agents, .urls = urls, .fids = fids, .ready = std::latch(workers)};
   std::vector<std::unique_ptr<Worker>> ws;
   for (unsigned i = 0; i < workers; ++i) {
     ws.push_back(std::make_unique<Worker>());
@@ -444,12 +483,13 @@ void RunBench(BenchArgs a) {
     end = std::max(end, w->finished);
   }
   if (!setup_error.empty()) {
-    throw CommandError(fmt::format("connecting to the agent at {}: {}", a.agent, setup_error),
-                       kExitFailure);
+    throw CommandError(
+        fmt::format("connecting to the agent at {}: {}", fmt::join(agents, ", "), setup_error),
+        kExitFailure);
   }
   const double secs = std::chrono::duration<double>(end - t0).count();
   const std::string transport = fmt::format("{}", fmt::join(ws[0]->transports, ","));
-  const auto report = Report(a, total, secs, transport, fids.size());
+  const auto report = Report(a, total, secs, transport, fids.size(), agents);
   if (a.json) {
     std::printf("%s\n", report.dump().c_str());
   } else {
@@ -470,7 +510,9 @@ void AddBenchCommand(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* cmd = app.add_subcommand(
       "bench", "Read random live needles of a volume, verified, and report throughput and latency");
-  cmd->add_option("--agent", a->agent, "Agent URL (http://HOST:PORT)")->capture_default_str();
+  auto* agent =
+      cmd->add_option("--agent", a->agent, "Agent URL (http://HOST:PORT)")->capture_default_str();
+  AddMasterOptions(cmd, a->cluster, agent, /*tokens=*/false);
   cmd->add_option("--volume", a->volume, "Volume id to read")->required();
   auto* ops = cmd->add_option("--ops", a->ops, "Reads to do in all (default: --seconds 10)")
                   ->check(CLI::PositiveNumber);
@@ -478,7 +520,8 @@ void AddBenchCommand(CLI::App& app) {
       cmd->add_option("--seconds", a->seconds, "Run for this long")->check(CLI::PositiveNumber);
   ops->excludes(secs);
   cmd->add_option("--inflight", a->inflight,
-                  "rdma: reads per ReadMany window; http: connections per thread")
+                  "rdma: reads per window (gets in flight with --sliding); http: "
+                  "connections per thread")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Threads, each with its own client")
@@ -500,6 +543,15 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--timeout-ms", a->timeout_ms, "Timeout of each request, milliseconds")
       ->check(CLI::Range(1, 3'600'000))
       ->capture_default_str();
+  cmd->add_flag("--hugepages", a->hugepages,
+                "rdma: back the client's registered get buffers with 2 MiB pages (MAP_HUGETLB, "
+                "else transparent huge pages; the JSON says which and why)");
+  cmd->add_flag("--copy", a->copy,
+                "rdma: use the copying API (Read / ReadMany windows) instead of zero-copy views");
+  cmd->add_flag("--sliding", a->sliding,
+                "rdma, --inflight > 1: keep K gets in flight, a new one posted as each completes "
+                "(ReadEach), and record each read's own latency, instead of windows of K reads "
+                "waited for together (ReadViews)");
   cmd->add_flag("--no-warmup", a->no_warmup,
                 "Start timing at once: include lookups and cold caches in the figures");
   cmd->add_option("--lookup-ttl-ms", a->lookup_ttl_ms,

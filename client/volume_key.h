@@ -1,0 +1,18 @@
+// Client::VolumeKey, shared by client.cc (key exchange) and read_round.cc (gets): the unpacked
+// rkey of one export (volume, generation) and the needle version its records use.
+#pragma once
+
+#include <cstdint>
+
+#include "client/client.h"
+#include "rdma/memory_region.h"
+
+namespace swrdma::client {
+
+struct Client::VolumeKey {
+  uint64_t generation = 0;
+  uint8_t version = 3;
+  rdma::RemoteKey rkey;
+};
+
+}  // namespace swrdma::client
