@@ -1,6 +1,14 @@
 #include "agent/agent_config.h"
 
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <CLI/CLI.hpp>
+
+#include <toml++/toml.h>
 
 namespace swrdma::agent {
 
@@ -65,6 +73,13 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
          "Seconds a replaced export stays mapped so in-flight reads finish")
       ->check(CLI::Range(0, 3600))
       ->default_str("10");
+  app.add_option_function<int>(
+         "--device-rescan-interval",
+         [&c](int v) { c.device_rescan_interval = std::chrono::seconds(v); },
+         "Seconds between checks for RDMA devices/ports appearing, vanishing or changing state "
+         "(logged, and the swrdma_rdma_devices metric); 0 turns it off")
+      ->check(CLI::Range(0, 86400))
+      ->default_str("60");
   app.add_option_function<uint64_t>(
          "--growth-reserve-mb", [&c](uint64_t mb) { c.growth_reserve = mb << 20; },
          "MiB mapped and registered past the end of each volume file, so appends are served "
@@ -77,8 +92,275 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
   app.add_flag("--supervise,!--no-supervise", c.supervise,
                "Run the agent in a child process that is restarted if it crashes (default on; "
                "see docs/read-path.md on UCX aborts with emulated RMA)");
+  app.add_option("--jwt-read-key", c.jwt_read_key,
+                 "HS256 key SeaweedFS signs read tokens with ([jwt.signing.read] key); turns on "
+                 "read authorization. Prefer the env SWRDMA_JWT_READ_KEY or --security-toml");
+  app.add_option("--security-toml", c.security_toml,
+                 "SeaweedFS security.toml to take [jwt.signing.read] key from (reloaded on SIGHUP)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--exposure", c.exposure,
+                 "region: clients get volume rkeys (trusted networks, fastest) | push: the agent "
+                 "writes needles into client buffers and never hands out rkeys (default with JWT)")
+      ->check(CLI::IsMember({"region", "push"}));
   app.add_flag("--list-devices", c.list_devices,
                "Print RDMA devices and UCX transports, then exit");
+}
+
+namespace {
+
+// A flag that can also come from the environment or the config file.
+struct Setting {
+  std::string flag;      // long name without dashes: "http-threads"
+  std::string key;       // config-file key: "http_threads"
+  std::string env;       // "SWRDMA_HTTP_THREADS"
+  bool is_flag = false;  // boolean switch (true/false)
+  bool is_list = false;  // may be repeated (--dir, --http)
+};
+
+constexpr std::string_view kConfigEnv = "SWRDMA_CONFIG";
+
+void AddConfigFlag(CLI::App& app, AgentConfig& c) {
+  app.add_option("--config", c.config_file,
+                 fmt::format("TOML file with settings (keys: flag names with '_', e.g. "
+                             "http_threads = 4); default {} if it exists, or env {}. Flags beat "
+                             "SWRDMA_<FLAG> environment variables, which beat the file",
+                             kDefaultConfigFile, kConfigEnv));
+}
+
+std::vector<Setting> Settings() {
+  AgentConfig scratch;
+  CLI::App app;
+  AddAgentFlags(app, scratch);
+  std::vector<Setting> out;
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt->get_lnames().empty()) continue;
+    const std::string& flag = opt->get_lnames().front();
+    if (flag == "help") continue;
+    Setting s;
+    s.flag = flag;
+    s.key = flag;
+    std::replace(s.key.begin(), s.key.end(), '-', '_');
+    s.env = EnvNameOf(flag);
+    s.is_flag = opt->get_expected_max() == 0;
+    s.is_list = opt->get_expected_max() > 1;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// Parses `argv` (in order, without a program name) into `config` with a fresh parser.
+void ParseFlags(AgentConfig& config, std::vector<std::string> argv) {
+  CLI::App app;
+  AddAgentFlags(app, config);
+  AddConfigFlag(app, config);
+  std::reverse(argv.begin(), argv.end());
+  app.parse(argv);
+}
+
+// Applies one setting's values from a lower source; `where` names the source and key.
+Status Apply(AgentConfig& config, const Setting& s, const std::vector<std::string>& values,
+             std::string_view where) {
+  if (!s.is_list && values.size() != 1) {
+    return Status(Code::kInvalidArgument,
+                  fmt::format("{}: takes one value, got {}", where, values.size()));
+  }
+  std::vector<std::string> argv;
+  for (const auto& v : values)
+    argv.push_back(fmt::format("--{}={}", s.flag, v));
+  try {
+    ParseFlags(config, std::move(argv));
+  } catch (const CLI::ParseError& e) {
+    return Status(Code::kInvalidArgument, fmt::format("{}: {}", where, e.what()));
+  }
+  return Status::Ok();
+}
+
+std::optional<std::string> ParseBool(std::string_view text) {
+  std::string t(text);
+  std::transform(t.begin(), t.end(), t.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  if (t == "true" || t == "1" || t == "yes" || t == "on") return "true";
+  if (t == "false" || t == "0" || t == "no" || t == "off") return "false";
+  return std::nullopt;
+}
+
+// One TOML value as flag text, or why it cannot be one.
+Result<std::string> ScalarText(const toml::node& node, const Setting& s) {
+  if (s.is_flag) {
+    if (auto b = node.value<bool>()) return std::string(*b ? "true" : "false");
+    return Error(Code::kInvalidArgument, "expected true or false");
+  }
+  if (auto str = node.value_exact<std::string>()) return *str;
+  if (auto i = node.value_exact<int64_t>()) return std::to_string(*i);
+  if (auto f = node.value_exact<double>()) return fmt::format("{}", *f);
+  if (auto b = node.value_exact<bool>()) return std::string(*b ? "true" : "false");
+  return Error(Code::kInvalidArgument, "expected a string or a number");
+}
+
+Status ApplyFile(AgentConfig& config, const std::filesystem::path& file,
+                 const std::vector<Setting>& settings) {
+  const std::string name = file.string();
+  toml::table root;
+  try {  // toml++ reports parse errors as exceptions; they stop here
+    root = toml::parse_file(name);
+  } catch (const toml::parse_error& err) {
+    return Status(
+        Code::kInvalidArgument,
+        fmt::format("config file {}: line {} column {}: {}", name, err.source().begin.line,
+                    err.source().begin.column, err.description()));
+  }
+  for (auto&& [k, node] : root) {
+    const std::string key(k.str());
+    auto it = std::find_if(settings.begin(), settings.end(),
+                           [&](const Setting& s) { return s.key == key && s.key != "config"; });
+    if (it == settings.end()) {
+      std::vector<std::string> known;
+      for (const auto& s : settings)
+        if (s.key != "config") known.push_back(s.key);
+      return Status(Code::kInvalidArgument,
+                    fmt::format("config file {}: unknown key '{}' (known keys: {})", name, key,
+                                fmt::join(known, ", ")));
+    }
+    const std::string where = fmt::format("config file {}: key '{}'", name, key);
+    std::vector<std::string> values;
+    if (const toml::array* arr = node.as_array()) {
+      if (!it->is_list)
+        return Status(Code::kInvalidArgument, where + ": takes one value, not a list");
+      for (const toml::node& e : *arr) {
+        auto text = ScalarText(e, *it);
+        if (!text)
+          return Status(Code::kInvalidArgument,
+                        fmt::format("{}: {}", where, text.error().message()));
+        values.push_back(std::move(*text));
+      }
+    } else {
+      auto text = ScalarText(node, *it);
+      if (!text)
+        return Status(Code::kInvalidArgument, fmt::format("{}: {}", where, text.error().message()));
+      values.push_back(std::move(*text));
+    }
+    if (values.empty()) continue;  // `dir = []`: as if absent
+    SWRDMA_RETURN_IF_ERROR(Apply(config, *it, values, where));
+  }
+  return Status::Ok();
+}
+
+std::vector<std::string> SplitList(std::string_view text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string_view::npos) comma = text.size();
+    out.emplace_back(text.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+EnvLookup ProcessEnvironment() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+std::string EnvNameOf(std::string_view flag) {
+  std::string out = "SWRDMA_";
+  for (char ch : flag)
+    out.push_back(ch == '-' ? '_'
+                            : static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+  return out;
+}
+
+Result<ConfigSources> ParseAgentConfig(CLI::App& app, AgentConfig& config,
+                                       const std::vector<std::string>& args, const EnvLookup& env,
+                                       const std::filesystem::path& default_file) {
+  AddAgentFlags(app, config);
+  AddConfigFlag(app, config);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());
+  app.parse(reversed);  // the command line first: --help, --version and flag errors win
+
+  ConfigSources sources;
+  const std::vector<Setting> settings = Settings();
+  AgentConfig layered;  // defaults, then file, then environment, then command line
+
+  std::optional<std::string> config_env = env(std::string(kConfigEnv));
+  if (config_env && config_env->empty()) config_env.reset();
+  if (config.config_file) {
+    sources.file = config.config_file;
+  } else if (config_env) {
+    sources.file = std::filesystem::path(*config_env);
+  } else {
+    std::error_code ec;
+    if (std::filesystem::exists(default_file, ec)) sources.file = default_file;
+  }
+  if (sources.file) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(*sources.file, ec)) {
+      return Error(
+          Code::kInvalidArgument,
+          fmt::format("config file {} (from {}): not a readable file", sources.file->string(),
+                      config.config_file ? "--config"
+                      : config_env       ? std::string(kConfigEnv)
+                                         : "the default location"));
+    }
+    SWRDMA_RETURN_IF_ERROR(ApplyFile(layered, *sources.file, settings));
+  }
+
+  for (const Setting& s : settings) {
+    if (s.key == "config") continue;
+    auto value = env(s.env);
+    if (!value || value->empty()) continue;
+    const std::string where = fmt::format("environment variable {}", s.env);
+    std::vector<std::string> values;
+    if (s.is_flag) {
+      auto b = ParseBool(*value);
+      if (!b) {
+        return Error(Code::kInvalidArgument,
+                     fmt::format("{}: expected true or false, got '{}'", where, *value));
+      }
+      values.push_back(*b);
+    } else if (s.is_list) {
+      values = SplitList(*value);
+    } else {
+      values.push_back(*value);
+    }
+    SWRDMA_RETURN_IF_ERROR(Apply(layered, s, values, where));
+    sources.env.push_back(s.env);
+  }
+
+  try {
+    ParseFlags(layered, args);
+  } catch (const CLI::ParseError& e) {  // parsed once already; cannot fail differently
+    return Error(Code::kInternal, fmt::format("command line: {}", e.what()));
+  }
+  layered.config_file = sources.file;
+  layered.listen_fds = config.listen_fds;
+  config = std::move(layered);
+  return sources;
+}
+
+std::string DescribeConfig(const AgentConfig& c) {
+  std::vector<std::string> dirs;
+  for (const auto& d : c.dirs)
+    dirs.push_back(d.string());
+  return fmt::format(
+      "config_file={} dir=[{}] index_dir={} http=[{}] transports={} require_transports={} "
+      "net_devices={} progress={} export_mode={} offset_bytes={} http_threads={} "
+      "max_connections={} max_lookup_batch={} rescan_interval={}s retire_grace={}s "
+      "device_rescan_interval={}s "
+      "growth_reserve_mb={} log_level={} supervise={} jwt_read_key={} security_toml={} "
+      "exposure={}",
+      c.config_file ? c.config_file->string() : "(none)", fmt::join(dirs, ","),
+      c.index_dir.string(), fmt::join(c.http, ","), c.transports.value_or("(UCX default)"),
+      c.require_transports, c.net_devices.value_or("(UCX default)"),
+      ProgressModeName(c.progress_mode), ExportModeName(c.export_mode),
+      static_cast<int>(c.offset_width), c.http_threads, c.max_connections, c.max_lookup_batch,
+      c.rescan_interval.count(), c.retire_grace.count(), c.device_rescan_interval.count(),
+      c.growth_reserve >> 20, c.log_level, c.supervise, c.jwt_read_key ? "(set)" : "(unset)",
+      c.security_toml ? c.security_toml->string() : "(none)", c.exposure.value_or("(default)"));
 }
 
 }  // namespace swrdma::agent

@@ -3,13 +3,16 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/exported_volume.h"
 #include "agent/progress_thread.h"
 #include "index/idx_file.h"
+#include "protocol/status.h"
 
 namespace CLI {
 class App;
@@ -18,6 +21,8 @@ class App;
 namespace swrdma::agent {
 
 inline constexpr uint16_t kDefaultAgentPort = 18515;
+// Read when it exists and neither --config nor SWRDMA_CONFIG names another file.
+inline constexpr std::string_view kDefaultConfigFile = "/etc/swrdma/agent.toml";
 
 struct AgentConfig {
   std::vector<std::filesystem::path> dirs;  // volume directories (the volume server's -dir)
@@ -34,15 +39,52 @@ struct AgentConfig {
   size_t max_lookup_batch = 10'000;
   std::chrono::seconds rescan_interval{5};
   std::chrono::seconds retire_grace{10};  // old exports stay mapped this long after replacement
-  uint64_t growth_reserve = uint64_t{1} << 30;  // registered past end of file for appends
+  std::chrono::seconds device_rescan_interval{60};  // RDMA device hot-plug check; 0 = off
+  uint64_t growth_reserve = uint64_t{1} << 30;      // registered past end of file for appends
   std::string log_level = "info";
   bool list_devices = false;    // print RDMA devices and exit
   bool supervise = true;        // run the agent in a child process restarted if it crashes
   std::vector<int> listen_fds;  // bound by the supervisor, one per `http` entry (not a flag)
+  std::optional<std::filesystem::path> config_file;  // --config / SWRDMA_CONFIG, or the default
+
+  // Read authorization (docs/security.md). Never logged.
+  std::optional<std::string> jwt_read_key;  // HS256 key; env SWRDMA_JWT_READ_KEY
+  std::optional<std::filesystem::path>
+      security_toml;                    // SeaweedFS security.toml ([jwt.signing.read])
+  std::optional<std::string> exposure;  // "region" | "push"; default push when JWT is on
 };
 
 // Declares every flag on `app`, bound to `config`. Validation of values happens in the
 // callbacks: a present but invalid value is an error naming the flag.
 void AddAgentFlags(CLI::App& app, AgentConfig& config);
+
+// Looks an environment variable up (nullopt when unset); tests pass a map instead of the process
+// environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup ProcessEnvironment();
+
+// "http-threads" -> "SWRDMA_HTTP_THREADS".
+std::string EnvNameOf(std::string_view flag);
+
+// Where the settings came from, for the start-up log.
+struct ConfigSources {
+  std::optional<std::filesystem::path> file;  // the config file read, if any
+  std::vector<std::string> env;               // environment variables that set something
+};
+
+// The agent's settings from every source, highest first: command-line flag, environment variable
+// SWRDMA_<FLAG> (lists comma-separated; an empty variable counts as unset), TOML config file
+// (--config FILE, else SWRDMA_CONFIG, else kDefaultConfigFile if it exists; keys are the flag
+// names with '_' for '-'), built-in default. Declares the flags plus --config on `app` and parses
+// `args` (argv without argv[0]) with it: CLI::ParseError (--help, --version, a bad flag)
+// propagates for app.exit(). A bad value in the environment or the file, an unknown key or an
+// unreadable file is kInvalidArgument naming the variable, or the file and key. Every source is
+// validated, including values a higher source overrides.
+Result<ConfigSources> ParseAgentConfig(
+    CLI::App& app, AgentConfig& config, const std::vector<std::string>& args, const EnvLookup& env,
+    const std::filesystem::path& default_file = std::filesystem::path(kDefaultConfigFile));
+
+// The effective settings on one line, for the start-up log. Secrets are redacted ("(set)").
+std::string DescribeConfig(const AgentConfig& config);
 
 }  // namespace swrdma::agent

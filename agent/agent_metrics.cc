@@ -1,5 +1,7 @@
 #include "agent/agent_metrics.h"
 
+#include <filesystem>
+
 #include <prometheus/text_serializer.h>
 
 #include "agent/volume_set.h"
@@ -9,6 +11,19 @@ namespace swrdma::agent {
 using prometheus::BuildCounter;
 using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
+
+namespace {
+
+prometheus::Counter& Counter(prometheus::Registry& r, const std::string& name,
+                             const std::string& help) {
+  return BuildCounter().Name(name).Help(help).Register(r).Add({});
+}
+prometheus::Gauge& Gauge(prometheus::Registry& r, const std::string& name,
+                         const std::string& help) {
+  return BuildGauge().Name(name).Help(help).Register(r).Add({});
+}
+
+}  // namespace
 
 AgentMetrics::AgentMetrics()
     : registry_(std::make_shared<prometheus::Registry>()),
@@ -33,31 +48,103 @@ AgentMetrics::AgentMetrics()
                           .Name("swrdma_http_fallback_reads_total")
                           .Help("GET /<fid> reads served over HTTP, by status code")
                           .Register(*registry_)),
-      fallback_bytes_(BuildCounter()
-                          .Name("swrdma_http_fallback_bytes_total")
-                          .Help("Body bytes sent by the HTTP fallback")
-                          .Register(*registry_)
-                          .Add({})),
-      exported_volumes_(BuildGauge()
-                            .Name("swrdma_exported_volumes")
-                            .Help("Volumes exported now")
-                            .Register(*registry_)
-                            .Add({})),
-      exported_bytes_(BuildGauge()
-                          .Name("swrdma_exported_bytes")
-                          .Help("Bytes of volume files served now")
-                          .Register(*registry_)
-                          .Add({})),
-      registered_bytes_(BuildGauge()
-                            .Name("swrdma_registered_bytes")
-                            .Help("Bytes registered with UCX (files plus growth reserves)")
-                            .Register(*registry_)
-                            .Add({})),
-      live_needles_(BuildGauge()
-                        .Name("swrdma_live_needles")
-                        .Help("Live needles in the exported volumes")
-                        .Register(*registry_)
-                        .Add({})) {}
+      fallback_bytes_(Counter(*registry_, "swrdma_http_fallback_bytes_total",
+                              "Body bytes sent by the HTTP fallback")),
+      exported_volumes_(Gauge(*registry_, "swrdma_exported_volumes", "Volumes exported now")),
+      exported_bytes_(
+          Gauge(*registry_, "swrdma_exported_bytes", "Bytes of volume files served now")),
+      registered_bytes_(Gauge(*registry_, "swrdma_registered_bytes",
+                              "Bytes registered with UCX (files plus growth reserves)")),
+      live_needles_(
+          Gauge(*registry_, "swrdma_live_needles", "Live needles in the exported volumes")),
+      scans_(Counter(*registry_, "swrdma_volume_scans_total",
+                     "Scans of the volume directories (start-up, file events, periodic)")),
+      exports_(Counter(*registry_, "swrdma_volume_exports_total",
+                       "Volume exports created (new volumes and re-exports)")),
+      removals_(Counter(*registry_, "swrdma_volume_removals_total",
+                        "Volumes no longer exported because they left the disk")),
+      failures_(Counter(*registry_, "swrdma_volume_failures_total",
+                        "Volumes a scan could not index or export (see the log)")),
+      generation_changes_(BuildCounter()
+                              .Name("swrdma_generation_changes_total")
+                              .Help("Re-exports of a served volume under a new generation, by "
+                                    "reason (index_rebuilt = vacuum/replaced file, outgrown, "
+                                    "faulted, file_moved)")
+                              .Register(*registry_)),
+      registration_seconds_(
+          BuildHistogram()
+              .Name("swrdma_registration_seconds")
+              .Help("Time to map, register (ucp_mem_map) and pack the rkey of one volume export")
+              .Register(*registry_)
+              .Add({}, prometheus::Histogram::BucketBoundaries{1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2,
+                                                               0.1, 0.3, 1, 3, 10, 30})),
+      idx_entries_applied_(Counter(*registry_, "swrdma_index_entries_applied_total",
+                                   ".idx entries replayed into the needle index")),
+      index_apply_delay_(
+          BuildHistogram()
+              .Name("swrdma_index_apply_delay_seconds")
+              .Help("From the first file event (inotify) of a burst to the end of the scan that "
+                    "applied it")
+              .Register(*registry_)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1,
+                                                               2, 5, 10})),
+      idx_unapplied_bytes_(Gauge(*registry_, "swrdma_index_unapplied_bytes",
+                                 "Bytes of .idx files on disk not yet applied to the index "
+                                 "(sampled at scrape time)")),
+      index_needles_(BuildGauge()
+                         .Name("swrdma_index_needles")
+                         .Help("Needles in the index per exported volume, by state (live, "
+                               "deleted), as of the last scan")
+                         .Register(*registry_)),
+      connections_open_(
+          Gauge(*registry_, "swrdma_http_connections_open", "HTTP connections being served")),
+      connections_accepted_(Counter(*registry_, "swrdma_http_connections_accepted_total",
+                                    "HTTP connections accepted and served")),
+      connections_refused_(Counter(*registry_, "swrdma_http_connections_refused_total",
+                                   "HTTP connections refused (503) over --max-connections")),
+      http_requests_(Counter(*registry_, "swrdma_http_requests_total", "HTTP requests handled")),
+      http_timeouts_(Counter(*registry_, "swrdma_http_timeouts_total",
+                             "HTTP requests not read, or responses not written, in time")),
+      http_responses_(BuildCounter()
+                          .Name("swrdma_http_responses_total")
+                          .Help("HTTP responses by status class (1xx..5xx)")
+                          .Register(*registry_)),
+      transports_(BuildGauge()
+                      .Name("swrdma_transport_available")
+                      .Help("UCX transports the agent's worker offers (1 each); the transport a "
+                            "client's endpoint uses shows on the client (swrdma info)")
+                      .Register(*registry_)),
+      rdma_devices_(Gauge(*registry_, "swrdma_rdma_devices", "RDMA devices (ibverbs) on the host")),
+      rdma_ports_active_(
+          Gauge(*registry_, "swrdma_rdma_ports_active", "RDMA ports in state PORT_ACTIVE")),
+      tokens_denied_(Counter(*registry_, "swrdma_read_tokens_denied_total",
+                             "Requests or fids refused for a missing or invalid read token (401)")),
+      push_requests_(BuildCounter()
+                         .Name("swrdma_push_requests_total")
+                         .Help("POST /v1/push batches put into client buffers, by result")
+                         .Register(*registry_)),
+      push_bytes_(Counter(*registry_, "swrdma_push_bytes_total",
+                          "Needle record bytes put into client buffers (push mode)")),
+      push_endpoints_(Gauge(*registry_, "swrdma_push_endpoints",
+                            "Endpoints open to client workers (push mode)")),
+      push_endpoints_created_(Counter(*registry_, "swrdma_push_endpoints_created_total",
+                                      "Endpoints created to client workers (push mode)")) {
+  // Series that should read 0 rather than be absent before the first event.
+  for (const char* reason : {"index_rebuilt", "outgrown", "faulted", "file_moved"})
+    generation_changes_.Add({{"reason", reason}});
+  for (const char* cls : {"2xx", "3xx", "4xx", "5xx"})
+    http_responses_.Add({{"class", cls}});
+}
+
+void AgentMetrics::SetSecurityTotals(const SecurityTotals& t) {
+  std::lock_guard lock(mu_);
+  CatchUp(tokens_denied_, t.tokens_denied);
+  CatchUp(push_requests_.Add({{"result", "ok"}}), t.push_requests - t.push_failures);
+  CatchUp(push_requests_.Add({{"result", "failed"}}), t.push_failures);
+  CatchUp(push_bytes_, t.push_bytes);
+  push_endpoints_.Set(static_cast<double>(t.push_endpoints));
+  CatchUp(push_endpoints_created_, t.push_endpoints_created);
+}
 
 void AgentMetrics::CountLookup(LookupStatus status) {
   lookups_.Add({{"status", std::string(LookupStatusName(status))}}).Increment();
@@ -73,17 +160,101 @@ void AgentMetrics::CountFallbackRead(int http_status, size_t bytes) {
   fallback_bytes_.Increment(static_cast<double>(bytes));
 }
 
-std::string AgentMetrics::Render(const VolumeMap& volumes) {
-  double exported = 0, registered = 0, live = 0;
+void AgentMetrics::ObserveScan(const ScanReport& r) {
+  scans_.Increment();
+  exports_.Increment(static_cast<double>(r.exported));
+  removals_.Increment(static_cast<double>(r.removed));
+  failures_.Increment(static_cast<double>(r.failed));
+  for (const auto& [reason, n] : r.generation_changes)
+    generation_changes_.Add({{"reason", reason}}).Increment(static_cast<double>(n));
+  for (double s : r.registration_seconds)
+    registration_seconds_.Observe(s);
+  idx_entries_applied_.Increment(static_cast<double>(r.idx_entries_applied));
+  if (r.change_to_applied_seconds >= 0) index_apply_delay_.Observe(r.change_to_applied_seconds);
+}
+
+void AgentMetrics::SetTransports(const std::vector<std::string>& transports) {
+  std::lock_guard lock(mu_);
+  for (auto* g : transport_gauges_)
+    transports_.Remove(g);
+  transport_gauges_.clear();
+  for (const auto& t : transports) {
+    auto& g = transports_.Add({{"transport", t}});
+    g.Set(1);
+    transport_gauges_.push_back(&g);
+  }
+}
+
+void AgentMetrics::SetRdmaDevices(size_t devices, size_t active_ports) {
+  rdma_devices_.Set(static_cast<double>(devices));
+  rdma_ports_active_.Set(static_cast<double>(active_ports));
+}
+
+void AgentMetrics::SetHttpStatsSource(std::function<HttpServerStats()> source) {
+  std::lock_guard lock(mu_);
+  http_stats_ = std::move(source);
+}
+
+void AgentMetrics::CatchUp(prometheus::Counter& counter, uint64_t value) {
+  const double now = counter.Value();
+  if (static_cast<double>(value) > now) counter.Increment(static_cast<double>(value) - now);
+}
+
+void AgentMetrics::RenderVolumes(const VolumeMap& volumes) {
+  double exported = 0, registered = 0, live = 0, unapplied = 0;
   for (const auto& [vid, entry] : volumes.volumes) {
     exported += static_cast<double>(entry.exported->size());
     registered += static_cast<double>(entry.exported->registered_length());
     live += static_cast<double>(entry.state.live);
+    // The .idx grows as the volume server writes; what lies past the applied watermark is not
+    // served yet (normally a few entries until the next scan, held-back tails included).
+    std::error_code ec;
+    const uint64_t idx_size = std::filesystem::file_size(entry.exported->files().idx, ec);
+    if (!ec && idx_size > entry.state.idx_applied) {
+      unapplied += static_cast<double>(idx_size - entry.state.idx_applied);
+    }
+    auto it = volume_gauges_.find(vid);
+    if (it == volume_gauges_.end()) {
+      const std::string v = std::to_string(vid);
+      it = volume_gauges_
+               .emplace(vid,
+                        VolumeGauges{&index_needles_.Add({{"volume", v}, {"state", "live"}}),
+                                     &index_needles_.Add({{"volume", v}, {"state", "deleted"}})})
+               .first;
+    }
+    it->second.live->Set(static_cast<double>(entry.state.live));
+    it->second.deleted->Set(static_cast<double>(entry.state.deleted));
   }
+  std::erase_if(volume_gauges_, [&](const auto& kv) {
+    if (volumes.volumes.contains(kv.first)) return false;
+    index_needles_.Remove(kv.second.live);
+    index_needles_.Remove(kv.second.deleted);
+    return true;
+  });
   exported_volumes_.Set(static_cast<double>(volumes.volumes.size()));
   exported_bytes_.Set(exported);
   registered_bytes_.Set(registered);
   live_needles_.Set(live);
+  idx_unapplied_bytes_.Set(unapplied);
+}
+
+void AgentMetrics::RenderHttp() {
+  if (!http_stats_) return;
+  const HttpServerStats s = http_stats_();
+  connections_open_.Set(static_cast<double>(s.connections_open));
+  CatchUp(connections_accepted_, s.connections_total);
+  CatchUp(connections_refused_, s.connections_refused);
+  CatchUp(http_requests_, s.requests);
+  CatchUp(http_timeouts_, s.timeouts);
+  for (size_t k = 1; k < s.responses_by_class.size(); ++k) {
+    CatchUp(http_responses_.Add({{"class", std::to_string(k) + "xx"}}), s.responses_by_class[k]);
+  }
+}
+
+std::string AgentMetrics::Render(const VolumeMap& volumes) {
+  std::lock_guard lock(mu_);
+  RenderVolumes(volumes);
+  RenderHttp();
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 

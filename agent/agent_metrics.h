@@ -1,10 +1,16 @@
 // The agent's Prometheus metrics (prometheus-cpp core), served as text on GET /metrics.
-// Counters are bumped on the request paths; volume gauges are read from the current snapshot at
-// scrape time, so they can never drift from what is exported.
+// Counters are bumped on the request paths and by every volume scan; volume gauges, index lag and
+// the HTTP server's connection counters are read at scrape time, so they can never drift from
+// what is exported. Every name is swrdma_..., with its unit in the name. Thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -12,11 +18,13 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "agent/http_server.h"
 #include "protocol/messages.h"
 
 namespace swrdma::agent {
 
 struct VolumeMap;
+struct ScanReport;
 
 class AgentMetrics {
  public:
@@ -28,10 +36,38 @@ class AgentMetrics {
   void ObserveLookupRequest(size_t fids, double seconds);
   // One HTTP fallback read: its HTTP status and the body bytes sent.
   void CountFallbackRead(int http_status, size_t bytes);
+  // One volume scan: exports (and their registration time), removals, failures, generation
+  // changes, `.idx` entries applied and the delay from file change to applied.
+  void ObserveScan(const ScanReport& report);
+  // UCX transports the worker offers (swrdma_transport_available{transport}); replaces the set.
+  void SetTransports(const std::vector<std::string>& transports);
+  // RDMA devices and active ports seen by the last device scan.
+  void SetRdmaDevices(size_t devices, size_t active_ports);
+  // Where connection and response counters come from (the HTTP server); read at scrape time.
+  void SetHttpStatsSource(std::function<HttpServerStats()> source);
+
+  // Read authorization and push mode, as monotonic totals kept by their owners (set before
+  // Render): tokens refused, push requests (and failed ones), bytes put, client endpoints open
+  // and created.
+  struct SecurityTotals {
+    uint64_t tokens_denied = 0;
+    uint64_t push_requests = 0;
+    uint64_t push_failures = 0;
+    uint64_t push_bytes = 0;
+    uint64_t push_endpoints = 0;
+    uint64_t push_endpoints_created = 0;
+  };
+  void SetSecurityTotals(const SecurityTotals& totals);
+
   // Prometheus text exposition, with the volume gauges taken from `volumes`.
   std::string Render(const VolumeMap& volumes);
 
  private:
+  // Raises a counter that mirrors a monotonic value kept elsewhere to `value`.
+  static void CatchUp(prometheus::Counter& counter, uint64_t value);
+  void RenderVolumes(const VolumeMap& volumes);  // render_mu_ held
+  void RenderHttp();                             // render_mu_ held
+
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& lookups_;
   prometheus::Histogram& lookup_seconds_;
@@ -42,6 +78,44 @@ class AgentMetrics {
   prometheus::Gauge& exported_bytes_;
   prometheus::Gauge& registered_bytes_;
   prometheus::Gauge& live_needles_;
+  // Volume scans.
+  prometheus::Counter& scans_;
+  prometheus::Counter& exports_;
+  prometheus::Counter& removals_;
+  prometheus::Counter& failures_;
+  prometheus::Family<prometheus::Counter>& generation_changes_;
+  prometheus::Histogram& registration_seconds_;
+  // Index.
+  prometheus::Counter& idx_entries_applied_;
+  prometheus::Histogram& index_apply_delay_;
+  prometheus::Gauge& idx_unapplied_bytes_;
+  prometheus::Family<prometheus::Gauge>& index_needles_;
+  // HTTP server.
+  prometheus::Gauge& connections_open_;
+  prometheus::Counter& connections_accepted_;
+  prometheus::Counter& connections_refused_;
+  prometheus::Counter& http_requests_;
+  prometheus::Counter& http_timeouts_;
+  prometheus::Family<prometheus::Counter>& http_responses_;
+  // Devices and transports.
+  prometheus::Family<prometheus::Gauge>& transports_;
+  prometheus::Gauge& rdma_devices_;
+  prometheus::Gauge& rdma_ports_active_;
+  // Read tokens and push mode.
+  prometheus::Counter& tokens_denied_;
+  prometheus::Family<prometheus::Counter>& push_requests_;
+  prometheus::Counter& push_bytes_;
+  prometheus::Gauge& push_endpoints_;
+  prometheus::Counter& push_endpoints_created_;
+
+  std::mutex mu_;  // guards what follows and serializes Render
+  std::function<HttpServerStats()> http_stats_;
+  struct VolumeGauges {
+    prometheus::Gauge* live;
+    prometheus::Gauge* deleted;
+  };
+  std::map<uint32_t, VolumeGauges> volume_gauges_;
+  std::vector<prometheus::Gauge*> transport_gauges_;
 };
 
 }  // namespace swrdma::agent

@@ -179,8 +179,12 @@ void Session::Handle() {
   }
   request.body = std::move(req.body());
   request.remote = remote_;
-  request.request_id = core_->NextRequestId();
+  // The client's id when it sent a sane one (so its logs and ours line up), else a fresh one.
+  auto client_id = request.Header("X-Request-Id");
+  request.request_id =
+      client_id && IsSaneRequestId(*client_id) ? std::string(*client_id) : core_->NextRequestId();
   core_->requests.fetch_add(1, std::memory_order_relaxed);
+  const auto start = Clock::now();
 
   HttpResponse response;
   try {
@@ -200,6 +204,13 @@ void Session::Handle() {
     spdlog::warn("http {} {} {}: handler threw a non-exception", request.request_id, request.method,
                  request.target);
     response = HttpResponse::JsonError(500, "internal error: unknown exception");
+  }
+  if (spdlog::should_log(spdlog::level::debug)) {  // access log
+    const size_t bytes = response.shared_body ? response.shared_body->size() : response.body.size();
+    spdlog::debug(
+        "[{}] {} {} {} -> {} {} bytes {} us", request.request_id, remote_, request.method,
+        std::string_view(request.target).substr(0, 256), response.status, bytes,
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
   }
   Respond(std::move(response), request.version, req.method() == http::verb::head, !req.keep_alive(),
           request.request_id);

@@ -10,6 +10,7 @@
 #include <charconv>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 namespace swrdma::agent {
 
@@ -143,36 +144,9 @@ Status ListenError(std::string_view spec, int err, std::string_view err_text) {
 }
 
 std::string JsonQuote(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-          out.push_back(c);  // UTF-8 passes through; invalid bytes are the caller's
-        }
-    }
-  }
-  out.push_back('"');
-  return out;
+  // Client bytes end up in error messages: invalid UTF-8 becomes U+FFFD so the body stays JSON.
+  return nlohmann::json(std::string(s))
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::optional<std::string> ResponseProblem(const HttpResponse& response) {
@@ -237,6 +211,14 @@ Result<int> OpenListenSocket(std::string_view spec) {
     return Error(ListenError(spec, err, std::strerror(err)));
   }
   return fd;
+}
+
+bool IsSaneRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '_' || ch == ':' || ch == '-';
+  });
 }
 
 }  // namespace swrdma::agent

@@ -36,6 +36,10 @@ std::string JsonQuote(std::string_view s);
 // Why a handler's response cannot be sent as is (bad status, header injection), or nullopt.
 std::optional<std::string> ResponseProblem(const HttpResponse& response);
 
+// True for an X-Request-Id a client may choose: 1 to 64 characters of [A-Za-z0-9._:-] (safe in
+// logs and in the echoed header).
+bool IsSaneRequestId(std::string_view id);
+
 // True if a Connection header value contains the "close" token.
 bool ConnectionSaysClose(std::string_view value);
 

@@ -84,8 +84,10 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
           sync.error().WithContext(fmt::format("indexing volume {}", files.volume_id)).ToString());
       continue;
     }
+    report.idx_entries_applied += sync->entries_applied;
     // Re-export when the file or its index changed; otherwise keep serving the same export.
     auto old = old_map->volumes.find(files.volume_id);
+    std::string change_reason;  // set when an export of this volume is replaced
     // Keep serving the same export while it is the same file (same index generation) that still
     // fits the registered range and never faulted; a grown file is then served in place.
     if (old != old_map->volumes.end()) {
@@ -103,18 +105,26 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
         next->volumes[files.volume_id] = VolumeEntry{e, sync->state};
         continue;
       }
+      change_reason = faulted                                           ? "faulted"
+                      : e->index_generation() != sync->state.generation ? "index_rebuilt"
+                      : e->files().dat != files.dat                     ? "file_moved"
+                                                                        : "outgrown";
     }
     ExportOptions eo;
     eo.mode = options_.export_mode;
     eo.growth_reserve = options_.growth_reserve;
+    const auto export_start = std::chrono::steady_clock::now();
     auto exp = ExportedVolume::Create(context_, files, sync->state.generation,
                                       next_generation_.fetch_add(1), eo);
+    report.registration_seconds.push_back(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - export_start).count());
     if (!exp) {
       ++report.failed;
       report.messages.push_back(exp.error().ToString());
       continue;
     }
     ++report.exported;
+    if (!change_reason.empty()) ++report.generation_changes[change_reason];
     if (!(*exp)->note().empty()) {
       report.messages.push_back(fmt::format("volume {}: {}", files.volume_id, (*exp)->note()));
     }

@@ -55,6 +55,15 @@ struct ScanReport {
   size_t failed = 0;                  // could not be indexed or exported (logged, skipped)
   size_t retired = 0;                 // old exports still mapped for their grace period
   std::vector<std::string> messages;  // warnings and failures, one line each
+  // For metrics. Re-exports of volumes already served (a new generation), by reason:
+  // "index_rebuilt" (vacuum, replaced file), "outgrown" (past the registered range),
+  // "faulted" (a read faulted), "file_moved".
+  std::map<std::string, size_t> generation_changes;
+  std::vector<double> registration_seconds;  // ExportedVolume::Create time of each export
+  uint64_t idx_entries_applied = 0;          // `.idx` entries replayed into the index
+  // Seconds from the first file event that caused this scan to the scan's end (set by
+  // VolumeWatcher); negative for periodic and start-up scans.
+  double change_to_applied_seconds = -1;
 };
 
 using ScanProgressFn = std::function<void(std::string_view what)>;

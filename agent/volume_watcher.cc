@@ -66,6 +66,7 @@ void VolumeWatcher::Run() {
   auto next_rescan = Clock::now() + options_.rescan_interval;
   bool pending = false;  // a coalesced scan is due at pending_at
   Clock::time_point pending_at = next_rescan;
+  Clock::time_point first_event = next_rescan;  // of the burst the pending scan is for
   alignas(inotify_event) char buf[16 * 1024];
   while (true) {
     const auto now = Clock::now();
@@ -96,14 +97,20 @@ void VolumeWatcher::Run() {
       }
       if (relevant && !pending) {
         pending = true;
-        pending_at = Clock::now() + options_.debounce;
+        first_event = Clock::now();
+        pending_at = first_event + options_.debounce;
       }
     }
     const auto t = Clock::now();
     if ((pending && t >= pending_at) || t >= next_rescan) {
+      const bool for_event = pending;
       pending = false;
       next_rescan = t + options_.rescan_interval;
       ScanReport report = volumes_.Scan();
+      if (for_event) {
+        report.change_to_applied_seconds =
+            std::chrono::duration<double>(Clock::now() - first_event).count();
+      }
       scans_.fetch_add(1);
       if (options_.on_scan) options_.on_scan(report);
     }
