@@ -9,6 +9,7 @@
 #include "client/cli/command_error.h"
 #include "client/cli/mkvolume_command.h"
 #include "client/cli/read_commands.h"
+#include "client/cli/sidecar_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"swrdma: read SeaweedFS needles over one-sided RDMA, and tools around it"};
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   swrdma::cli::AddGetCommand(app);
   swrdma::cli::AddInfoCommand(app);
   swrdma::cli::AddBenchCommand(app);
+  swrdma::cli::AddSidecarCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

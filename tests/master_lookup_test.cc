@@ -1,0 +1,399 @@
+// Cluster addressing against a stand-in SeaweedFS master (a tiny HTTP server in this process that
+// answers /dir/lookup exactly as documented in FORMAT.md: JSON locations, 404 + {"error"} for an
+// unknown volume, the read token in an `Authorization: BEARER` header), and ClusterClient failover
+// from a dead replica to an in-process agent. No real SeaweedFS master is involved.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "agent/http_server.h"
+#include "client/cluster_client.h"
+#include "client/master_lookup.h"
+#include "index/volume_generator.h"
+#include "protocol/file_id.h"
+#include "protocol/jwt.h"
+#include "tests/in_process_agent.h"
+#include "tests/test_util.h"
+
+namespace swrdma {
+namespace {
+
+namespace fs = std::filesystem;
+using client::AgentDirectory;
+using client::MasterClient;
+
+// A loopback port nothing listens on (bound, then closed).
+uint16_t DeadPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// The stand-in master: volume id -> volume server "host:port" list; a token for every fid when
+// `token` is set.
+class MasterStandIn {
+ public:
+  MasterStandIn() {
+    auto s =
+        agent::HttpServer::Start({}, [this](const agent::HttpRequest& r) { return Handle(r); });
+    if (!s) throw std::runtime_error(s.error().ToString());
+    server_ = std::move(*s);
+  }
+  std::string url() const { return fmt::format("http://127.0.0.1:{}", server_->ports()[0]); }
+  void Set(uint32_t vid, std::vector<std::string> servers) {
+    std::lock_guard lock(mu_);
+    volumes_[vid] = std::move(servers);
+  }
+  std::atomic<int> lookups{0};
+  std::atomic<int> token_requests{0};
+  std::string token;  // set before use: this token for every fid
+  std::string key;    // or: sign a token per fid with this key, as the master does
+
+ private:
+  agent::HttpResponse Handle(const agent::HttpRequest& r) {
+    if (r.Path() != "/dir/lookup") return agent::HttpResponse::JsonError(404, "no such path");
+    std::string q(r.Query());
+    std::string id;
+    bool read = q.find("read=yes") != std::string::npos;
+    for (const char* key : {"volumeId=", "fileId="}) {
+      if (auto p = q.find(key); p != std::string::npos) {
+        id = q.substr(p + strlen(key));
+        id = id.substr(0, id.find('&'));
+      }
+    }
+    read ? ++token_requests : ++lookups;
+    const std::string vid_text = id.substr(0, id.find(','));
+    std::vector<std::string> servers;
+    {
+      std::lock_guard lock(mu_);
+      auto it = volumes_.find(static_cast<uint32_t>(std::stoul(vid_text)));
+      if (it != volumes_.end()) servers = it->second;
+    }
+    if (servers.empty()) {
+      return agent::HttpResponse::Json(
+          404, fmt::format(R"({{"volumeOrFileId":"{}","error":"volume id {} not found"}})", id,
+                           vid_text));
+    }
+    std::string locs;
+    for (const auto& s : servers) {
+      locs += fmt::format(R"({}{{"url":"{}","publicUrl":"{}","dataCenter":"dc1","grpcPort":1}})",
+                          locs.empty() ? "" : ",", s, s);
+    }
+    auto resp = agent::HttpResponse::Json(
+        200, fmt::format(R"({{"volumeOrFileId":"{}","locations":[{}]}})", id, locs));
+    if (read && !token.empty()) resp.headers.push_back({"Authorization", "BEARER " + token});
+    if (read && !key.empty()) {
+      resp.headers.push_back(
+          {"Authorization", "BEARER " + SignReadJwt(id, key, std::time(nullptr) + 60)});
+    }
+    return resp;
+  }
+
+  std::mutex mu_;
+  std::map<uint32_t, std::vector<std::string>> volumes_;
+  std::unique_ptr<agent::HttpServer> server_;
+};
+
+TEST(DirLookupParse, LocationsErrorsAndGarbage) {
+  auto ok = client::ParseDirLookup(
+      200, R"({"volumeOrFileId":"3","locations":[{"url":"a:8080","publicUrl":"pa:8080",
+              "dataCenter":"dc1","grpcPort":18080},{"url":"b:8081","publicUrl":"b:8081"}]})");
+  ASSERT_TRUE(ok) << ok.error().ToString();
+  ASSERT_EQ(ok->size(), 2u);
+  EXPECT_EQ((*ok)[0].url, "a:8080");
+  EXPECT_EQ((*ok)[0].public_url, "pa:8080");
+  EXPECT_EQ((*ok)[0].data_center, "dc1");
+  EXPECT_EQ((*ok)[1].url, "b:8081");
+
+  auto unknown =
+      client::ParseDirLookup(404, R"({"volumeOrFileId":"9","error":"volume id 9 not found"})");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code(), Code::kUnknownVolume);
+  EXPECT_NE(unknown.error().message().find("volume id 9 not found"), std::string::npos);
+
+  auto empty = client::ParseDirLookup(200, R"({"volumeOrFileId":"4","locations":[]})");
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().code(), Code::kUnknownVolume);
+
+  auto garbage = client::ParseDirLookup(502, "<html>bad gateway</html>");
+  ASSERT_FALSE(garbage);
+  EXPECT_EQ(garbage.error().code(), Code::kCorruption);
+}
+
+TEST(DirLookupParse, BearerTokenAnyCase) {
+  EXPECT_EQ(client::BearerToken("BEARER abc.def.ghi"), "abc.def.ghi");
+  EXPECT_EQ(client::BearerToken("Bearer  xyz "), "xyz");
+  EXPECT_EQ(client::BearerToken(""), std::nullopt);
+  EXPECT_EQ(client::BearerToken("Basic dXNlcg=="), std::nullopt);
+  EXPECT_EQ(client::BearerToken("Bearer "), std::nullopt);
+}
+
+TEST(AgentDirectoryTest, HostPlusPortUnlessMapped) {
+  auto d = AgentDirectory::Parse(18515, R"(# volume server      agent
+10.0.0.5:8080   http://10.0.1.5:28515   # other interface
+storage-7       storage-7-ib:18516
+
+[::1]:8080      http://[::1]:19000
+)",
+                                 "test.map");
+  ASSERT_TRUE(d) << d.error().ToString();
+  EXPECT_EQ(d->mapped(), 3u);
+  EXPECT_EQ(*d->AgentFor("10.0.0.5:8080"), "http://10.0.1.5:28515");
+  EXPECT_EQ(*d->AgentFor("http://10.0.0.5:8080/"), "http://10.0.1.5:28515");
+  EXPECT_EQ(*d->AgentFor("10.0.0.5:8081"), "http://10.0.0.5:18515");  // other port: derived
+  EXPECT_EQ(*d->AgentFor("STORAGE-7:9999"), "http://storage-7-ib:18516");
+  EXPECT_EQ(*d->AgentFor("http://[::1]:8080"), "http://[::1]:19000");
+  EXPECT_EQ(*d->AgentFor("10.0.0.9:8080"), "http://10.0.0.9:18515");
+  EXPECT_FALSE(d->AgentFor("http://:8080"));
+
+  auto bad = AgentDirectory::Parse(18515, "ok:1 http://a:2\nonly-one-column\n", "x.map");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("x.map:2"), std::string::npos) << bad.error().ToString();
+  auto missing = AgentDirectory::Create(18515, "/nonexistent/agents.map");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("/nonexistent/agents.map"), std::string::npos);
+}
+
+TEST(MasterStandIn, LookupIsCachedForgottenAndUnknownIsNamed) {
+  MasterStandIn master;
+  master.Set(3, {"127.0.0.1:8080", "127.0.0.2:8080"});
+  auto m = MasterClient::Create({.master_url = master.url()});
+  ASSERT_TRUE(m) << m.error().ToString();
+  for (int i = 0; i < 3; ++i) {
+    auto l = (*m)->Lookup(3);
+    ASSERT_TRUE(l) << l.error().ToString();
+    ASSERT_EQ(l->size(), 2u);
+    EXPECT_EQ((*l)[1].url, "127.0.0.2:8080");
+  }
+  EXPECT_EQ(master.lookups.load(), 1);
+  EXPECT_EQ((*m)->stats().cache_hits, 2u);
+  (*m)->Forget(3);
+  ASSERT_TRUE((*m)->Lookup(3));
+  EXPECT_EQ(master.lookups.load(), 2);
+
+  auto unknown = (*m)->Lookup(77);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code(), Code::kUnknownVolume);
+  EXPECT_NE(unknown.error().message().find("volume id 77 not found"), std::string::npos)
+      << unknown.error().ToString();
+}
+
+TEST(MasterStandIn, SecondMasterAnswersWhenTheFirstIsDown) {
+  MasterStandIn master;
+  master.Set(5, {"h:1"});
+  auto m = MasterClient::Create(
+      {.master_url = fmt::format("http://127.0.0.1:{},{}", DeadPort(), master.url())});
+  ASSERT_TRUE(m);
+  auto l = (*m)->Lookup(5);
+  ASSERT_TRUE(l) << l.error().ToString();
+  EXPECT_EQ(l->front().url, "h:1");
+
+  auto none = MasterClient::Create({.master_url = fmt::format("127.0.0.1:{}", DeadPort())});
+  ASSERT_TRUE(none);
+  auto down = (*none)->Lookup(5);
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code(), Code::kUnavailable) << down.error().ToString();
+}
+
+TEST(MasterStandIn, ReadTokenFromTheAuthorizationHeader) {
+  MasterStandIn master;
+  master.Set(3, {"127.0.0.1:8080"});
+  auto m = MasterClient::Create({.master_url = master.url()});
+  ASSERT_TRUE(m);
+  auto none = (*m)->ReadToken("3,01637037d6");
+  ASSERT_TRUE(none) << none.error().ToString();
+  EXPECT_EQ(*none, std::nullopt);  // the master signs no reads
+  master.token = "eyJhbGciOiJIUzI1NiJ9.eyJmaWQiOiIzLDAxNjM3MDM3ZDYifQ.sig";
+  auto t = (*m)->ReadToken("3,01637037d6");
+  ASSERT_TRUE(t) << t.error().ToString();
+  EXPECT_EQ(*t, master.token);
+  EXPECT_EQ(master.token_requests.load(), 2);
+  EXPECT_FALSE((*m)->ReadToken("3,not a fid&x=1"));  // never put into a URL
+  auto unknown = (*m)->ReadToken("9,01637037d6");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code(), Code::kUnknownVolume);
+}
+
+struct Expected {
+  std::vector<uint8_t> data;
+  bool deleted = false;
+};
+
+class ClusterFailoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(tmp_ / "vols");
+    GenerateOptions o;
+    o.dir = tmp_ / "vols";
+    o.volume_id = 7;
+    o.needles = 120;
+    o.min_size = 1;
+    o.max_size = 20'000;
+    o.gzip_fraction = 0.3;
+    o.delete_fraction = 0.1;
+    o.seed = 5;
+    auto r = GenerateVolume(o, {});
+    ASSERT_TRUE(r) << r.error().ToString();
+    for (const auto& n : r->needles) {
+      expected_[FormatFileId(n.fid)] = {GeneratedNeedleData(5, n.fid.needle_id, n.size, n.gzipped),
+                                        n.deleted};
+    }
+    agent_ = std::make_unique<testing::InProcessAgent>(std::vector<fs::path>{tmp_ / "vols"},
+                                                       tmp_ / "index");
+    // Two "volume servers": the first's agent is a dead port, the second's the live agent.
+    std::ofstream map(tmp_ / "agents.map");
+    map << "# test map\n127.0.0.1:1001 http://127.0.0.1:" << DeadPort() << "\n"
+        << "127.0.0.1:1002 " << agent_->url() << "\n";
+  }
+  client::ClusterClientOptions Options() {
+    client::ClusterClientOptions o;
+    o.master.master_url = master_.url();
+    o.agent_map = (tmp_ / "agents.map").string();
+    o.client.transports = "tcp";
+    o.client.timeout = std::chrono::seconds(5);
+    return o;
+  }
+
+  testing::TempDir tmp_;
+  std::map<std::string, Expected> expected_;
+  std::unique_ptr<testing::InProcessAgent> agent_;
+  MasterStandIn master_;
+};
+
+TEST_F(ClusterFailoverTest, DeadFirstReplicaFailsOverToTheLiveAgent) {
+  master_.Set(7, {"127.0.0.1:1001", "127.0.0.1:1002"});
+  auto c = client::ClusterClient::Create(Options());
+  ASSERT_TRUE(c) << c.error().ToString();
+  auto agents = (*c)->AgentsFor(7);
+  ASSERT_TRUE(agents);
+  ASSERT_EQ(agents->size(), 2u);
+  EXPECT_EQ((*agents)[1], agent_->url());
+
+  std::vector<std::string> fids;
+  for (const auto& [fid, e] : expected_)
+    fids.push_back(fid);
+  fids.push_back("7,ffff0000aaaa");  // not in the volume: a verified not-found
+  auto results = (*c)->ReadMany(fids);
+  ASSERT_EQ(results.size(), fids.size());
+  for (size_t i = 0; i + 1 < fids.size(); ++i) {
+    const Expected& e = expected_[fids[i]];
+    if (e.deleted) {
+      ASSERT_FALSE(results[i]) << fids[i];
+      EXPECT_EQ(results[i].error().code(), Code::kDeleted) << results[i].error().ToString();
+      continue;
+    }
+    ASSERT_TRUE(results[i]) << fids[i] << ": " << results[i].error().ToString();
+    EXPECT_EQ(results[i]->data, e.data) << fids[i];
+  }
+  ASSERT_FALSE(results.back());
+  EXPECT_EQ(results.back().error().code(), Code::kNotFound) << results.back().error().ToString();
+  EXPECT_EQ((*c)->stats().failovers, fids.size());
+  EXPECT_EQ((*c)->stats().connect_failures, 1u);
+  EXPECT_EQ(master_.lookups.load(), 1);
+
+  // The dead agent is now tried last: the next read goes straight to the live one.
+  auto again = (*c)->Read(fids[0]);
+  EXPECT_EQ(again.has_value(), !expected_[fids[0]].deleted);
+  EXPECT_EQ((*c)->stats().failovers, fids.size());
+}
+
+TEST_F(ClusterFailoverTest, EveryReplicaDeadNamesEachAgentTried) {
+  master_.Set(7, {"127.0.0.1:1001", "127.0.0.1:1003"});  // 1003: derived agent port, dead too
+  auto o = Options();
+  o.agent_port = DeadPort();
+  auto c = client::ClusterClient::Create(o);
+  ASSERT_TRUE(c);
+  auto r = (*c)->Read(expected_.begin()->first);
+  ASSERT_FALSE(r);
+  const std::string msg = r.error().ToString();
+  EXPECT_NE(msg.find("2 tried"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("volume server 127.0.0.1:1001"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(fmt::format("http://127.0.0.1:{}", o.agent_port)), std::string::npos) << msg;
+  EXPECT_EQ(r.error().code(), Code::kUnavailable) << msg;
+
+  // Unknown volume at the master: named as such, no agent contacted.
+  auto unknown = (*c)->Read("99,01637037d6");
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code(), Code::kUnknownVolume) << unknown.error().ToString();
+}
+
+TEST_F(ClusterFailoverTest, ReadTokensAreFetchedPerFidWhenAskedFor) {
+  master_.Set(7, {"127.0.0.1:1002"});
+  master_.token = "tok";
+  auto o = Options();
+  o.read_tokens = true;
+  auto c = client::ClusterClient::Create(o);
+  ASSERT_TRUE(c);
+  std::vector<std::string> live;
+  for (const auto& [fid, e] : expected_) {
+    if (!e.deleted && live.size() < 5) live.push_back(fid);
+  }
+  auto results = (*c)->ReadMany(live);
+  for (size_t i = 0; i < live.size(); ++i) {
+    // An agent that checks tokens would refuse "tok" (permission denied, not failed over); one
+    // that does not, reads. Either way the token was asked for once per fid.
+    if (!results[i]) {
+      EXPECT_EQ(results[i].error().code(), Code::kPermissionDenied)
+          << results[i].error().ToString();
+    } else {
+      EXPECT_EQ(results[i]->data, expected_[live[i]].data);
+    }
+  }
+  EXPECT_EQ(master_.token_requests.load(), 5);
+  EXPECT_EQ((*c)->stats().tokens, 5u);
+  EXPECT_EQ((*c)->stats().failovers, 0u);
+}
+
+// Volume servers with [jwt.signing.read]: without tokens the agent refuses (final: every replica
+// shares the key, so no failover); with --read-tokens the master's per-fid tokens open it.
+TEST_F(ClusterFailoverTest, SecuredAgentReadsWithTheMastersTokens) {
+  const std::string key = "cluster-test-key";
+  testing::InProcessAgent secured({tmp_ / "vols"}, tmp_ / "index-jwt",
+                                  testing::InProcessAgentOptions{.jwt_read_key = key});
+  {
+    std::ofstream map(tmp_ / "agents.map", std::ios::app);
+    map << "127.0.0.1:1004 " << secured.url() << "\n";
+  }
+  master_.Set(7, {"127.0.0.1:1004", "127.0.0.1:1002"});
+  master_.key = key;
+  std::vector<std::string> live;
+  for (const auto& [fid, e] : expected_) {
+    if (!e.deleted && live.size() < 6) live.push_back(fid);
+  }
+  auto plain = client::ClusterClient::Create(Options());
+  ASSERT_TRUE(plain);
+  auto refused = (*plain)->Read(live[0]);
+  if (refused) GTEST_SKIP() << "the agent does not check read tokens yet";
+  EXPECT_EQ(refused.error().code(), Code::kPermissionDenied) << refused.error().ToString();
+  EXPECT_EQ((*plain)->stats().failovers, 0u);  // not retried on the open replica
+
+  auto o = Options();
+  o.read_tokens = true;
+  auto c = client::ClusterClient::Create(o);
+  ASSERT_TRUE(c);
+  auto results = (*c)->ReadMany(live);
+  for (size_t i = 0; i < live.size(); ++i) {
+    ASSERT_TRUE(results[i]) << live[i] << ": " << results[i].error().ToString();
+    EXPECT_EQ(results[i]->data, expected_[live[i]].data) << live[i];
+  }
+  EXPECT_EQ((*c)->stats().tokens, live.size());
+  EXPECT_EQ((*c)->stats().failovers, 0u);
+}
+
+}  // namespace
+}  // namespace swrdma
