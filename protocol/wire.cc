@@ -86,8 +86,14 @@ Status CheckJsonLimits(const json& j, const DecodeLimits& l) {
     return Status(Code::kInvalidArgument, fmt::format("map larger than {} entries", l.max_map));
   }
   if (j.is_structured()) {
-    for (const auto& v : j)
-      SWRDMA_RETURN_IF_ERROR(CheckJsonLimits(v, l));
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      // Keys are strings too (msgpack-cxx's max_str covers them on the msgpack path).
+      if (j.is_object() && it.key().size() > l.max_str) {
+        return Status(Code::kInvalidArgument,
+                      fmt::format("map key longer than {} bytes", l.max_str));
+      }
+      SWRDMA_RETURN_IF_ERROR(CheckJsonLimits(*it, l));
+    }
   }
   return Status::Ok();
 }
@@ -160,7 +166,10 @@ Result<json> DecodeBody(std::string_view body, WireFormat format, const DecodeLi
 }
 
 std::string EncodeBody(const json& value, WireFormat format) {
-  if (format == WireFormat::kJson) return HexifyBinaries(value).dump();
+  // Replace, not throw: strings from clients (fids, paths) may be invalid UTF-8.
+  if (format == WireFormat::kJson) {
+    return HexifyBinaries(value).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
   std::string out;
   json::to_msgpack(value, out);
   return out;
