@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo asan bench compare deb format clean
+.PHONY: all deps configure build test demo asan fuzz bench compare deb format clean
 
 all: build
 
@@ -27,6 +27,11 @@ demo: build
 # AddressSanitizer + UndefinedBehaviorSanitizer build and test run.
 asan:
 	$(MAKE) test BUILD=build-asan BUILD_TYPE=Debug CMAKE_ARGS=-DSWRDMA_SANITIZE=ON
+
+# libFuzzer targets (fuzz/), built with clang-19 in build-fuzz; each runs FUZZ_SECONDS.
+FUZZ_SECONDS ?= 10
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 bench: build
 	scripts/bench-index.sh $(BUILD)

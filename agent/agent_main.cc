@@ -10,9 +10,12 @@
 
 #include "agent/agent_config.h"
 #include "agent/agent_service.h"
+#include "agent/device_monitor.h"
 #include "agent/http_server.h"
 #include "agent/http_util.h"
 #include "agent/progress_thread.h"
+#include "agent/push_engine.h"
+#include "agent/read_auth.h"
 #include "agent/shutdown_signal.h"
 #include "agent/supervisor.h"
 #include "agent/volume_set.h"
@@ -87,15 +90,7 @@ int Run(const AgentConfig& config) {
     return 1;
   }
 
-  std::vector<std::string> dirs;
-  for (const auto& d : config.dirs)
-    dirs.push_back(d.string());
-  spdlog::info(
-      "swrdma-agent {} starting: dirs={} index={} http={} transports={} progress={} "
-      "export={}",
-      SWRDMA_VERSION, fmt::join(dirs, ","), config.index_dir.string(), fmt::join(config.http, ","),
-      config.transports.value_or("(UCX default)"), ProgressModeName(config.progress_mode),
-      ExportModeName(config.export_mode));
+  spdlog::info("swrdma-agent {} starting: {}", SWRDMA_VERSION, DescribeConfig(config));
   auto discovery = rdma::DiscoverRdmaDevices();
   for (const auto& m : discovery.messages)
     spdlog::info("{}", m);
@@ -136,6 +131,20 @@ int Run(const AgentConfig& config) {
     spdlog::error("creating the UCX worker: {}", worker.error().ToString());
     return 1;
   }
+  // Read authorization before anything is served: a bad security.toml stops the start.
+  auto auth = ReadAuthorizer::Open({config.jwt_read_key, config.security_toml});
+  if (!auth) {
+    spdlog::error("read authorization: {}", auth.error().ToString());
+    return 1;
+  }
+  const std::string exposure = config.exposure.value_or((*auth)->enabled() ? "push" : "region");
+  spdlog::info("read tokens: {}; exposure: {}", (*auth)->source(), exposure);
+  if ((*auth)->enabled() && exposure == "region") {
+    spdlog::warn(
+        "exposure 'region' with read tokens: a client holding a token for one fid gets the key to "
+        "its whole volume; use --exposure push for untrusted clients (docs/security.md)");
+  }
+
   std::error_code ec;
   std::filesystem::create_directories(config.index_dir, ec);
   auto index = NeedleIndex::Open(config.index_dir);
@@ -151,7 +160,9 @@ int Run(const AgentConfig& config) {
   vo.retire_grace = config.retire_grace;
   vo.growth_reserve = config.growth_reserve;
   VolumeSet volumes(**index, *context, vo);
-  LogScan(volumes.Scan([](std::string_view what) { spdlog::info("{}", what); }));
+  const ScanReport initial_scan =
+      volumes.Scan([](std::string_view what) { spdlog::info("{}", what); });
+  LogScan(initial_scan);
   spdlog::info("exporting {} volumes", volumes.snapshot()->volumes.size());
 
   ProgressOptions po;
@@ -162,12 +173,20 @@ int Run(const AgentConfig& config) {
     return 1;
   }
 
+  PushEngine push(**progress, PushOptions{});
+
   ServiceOptions so;
   so.agent_version = SWRDMA_VERSION;
   so.worker_address = (*progress)->worker_address();
   so.transports = transports;
+  so.shm_peer_failure = context->shm_peer_failure();
   so.max_lookup_batch = config.max_lookup_batch;
+  so.exposure = exposure;
+  so.auth = auth->get();
+  so.push = &push;
   AgentService service(volumes, so);
+  service.metrics().SetTransports(transports);
+  service.metrics().ObserveScan(initial_scan);
 
   HttpServerOptions ho;
   ho.listen = config.http;
@@ -183,15 +202,39 @@ int Run(const AgentConfig& config) {
   for (size_t i = 0; i < config.http.size(); ++i) {
     spdlog::info("serving http on {} (port {})", config.http[i], (*server)->ports()[i]);
   }
+  service.metrics().SetHttpStatsSource([s = server->get()] { return s->Stats(); });
   service.SetReady(true);
 
   WatcherOptions wo;
   wo.rescan_interval = config.rescan_interval;
-  wo.on_scan = LogScan;
+  wo.on_scan = [&service](const ScanReport& r) {
+    LogScan(r);
+    service.metrics().ObserveScan(r);
+  };
   auto watcher = VolumeWatcher::Start(volumes, wo);
   if (!watcher) {
     spdlog::error("starting the volume watcher: {}", watcher.error().ToString());
     return 1;
+  }
+
+  // RDMA hot-plug: logs what changes against the discovery logged above (nothing when the host
+  // has no devices and still has none) and keeps swrdma_rdma_devices current.
+  auto set_device_metrics = [&service](const rdma::RdmaDiscovery& d) {
+    service.metrics().SetRdmaDevices(d.devices.size(), ActivePorts(d));
+  };
+  std::unique_ptr<DeviceMonitor> device_monitor;
+  if (config.device_rescan_interval.count() > 0) {
+    DeviceMonitorOptions dm;
+    dm.interval = config.device_rescan_interval;
+    dm.on_scan = set_device_metrics;
+    auto started = DeviceMonitor::Start(discovery, dm);
+    if (!started) {
+      spdlog::error("starting the RDMA device monitor: {}", started.error().ToString());
+      return 1;
+    }
+    device_monitor = std::move(*started);
+  } else {
+    set_device_metrics(discovery);
   }
 
   while (true) {
@@ -200,11 +243,23 @@ int Run(const AgentConfig& config) {
       spdlog::info("{}: draining HTTP and stopping", ShutdownSignal::Name(sig));
       break;
     }
-    spdlog::info("{}: nothing to reload yet", ShutdownSignal::Name(sig));
+    if (sig == SIGHUP) {
+      Status reloaded = (*auth)->Reload();
+      if (reloaded.ok()) {
+        spdlog::info("SIGHUP: read key reloaded; read tokens: {}", (*auth)->source());
+      } else {
+        spdlog::error("SIGHUP: reloading the read key failed, the previous key stays: {}",
+                      reloaded.ToString());
+      }
+      continue;
+    }
+    spdlog::info("{}: ignored", ShutdownSignal::Name(sig));
   }
   (*watcher)->Stop();
+  if (device_monitor) device_monitor->Stop();
   service.SetReady(false);
   (*server)->Stop(std::chrono::seconds(5));
+  push.Shutdown();  // client endpoints close on the progress thread, before it stops
   (*progress)->Stop();
   spdlog::info("stopped");
   return 0;
@@ -216,10 +271,18 @@ int Run(const AgentConfig& config) {
 int main(int argc, char** argv) {
   swrdma::agent::AgentConfig config;
   CLI::App app{"swrdma-agent: exports SeaweedFS volumes for one-sided RDMA reads"};
-  swrdma::agent::AddAgentFlags(app, config);
   app.set_version_flag("--version", SWRDMA_VERSION);
   try {
-    app.parse(argc, argv);
+    auto sources = swrdma::agent::ParseAgentConfig(app, config,
+                                                   std::vector<std::string>(argv + 1, argv + argc),
+                                                   swrdma::agent::ProcessEnvironment());
+    if (!sources) {
+      spdlog::error("{}", sources.error().message());
+      return 2;
+    }
+    if (!sources->env.empty()) {
+      spdlog::info("settings from the environment: {}", fmt::join(sources->env, ","));
+    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

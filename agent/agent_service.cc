@@ -6,6 +6,7 @@
 #include <random>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "protocol/wire.h"
 
@@ -58,6 +59,17 @@ std::optional<std::string_view> QueryParam(std::string_view query, std::string_v
   return std::nullopt;
 }
 
+// POST /v1/lookup?timing=1 or header X-Swrdma-Timing: 1 adds a `timing` object to the answer.
+bool WantsTiming(const HttpRequest& req) {
+  if (QueryParam(req.Query(), "timing") == "1") return true;
+  auto h = req.Header("X-Swrdma-Timing");
+  return h && *h == "1";
+}
+
+uint64_t Micros(std::chrono::steady_clock::duration d) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+}
+
 HttpResponse BadVolumeId(std::string_view vid_text, WireFormat f) {
   return ApiError(
       400, fmt::format("bad volume id '{}': expected a decimal number", vid_text.substr(0, 32)), f);
@@ -77,6 +89,17 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
   }
   if (path == "/metrics") {
     if (!get) return HttpResponse::JsonError(405, "use GET");
+    AgentMetrics::SecurityTotals totals;
+    if (options_.auth != nullptr) totals.tokens_denied = options_.auth->denied();
+    if (options_.push != nullptr) {
+      const PushStats p = options_.push->stats();
+      totals.push_requests = p.jobs;
+      totals.push_failures = p.failures;
+      totals.push_bytes = p.bytes;
+      totals.push_endpoints = p.peers;
+      totals.push_endpoints_created = p.peers_created;
+    }
+    metrics_.SetSecurityTotals(totals);
     HttpResponse r = HttpResponse::Text(200, metrics_.Render(*volumes_.snapshot()));
     r.content_type = "text/plain; version=0.0.4";
     return r;
@@ -95,6 +118,10 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
       if (req.method != "POST") return ApiError(405, "POST a lookup request to /v1/lookup", f);
       return Lookup(req);
     }
+    if (path == "/v1/push") {
+      if (req.method != "POST") return ApiError(405, "POST a push request to /v1/push", f);
+      return Push(req);
+    }
     if (!get) return ApiError(405, "use GET", f);
     if (path == "/v1/info") return Info(req);
     if (path == "/v1/volumes") return Volumes(req);
@@ -106,7 +133,7 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
     return ApiError(404, fmt::format("no such endpoint {}", path), f);
   }
   if (!get) return HttpResponse::JsonError(405, "the agent serves reads only: use GET or HEAD");
-  HttpResponse r = ServeNeedleOverHttp(volumes_, req);
+  HttpResponse r = ServeNeedleOverHttp(volumes_, req, options_.auth);
   metrics_.CountFallbackRead(r.status, r.body.size());
   return r;
 }
@@ -117,14 +144,21 @@ HttpResponse AgentService::Info(const HttpRequest& req) const {
   info.worker_address = options_.worker_address;
   info.transports = options_.transports;
   info.volume_count = volumes_.snapshot()->volumes.size();
-  info.exposure = "region";
-  return Encoded(200, ToJson(info), ResponseFormat(req));
+  info.exposure = options_.exposure;
+  nlohmann::json j = ToJson(info);
+  j["shm_peer_failure"] = options_.shm_peer_failure;  // optional: older agents leave it out
+  return Encoded(200, j, ResponseFormat(req));
 }
 
 HttpResponse AgentService::Volumes(const HttpRequest& req) const {
   VolumeList list;
-  for (const auto& [vid, entry] : volumes_.snapshot()->volumes)
+  // The listing never carries keys when reads are authorized: a token covers one fid, a key the
+  // whole volume.
+  const bool keys = options_.exposure == "region" && !auth_on();
+  for (const auto& [vid, entry] : volumes_.snapshot()->volumes) {
     list.volumes.push_back(Describe(entry));
+    if (!keys) list.volumes.back().regions.clear();
+  }
   return Encoded(200, ToJson(list), ResponseFormat(req));
 }
 
@@ -137,13 +171,24 @@ HttpResponse AgentService::Volume(const HttpRequest& req, std::string_view vid_t
   if (it == map->volumes.end()) {
     return ApiError(404, fmt::format("unknown_volume: volume {} is not exported here", *vid), f);
   }
-  return Encoded(200, ToJson(Describe(it->second)), f);
+  VolumeDescriptor d = Describe(it->second);
+  if (options_.exposure != "region") {
+    d.regions.clear();  // push: the agent's keys never leave it
+  } else if (auth_on()) {
+    // Region mode with tokens: the key goes to a holder of a valid token for a fid of this volume.
+    auto claims = options_.auth->Verify(ReadAuthorizer::TokenOf(req));
+    const std::string prefix = fmt::format("{},", *vid);
+    if (!claims || !*claims || !(*claims)->fid.starts_with(prefix)) return WrongJwt();
+  }
+  return Encoded(200, ToJson(d), f);
 }
 
 HttpResponse AgentService::Sample(const HttpRequest& req, std::string_view vid_text) const {
   const WireFormat f = ResponseFormat(req);
   const auto vid = ParseDecimal<uint32_t>(vid_text);
   if (!vid) return BadVolumeId(vid_text, f);
+  // Sampling lists fids: with tokens on, only their holders may know them.
+  if (auth_on()) return WrongJwt();
   const std::string_view query = req.Query();
   size_t n = 100;
   if (auto text = QueryParam(query, "n")) {
@@ -178,6 +223,7 @@ HttpResponse AgentService::Sample(const HttpRequest& req, std::string_view vid_t
 }
 
 HttpResponse AgentService::Lookup(const HttpRequest& req) const {
+  const auto decode_start = std::chrono::steady_clock::now();
   const WireFormat out = ResponseFormat(req);
   auto ct = req.Header("Content-Type");
   const WireFormat in =
@@ -195,13 +241,120 @@ HttpResponse AgentService::Lookup(const HttpRequest& req) const {
                                 lookup->fids.size(), options_.max_lookup_batch),
                     out);
   }
+  if (Status s = Authorize(req, lookup->fids, lookup->jwts); !s.ok()) {
+    if (s.code() == Code::kInvalidArgument) return ApiError(400, s.message(), out);
+    return WrongJwt();
+  }
   const auto start = std::chrono::steady_clock::now();
   LookupResponse resp = volumes_.Lookup(*lookup);
+  if (options_.exposure != "region") {
+    for (auto& r : resp.results)
+      r.address = 0;  // push: where a record lives in the agent is nobody's business
+  }
   for (const auto& r : resp.results)
     metrics_.CountLookup(r.status);
-  metrics_.ObserveLookupRequest(
-      resp.results.size(),
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  const auto lookup_end = std::chrono::steady_clock::now();
+  metrics_.ObserveLookupRequest(resp.results.size(),
+                                std::chrono::duration<double>(lookup_end - start).count());
+  if (!WantsTiming(req)) return Encoded(200, ToJson(resp), out);
+  // Timing asked for (diagnostics): encode once to time it, then again with the numbers in.
+  [[maybe_unused]] const auto timed = EncodeBody(ToJson(resp), out);
+  resp.timing = LookupTiming{Micros(start - decode_start), Micros(lookup_end - start),
+                             Micros(std::chrono::steady_clock::now() - lookup_end)};
+  return Encoded(200, ToJson(resp), out);
+}
+
+Status AgentService::Authorize(const HttpRequest& req, std::span<const std::string> fids,
+                               std::span<const std::string> jwts) const {
+  if (!auth_on()) return Status::Ok();
+  if (jwts.size() > 1 && jwts.size() != fids.size()) {
+    return Status(Code::kInvalidArgument,
+                  fmt::format("{} jwts for {} fids: send none, one for all, or one per fid",
+                              jwts.size(), fids.size()));
+  }
+  const std::string request_token = jwts.empty() ? ReadAuthorizer::TokenOf(req) : std::string();
+  for (size_t i = 0; i < fids.size(); ++i) {
+    std::string_view token = jwts.empty() ? request_token : jwts[jwts.size() == 1 ? 0 : i];
+    if (Status s = options_.auth->Check(token, fids[i]); !s.ok()) {
+      spdlog::debug("[{}] {} {}: {}", req.request_id, req.method, fids[i].substr(0, 64),
+                    s.message());
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+HttpResponse AgentService::Push(const HttpRequest& req) const {
+  const WireFormat out = ResponseFormat(req);
+  if (options_.push == nullptr) {
+    return ApiError(503, "this agent does not serve push reads (no progress thread attached)", out);
+  }
+  auto ct = req.Header("Content-Type");
+  const WireFormat in =
+      ct && ct->find("json") != std::string_view::npos ? WireFormat::kJson : WireFormat::kMsgpack;
+  DecodeLimits limits;
+  limits.max_array = options_.max_lookup_batch;
+  limits.max_str = kMaxJwtBytes;
+  limits.max_bin = 64 * 1024;  // worker addresses with many transports are a few KiB
+  auto tree = DecodeBody(req.body, in, limits);
+  if (!tree) return ApiError(400, tree.error().WithContext("push request").message(), out);
+  auto push = PushRequestFromJson(*tree);
+  if (!push) return ApiError(400, push.error().WithContext("push request").message(), out);
+  if (push->fids.size() > options_.max_lookup_batch) {
+    return ApiError(400,
+                    fmt::format("push request has {} fids; at most {} per request",
+                                push->fids.size(), options_.max_lookup_batch),
+                    out);
+  }
+  if (push->client_address.empty() || push->buffer_rkey.empty() || push->buffer_length == 0 ||
+      push->buffer_address + push->buffer_length < push->buffer_address) {
+    return ApiError(400, "push request needs client_address, buffer_rkey and a non-empty buffer",
+                    out);
+  }
+  if (Status s = Authorize(req, push->fids, push->jwts); !s.ok()) {
+    if (s.code() == Code::kInvalidArgument) return ApiError(400, s.message(), out);
+    return WrongJwt();
+  }
+
+  // Lay the records out one after another (8-byte aligned) in the client's buffer.
+  LookupResponse resp;
+  PushJob job;
+  auto holders = std::make_shared<std::vector<std::shared_ptr<const ExportedVolume>>>();
+  uint64_t cursor = 0;
+  for (const auto& fid : push->fids) {
+    ResolvedNeedle found = volumes_.Resolve(fid);
+    LookupResult r = std::move(found.result);
+    metrics_.CountLookup(r.status);
+    if (r.status == LookupStatus::kOk) {
+      const uint64_t at = (cursor + 7) & ~uint64_t{7};
+      if (at + r.length > push->buffer_length) {
+        r.status = LookupStatus::kNoRoom;
+        r.error = fmt::format("the record needs {} bytes; {} are left in the buffer", r.length,
+                              push->buffer_length - std::min(at, push->buffer_length));
+        r.address = 0;
+      } else {
+        const auto src = found.exported->bytes().subspan(found.offset, r.length);
+        job.ops.push_back({src.data(), src.size(), push->buffer_address + at});
+        r.address = push->buffer_address + at;
+        r.version = static_cast<uint8_t>(found.exported->version());
+        holders->push_back(found.exported);
+        cursor = at + r.length;
+      }
+    }
+    resp.results.push_back(std::move(r));
+  }
+  if (!job.ops.empty()) {
+    job.client_address = std::move(push->client_address);
+    job.buffer.address = push->buffer_address;
+    job.buffer.length = push->buffer_length;
+    job.buffer.rkey = std::move(push->buffer_rkey);
+    job.keep_alive = holders;
+    job.peer_failure = push->peer_failure;
+    if (Status s = options_.push->Execute(std::move(job)); !s.ok()) {
+      spdlog::warn("[{}] push from {}: {}", req.request_id, req.remote, s.ToString());
+      return ApiError(502, s.ToString(), out);
+    }
+  }
   return Encoded(200, ToJson(resp), out);
 }
 

@@ -5,6 +5,12 @@
 //   GET  /v1/info, /v1/volumes, /v1/volumes/<vid>    msgpack, or JSON (Accept: application/json)
 //   GET  /v1/volumes/<vid>/sample?n=N[&seed=S]       up to N random live fids (benchmarks)
 //   POST /v1/lookup                                  body msgpack or JSON (by Content-Type)
+//   POST /v1/push                                    push exposure: records put into the client
+//
+// With a read key (ReadAuthorizer enabled) every fid needs a SeaweedFS read token; failures are
+// 401 {"error":"wrong jwt"} with nothing else. Exposure "push" (or any read key) keeps volume rkeys
+// out of /v1/volumes; in "region" mode with a key, /v1/volumes/<vid> needs a token for a fid of
+// that volume.
 //   GET  /<vid>,<fid>[.ext]  /<vid>/<fid>[.ext]  /<vid>/<fid>/<name>   volume-server style read
 #pragma once
 
@@ -14,6 +20,8 @@
 
 #include "agent/agent_metrics.h"
 #include "agent/http_server.h"
+#include "agent/push_engine.h"
+#include "agent/read_auth.h"
 #include "agent/volume_set.h"
 #include "protocol/messages.h"
 
@@ -25,6 +33,14 @@ struct ServiceOptions {
   std::string agent_version;
   std::vector<uint8_t> worker_address;
   std::vector<std::string> transports;
+  // /v1/info "shm_peer_failure": the agent's UCX context lets shared memory take peer error
+  // handling (rdma::UcxContext::shm_peer_failure), so clients may ask for it (see client.cc).
+  bool shm_peer_failure = false;
+  // "region": volume rkeys are handed out (gets); "push": never, records are put into client
+  // buffers (POST /v1/push). See docs/security.md.
+  std::string exposure = "region";
+  const ReadAuthorizer* auth = nullptr;  // null or disabled: no tokens needed
+  PushEngine* push = nullptr;            // null: POST /v1/push answers 503
 };
 
 class AgentService {
@@ -36,12 +52,21 @@ class AgentService {
   // /readyz answers 200 once this is set (index loaded, volumes exported).
   void SetReady(bool ready) { ready_.store(ready); }
 
+  // The metrics served on /metrics, for what main feeds in (scans, devices, HTTP server stats).
+  AgentMetrics& metrics() const { return metrics_; }
+
  private:
   HttpResponse Info(const HttpRequest& req) const;
   HttpResponse Volumes(const HttpRequest& req) const;
   HttpResponse Volume(const HttpRequest& req, std::string_view vid) const;
   HttpResponse Lookup(const HttpRequest& req) const;
   HttpResponse Sample(const HttpRequest& req, std::string_view vid) const;
+  HttpResponse Push(const HttpRequest& req) const;
+  bool auth_on() const { return options_.auth != nullptr && options_.auth->enabled(); }
+  // Ok when every fid is covered by its token: jwts empty (the request's own token for all),
+  // one (for all) or one per fid. kInvalidArgument for a bad count, kPermissionDenied otherwise.
+  Status Authorize(const HttpRequest& req, std::span<const std::string> fids,
+                   std::span<const std::string> jwts) const;
 
   const VolumeSet& volumes_;
   ServiceOptions options_;
@@ -51,6 +76,8 @@ class AgentService {
 };
 
 // The volume server's GET /<fid> semantics over an exported volume (see http_fallback.cc).
-HttpResponse ServeNeedleOverHttp(const VolumeSet& volumes, const HttpRequest& request);
+// With `auth` enabled the request's token must cover the fid (401 {"error":"wrong jwt"}).
+HttpResponse ServeNeedleOverHttp(const VolumeSet& volumes, const HttpRequest& request,
+                                 const ReadAuthorizer* auth = nullptr);
 
 }  // namespace swrdma::agent

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "agent/agent_service.h"
 #include "protocol/gzip.h"
@@ -91,12 +92,19 @@ std::string HttpDate(uint64_t unix_seconds) {
 
 }  // namespace
 
-HttpResponse ServeNeedleOverHttp(const VolumeSet& volumes, const HttpRequest& req) {
+HttpResponse ServeNeedleOverHttp(const VolumeSet& volumes, const HttpRequest& req,
+                                 const ReadAuthorizer* auth) {
   auto fid = FidFromPath(req.Path());
   if (!fid) {
     return HttpResponse::JsonError(
         400,
         fmt::format("'{}' is not a file id path such as /3,01637037d6", req.Path().substr(0, 80)));
+  }
+  if (auth != nullptr && auth->enabled()) {
+    if (Status s = auth->Check(ReadAuthorizer::TokenOf(req), *fid); !s.ok()) {
+      spdlog::debug("[{}] GET {}: {}", req.request_id, *fid, s.message());
+      return WrongJwt();
+    }
   }
   ResolvedNeedle found = volumes.Resolve(*fid);
   switch (found.result.status) {

@@ -48,9 +48,36 @@ ProgressThread::~ProgressThread() {
 
 void ProgressThread::Stop() {
   if (!thread_.joinable()) return;
-  stop_.store(true);
+  {
+    std::lock_guard lock(tasks_mu_);  // no task is accepted after this
+    stop_.store(true);
+  }
   if (options_.mode != ProgressMode::kBusy) worker_.Signal().IgnoreError();
   thread_.join();
+}
+
+Status ProgressThread::Post(Task task) {
+  {
+    std::lock_guard lock(tasks_mu_);
+    if (stop_.load()) {
+      return Status(Code::kUnavailable, "the agent's progress thread is stopping");
+    }
+    tasks_.push_back(std::move(task));
+    has_tasks_.store(true, std::memory_order_release);
+  }
+  if (options_.mode != ProgressMode::kBusy) return worker_.Signal();
+  return Status::Ok();
+}
+
+void ProgressThread::RunTasks() {
+  std::vector<Task> tasks;
+  {
+    std::lock_guard lock(tasks_mu_);
+    tasks.swap(tasks_);
+    has_tasks_.store(false, std::memory_order_relaxed);
+  }
+  for (auto& task : tasks)
+    task(worker_);
 }
 
 void ProgressThread::Run() {
@@ -58,6 +85,10 @@ void ProgressThread::Run() {
   auto last_event = Clock::now();
   uint64_t local_events = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
+    if (has_tasks_.load(std::memory_order_acquire)) {
+      RunTasks();
+      last_event = Clock::now();
+    }
     const unsigned n = worker_.Progress();
     if (n > 0) {
       local_events += n;
@@ -82,6 +113,10 @@ void ProgressThread::Run() {
     last_event = Clock::now();
   }
   events_.store(local_events, std::memory_order_relaxed);
+  // Tasks posted just before the stop never run; dropping them breaks their promises, which
+  // tells the waiting callers.
+  std::lock_guard lock(tasks_mu_);
+  tasks_.clear();
 }
 
 }  // namespace swrdma::agent

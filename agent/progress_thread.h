@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,6 +48,13 @@ class ProgressThread {
   // Stops the loop and joins; the worker is destroyed on this thread's exit path.
   void Stop();
 
+  // Runs `task` on this thread, with the worker, between two progress rounds (the push exposure
+  // mode posts its puts this way: only this thread may touch the worker). The task may progress
+  // the worker itself while it waits for its own operations. kUnavailable once stopped (the task
+  // is then dropped, never run).
+  using Task = std::function<void(rdma::UcxWorker&)>;
+  Status Post(Task task);
+
   uint64_t events() const { return events_.load(std::memory_order_relaxed); }
   uint64_t sleeps() const { return sleeps_.load(std::memory_order_relaxed); }
 
@@ -56,7 +65,12 @@ class ProgressThread {
   rdma::UcxWorker worker_;
   ProgressOptions options_;
   std::vector<uint8_t> address_;
+  void RunTasks();
+
   std::atomic<bool> stop_{false};
+  std::mutex tasks_mu_;
+  std::vector<Task> tasks_;  // guarded by tasks_mu_
+  std::atomic<bool> has_tasks_{false};
   std::atomic<uint64_t> events_{0};
   std::atomic<uint64_t> sleeps_{0};
   std::thread thread_;

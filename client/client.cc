@@ -1,4 +1,6 @@
 #include "client/client.h"
+#include "client/client_internal.h"
+#include "client/volume_key.h"
 
 #include <algorithm>
 #include <thread>
@@ -13,13 +15,7 @@
 
 namespace swrdma::client {
 
-struct Client::VolumeKey {
-  uint64_t generation = 0;
-  uint8_t version = 3;
-  rdma::RemoteKey rkey;
-};
-
-namespace {
+namespace detail {
 
 Status LookupStatusToError(const LookupResult& r) {
   const std::string what = fmt::format("{}: {}", r.fid, r.error);
@@ -34,6 +30,8 @@ Status LookupStatusToError(const LookupResult& r) {
       return Status(Code::kInvalidArgument, what);
     case LookupStatus::kUnknownVolume:
       return Status(Code::kUnknownVolume, what);
+    case LookupStatus::kNoRoom:  // push answers only; the push round asks again
+      return Status(Code::kResourceExhausted, what);
   }
   return Status(Code::kInternal, what);
 }
@@ -74,7 +72,8 @@ Result<nlohmann::json> DecodeReply(const Result<HttpReply>& reply, std::string_v
   return tree;
 }
 
-}  // namespace
+}  // namespace detail
+using namespace detail;
 
 Client::Client(ClientOptions options, std::unique_ptr<AgentHttp> http)
     : options_(std::move(options)), http_(std::move(http)) {}
@@ -92,11 +91,20 @@ Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
 Status Client::ConnectUcx() {
   // Keys and endpoint belong to the worker, the worker to the context: release in that order.
   keys_.clear();
+  push_landing_.Release();
   endpoint_.reset();
   worker_.reset();
+  // Peer error handling over shared memory only with an agent that has it on too (an older agent
+  // silently drops such a client's requests). Then the agent's UCX keepalive releases what it
+  // maps for this client once the process is gone (docs/read-path.md, "Shared memory").
+  if (context_ && context_->shm_peer_failure() != agent_shm_peer_failure_) {
+    pool_.reset();  // its registrations belong to the context
+    context_.reset();
+  }
   if (!context_) {
     rdma::UcxContextOptions co;
     co.transports = options_.transports;
+    co.shm_peer_failure = agent_shm_peer_failure_;
     auto ctx = rdma::UcxContext::Create(co);
     if (!ctx) return ctx.error();
     context_.emplace(std::move(*ctx));
@@ -104,13 +112,18 @@ Status Client::ConnectUcx() {
   auto worker = rdma::UcxWorker::Create(*context_);
   if (!worker) return worker.error();
   worker_.emplace(std::move(*worker));
+  // Push exposure: the agent connects to this worker (its address goes with every request) and
+  // puts the records here; we never connect to it nor get its keys.
+  if (info_.exposure == "push") return Status::Ok();
   rdma::UcxEndpointOptions eo;
   eo.connect_timeout = options_.timeout;
-  // UCX 1.13 refuses peer error handling on shared-memory transports (and with it, restricts a
-  // mixed endpoint to tcp). A client asking for shared memory only gets it without.
+  // Without shm_peer_failure UCX refuses peer mode on shared memory (and restricts a mixed
+  // endpoint to tcp): a client asking for shared memory only gets it without (UCX would log an
+  // error for the refused attempt).
   const auto& t = options_.transports;
-  if (t && t->find("tcp") == std::string::npos && t->find("rc") == std::string::npos &&
-      t->find("dc") == std::string::npos && t->find("ud") == std::string::npos) {
+  if (!context_->shm_peer_failure() && t && t->find("tcp") == std::string::npos &&
+      t->find("rc") == std::string::npos && t->find("dc") == std::string::npos &&
+      t->find("ud") == std::string::npos) {
     eo.error_handling = rdma::PeerErrorHandling::kNone;
   }
   auto ep = rdma::UcxEndpoint::Connect(*worker_, info_.worker_address, eo);
@@ -124,12 +137,15 @@ Status Client::ConnectAgent() {
       auto tree,
       DecodeReply(http_->Request("GET", "/v1/info", {}, {}, kMsgpackMime), "GET /v1/info"));
   SWRDMA_ASSIGN_OR_RETURN(info_, AgentInfoFromJson(tree));
+  const auto shm = tree.find("shm_peer_failure");  // absent from older agents
+  agent_shm_peer_failure_ = shm != tree.end() && shm->is_boolean() && shm->get<bool>();
   lookup_cache_.clear();
   Status ucx = ConnectUcx();
   if (!ucx.ok()) {
     keys_.clear();
     endpoint_.reset();
     worker_.reset();
+    pool_.reset();  // its registrations belong to the context
     context_.reset();
     if (options_.fallback != FallbackMode::kHttp) {
       return ucx.WithContext(
@@ -171,8 +187,12 @@ Result<std::vector<std::string>> Client::Transports() const {
   return t.names();
 }
 
-Result<LookupResponse> Client::LookupBatch(std::span<const std::string> fids) {
-  LookupRequest req{{fids.begin(), fids.end()}};
+Result<LookupResponse> Client::LookupBatch(std::span<const std::string> fids,
+                                           std::vector<std::string> jwts) {
+  LookupRequest req{{fids.begin(), fids.end()}, {}};
+  if (std::any_of(jwts.begin(), jwts.end(), [](const auto& t) { return !t.empty(); })) {
+    req.jwts = std::move(jwts);
+  }
   ++stats_.lookups;
   SWRDMA_ASSIGN_OR_RETURN(auto tree,
                           DecodeReply(http_->Request("POST", "/v1/lookup",
@@ -187,15 +207,24 @@ Result<LookupResponse> Client::LookupBatch(std::span<const std::string> fids) {
   return resp;
 }
 
-Result<const Client::VolumeKey*> Client::KeyFor(uint32_t vid, uint64_t generation) {
+Result<const Client::VolumeKey*> Client::KeyFor(uint32_t vid, uint64_t generation,
+                                                std::string_view jwt) {
   // Keyed by (volume, generation): one batch may hold gets against an old export (cached lookup)
   // and the new one; a stale generation's key is dropped only between batches (PruneKeys).
   auto it = keys_.find({vid, generation});
   if (it != keys_.end()) return it->second.get();
   SWRDMA_ASSIGN_OR_RETURN(
       auto tree,
-      DecodeReply(http_->Request("GET", fmt::format("/v1/volumes/{}", vid), {}, {}, kMsgpackMime),
-                  fmt::format("GET /v1/volumes/{}", vid)));
+      DecodeReply(
+          http_
+              ->Request(
+                  "GET", fmt::format("/v1/volumes/{}", vid), {}, {}, kMsgpackMime,
+                  jwt.empty()
+                      ? std::vector<std::pair<std::string, std::string>>{}
+                      : std::vector<std::pair<std::string, std::string>>{{"Authorization",
+                                                                          fmt::format(
+                                                                              "Bearer {}", jwt)}}),
+          fmt::format("GET /v1/volumes/{}", vid)));
   SWRDMA_ASSIGN_OR_RETURN(auto desc, VolumeDescriptorFromJson(tree));
   if (desc.generation != generation) {
     return Error(Code::kStale, fmt::format("volume {} moved from generation {} to {} between "
@@ -213,39 +242,6 @@ Result<const Client::VolumeKey*> Client::KeyFor(uint32_t vid, uint64_t generatio
   auto key = std::make_unique<VolumeKey>(VolumeKey{desc.generation, desc.version, std::move(rkey)});
   const VolumeKey* out = key.get();
   keys_[{vid, generation}] = std::move(key);
-  return out;
-}
-
-Result<NeedleData> Client::Verify(std::string_view fid, const LookupResult& where, uint8_t version,
-                                  std::span<const uint8_t> record, const ReadOptions& options) {
-  auto fail = [&](const Status& s) {
-    return Error(s.code(), fmt::format("{}: {}", fid, s.message()));
-  };
-  auto parsed_fid = ParseFileId(fid);
-  if (!parsed_fid) return fail(parsed_fid.error());
-  auto v = ToNeedleVersion(version);
-  if (!v) return fail(v.error());
-  auto rec = ParseNeedleRecord(record, *v);
-  if (!rec) return fail(rec.error());
-  auto form = VerifyNeedle(*rec, {parsed_fid->needle_id, parsed_fid->cookie, where.size});
-  if (!form) {
-    if (form.error().code() == Code::kChecksumMismatch) ++stats_.crc_failures;
-    return fail(form.error());
-  }
-  NeedleData out;
-  out.via = "rdma";
-  out.crc_form = *form;
-  out.stored_gzipped = rec->is_gzipped();
-  out.name = std::string(rec->name);
-  out.mime = std::string(rec->mime);
-  if (rec->is_gzipped() && options.decompress) {
-    auto plain = Gunzip(rec->data);
-    if (!plain) return fail(plain.error().WithContext("verified gzip data does not decompress"));
-    out.data = std::move(*plain);
-    out.decompressed = true;
-  } else {
-    out.data.assign(rec->data.begin(), rec->data.end());
-  }
   return out;
 }
 
@@ -271,8 +267,12 @@ Result<NeedleData> Client::ReadOverHttp(std::string_view fid, const ReadOptions&
 }
 
 void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
-                       const ReadOptions& options, std::vector<Result<NeedleData>>& out,
-                       bool last) {
+                       const ReadOptions& options, ViewResults& out, bool last,
+                       const OnRead* emit) {
+  if (push_mode()) {
+    PushRound(fids, which, options, out, emit);
+    return;
+  }
   // 1. Where is each needle? Cached answers first, one batched lookup for the rest.
   std::vector<LookupResult> where(which.size());
   std::vector<size_t> to_lookup;
@@ -296,7 +296,12 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
   std::vector<bool> lookup_failed(which.size(), false);
   for (size_t start = 0; start < lookup_fids.size(); start += kLookupChunk) {
     const size_t n = std::min(kLookupChunk, lookup_fids.size() - start);
-    auto resp = LookupBatch(std::span(lookup_fids).subspan(start, n));
+    std::vector<std::string> jwts;
+    if (!options.jwt.empty() || !options.jwts.empty()) {
+      for (size_t j = 0; j < n; ++j)
+        jwts.emplace_back(TokenFor(options, which[to_lookup[start + j]]));
+    }
+    auto resp = LookupBatch(std::span(lookup_fids).subspan(start, n), std::move(jwts));
     for (size_t j = 0; j < n; ++j) {
       const size_t k = to_lookup[start + j];
       if (!resp) {
@@ -314,12 +319,9 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
     }
   }
 
-  // 2. Post the gets, at most max_inflight at a time, then verify each record.
-  struct Pending {
-    size_t k;
-    const VolumeKey* key;
-  };
-  std::vector<Pending> pending;
+  // 2. The gets: a sliding window of max_inflight (client/read_round.cc), verified in place.
+  std::vector<PendingGet> pending;
+  pending.reserve(which.size());
   for (size_t k = 0; k < which.size(); ++k) {
     const size_t i = which[k];
     if (lookup_failed[k]) continue;
@@ -329,54 +331,56 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
     }
     if (!endpoint_) {
       // Only an explicit --fallback http reads over HTTP; otherwise no UCX endpoint is an error.
-      out[i] = options_.fallback == FallbackMode::kHttp
-                   ? ReadOverHttp(fids[i], options)
-                   : Error(Code::kUnavailable,
-                           fmt::format("{}: not connected to the agent's UCX worker", fids[i]));
+      if (options_.fallback != FallbackMode::kHttp) {
+        out[i] = Error(Code::kUnavailable,
+                       fmt::format("{}: not connected to the agent's UCX worker", fids[i]));
+        continue;
+      }
+      auto http = ReadOverHttp(fids[i], options);
+      if (!http) {
+        out[i] = Error(http.error());
+        continue;
+      }
+      NeedleView view;
+      view.http_ = true;
+      view.stored_gzipped_ = http->stored_gzipped;
+      view.decompressed_ = http->decompressed;
+      view.http_mime_ = std::move(http->mime);
+      view.http_body_ = std::move(http->data);
+      view.data_ = {0, static_cast<uint32_t>(view.http_body_.size())};
+      out[i] = std::move(view);
       continue;
     }
-    auto key = KeyFor(where[k].volume_id, where[k].generation);
+    auto key = KeyFor(where[k].volume_id, where[k].generation, TokenFor(options, i));
     if (!key) {
       out[i] = Error(key.error().code(), fmt::format("{}: {}", fids[i], key.error().message()));
       continue;
     }
-    pending.push_back({k, *key});
+    pending.push_back({i, &where[k], *key});
   }
-  for (size_t start = 0; start < pending.size(); start += options_.max_inflight) {
-    const size_t end = std::min(pending.size(), start + options_.max_inflight);
-    rdma::GetBatch batch(*endpoint_);
-    for (size_t p = start; p < end; ++p) {
-      auto& pd = pending[p];
-      batch.Post(pd.key->rkey, where[pd.k].address, where[pd.k].length);
-    }
-    const Status waited = batch.Wait(rdma::Clock::now() + options_.timeout);
-    for (size_t p = start; p < end; ++p) {
-      auto& pd = pending[p];
-      const size_t i = which[pd.k];
-      const Status& s = batch.status(p - start);
-      if (!s.ok()) {
-        out[i] = Error(s.code(), fmt::format("{}: RDMA read failed: {}", fids[i], s.message()));
-        continue;
-      }
-      const auto bytes = batch.data(p - start);
-      out[i] = Verify(fids[i], where[pd.k], pd.key->version,
-                      {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, options);
-      if (out[i]) {
-        ++stats_.reads;
-        stats_.bytes += out[i]->data.size();
-      }
-    }
-    (void)waited;
-  }
+  GetAndVerify(fids, pending, out, emit);
 }
 
-std::vector<Result<NeedleData>> Client::ReadMany(std::span<const std::string> fids,
-                                                 const ReadOptions& options) {
-  std::vector<Result<NeedleData>> out(fids.size(), Error(Code::kInternal, "not read"));
+Client::ViewResults Client::ReadAllViews(std::span<const std::string> fids,
+                                         const ReadOptions& options, const OnRead* emit) {
+  ViewResults out;
+  out.reserve(fids.size());
+  for (size_t i = 0; i < fids.size(); ++i)
+    out.emplace_back(std::unexpected(Status(Code::kInternal, "not read")));
   std::vector<size_t> which(fids.size());
   for (size_t i = 0; i < fids.size(); ++i)
     which[i] = i;
-  ReadRound(fids, which, options, out, /*last=*/false);
+  // Streaming: successes of the first round go out at once; the rest after the retry round.
+  std::vector<char> emitted;
+  OnRead first_round;
+  if (emit != nullptr) {
+    emitted.assign(fids.size(), 0);
+    first_round = [&](size_t i, Result<NeedleView> view) {
+      emitted[i] = 1;
+      (*emit)(i, std::move(view));
+    };
+  }
+  ReadRound(fids, which, options, out, /*last=*/false, emit ? &first_round : nullptr);
   // Second and last round: fresh lookups and keys for what may have gone stale.
   std::vector<size_t> again;
   for (size_t i : which) {
@@ -399,13 +403,18 @@ std::vector<Result<NeedleData>> Client::ReadMany(std::span<const std::string> fi
       if (!s.ok()) {
         for (size_t j : again)
           out[j] = Error(s.code(), fmt::format("{}: {}", fids[j], s.message()));
-        return out;
+        again.clear();  // no retry round; the failures are delivered below
       }
       break;
     }
-    ReadRound(fids, again, options, out, /*last=*/true);
+    if (!again.empty()) ReadRound(fids, again, options, out, /*last=*/true);
   }
   PruneKeys();
+  if (emit != nullptr) {
+    for (size_t i = 0; i < fids.size(); ++i) {
+      if (!emitted[i]) (*emit)(i, std::move(out[i]));
+    }
+  }
   return out;
 }
 
@@ -420,11 +429,6 @@ void Client::PruneKeys() {
       it = next;
     }
   }
-}
-
-Result<NeedleData> Client::Read(std::string_view fid, const ReadOptions& options) {
-  std::string f(fid);
-  return std::move(ReadMany(std::span(&f, 1), options)[0]);
 }
 
 }  // namespace swrdma::client

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,9 +23,12 @@
 #include <vector>
 
 #include "client/agent_http.h"
+#include "client/needle_view.h"
 #include "protocol/crc32c.h"
 #include "protocol/messages.h"
 #include "protocol/status.h"
+#include "rdma/buffer_pool.h"
+#include "rdma/get.h"
 #include "rdma/memory_region.h"
 #include "rdma/ucx_context.h"
 #include "rdma/ucx_endpoint.h"
@@ -54,10 +58,17 @@ struct ClientOptions {
   // reconnects by itself, up to this many attempts with exponential back-off from 50 ms, within
   // `timeout`; the reads in question are retried once.
   int reconnect_attempts = 6;
+  // Back the registered get buffers with 2 MiB pages (MAP_HUGETLB, else transparent huge pages;
+  // buffer_pool_stats().hugepage_note says which and why).
+  bool hugepages = false;
 };
 
 struct ReadOptions {
   bool decompress = true;  // gunzip needles stored compressed
+  // SeaweedFS read token (JWT) for the fid, when the agent requires one. ReadMany: one token for
+  // every fid (rarely valid: tokens cover one fid) unless `jwts` gives one per fid, in order.
+  std::string jwt;
+  std::vector<std::string> jwts;
 };
 
 struct NeedleData {
@@ -79,6 +90,14 @@ struct ClientStats {
   uint64_t crc_failures = 0;
   uint64_t http_fallbacks = 0;
   uint64_t reconnects = 0;
+  // Registered get buffers (rdma/buffer_pool.h): a hit reuses an idle registered buffer, a miss
+  // maps and registers a new chunk. After warm-up nearly every read is a hit.
+  uint64_t reg_cache_hits = 0;
+  uint64_t reg_cache_misses = 0;
+  double reg_cache_hit_rate() const {
+    const uint64_t all = reg_cache_hits + reg_cache_misses;
+    return all == 0 ? 0.0 : static_cast<double>(reg_cache_hits) / static_cast<double>(all);
+  }
 };
 
 class Client {
@@ -92,11 +111,27 @@ class Client {
   std::vector<Result<NeedleData>> ReadMany(std::span<const std::string> fids,
                                            const ReadOptions& options = {});
 
+  // Zero copy (client/read_round.cc): the record lands in a registered pooled buffer, is
+  // verified there and handed out as a view that holds the buffer. Data as stored (no gunzip;
+  // ReadOptions::decompress only applies to HTTP-fallback views). Same lookups, retries and
+  // errors as Read/ReadMany.
+  Result<NeedleView> ReadView(std::string_view fid, const ReadOptions& options = {});
+  std::vector<Result<NeedleView>> ReadViews(std::span<const std::string> fids,
+                                            const ReadOptions& options = {});
+  // Streaming form of ReadViews: `on_read(index, view)` for each fid as soon as it is verified
+  // (completion order; reads that need the retry round come last). Gets run as a sliding
+  // window of max_inflight: a new get is posted as soon as one completes.
+  using OnRead = std::function<void(size_t index, Result<NeedleView> view)>;
+  void ReadEach(std::span<const std::string> fids, const OnRead& on_read,
+                const ReadOptions& options = {});
+
   const AgentInfo& agent_info() const { return info_; }
   Result<VolumeList> Volumes();
   // Transports of the endpoint to the agent ("tcp", "posix", ...), empty over the HTTP fallback.
   Result<std::vector<std::string>> Transports() const;
-  const ClientStats& stats() const { return stats_; }
+  const ClientStats& stats() const;
+  // Registered buffer pool: hits, misses, hugepage backing (and why not), registered bytes.
+  rdma::BufferPoolStats buffer_pool_stats() const;
 
  private:
   struct VolumeKey;
@@ -106,18 +141,54 @@ class Client {
   Status ConnectUcx();
   Status Reconnect(const Status& why);
   void PruneKeys();
-  Result<LookupResponse> LookupBatch(std::span<const std::string> fids);
-  Result<const VolumeKey*> KeyFor(uint32_t volume_id, uint64_t generation);
-  Result<NeedleData> Verify(std::string_view fid, const LookupResult& where, uint8_t version,
-                            std::span<const uint8_t> record, const ReadOptions& options);
+  // `jwts`: one read token per fid, or empty (agent without read authorization).
+  Result<LookupResponse> LookupBatch(std::span<const std::string> fids,
+                                     std::vector<std::string> jwts = {});
+  // `jwt`: a read token for a fid of the volume (region exposure with read authorization).
+  Result<const VolumeKey*> KeyFor(uint32_t volume_id, uint64_t generation,
+                                  std::string_view jwt = {});
+  static std::string_view TokenFor(const ReadOptions& o, size_t i) {
+    return i < o.jwts.size() ? std::string_view(o.jwts[i]) : std::string_view(o.jwt);
+  }
+  bool push_mode() const { return info_.exposure == "push" && worker_.has_value(); }
   Result<NeedleData> ReadOverHttp(std::string_view fid, const ReadOptions& options);
+  using ViewResults = std::vector<Result<NeedleView>>;
+  // client/push_read.cc: the round in push exposure mode: the agent puts the records into a
+  // registered landing buffer of ours (we never get its keys), then each is verified.
+  void PushRound(std::span<const std::string> fids, std::span<const size_t> which,
+                 const ReadOptions& options, ViewResults& out, const OnRead* emit);
+  Result<HttpReply> RequestProgressing(std::string_view target, std::string body);
+  // `emit`, when set, receives successful reads as they complete (out[i] is then left as is).
   void ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
-                 const ReadOptions& options, std::vector<Result<NeedleData>>& out, bool last);
+                 const ReadOptions& options, ViewResults& out, bool last,
+                 const OnRead* emit = nullptr);
+  // client/read_round.cc: the get half of a round, a sliding window of max_inflight gets.
+  struct PendingGet {
+    size_t i;  // index in fids
+    const LookupResult* where;
+    const VolumeKey* key;
+  };
+  void GetAndVerify(std::span<const std::string> fids, std::span<const PendingGet> gets,
+                    ViewResults& out, const OnRead* emit);
+  ViewResults ReadAllViews(std::span<const std::string> fids, const ReadOptions& options,
+                           const OnRead* emit);
+  Result<NeedleView> VerifyInPlace(std::string_view fid, const LookupResult& where, uint8_t version,
+                                   rdma::PooledBuffer buffer);
+  // ReadMany's copy out of a view (gunzip when asked); counts the read in stats_.
+  Result<NeedleData> ToNeedleData(std::string_view fid, Result<NeedleView> view,
+                                  const ReadOptions& options);
+  void CountRead(const NeedleView& view);
+  rdma::GetBatch& Batch();
+  Result<rdma::BufferPool*> Pool();
 
   ClientOptions options_;
   std::unique_ptr<AgentHttp> http_;
   AgentInfo info_;
   std::optional<rdma::UcxContext> context_;
+  bool agent_shm_peer_failure_ = false;  // /v1/info "shm_peer_failure": see ConnectUcx
+  // After the context (which must outlive it), before the worker: buffers of abandoned gets
+  // return to the pool when the worker is destroyed.
+  std::optional<rdma::BufferPool> pool_;
   std::optional<rdma::UcxWorker> worker_;
   std::optional<rdma::UcxEndpoint> endpoint_;
   std::map<std::pair<uint32_t, uint64_t>, std::unique_ptr<VolumeKey>> keys_;  // (vid, generation)
@@ -126,7 +197,12 @@ class Client {
     std::chrono::steady_clock::time_point expires;
   };
   std::unordered_map<std::string, CachedLookup> lookup_cache_;
-  ClientStats stats_;
+  mutable ClientStats stats_;
+  // Reused across rounds: posting a get then allocates nothing. Bound to endpoint_'s core.
+  std::unique_ptr<rdma::GetBatch> batch_;
+  rdma::PooledBuffer push_landing_;  // push mode: where the agent puts records
+  const void* batch_endpoint_ = nullptr;
+  bool stamp_reads_ = false;  // ReadEach: views carry issued/verified times (2 clock reads)
 };
 
 }  // namespace swrdma::client

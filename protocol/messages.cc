@@ -93,13 +93,15 @@ std::string_view LookupStatusName(LookupStatus s) {
       return "bad_fid";
     case LookupStatus::kUnknownVolume:
       return "unknown_volume";
+    case LookupStatus::kNoRoom:
+      return "no_room";
   }
   return "unknown";
 }
 
 Result<LookupStatus> ParseLookupStatus(std::string_view s) {
   for (auto st : {LookupStatus::kOk, LookupStatus::kNotFound, LookupStatus::kDeleted,
-                  LookupStatus::kBadFid, LookupStatus::kUnknownVolume}) {
+                  LookupStatus::kBadFid, LookupStatus::kUnknownVolume, LookupStatus::kNoRoom}) {
     if (LookupStatusName(st) == s) return st;
   }
   return Error(Code::kInvalidArgument, fmt::format("unknown lookup status '{}'", s));
@@ -139,6 +141,19 @@ json ToJson(const VolumeList& m) {
 json ToJson(const LookupRequest& m) {
   json j = Versioned();
   j["fids"] = m.fids;
+  if (!m.jwts.empty()) j["jwts"] = m.jwts;
+  return j;
+}
+
+json ToJson(const PushRequest& m) {
+  json j = Versioned();
+  j["client_address"] = json::binary(m.client_address);
+  j["buffer_address"] = m.buffer_address;
+  j["buffer_length"] = m.buffer_length;
+  j["buffer_rkey"] = json::binary(m.buffer_rkey);
+  j["fids"] = m.fids;
+  if (!m.jwts.empty()) j["jwts"] = m.jwts;
+  if (m.peer_failure) j["peer_failure"] = true;
   return j;
 }
 
@@ -153,13 +168,20 @@ json ToJson(const LookupResponse& m) {
       e["address"] = r.address;
       e["length"] = r.length;
       e["size"] = r.size;
+      if (r.version != 0) e["version"] = r.version;
     } else {
+      if (r.status == LookupStatus::kNoRoom) e["length"] = r.length;
       if (r.status != LookupStatus::kBadFid) e["volume_id"] = r.volume_id;
       e["error"] = r.error;
     }
     results.push_back(std::move(e));
   }
   j["results"] = std::move(results);
+  if (m.timing) {
+    j["timing"] = {{"decode_us", m.timing->decode_us},
+                   {"lookup_us", m.timing->lookup_us},
+                   {"encode_us", m.timing->encode_us}};
+  }
   return j;
 }
 
@@ -203,6 +225,29 @@ Result<LookupRequest> LookupRequestFromJson(const json& j) {
   SWRDMA_RETURN_IF_ERROR(CheckProtocol(j));
   LookupRequest m;
   SWRDMA_ASSIGN_OR_RETURN(m.fids, GetStringArray(j, "fids"));
+  if (j.contains("jwts")) {
+    SWRDMA_ASSIGN_OR_RETURN(m.jwts, GetStringArray(j, "jwts"));
+  }
+  return m;
+}
+
+Result<PushRequest> PushRequestFromJson(const json& j) {
+  SWRDMA_RETURN_IF_ERROR(CheckProtocol(j));
+  PushRequest m;
+  SWRDMA_ASSIGN_OR_RETURN(m.client_address, GetBytes(j, "client_address"));
+  SWRDMA_ASSIGN_OR_RETURN(m.buffer_address, GetUint(j, "buffer_address"));
+  SWRDMA_ASSIGN_OR_RETURN(m.buffer_length, GetUint(j, "buffer_length"));
+  SWRDMA_ASSIGN_OR_RETURN(m.buffer_rkey, GetBytes(j, "buffer_rkey"));
+  if (auto it = j.find("peer_failure"); it != j.end()) {
+    if (!it->is_boolean()) {
+      return Error(Code::kInvalidArgument, "field 'peer_failure' must be true or false");
+    }
+    m.peer_failure = it->get<bool>();
+  }
+  SWRDMA_ASSIGN_OR_RETURN(m.fids, GetStringArray(j, "fids"));
+  if (j.contains("jwts")) {
+    SWRDMA_ASSIGN_OR_RETURN(m.jwts, GetStringArray(j, "jwts"));
+  }
   return m;
 }
 
@@ -222,10 +267,24 @@ Result<LookupResponse> LookupResponseFromJson(const json& j) {
       SWRDMA_ASSIGN_OR_RETURN(r.address, GetUint(e, "address"));
       SWRDMA_ASSIGN_OR_RETURN(r.length, GetUint(e, "length"));
       SWRDMA_ASSIGN_OR_RETURN(r.size, Narrow<uint32_t>(GetUint(e, "size"), "size"));
-    } else if (auto err = GetString(e, "error")) {
-      r.error = *err;
+      if (e.contains("version")) {
+        SWRDMA_ASSIGN_OR_RETURN(r.version, Narrow<uint8_t>(GetUint(e, "version"), "version"));
+      }
+    } else {
+      if (auto err = GetString(e, "error")) r.error = *err;
+      if (r.status == LookupStatus::kNoRoom) {
+        SWRDMA_ASSIGN_OR_RETURN(r.length, GetUint(e, "length"));
+      }
     }
     m.results.push_back(std::move(r));
+  }
+  if (auto t = j.find("timing"); t != j.end()) {
+    if (!t->is_object()) return Error(Code::kInvalidArgument, "field 'timing': expected a map");
+    LookupTiming timing;
+    SWRDMA_ASSIGN_OR_RETURN(timing.decode_us, GetUint(*t, "decode_us"));
+    SWRDMA_ASSIGN_OR_RETURN(timing.lookup_us, GetUint(*t, "lookup_us"));
+    SWRDMA_ASSIGN_OR_RETURN(timing.encode_us, GetUint(*t, "encode_us"));
+    m.timing = timing;
   }
   return m;
 }

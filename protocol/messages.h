@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,9 +58,14 @@ struct VolumeList {
 
 struct LookupRequest {
   std::vector<std::string> fids;
+  // SeaweedFS read tokens when the agent requires them: none (the HTTP request's own token, if
+  // any, applies to every fid), one for all, or one per fid in order. Field "jwts", optional.
+  std::vector<std::string> jwts;
 };
 
-enum class LookupStatus : uint8_t { kOk, kNotFound, kDeleted, kBadFid, kUnknownVolume };
+// kNoRoom: push answers only: the record did not fit in the rest of the client's buffer
+// (`length` says how much it needs); ask again for it.
+enum class LookupStatus : uint8_t { kOk, kNotFound, kDeleted, kBadFid, kUnknownVolume, kNoRoom };
 std::string_view LookupStatusName(LookupStatus s);  // "ok", "not_found", ...
 Result<LookupStatus> ParseLookupStatus(std::string_view s);
 
@@ -71,11 +77,39 @@ struct LookupResult {
   uint64_t address = 0;  // remote address of the whole needle record
   uint64_t length = 0;   // record length including padding
   uint32_t size = 0;     // needle size from the index (header size field)
+  uint8_t version = 0;   // needle version, in push answers (0: not sent; see the volume)
   std::string error;     // for anything but ok: what is wrong, for humans
 };
 
+// Where the agent's time went for one lookup, in microseconds; sent only when the request asked
+// (POST /v1/lookup?timing=1 or header X-Swrdma-Timing: 1). Field "timing", optional.
+struct LookupTiming {
+  uint64_t decode_us = 0;  // parsing the request body
+  uint64_t lookup_us = 0;  // index lookups and checks against the exports
+  uint64_t encode_us = 0;  // building and serializing the answer (without this object)
+  friend bool operator==(const LookupTiming&, const LookupTiming&) = default;
+};
+
 struct LookupResponse {
-  std::vector<LookupResult> results;  // same order as the request
+  std::vector<LookupResult> results;   // same order as the request
+  std::optional<LookupTiming> timing;  // encoded only when set
+};
+
+// POST /v1/push (exposure "push"): the agent writes the records of `fids` into the client's
+// registered buffer with ucp_put_nbx, one after another at 8-byte aligned offsets, flushes, and
+// answers a LookupResponse whose `address` fields point into that buffer. The agent's own rkeys
+// never leave it. The client's worker must be progressing until the answer arrives.
+struct PushRequest {
+  std::vector<uint8_t> client_address;  // packed UCX worker address of the client
+  uint64_t buffer_address = 0;          // client's registered buffer
+  uint64_t buffer_length = 0;
+  std::vector<uint8_t> buffer_rkey;  // ucp_rkey_pack of that buffer
+  std::vector<std::string> fids;
+  std::vector<std::string> jwts;  // as in LookupRequest
+  // The client's context takes peer-error-handling endpoints over shared memory too
+  // (UcxContext::shm_peer_failure). Only then may the agent connect to it in PEER mode: UCX 1.13
+  // aborts a process whose shared-memory reply endpoint cannot have the mode asked for.
+  bool peer_failure = false;
 };
 
 // Random live needles of one volume, for benchmarks and spot checks: clients cannot enumerate
@@ -95,9 +129,11 @@ nlohmann::json ToJson(const VolumeDescriptor& m);
 nlohmann::json ToJson(const VolumeList& m);
 nlohmann::json ToJson(const LookupRequest& m);
 nlohmann::json ToJson(const LookupResponse& m);
+nlohmann::json ToJson(const PushRequest& m);
 nlohmann::json ToJson(const SampleResponse& m);
 
 Result<AgentInfo> AgentInfoFromJson(const nlohmann::json& j);
+Result<PushRequest> PushRequestFromJson(const nlohmann::json& j);
 Result<VolumeDescriptor> VolumeDescriptorFromJson(const nlohmann::json& j);
 Result<VolumeList> VolumeListFromJson(const nlohmann::json& j);
 Result<LookupRequest> LookupRequestFromJson(const nlohmann::json& j);

@@ -7,7 +7,9 @@ PKGS=(
   librocksdb-dev libisal-dev zlib1g-dev
   libboost-dev libmsgpack-cxx-dev nlohmann-json3-dev libcli11-dev
   libspdlog-dev libfmt-dev prometheus-cpp-dev
+  libssl-dev libtomlplusplus-dev  # JWT (HMAC-SHA256), security.toml / config files
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-19 libclang-rt-19-dev  # make fuzz / scripts/fuzz.sh (libFuzzer, ASan, UBSan)
   iproute2 procps
   curl jq  # tests/e2e
   dpkg-dev  # make deb: dpkg-shlibdeps

@@ -33,6 +33,14 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
   so.agent_version = "test";
   so.worker_address = progress_->worker_address();
   so.transports = {"tcp", "posix", "sysv", "cma"};
+  so.shm_peer_failure = context_->shm_peer_failure();  // as swrdma-agent advertises it
+  auto auth = agent::ReadAuthorizer::Open({options.jwt_read_key, std::nullopt});
+  if (!auth) throw std::runtime_error(auth.error().ToString());
+  auth_ = std::move(*auth);
+  push_ = std::make_unique<agent::PushEngine>(*progress_, agent::PushOptions{});
+  so.exposure = options.exposure;
+  so.auth = auth_.get();
+  so.push = push_.get();
   service_ = std::make_unique<agent::AgentService>(*volumes_, so);
   service_->SetReady(true);
   agent::HttpServerOptions ho;
@@ -53,6 +61,7 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
 InProcessAgent::~InProcessAgent() {
   if (watcher_) watcher_->Stop();
   server_->Stop(std::chrono::seconds(2));
+  push_->Shutdown();
   progress_->Stop();
 }
 

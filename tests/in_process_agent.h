@@ -11,6 +11,8 @@
 #include "agent/agent_service.h"
 #include "agent/http_server.h"
 #include "agent/progress_thread.h"
+#include "agent/push_engine.h"
+#include "agent/read_auth.h"
 #include "agent/volume_set.h"
 #include "agent/volume_watcher.h"
 #include "index/needle_index.h"
@@ -23,7 +25,9 @@ struct InProcessAgentOptions {
   bool watch = false;  // run the inotify watcher (live volume tests)
   std::chrono::milliseconds retire_grace = std::chrono::seconds(10);
   uint64_t growth_reserve = uint64_t{1} << 30;
-  uint16_t port = 0;  // 0: any free port
+  uint16_t port = 0;                        // 0: any free port
+  std::optional<std::string> jwt_read_key;  // read authorization on
+  std::string exposure = "region";          // or "push"
 };
 
 class InProcessAgent {
@@ -48,6 +52,8 @@ class InProcessAgent {
   std::unique_ptr<agent::VolumeSet> volumes_;
   agent::ScanReport report_;
   std::unique_ptr<agent::ProgressThread> progress_;
+  std::unique_ptr<agent::ReadAuthorizer> auth_;
+  std::unique_ptr<agent::PushEngine> push_;
   std::unique_ptr<agent::AgentService> service_;
   std::unique_ptr<agent::HttpServer> server_;
   std::unique_ptr<agent::VolumeWatcher> watcher_;

@@ -51,18 +51,40 @@ TEST(Messages, RoundTripInBothFormats) {
     VolumeList list{{SampleVolume(), SampleVolume()}};
     EXPECT_EQ(RoundTrip(list, f, VolumeListFromJson).volumes.size(), 2u);
 
-    LookupRequest req{{"3,01637037d6", "bad"}};
+    LookupRequest req{{"3,01637037d6", "bad"}, {}};
     EXPECT_EQ(RoundTrip(req, f, LookupRequestFromJson).fids, req.fids);
+    EXPECT_TRUE(RoundTrip(req, f, LookupRequestFromJson).jwts.empty());
+    req.jwts = {"a.b.c", "d.e.f"};
+    EXPECT_EQ(RoundTrip(req, f, LookupRequestFromJson).jwts, req.jwts);
 
     LookupResponse resp;
-    resp.results.push_back({"3,01637037d6", LookupStatus::kOk, 3, 5, 0x1000, 4128, 4100, ""});
-    resp.results.push_back({"x", LookupStatus::kBadFid, 0, 0, 0, 0, 0, "no comma"});
+    resp.results.push_back({"3,01637037d6", LookupStatus::kOk, 3, 5, 0x1000, 4128, 4100, 0, ""});
+    resp.results.push_back({"x", LookupStatus::kBadFid, 0, 0, 0, 0, 0, 0, "no comma"});
+    resp.results.push_back({"3,02", LookupStatus::kOk, 3, 5, 0x2000, 64, 20, 3, ""});
+    resp.results.push_back({"3,03", LookupStatus::kNoRoom, 3, 5, 0, 5000000, 0, 0, "too big"});
     auto resp2 = RoundTrip(resp, f, LookupResponseFromJson);
-    ASSERT_EQ(resp2.results.size(), 2u);
+    ASSERT_EQ(resp2.results.size(), 4u);
     EXPECT_EQ(resp2.results[0].status, LookupStatus::kOk);
     EXPECT_EQ(resp2.results[0].length, 4128u);
+    EXPECT_EQ(resp2.results[0].version, 0);  // not sent
     EXPECT_EQ(resp2.results[1].status, LookupStatus::kBadFid);
     EXPECT_EQ(resp2.results[1].error, "no comma");
+    EXPECT_EQ(resp2.results[2].version, 3);  // push answers carry it
+    EXPECT_EQ(resp2.results[3].status, LookupStatus::kNoRoom);
+    EXPECT_EQ(resp2.results[3].length, 5000000u);  // how much room it needs
+
+    PushRequest push;
+    push.client_address = {1, 2, 3, 250};
+    push.buffer_address = 0x7f0000001000;
+    push.buffer_length = 4 << 20;
+    push.buffer_rkey = {9, 8, 7};
+    push.fids = {"3,01637037d6"};
+    auto push2 = RoundTrip(push, f, PushRequestFromJson);
+    EXPECT_EQ(push2.client_address, push.client_address);
+    EXPECT_EQ(push2.buffer_address, push.buffer_address);
+    EXPECT_EQ(push2.buffer_length, push.buffer_length);
+    EXPECT_EQ(push2.buffer_rkey, push.buffer_rkey);
+    EXPECT_EQ(push2.fids, push.fids);
   }
 }
 

@@ -11,7 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "client/cli/command_error.h"
+#include "client/cli/master_args.h"
 #include "client/client.h"
+#include "client/cluster_client.h"
 #include "protocol/wire.h"
 
 namespace swrdma::cli {
@@ -22,10 +24,13 @@ struct CommonArgs {
   std::string transports;
   std::string fallback = "none";
   int timeout_ms = 5000;
+  MasterArgs cluster;  // --master: through the master's replicas instead of one agent
 };
 
-void AddCommon(CLI::App* cmd, CommonArgs& a) {
-  cmd->add_option("--agent", a.agent, "Agent URL (http://HOST:PORT)")->capture_default_str();
+void AddCommon(CLI::App* cmd, CommonArgs& a, bool tokens) {
+  auto* agent =
+      cmd->add_option("--agent", a.agent, "Agent URL (http://HOST:PORT)")->capture_default_str();
+  AddMasterOptions(cmd, a.cluster, agent, tokens);
   cmd->add_option("--transports", a.transports,
                   "UCX transports for this client (UCX_TLS), e.g. tcp or posix,sysv,cma");
   cmd->add_option("--fallback", a.fallback,
@@ -37,13 +42,17 @@ void AddCommon(CLI::App* cmd, CommonArgs& a) {
       ->capture_default_str();
 }
 
-std::unique_ptr<client::Client> Connect(const CommonArgs& a) {
+client::ClientOptions ClientOptionsOf(const CommonArgs& a) {
   client::ClientOptions o;
   o.agent_url = a.agent;
   if (!a.transports.empty()) o.transports = a.transports;
   o.timeout = std::chrono::milliseconds(a.timeout_ms);
   o.fallback = a.fallback == "http" ? client::FallbackMode::kHttp : client::FallbackMode::kNone;
-  auto c = client::Client::Connect(o);
+  return o;
+}
+
+std::unique_ptr<client::Client> Connect(const CommonArgs& a) {
+  auto c = client::Client::Connect(ClientOptionsOf(a));
   if (!c) throw CommandError(c.error());
   return std::move(*c);
 }
@@ -54,17 +63,34 @@ struct GetArgs {
   std::string output;
   bool raw = false;
   bool verbose = false;
+  std::vector<std::string> jwts;  // --jwt: one for every fid, or one per fid in order
 };
 
 void RunGet(const GetArgs& a) {
   if (a.fids.size() > 1 && !a.output.empty() && !std::filesystem::is_directory(a.output)) {
     throw CommandError("-o must name an existing directory when reading several fids", kExitUsage);
   }
-  auto client = Connect(a.common);
+  if (a.jwts.size() > 1 && a.jwts.size() != a.fids.size()) {
+    throw CommandError(fmt::format("{} --jwt for {} fids: give one token, or one per fid in order",
+                                   a.jwts.size(), a.fids.size()),
+                       kExitUsage);
+  }
+  std::unique_ptr<client::Client> client;
+  std::unique_ptr<client::ClusterClient> cluster;
+  if (!a.common.cluster.master.empty()) {
+    auto c =
+        client::ClusterClient::Create(ClusterOptions(a.common.cluster, ClientOptionsOf(a.common)));
+    if (!c) throw CommandError(c.error());
+    cluster = std::move(*c);
+  } else {
+    client = Connect(a.common);
+  }
   const auto start = std::chrono::steady_clock::now();
   client::ReadOptions ro;
   ro.decompress = !a.raw;
-  auto results = client->ReadMany(a.fids, ro);
+  if (a.jwts.size() == 1) ro.jwt = a.jwts[0];
+  if (a.jwts.size() > 1) ro.jwts = a.jwts;
+  auto results = cluster ? cluster->ReadMany(a.fids, ro) : client->ReadMany(a.fids, ro);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   uint64_t bytes = 0;
@@ -93,7 +119,18 @@ void RunGet(const GetArgs& a) {
     if (!f) throw CommandError(fmt::format("writing {} failed", out.string()), kExitFailure);
   }
   std::fflush(stdout);
-  if (a.verbose) {
+  if (a.verbose && cluster) {
+    const auto& s = cluster->stats();
+    const auto m = cluster->master().stats();
+    std::fprintf(stderr,
+                 "swrdma: read %zu of %zu needles, %llu bytes in %.3f s through master %s: %llu "
+                 "agents connected, %llu failovers, %llu master lookups, %llu read tokens\n",
+                 a.fids.size() - failed, a.fids.size(), static_cast<unsigned long long>(bytes),
+                 secs, a.common.cluster.master.c_str(), static_cast<unsigned long long>(s.connects),
+                 static_cast<unsigned long long>(s.failovers),
+                 static_cast<unsigned long long>(m.lookups),
+                 static_cast<unsigned long long>(s.tokens));
+  } else if (a.verbose) {
     auto t = client->Transports();
     const auto& s = client->stats();
     std::fprintf(stderr,
@@ -114,9 +151,98 @@ void RunGet(const GetArgs& a) {
 struct InfoArgs {
   CommonArgs common;
   bool json = false;
+  std::vector<uint32_t> volumes;  // with --master
 };
 
+// info --master: each volume's replicas per the master, their agents, and whether each agent
+// answers and exports the volume.
+void RunClusterInfo(const InfoArgs& a) {
+  if (a.volumes.empty()) {
+    throw CommandError("info --master needs --volume VID (one or more)", kExitUsage);
+  }
+  const client::ClientOptions co = ClientOptionsOf(a.common);
+  const auto options = ClusterOptions(a.common.cluster, co);
+  auto master = client::MasterClient::Create(options.master);
+  if (!master) throw CommandError(master.error());
+  auto directory = client::AgentDirectory::Create(options.agent_port, options.agent_map);
+  if (!directory) throw CommandError(directory.error());
+  nlohmann::ordered_json out = {{"master", a.common.cluster.master},
+                                {"volumes", nlohmann::ordered_json::array()}};
+  size_t problems = 0;
+  for (uint32_t vid : a.volumes) {
+    nlohmann::ordered_json vj = {{"volume", vid}, {"replicas", nlohmann::ordered_json::array()}};
+    auto locations = (*master)->Lookup(vid);
+    if (!locations) {
+      ++problems;
+      vj["error"] = locations.error().ToString();
+      out["volumes"].push_back(vj);
+      continue;
+    }
+    for (const auto& l : *locations) {
+      nlohmann::ordered_json rj = {{"volume_server", l.url}, {"data_center", l.data_center}};
+      auto agent = directory->AgentFor(l.url);
+      rj["agent"] = agent ? *agent : "";
+      Status problem;
+      if (!agent) {
+        problem = agent.error();
+      } else {
+        client::ClientOptions one = co;
+        one.agent_url = *agent;
+        auto c = client::Client::Connect(one);
+        auto list = c ? (*c)->Volumes() : Result<VolumeList>(std::unexpected(c.error()));
+        if (!list) {
+          problem = list.error();
+        } else {
+          rj["exported"] = false;
+          for (const auto& v : list->volumes) {
+            if (v.volume_id != vid) continue;
+            rj["exported"] = true;
+            rj["generation"] = v.generation;
+            rj["live_needles"] = v.live_needles;
+            rj["size"] = v.size;
+          }
+          if (!rj["exported"].get<bool>()) {
+            problem =
+                Status(Code::kUnknownVolume, fmt::format("agent does not export volume {}", vid));
+          }
+        }
+      }
+      rj["ok"] = problem.ok();
+      if (!problem.ok()) {
+        ++problems;
+        rj["error"] = problem.ToString();
+      }
+      vj["replicas"].push_back(rj);
+    }
+    out["volumes"].push_back(vj);
+  }
+  if (a.json) {
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    std::printf("master %s\n", a.common.cluster.master.c_str());
+    for (const auto& vj : out["volumes"]) {
+      std::printf("  volume %u%s\n", vj["volume"].get<uint32_t>(),
+                  vj.contains("error") ? (": " + vj["error"].get<std::string>()).c_str() : "");
+      for (const auto& rj : vj["replicas"]) {
+        std::printf("    %s -> agent %s: %s\n", rj["volume_server"].get<std::string>().c_str(),
+                    rj["agent"].get<std::string>().c_str(),
+                    rj["ok"].get<bool>() ? fmt::format("ok, generation {}, {} live needles",
+                                                       rj["generation"].get<uint64_t>(),
+                                                       rj["live_needles"].get<uint64_t>())
+                                               .c_str()
+                                         : rj["error"].get<std::string>().c_str());
+      }
+    }
+  }
+  std::fflush(stdout);
+  if (problems) {
+    throw CommandError(fmt::format("{} volume(s) or replica(s) cannot be read", problems),
+                       kExitFailure);
+  }
+}
+
 void RunInfo(const InfoArgs& a) {
+  if (!a.common.cluster.master.empty()) return RunClusterInfo(a);
   auto client = Connect(a.common);
   auto volumes = client->Volumes();
   if (!volumes) throw CommandError(volumes.error());
@@ -152,11 +278,15 @@ void RunInfo(const InfoArgs& a) {
 void AddGetCommand(CLI::App& app) {
   auto args = std::make_shared<GetArgs>();
   auto* cmd = app.add_subcommand("get", "Read needles by file id (verified: header + CRC-32C)");
-  AddCommon(cmd, args->common);
+  AddCommon(cmd, args->common, /*tokens=*/true);
   cmd->add_option("fid", args->fids, "File id(s), e.g. 3,01637037d6")->required();
   cmd->add_option("-o,--output", args->output,
                   "Write the data to FILE (one fid) or into DIRECTORY/<fid> (several)");
   cmd->add_flag("--raw", args->raw, "Do not decompress gzip-stored needles");
+  cmd->add_option("--jwt", args->jwts,
+                  "SeaweedFS read token for the fid (agents with a read key); repeat for one per "
+                  "fid, in order. Env SWRDMA_JWT holds one for all")
+      ->envname("SWRDMA_JWT");
   cmd->add_flag("-v,--verbose", args->verbose, "Print a summary line (bytes, time, transport)");
   cmd->callback([args] { RunGet(*args); });
 }
@@ -164,8 +294,10 @@ void AddGetCommand(CLI::App& app) {
 void AddInfoCommand(CLI::App& app) {
   auto args = std::make_shared<InfoArgs>();
   auto* cmd = app.add_subcommand("info", "Show the agent's info and exported volumes");
-  AddCommon(cmd, args->common);
+  AddCommon(cmd, args->common, /*tokens=*/false);
   cmd->add_flag("--json", args->json, "Print JSON");
+  cmd->add_option("--volume", args->volumes,
+                  "With --master: the volume(s) whose replicas and agents to check");
   cmd->callback([args] { RunInfo(*args); });
 }
 

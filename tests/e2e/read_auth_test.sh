@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# End-to-end: read authorization with SeaweedFS read tokens, with the real binaries.
+#
+#   read_auth_test.sh AGENT_BINARY CLIENT_BINARY
+#
+# The agent takes its key from a SeaweedFS security.toml ([jwt.signing.read] key). Tokens are
+# minted here with Python's hmac (an implementation independent of the agent's). Checks, in both
+# exposure modes (push, the default with a key, and region): `swrdma get` without or with a wrong
+# token fails with "wrong jwt"; with the right token (one per fid) every byte equals the HTTP
+# fallback's; the fallback itself answers 401 {"error":"wrong jwt"} without a token. Then SIGHUP
+# with a new key in security.toml: old tokens are refused, new ones accepted; a broken file on
+# SIGHUP keeps the key in force. Needs curl, python3.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=SCRIPTDIR/e2e_lib.sh
+source "$HERE/e2e_lib.sh"
+e2e_self_deadline 300 "$@"
+
+[[ $# -eq 2 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY"
+AGENT=$(realpath "$1")
+CLI=$(realpath "$2")
+for tool in curl python3 cmp; do
+  command -v "$tool" >/dev/null || e2e_fail "$tool is needed"
+done
+
+e2e_tmpdir W
+cd "$W"
+D=$W/volumes
+e2e_t "$CLI" mkvolume --dir "$D" --vid 9 --fids m9.tsv --needles 40 --min 1 --max 200K \
+  --gzip-fraction 0.3 --delete-fraction 0.1 >/dev/null || e2e_fail "mkvolume failed"
+awk -F'\t' '$3 == "live" { print $1 }' m9.tsv | head -12 >live.txt
+
+token() {  # token KEY FID [EXP_DELTA_SECONDS]
+  python3 - "$@" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+key, fid = sys.argv[1], sys.argv[2]
+delta = int(sys.argv[3]) if len(sys.argv) > 3 else 300
+b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
+head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b(json.dumps({"fid": fid, "exp": int(time.time()) + delta}).encode())
+sig = b(hmac.new(key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+print(f"{head}.{body}.{sig}")
+PY
+}
+
+printf '[jwt.signing.read]\nkey = "first-key"\nexpires_after_seconds = 10\n' >security.toml
+
+for exposure in push region; do
+  e2e_log "exposure $exposure"
+  args=()
+  [[ $exposure == region ]] && args=(--exposure region)
+  e2e_start_agent "$W/agent-$exposure.log" "$AGENT" --dir "$D" --index-dir "$W/index" \
+    --http 127.0.0.1:0 --security-toml "$W/security.toml" "${args[@]}"
+  AG="127.0.0.1:$E2E_AGENT_PORT"
+  grep -q "exposure: $exposure" "$W/agent-$exposure.log" ||
+    e2e_fail "the agent did not log 'exposure: $exposure'"
+  if grep -q "first-key" "$W/agent-$exposure.log"; then e2e_fail "the read key appears in the log"; fi
+
+  mapfile -t fids <live.txt
+  f0=${fids[0]}
+  # No token, wrong key, token for another fid: refused, nothing read.
+  for t in "" "$(token wrong-key "$f0")" "$(token first-key "${fids[1]}")" "$(token first-key "$f0" -5)"; do
+    jwt=()
+    [[ -n $t ]] && jwt=(--jwt "$t")
+    if e2e_t "$CLI" get --agent "$AG" "${jwt[@]}" -o bad.out "$f0" 2>err.txt; then
+      e2e_fail "swrdma get of $f0 succeeded with a bad token ($exposure)"
+    fi
+    grep -q "wrong jwt" err.txt || e2e_fail "the error does not say 'wrong jwt': $(cat err.txt)"
+  done
+  code=$(curl -s -o body.txt -w '%{http_code}' "http://$AG/$f0")
+  [[ $code == 401 && $(cat body.txt) == '{"error":"wrong jwt"}' ]] ||
+    e2e_fail "GET /$f0 without a token answered $code $(cat body.txt)"
+
+  # One token per fid: every byte as the HTTP fallback serves it (with the same tokens).
+  jwt=()
+  for f in "${fids[@]}"; do jwt+=(--jwt "$(token first-key "$f")"); done
+  mkdir -p "out-$exposure"
+  e2e_t "$CLI" get --agent "$AG" "${jwt[@]}" -o "out-$exposure" "${fids[@]}" ||
+    e2e_fail "swrdma get with valid tokens failed ($exposure)"
+  for f in "${fids[@]}"; do
+    curl -sf -o want.bin -H "Authorization: Bearer $(token first-key "$f")" "http://$AG/$f" ||
+      e2e_fail "GET /$f with a valid token failed"
+    cmp -s want.bin "out-$exposure/$f" || e2e_fail "$f: RDMA bytes differ from HTTP ($exposure)"
+  done
+
+  # SIGHUP: a new key in security.toml replaces the old one; a broken file keeps it. Sent to the
+  # agent itself (its supervisor forwards it), not to the timeout(1) wrapper in E2E_AGENT_PID.
+  agent_pid=$(pgrep -P "$E2E_AGENT_PID" | head -n1)
+  [[ -n $agent_pid ]] || e2e_fail "cannot find the agent process under $E2E_AGENT_PID"
+  printf '[jwt.signing.read]\nkey = "second-key"\n' >security.toml
+  kill -HUP "$agent_pid"
+  ok=0
+  for _ in $(seq 50); do
+    if e2e_t "$CLI" get --agent "$AG" --jwt "$(token second-key "$f0")" -o new.out "$f0" 2>/dev/null; then
+      ok=1
+      break
+    fi
+    sleep 0.1
+  done
+  ((ok)) || e2e_fail "after SIGHUP a token signed with the new key is refused ($exposure)"
+  if e2e_t "$CLI" get --agent "$AG" --jwt "$(token first-key "$f0")" -o old.out "$f0" 2>/dev/null; then
+    e2e_fail "after SIGHUP a token signed with the old key is still accepted ($exposure)"
+  fi
+  printf '[jwt.signing.read\nkey = ' >security.toml
+  kill -HUP "$agent_pid"
+  sleep 0.5
+  e2e_t "$CLI" get --agent "$AG" --jwt "$(token second-key "$f0")" -o new.out "$f0" ||
+    e2e_fail "a broken security.toml on SIGHUP dropped the key in force ($exposure)"
+  grep -q "reloading the read key failed" "$W/agent-$exposure.log" ||
+    e2e_fail "the failed reload is not logged"
+  printf '[jwt.signing.read]\nkey = "first-key"\n' >security.toml
+  e2e_sigterm_agent
+done
+e2e_log "read authorization: OK"

@@ -1,0 +1,371 @@
+// Read authorization with SeaweedFS read tokens and the push exposure mode, end to end: an
+// in-process agent with a read key, raw HTTP requests for the token matrix, and the client
+// library reading over tcp and shared memory without ever holding an agent rkey in push mode.
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/read_auth.h"
+#include "client/agent_http.h"
+#include "client/client.h"
+#include "index/volume_generator.h"
+#include "protocol/file_id.h"
+#include "protocol/jwt.h"
+#include "protocol/messages.h"
+#include "protocol/wire.h"
+#include "tests/in_process_agent.h"
+#include "tests/test_util.h"
+
+namespace swrdma {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr std::string_view kKey = "volume-read-signing-key";
+constexpr std::string_view kWrongJwtBody = R"({"error":"wrong jwt"})";
+
+int64_t Now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Volume {
+  std::vector<std::string> live;  // fids
+  std::map<std::string, std::vector<uint8_t>> data;
+};
+
+Volume Generate(const fs::path& dir, uint32_t vid, uint64_t n, uint64_t min, uint64_t max,
+                uint64_t seed) {
+  GenerateOptions o;
+  o.dir = dir;
+  o.volume_id = vid;
+  o.needles = n;
+  o.min_size = min;
+  o.max_size = max;
+  o.gzip_fraction = 0;
+  o.delete_fraction = 0;
+  o.seed = seed;
+  auto r = GenerateVolume(o, {});
+  EXPECT_TRUE(r) << r.error().ToString();
+  Volume v;
+  for (const auto& nd : r->needles) {
+    const std::string fid = FormatFileId(nd.fid);
+    v.live.push_back(fid);
+    v.data[fid] = GeneratedNeedleData(seed, nd.fid.needle_id, nd.size, nd.gzipped);
+  }
+  return v;
+}
+
+// The value of an unlabelled (or fully labelled, e.g. `x{result="ok"}`) series in /metrics text.
+double Metric(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+// Every token that must be refused for `fid`, by name.
+std::vector<std::pair<std::string, std::string>> BadTokens(const std::string& fid,
+                                                           const std::string& other_fid) {
+  const std::string claims = Base64UrlEncode(fmt::format(R"({{"fid":"{}"}})", fid));
+  return {
+      {"none", ""},
+      {"expired", SignReadJwt(fid, kKey, Now() - 10)},
+      {"not yet valid", SignReadJwt(fid, kKey, Now() + 600, Now() + 300)},
+      {"wrong key", SignReadJwt(fid, "some-other-key", Now() + 60)},
+      {"alg none", Base64UrlEncode(R"({"alg":"none","typ":"JWT"})") + "." + claims + "."},
+      {"other fid", SignReadJwt(other_fid, kKey, Now() + 60)},
+      {"garbage", "not.a.token"},
+  };
+}
+
+class ReadAuthTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    fs::create_directories(tmp_ / "vols");
+    small_ = Generate(tmp_ / "vols", 3, 40, 1, 16 * 1024, 5);
+    other_ = Generate(tmp_ / "vols", 4, 5, 1, 1024, 6);
+  }
+  testing::InProcessAgentOptions AgentOptions(std::string exposure, bool auth) {
+    testing::InProcessAgentOptions o;
+    o.exposure = std::move(exposure);
+    if (auth) o.jwt_read_key = std::string(kKey);
+    return o;
+  }
+  client::ClientOptions ClientFor(const testing::InProcessAgent& agent) {
+    client::ClientOptions o;
+    o.agent_url = agent.url();
+    o.transports = "tcp";
+    o.timeout = std::chrono::seconds(10);
+    return o;
+  }
+  static client::AgentHttp Http(const testing::InProcessAgent& agent) {
+    return client::AgentHttp(*client::ParseHttpUrl(agent.url(), 0), std::chrono::seconds(10));
+  }
+  static std::string LookupBody(const std::string& fid, const std::string& token) {
+    LookupRequest req{{fid}, {}};
+    if (!token.empty()) req.jwts = {token};
+    return ToJson(req).dump();
+  }
+
+  testing::TempDir tmp_;
+  Volume small_, other_;
+};
+
+TEST_P(ReadAuthTest, EveryBadTokenIsAnswered401WithNothingElse) {
+  testing::InProcessAgent agent({tmp_ / "vols"}, tmp_ / "index", AgentOptions(GetParam(), true));
+  auto http = Http(agent);
+  auto client = client::Client::Connect(ClientFor(agent));
+  ASSERT_TRUE(client) << client.error().ToString();
+  const std::string& fid = small_.live[0];
+  for (const auto& [name, token] : BadTokens(fid, small_.live[1])) {
+    SCOPED_TRACE(name);
+    auto lookup = http.Request("POST", "/v1/lookup", LookupBody(fid, token), "application/json",
+                               "application/json");
+    ASSERT_TRUE(lookup);
+    EXPECT_EQ(lookup->status, 401);
+    EXPECT_EQ(lookup->body, kWrongJwtBody);
+    auto get = http.Request("GET", token.empty() ? "/" + fid : "/" + fid + "?jwt=" + token);
+    ASSERT_TRUE(get);
+    EXPECT_EQ(get->status, 401);
+    EXPECT_EQ(get->body, kWrongJwtBody);
+    auto bearer =
+        http.Request("GET", "/" + fid, {}, {}, {}, {{"Authorization", "Bearer " + token}});
+    ASSERT_TRUE(bearer);
+    EXPECT_EQ(bearer->status, 401);
+    EXPECT_EQ(bearer->body, kWrongJwtBody);
+
+    client::ReadOptions ro;
+    ro.jwt = token;
+    auto read = (*client)->Read(fid, ro);
+    ASSERT_FALSE(read.has_value());
+    EXPECT_EQ(read.error().code(), Code::kPermissionDenied) << read.error().ToString();
+    EXPECT_NE(read.error().message().find("wrong jwt"), std::string::npos);
+  }
+  // A batch with one bad token among good ones is refused whole.
+  LookupRequest mixed{{small_.live[0], small_.live[1]},
+                      {SignReadJwt(small_.live[0], kKey, Now() + 60), "garbage"}};
+  auto batch = http.Request("POST", "/v1/lookup", ToJson(mixed).dump(), "application/json",
+                            "application/json");
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->status, 401);
+  EXPECT_EQ(batch->body, kWrongJwtBody);
+
+  auto metrics = http.Request("GET", "/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_GE(Metric(metrics->body, "swrdma_read_tokens_denied_total"), 7 * 3) << metrics->body;
+}
+
+TEST_P(ReadAuthTest, ValidTokensReadCorrectBytesEveryWay) {
+  testing::InProcessAgent agent({tmp_ / "vols"}, tmp_ / "index", AgentOptions(GetParam(), true));
+  auto http = Http(agent);
+  const std::string& fid = small_.live[2];
+  const std::string token = SignReadJwt(fid, kKey, Now() + 60);
+  const std::string expected(small_.data[fid].begin(), small_.data[fid].end());
+
+  auto lookup = http.Request("POST", "/v1/lookup", LookupBody(fid, token), "application/json",
+                             "application/json");
+  ASSERT_TRUE(lookup);
+  ASSERT_EQ(lookup->status, 200) << lookup->body;
+  auto answer = LookupResponseFromJson(nlohmann::json::parse(lookup->body));
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->results[0].status, LookupStatus::kOk);
+  // Push mode: where a record lives in the agent's memory is not told.
+  EXPECT_EQ(answer->results[0].address == 0, GetParam() == "push");
+
+  for (const auto& [how, target, headers] : std::vector<
+           std::tuple<std::string, std::string, std::vector<std::pair<std::string, std::string>>>>{
+           {"query", "/" + fid + "?jwt=" + token, {}},
+           {"bearer", "/" + fid, {{"Authorization", "BEARER " + token}}},
+           {"cookie", "/" + fid, {{"Cookie", "lang=en; AT=" + token}}}}) {
+    SCOPED_TRACE(how);
+    auto get = http.Request("GET", target, {}, {}, {}, headers);
+    ASSERT_TRUE(get);
+    EXPECT_EQ(get->status, 200) << get->body.substr(0, 200);
+    EXPECT_TRUE(get->body == expected) << "wrong bytes";
+  }
+  // "_N" reads needle key+N (another needle: 404 here), and the token is checked without it, as
+  // on the volume server: not a 401.
+  auto delta = http.Request("GET", "/" + fid + "_1?jwt=" + token);
+  ASSERT_TRUE(delta);
+  EXPECT_NE(delta->status, 401) << delta->body.substr(0, 200);
+
+  // The client library: one token per fid, batched.
+  auto client = client::Client::Connect(ClientFor(agent));
+  ASSERT_TRUE(client) << client.error().ToString();
+  client::ReadOptions ro;
+  for (const auto& f : small_.live)
+    ro.jwts.push_back(SignReadJwt(f, kKey, Now() + 60));
+  auto reads = (*client)->ReadMany(small_.live, ro);
+  for (size_t i = 0; i < small_.live.size(); ++i) {
+    ASSERT_TRUE(reads[i]) << small_.live[i] << ": " << reads[i].error().ToString();
+    EXPECT_EQ(reads[i]->data, small_.data[small_.live[i]]);
+    EXPECT_EQ(reads[i]->via, "rdma");
+  }
+}
+
+TEST_P(ReadAuthTest, KeysStayHomeWhenTokensAreOn) {
+  testing::InProcessAgent agent({tmp_ / "vols"}, tmp_ / "index", AgentOptions(GetParam(), true));
+  auto http = Http(agent);
+  auto list = http.Request("GET", "/v1/volumes", {}, {}, "application/json");
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->status, 200);
+  auto volumes = VolumeListFromJson(nlohmann::json::parse(list->body));
+  ASSERT_TRUE(volumes);
+  ASSERT_EQ(volumes->volumes.size(), 2u);
+  for (const auto& v : volumes->volumes)
+    EXPECT_TRUE(v.regions.empty()) << "volume " << v.volume_id << " listed with its rkey";
+
+  auto no_token = http.Request("GET", "/v1/volumes/3", {}, {}, "application/json");
+  ASSERT_TRUE(no_token);
+  auto other_volume =
+      http.Request("GET", "/v1/volumes/3?jwt=" + SignReadJwt(other_.live[0], kKey, Now() + 60), {},
+                   {}, "application/json");
+  ASSERT_TRUE(other_volume);
+  auto good =
+      http.Request("GET", "/v1/volumes/3?jwt=" + SignReadJwt(small_.live[0], kKey, Now() + 60), {},
+                   {}, "application/json");
+  ASSERT_TRUE(good);
+  if (GetParam() == "region") {
+    EXPECT_EQ(no_token->status, 401);
+    EXPECT_EQ(no_token->body, kWrongJwtBody);
+    EXPECT_EQ(other_volume->status, 401);
+    ASSERT_EQ(good->status, 200);
+    auto d = VolumeDescriptorFromJson(nlohmann::json::parse(good->body));
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->regions.size(), 1u);
+  } else {
+    for (const auto* r : {&*no_token, &*other_volume, &*good}) {
+      ASSERT_EQ(r->status, 200);
+      auto d = VolumeDescriptorFromJson(nlohmann::json::parse(r->body));
+      ASSERT_TRUE(d);
+      EXPECT_TRUE(d->regions.empty());
+      EXPECT_EQ(r->body.find("rkey"), std::string::npos);
+    }
+  }
+  auto sample = http.Request("GET", "/v1/volumes/3/sample?n=5", {}, {}, "application/json");
+  ASSERT_TRUE(sample);
+  EXPECT_EQ(sample->status, 401);
+}
+
+INSTANTIATE_TEST_SUITE_P(Exposure, ReadAuthTest, ::testing::Values("region", "push"));
+
+// Push mode without tokens, over tcp and shared memory: every byte right, records larger than
+// the landing buffer included, and no agent key anywhere on the wire.
+class PushReadTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PushReadTest, ReadsWithoutEverHoldingAnAgentKey) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "vols");
+  Volume small = Generate(tmp / "vols", 5, 200, 1, 64 * 1024, 21);
+  Volume big = Generate(tmp / "vols", 6, 3, 3 << 20, 6 << 20, 22);  // > the 4 MiB landing
+  testing::InProcessAgentOptions ao;
+  ao.exposure = "push";
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index", ao);
+
+  client::ClientOptions co;
+  co.agent_url = agent.url();
+  co.transports = GetParam();
+  co.timeout = std::chrono::seconds(20);
+  auto client = client::Client::Connect(co);
+  ASSERT_TRUE(client) << client.error().ToString();
+  EXPECT_EQ((*client)->agent_info().exposure, "push");
+  auto transports = (*client)->Transports();
+  ASSERT_TRUE(transports);
+  EXPECT_TRUE(transports->empty()) << "the client connected an endpoint to the agent";
+
+  for (const Volume* v : {&small, &big}) {
+    auto reads = (*client)->ReadMany(v->live);
+    for (size_t i = 0; i < v->live.size(); ++i) {
+      ASSERT_TRUE(reads[i]) << v->live[i] << ": " << reads[i].error().ToString();
+      EXPECT_EQ(reads[i]->data, v->data.at(v->live[i])) << v->live[i];
+    }
+  }
+  auto one = (*client)->Read(small.live[7]);
+  ASSERT_TRUE(one) << one.error().ToString();
+  EXPECT_EQ(one->data, small.data[small.live[7]]);
+  auto missing = (*client)->Read("5,00000000ffffffff");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), Code::kNotFound);
+
+  // What the agent answers to anyone in push mode carries no key.
+  client::AgentHttp http(*client::ParseHttpUrl(agent.url(), 0), std::chrono::seconds(10));
+  auto metrics = http.Request("GET", "/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_GE(Metric(metrics->body, R"(swrdma_push_requests_total{result="ok"})"), 3);
+  EXPECT_GT(Metric(metrics->body, "swrdma_push_bytes_total"), 3 << 20);
+  EXPECT_EQ(Metric(metrics->body, "swrdma_push_endpoints"), 1);
+  for (const char* target : {"/v1/info", "/v1/volumes", "/v1/volumes/5", "/v1/volumes/6"}) {
+    auto r = http.Request("GET", target, {}, {}, "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << target;
+    EXPECT_EQ(r->body.find("rkey"), std::string::npos) << target << ": " << r->body;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, PushReadTest,
+                         ::testing::Values(std::string("tcp"), std::string("posix,sysv,cma")),
+                         [](const auto& info) {
+                           return info.param == "tcp" ? std::string("tcp") : std::string("shm");
+                         });
+
+TEST(PushRequestLimits, MalformedPushRequestsAre400) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "vols");
+  Generate(tmp / "vols", 5, 3, 1, 100, 1);
+  testing::InProcessAgentOptions ao;
+  ao.exposure = "push";
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index", ao);
+  client::AgentHttp http(*client::ParseHttpUrl(agent.url(), 0), std::chrono::seconds(10));
+  PushRequest empty_buffer;
+  empty_buffer.client_address = {1, 2, 3};
+  empty_buffer.buffer_rkey = {1};
+  empty_buffer.fids = {"5,0100000001"};
+  for (const std::string& body :
+       {std::string("{}"), std::string("garbage"), ToJson(empty_buffer).dump()}) {
+    auto r = http.Request("POST", "/v1/push", body, "application/json", "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << body << " -> " << r->body;
+  }
+}
+
+TEST(SecurityToml, KeyIsReadAndReloaded) {
+  testing::TempDir tmp;
+  const fs::path toml = tmp / "security.toml";
+  auto write = [&](std::string_view text) { std::ofstream(toml) << text; };
+  write(
+      "[jwt.signing]\nkey = \"write-key\"\n\n[jwt.signing.read]\nkey = \"read-one\"\n"
+      "expires_after_seconds = 60\n");
+  auto auth = agent::ReadAuthorizer::Open({std::nullopt, toml});
+  ASSERT_TRUE(auth) << auth.error().ToString();
+  EXPECT_TRUE((*auth)->enabled());
+  const std::string fid = "3,01637037d6";
+  EXPECT_TRUE((*auth)->Check(SignReadJwt(fid, "read-one", Now() + 60), fid).ok());
+  EXPECT_FALSE((*auth)->Check(SignReadJwt(fid, "write-key", Now() + 60), fid).ok());
+
+  write("[jwt.signing.read]\nkey = \"read-two\"\n");
+  ASSERT_TRUE((*auth)->Reload().ok());
+  EXPECT_FALSE((*auth)->Check(SignReadJwt(fid, "read-one", Now() + 60), fid).ok());
+  EXPECT_TRUE((*auth)->Check(SignReadJwt(fid, "read-two", Now() + 60), fid).ok());
+
+  write("[jwt.signing.read\nkey = ");  // broken: the key in force stays
+  Status bad = (*auth)->Reload();
+  EXPECT_EQ(bad.code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.message().find("security.toml"), std::string::npos) << bad.message();
+  EXPECT_TRUE((*auth)->Check(SignReadJwt(fid, "read-two", Now() + 60), fid).ok());
+
+  write("[jwt.signing.read]\nkey = \"\"\n");  // emptied: authorization off, as on the server
+  ASSERT_TRUE((*auth)->Reload().ok());
+  EXPECT_FALSE((*auth)->enabled());
+  EXPECT_TRUE((*auth)->Check("", fid).ok());
+  // A key given directly wins and is not reloaded from the file.
+  auto flag = agent::ReadAuthorizer::Open({std::string("flag-key"), toml});
+  ASSERT_TRUE(flag);
+  EXPECT_TRUE((*flag)->Check(SignReadJwt(fid, "flag-key", Now() + 60), fid).ok());
+}
+
+}  // namespace
+}  // namespace swrdma
