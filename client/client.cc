@@ -274,24 +274,54 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
     return;
   }
   // 1. Where is each needle? Cached answers first, one batched lookup for the rest.
+  //    Each fid is parsed once here: the parse keys the cache and verifies the record (a fid that
+  //    does not parse is never cached; the agent's lookup answers it).
   std::vector<LookupResult> where(which.size());
+  std::vector<FileId> parsed(which.size());
+  std::vector<char> parsed_ok(which.size(), 0);
   std::vector<size_t> to_lookup;
   std::vector<std::string> lookup_fids;
+  const auto now = std::chrono::steady_clock::now();  // one clock read per round, not per fid
+  for (size_t k = 0; k < which.size(); ++k) {
+    if (auto p = ParseFileId(fids[which[k]])) {
+      parsed[k] = *p;
+      parsed_ok[k] = 1;
+    }
+  }
+  // The finds in a loop of their own: a hit costs cache misses (the cache is hit at random), and
+  // independent finds back to back let the CPU overlap them.
+  using CacheIt = decltype(lookup_cache_)::iterator;
+  std::vector<CacheIt> found(which.size(), lookup_cache_.end());
+  std::vector<size_t> expired;
+  if (!last) {
+    for (size_t k = 0; k < which.size(); ++k) {
+      if (parsed_ok[k]) found[k] = lookup_cache_.find(parsed[k]);
+    }
+  }
   for (size_t k = 0; k < which.size(); ++k) {
     const std::string& fid = fids[which[k]];
-    auto it = last ? lookup_cache_.end() : lookup_cache_.find(fid);
-    if (it != lookup_cache_.end() && it->second.expires <= std::chrono::steady_clock::now()) {
-      lookup_cache_.erase(it);
+    auto it = found[k];
+    if (it != lookup_cache_.end() && it->second.expires <= now) {
+      expired.push_back(k);  // erased below: a fid twice in `which` shares the iterator
       it = lookup_cache_.end();
     }
     if (it != lookup_cache_.end()) {
-      where[k] = it->second.result;
+      // No fid text (the round names fids[i] in its errors): copying it could allocate.
+      const CachedLookup& c = it->second;
+      where[k].volume_id = c.volume_id;
+      where[k].generation = c.generation;
+      where[k].address = c.address;
+      where[k].length = c.length;
+      where[k].size = c.size;
+      where[k].version = c.version;
       ++stats_.lookup_cache_hits;
     } else {
       to_lookup.push_back(k);
       lookup_fids.push_back(fid);
     }
   }
+  for (size_t k : expired)
+    lookup_cache_.erase(parsed[k]);
   constexpr size_t kLookupChunk = 10'000;
   std::vector<bool> lookup_failed(which.size(), false);
   for (size_t start = 0; start < lookup_fids.size(); start += kLookupChunk) {
@@ -302,6 +332,7 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
         jwts.emplace_back(TokenFor(options, which[to_lookup[start + j]]));
     }
     auto resp = LookupBatch(std::span(lookup_fids).subspan(start, n), std::move(jwts));
+    const auto expires = std::chrono::steady_clock::now() + options_.lookup_cache_ttl;
     for (size_t j = 0; j < n; ++j) {
       const size_t k = to_lookup[start + j];
       if (!resp) {
@@ -311,10 +342,11 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
         continue;
       }
       where[k] = resp->results[j];
-      if (where[k].status == LookupStatus::kOk) {
+      if (where[k].status == LookupStatus::kOk && parsed_ok[k]) {
         if (lookup_cache_.size() >= options_.lookup_cache_entries) lookup_cache_.clear();
-        lookup_cache_[where[k].fid] = {
-            where[k], std::chrono::steady_clock::now() + options_.lookup_cache_ttl};
+        const LookupResult& w = where[k];
+        lookup_cache_[parsed[k]] = {w.generation, w.address, w.length, w.volume_id,
+                                    w.size,       w.version, expires};
       }
     }
   }
@@ -356,7 +388,7 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
       out[i] = Error(key.error().code(), fmt::format("{}: {}", fids[i], key.error().message()));
       continue;
     }
-    pending.push_back({i, &where[k], *key});
+    pending.push_back({i, &where[k], *key, parsed_ok[k] ? &parsed[k] : nullptr});
   }
   GetAndVerify(fids, pending, out, emit);
 }
@@ -386,7 +418,7 @@ Client::ViewResults Client::ReadAllViews(std::span<const std::string> fids,
   for (size_t i : which) {
     if (!out[i] && Retryable(out[i].error())) {
       again.push_back(i);
-      lookup_cache_.erase(fids[i]);
+      if (auto p = ParseFileId(fids[i])) lookup_cache_.erase(*p);
     }
   }
   if (!again.empty()) {

@@ -25,6 +25,7 @@
 #include "client/agent_http.h"
 #include "client/needle_view.h"
 #include "protocol/crc32c.h"
+#include "protocol/file_id.h"
 #include "protocol/messages.h"
 #include "protocol/status.h"
 #include "rdma/buffer_pool.h"
@@ -167,13 +168,15 @@ class Client {
     size_t i;  // index in fids
     const LookupResult* where;
     const VolumeKey* key;
+    const FileId* parsed;  // fids[i] parsed once in ReadRound; null when it does not parse
   };
   void GetAndVerify(std::span<const std::string> fids, std::span<const PendingGet> gets,
                     ViewResults& out, const OnRead* emit);
   ViewResults ReadAllViews(std::span<const std::string> fids, const ReadOptions& options,
                            const OnRead* emit);
+  // `parsed`: `fid` already parsed (the read path parses each fid once per round); null: parse.
   Result<NeedleView> VerifyInPlace(std::string_view fid, const LookupResult& where, uint8_t version,
-                                   rdma::PooledBuffer buffer);
+                                   rdma::PooledBuffer buffer, const FileId* parsed = nullptr);
   // ReadMany's copy out of a view (gunzip when asked); counts the read in stats_.
   Result<NeedleData> ToNeedleData(std::string_view fid, Result<NeedleView> view,
                                   const ReadOptions& options);
@@ -192,11 +195,27 @@ class Client {
   std::optional<rdma::UcxWorker> worker_;
   std::optional<rdma::UcxEndpoint> endpoint_;
   std::map<std::pair<uint32_t, uint64_t>, std::unique_ptr<VolumeKey>> keys_;  // (vid, generation)
+  // Only what a get needs, without LookupResult's two strings: a smaller map node is fewer cache
+  // misses per hit (the cache is looked up once per read, at random).
   struct CachedLookup {
-    LookupResult result;
+    uint64_t generation;
+    uint64_t address;
+    uint64_t length;
+    uint32_t volume_id;
+    uint32_t size;
+    uint8_t version;
     std::chrono::steady_clock::time_point expires;
   };
-  std::unordered_map<std::string, CachedLookup> lookup_cache_;
+  // Keyed by the parsed fid, not its text: hashing three integers is cheaper than hashing the
+  // string, and the parse is needed anyway to verify the record.
+  struct FileIdHash {
+    size_t operator()(const FileId& f) const {
+      uint64_t h = f.needle_id * 0x9E3779B97F4A7C15ull;
+      h ^= (uint64_t{f.volume_id} << 32 | f.cookie) + 0x7F4A7C159E3779B9ull + (h << 6) + (h >> 2);
+      return static_cast<size_t>(h ^ (h >> 29));
+    }
+  };
+  std::unordered_map<FileId, CachedLookup, FileIdHash> lookup_cache_;
   mutable ClientStats stats_;
   // Reused across rounds: posting a get then allocates nothing. Bound to endpoint_'s core.
   std::unique_ptr<rdma::GetBatch> batch_;

@@ -60,18 +60,24 @@ void Client::CountRead(const NeedleView& view) {
 }
 
 Result<NeedleView> Client::VerifyInPlace(std::string_view fid, const LookupResult& where,
-                                         uint8_t version, rdma::PooledBuffer buffer) {
+                                         uint8_t version, rdma::PooledBuffer buffer,
+                                         const FileId* parsed) {
   auto fail = [&](const Status& s) {
     return Error(s.code(), fmt::format("{}: {}", fid, s.message()));
   };
-  auto parsed_fid = ParseFileId(fid);
-  if (!parsed_fid) return fail(parsed_fid.error());
+  FileId own;
+  if (parsed == nullptr) {
+    auto p = ParseFileId(fid);
+    if (!p) return fail(p.error());
+    own = *p;
+    parsed = &own;
+  }
   auto v = ToNeedleVersion(version);
   if (!v) return fail(v.error());
   const auto* base = reinterpret_cast<const uint8_t*>(buffer.data());
   auto rec = ParseNeedleRecord({base, static_cast<size_t>(where.length)}, *v);
   if (!rec) return fail(rec.error());
-  auto form = VerifyNeedle(*rec, {parsed_fid->needle_id, parsed_fid->cookie, where.size});
+  auto form = VerifyNeedle(*rec, {parsed->needle_id, parsed->cookie, where.size});
   if (!form) {
     if (form.error().code() == Code::kChecksumMismatch) ++stats_.crc_failures;
     return fail(form.error());
@@ -114,6 +120,13 @@ void Client::GetAndVerify(std::span<const std::string> fids, std::span<const Pen
   slot_get.reserve(gets.size());
   issued.reserve(gets.size());
 
+  // ReadEach stamps each read (posted, verified). Two clock reads per read, not three (a clock
+  // read costs 65-170 ns in a VM; see docs/benchmarks.md): one read after each harvest (after the
+  // callbacks, which may take long) is the issued stamp of the post that follows it, and a post's
+  // issued stamp is the base of the next wait's deadline (only Acquire + post in between).
+  NeedleView::TimePoint last_clock{};
+  bool stamp_fresh = false;  // last_clock was read by the harvest just before this post
+
   auto finish = [&](size_t slot) {
     const PendingGet& g = *slot_get[slot];
     const Status& s = batch.status(slot);
@@ -121,7 +134,8 @@ void Client::GetAndVerify(std::span<const std::string> fids, std::span<const Pen
       out[g.i] = Error(s.code(), fmt::format("{}: RDMA read failed: {}", fids[g.i], s.message()));
       return;
     }
-    auto view = VerifyInPlace(fids[g.i], *g.where, g.key->version, batch.TakePooled(slot));
+    auto view =
+        VerifyInPlace(fids[g.i], *g.where, g.key->version, batch.TakePooled(slot), g.parsed);
     if (view) {
       if (stamp_reads_) {
         view->issued_ = issued[slot];
@@ -140,12 +154,17 @@ void Client::GetAndVerify(std::span<const std::string> fids, std::span<const Pen
     batch.TakeCompleted(completed);
     for (size_t slot : completed)
       finish(slot);
+    if (stamp_reads_) {
+      last_clock = std::chrono::steady_clock::now();
+      stamp_fresh = true;
+    }
   };
   for (const PendingGet& g : gets) {
     if (batch.pending() >= window) {
       // A failed wait (deadline) has drained and failed every pending get: they are harvested
       // below; the next posts fail at once on the aborted endpoint, as ReadMany always did.
-      (void)batch.WaitUntilPendingAtMost(window - 1, rdma::Clock::now() + options_.timeout);
+      const rdma::Clock::time_point now = stamp_reads_ ? last_clock : rdma::Clock::now();
+      (void)batch.WaitUntilPendingAtMost(window - 1, now + options_.timeout);
       harvest();
     }
     auto buffer = (*pool)->Acquire(static_cast<size_t>(g.where->length));
@@ -155,7 +174,9 @@ void Client::GetAndVerify(std::span<const std::string> fids, std::span<const Pen
       continue;
     }
     slot_get.push_back(&g);
-    issued.push_back(stamp_reads_ ? std::chrono::steady_clock::now() : NeedleView::TimePoint{});
+    if (stamp_reads_ && !stamp_fresh) last_clock = std::chrono::steady_clock::now();
+    stamp_fresh = false;
+    issued.push_back(last_clock);
     batch.PostPooled(g.key->rkey, g.where->address, static_cast<size_t>(g.where->length),
                      std::move(*buffer));
   }

@@ -86,9 +86,13 @@ Result<Mapping> MapChunk(size_t length, bool hugepages, std::string& note) {
 
 namespace detail {
 
+struct FreeBuffer;
+
 struct PoolChunk {
   Mapping mapping;
   size_t class_size = 0;
+  // PoolCore::free[class_size] (map nodes do not move): a release finds its list without hashing.
+  std::vector<FreeBuffer>* free_list = nullptr;
   size_t in_use = 0;
   bool orphaned = false;  // the pool is gone: unmap when in_use drops to 0
   std::optional<MemoryRegion> region;
@@ -112,6 +116,9 @@ struct PoolCore {
   const UcxContext* context = nullptr;  // null once the pool is gone
   BufferPoolOptions options;
   std::unordered_map<size_t, std::vector<FreeBuffer>> free;  // size class -> idle buffers
+  // The list of the last class acquired: a read loop acquires one class over and over.
+  size_t last_class = 0;
+  std::vector<FreeBuffer>* last_list = nullptr;
   std::unordered_map<PoolChunk*, std::unique_ptr<PoolChunk>> chunks;
   std::list<PoolChunk*> idle_lru;  // chunks with no buffer out, most recently idle first
   size_t idle_bytes = 0;
@@ -128,7 +135,7 @@ struct PoolCore {
   }
 
   void Evict(PoolChunk* c) {
-    auto& list = free[c->class_size];
+    auto& list = *c->free_list;
     std::erase_if(list, [c](const FreeBuffer& f) { return f.chunk == c; });
     if (c->idle) {
       idle_lru.erase(c->lru);
@@ -161,7 +168,7 @@ struct PoolCore {
       if (c->in_use == 0) Forget(c);
       return;
     }
-    free[c->class_size].push_back({c, data});
+    c->free_list->push_back({c, data});
     if (c->in_use > 0) return;
     idle_lru.push_front(c);
     c->lru = idle_lru.begin();
@@ -251,6 +258,7 @@ void BufferPool::Shutdown() {
   std::lock_guard lock(core_->mu);
   core_->context = nullptr;
   core_->free.clear();
+  core_->last_list = nullptr;
   core_->idle_lru.clear();
   core_->idle_bytes = 0;
   for (auto it = core_->chunks.begin(); it != core_->chunks.end();) {
@@ -281,7 +289,11 @@ Result<PooledBuffer> BufferPool::Acquire(size_t bytes) {
   detail::PoolCore& core = *core_;
   const size_t cls = SizeClass(bytes);
   std::lock_guard lock(core.mu);
-  auto& list = core.free[cls];
+  if (core.last_list == nullptr || core.last_class != cls) {
+    core.last_list = &core.free[cls];
+    core.last_class = cls;
+  }
+  auto& list = *core.last_list;
   if (list.empty()) {
     ++core.misses;
     const size_t length = std::max(cls, kChunkBytes);
@@ -290,6 +302,7 @@ Result<PooledBuffer> BufferPool::Acquire(size_t bytes) {
     auto chunk = std::make_unique<detail::PoolChunk>();
     chunk->mapping = m;
     chunk->class_size = cls;
+    chunk->free_list = &list;
     auto region = MemoryRegion::Map(*core.context, m.base, m.length, core.options.access);
     if (!region) {
       return Error(region.error().WithContext(
