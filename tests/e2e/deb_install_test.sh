@@ -68,11 +68,14 @@ for lib in libucx0 libibverbs1 libc6; do  # (RocksDB is linked statically)
 done
 dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >files.txt
 for f in /usr/bin/swrdma-agent /usr/bin/swrdma /usr/lib/systemd/system/swrdma-agent.service \
-  /etc/default/swrdma-agent /usr/share/doc/swrdma/README.md /usr/share/doc/swrdma/deploy.md; do
+  /etc/default/swrdma-agent /etc/swrdma/agent.toml /usr/share/swrdma/grafana/swrdma-agent.json \
+  /usr/share/doc/swrdma/README.md /usr/share/doc/swrdma/deploy.md /usr/share/doc/swrdma/security.md; do
   grep -qx "$f" files.txt || e2e_fail "the package lacks $f"
 done
-dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./conffiles 2>/dev/null | grep -qx /etc/default/swrdma-agent ||
-  e2e_fail "/etc/default/swrdma-agent is not a conffile"
+for f in /etc/default/swrdma-agent /etc/swrdma/agent.toml; do
+  dpkg-deb --ctrl-tarfile "$DEB" | tar -xO ./conffiles 2>/dev/null | grep -qx "$f" ||
+    e2e_fail "$f is not a conffile"
+done
 e2e_log "package $PKG $VERSION: control fields, files and conffiles as expected"
 
 # ---- install ----------------------------------------------------------------------------------
