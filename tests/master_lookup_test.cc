@@ -21,6 +21,7 @@
 #include "index/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/jwt.h"
+#include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
 
@@ -229,10 +230,7 @@ TEST(MasterStandIn, ReadTokenFromTheAuthorizationHeader) {
   EXPECT_EQ(unknown.error().code(), Code::kUnknownVolume);
 }
 
-struct Expected {
-  std::vector<uint8_t> data;
-  bool deleted = false;
-};
+using Expected = testing::ExpectedNeedle;
 
 class ClusterFailoverTest : public ::testing::Test {
  protected:
@@ -247,12 +245,8 @@ class ClusterFailoverTest : public ::testing::Test {
     o.gzip_fraction = 0.3;
     o.delete_fraction = 0.1;
     o.seed = 5;
-    auto r = GenerateVolume(o, {});
-    ASSERT_TRUE(r) << r.error().ToString();
-    for (const auto& n : r->needles) {
-      expected_[FormatFileId(n.fid)] = {GeneratedNeedleData(5, n.fid.needle_id, n.size, n.gzipped),
-                                        n.deleted};
-    }
+    testing::GenerateExpected(o, expected_);
+    ASSERT_FALSE(expected_.empty());
     agent_ = std::make_unique<testing::InProcessAgent>(std::vector<fs::path>{tmp_ / "vols"},
                                                        tmp_ / "index");
     // Two "volume servers": the first's agent is a dead port, the second's the live agent.

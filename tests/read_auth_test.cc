@@ -17,6 +17,7 @@
 #include "protocol/jwt.h"
 #include "protocol/messages.h"
 #include "protocol/wire.h"
+#include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
 
@@ -49,13 +50,12 @@ Volume Generate(const fs::path& dir, uint32_t vid, uint64_t n, uint64_t min, uin
   o.gzip_fraction = 0;
   o.delete_fraction = 0;
   o.seed = seed;
-  auto r = GenerateVolume(o, {});
-  EXPECT_TRUE(r) << r.error().ToString();
+  testing::ExpectedNeedles expected;
+  testing::GenerateExpected(o, expected);
   Volume v;
-  for (const auto& nd : r->needles) {
-    const std::string fid = FormatFileId(nd.fid);
+  for (auto& [fid, e] : expected) {
     v.live.push_back(fid);
-    v.data[fid] = GeneratedNeedleData(seed, nd.fid.needle_id, nd.size, nd.gzipped);
+    v.data[fid] = std::move(e.data);
   }
   return v;
 }

@@ -26,6 +26,7 @@
 #include "protocol/needle.h"
 #include "rdma/ucx_context.h"
 #include "rdma/ucx_worker.h"
+#include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
 
@@ -34,10 +35,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Expected {
-  std::vector<uint8_t> data;  // decompressed
-  bool deleted = false;
-};
+using Expected = testing::ExpectedNeedle;
 
 GenerateReport Generate(const fs::path& dir, uint32_t vid, NeedleVersion v, uint64_t n,
                         uint64_t min, uint64_t max, bool legacy, uint64_t seed,
@@ -53,13 +51,7 @@ GenerateReport Generate(const fs::path& dir, uint32_t vid, NeedleVersion v, uint
   o.delete_fraction = 0.1;
   o.legacy_crc = legacy;
   o.seed = seed;
-  auto r = GenerateVolume(o, {});
-  EXPECT_TRUE(r) << r.error().ToString();
-  for (const auto& nd : r->needles) {
-    expected[FormatFileId(nd.fid)] = {
-        GeneratedNeedleData(seed, nd.fid.needle_id, nd.size, nd.gzipped), nd.deleted};
-  }
-  return *r;
+  return testing::GenerateExpected(o, expected);
 }
 
 class ReadPathTest : public ::testing::TestWithParam<std::string> {

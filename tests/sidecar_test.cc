@@ -22,6 +22,7 @@
 #include "index/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/jwt.h"
+#include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
 
@@ -42,11 +43,7 @@ uint16_t DeadPort() {
   return ntohs(a.sin_port);
 }
 
-struct Needle {
-  std::vector<uint8_t> data;  // decompressed
-  bool gzipped = false;
-  bool deleted = false;
-};
+using Needle = testing::ExpectedNeedle;
 
 constexpr const char* kVolumeServer = "http://127.0.0.1:8080";  // mapped to the agent
 
@@ -63,12 +60,8 @@ class SidecarTest : public ::testing::Test {
     o.gzip_fraction = 0.4;
     o.delete_fraction = 0.1;
     o.seed = 9;
-    auto r = GenerateVolume(o, {});
-    ASSERT_TRUE(r) << r.error().ToString();
-    for (const auto& n : r->needles) {
-      needles_[FormatFileId(n.fid)] = {GeneratedNeedleData(9, n.fid.needle_id, n.size, n.gzipped),
-                                       n.gzipped, n.deleted};
-    }
+    testing::GenerateExpected(o, needles_);
+    ASSERT_FALSE(needles_.empty());
     agent_ = std::make_unique<testing::InProcessAgent>(std::vector<fs::path>{tmp_ / "vols"},
                                                        tmp_ / "index");
     std::ofstream map(tmp_ / "agents.map");

@@ -12,6 +12,7 @@
 #include "index/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/gzip.h"
+#include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
 
@@ -20,10 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Expected {
-  std::vector<uint8_t> data;  // decompressed
-  bool deleted = false;
-};
+using Expected = testing::ExpectedNeedle;
 
 class ZeroCopyReadTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -38,14 +36,10 @@ class ZeroCopyReadTest : public ::testing::TestWithParam<std::string> {
     o.gzip_fraction = 0.3;
     o.delete_fraction = 0.1;
     o.seed = 21;
-    auto r = GenerateVolume(o, {});
-    ASSERT_TRUE(r) << r.error().ToString();
-    for (const auto& nd : r->needles) {
-      const std::string fid = FormatFileId(nd.fid);
-      expected_[fid] = {GeneratedNeedleData(o.seed, nd.fid.needle_id, nd.size, nd.gzipped),
-                        nd.deleted};
-      fids_.push_back(fid);
-    }
+    auto report = testing::GenerateExpected(o, expected_);
+    ASSERT_FALSE(report.needles.empty());
+    for (const auto& nd : report.needles)
+      fids_.push_back(FormatFileId(nd.fid));  // in write order
     agent_ = std::make_unique<testing::InProcessAgent>(std::vector<fs::path>{tmp_ / "vols"},
                                                        tmp_ / "index");
   }
