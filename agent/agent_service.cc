@@ -44,30 +44,43 @@ std::optional<T> ParseDecimal(std::string_view text) {
   return v;
 }
 
-// The value of `name` in a query string "a=1&b=2" (no percent-decoding: the values here are
-// numbers), or nullopt.
-std::optional<std::string_view> QueryParam(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == name) {
-      return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-    }
-  }
-  return std::nullopt;
-}
-
 // POST /v1/lookup?timing=1 or header X-Swrdma-Timing: 1 adds a `timing` object to the answer.
 bool WantsTiming(const HttpRequest& req) {
-  if (QueryParam(req.Query(), "timing") == "1") return true;
+  if (req.QueryParam("timing") == "1") return true;
   auto h = req.Header("X-Swrdma-Timing");
   return h && *h == "1";
 }
 
 uint64_t Micros(std::chrono::steady_clock::duration d) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+}
+
+// Decodes a batch of fids (POST /v1/lookup, /v1/push): msgpack or JSON by Content-Type, within
+// the unpack limits, at most `max_fids`. The error is the 400 answer to send.
+template <typename T>
+std::expected<T, HttpResponse> DecodeFidBatch(const HttpRequest& req, std::string_view what,
+                                              size_t max_fids,
+                                              Result<T> (*from_json)(const nlohmann::json&)) {
+  const WireFormat out = ResponseFormat(req);
+  auto ct = req.Header("Content-Type");
+  const WireFormat in =
+      ct && ct->find("json") != std::string_view::npos ? WireFormat::kJson : WireFormat::kMsgpack;
+  DecodeLimits limits;
+  limits.max_array = max_fids;
+  limits.max_str = kMaxJwtBytes;  // fids are ~40 bytes, read tokens up to kMaxJwtBytes
+  auto tree = DecodeBody(req.body, in, limits);
+  if (!tree) return std::unexpected(ApiError(400, tree.error().WithContext(what).message(), out));
+  auto parsed = from_json(*tree);
+  if (!parsed) {
+    return std::unexpected(ApiError(400, parsed.error().WithContext(what).message(), out));
+  }
+  if (parsed->fids.size() > max_fids) {
+    return std::unexpected(ApiError(
+        400,
+        fmt::format("{} has {} fids; at most {} per request", what, parsed->fids.size(), max_fids),
+        out));
+  }
+  return std::move(*parsed);
 }
 
 HttpResponse BadVolumeId(std::string_view vid_text, WireFormat f) {
@@ -189,9 +202,8 @@ HttpResponse AgentService::Sample(const HttpRequest& req, std::string_view vid_t
   if (!vid) return BadVolumeId(vid_text, f);
   // Sampling lists fids: with tokens on, only their holders may know them.
   if (auth_on()) return WrongJwt();
-  const std::string_view query = req.Query();
   size_t n = 100;
-  if (auto text = QueryParam(query, "n")) {
+  if (auto text = req.QueryParam("n")) {
     auto v = ParseDecimal<size_t>(*text);
     if (!v || *v == 0 || *v > options_.max_sample) {
       return ApiError(400,
@@ -202,7 +214,7 @@ HttpResponse AgentService::Sample(const HttpRequest& req, std::string_view vid_t
     n = *v;
   }
   uint64_t seed = 0;
-  if (auto text = QueryParam(query, "seed")) {
+  if (auto text = req.QueryParam("seed")) {
     auto v = ParseDecimal<uint64_t>(*text);
     if (!v) {
       return ApiError(
@@ -225,22 +237,9 @@ HttpResponse AgentService::Sample(const HttpRequest& req, std::string_view vid_t
 HttpResponse AgentService::Lookup(const HttpRequest& req) const {
   const auto decode_start = std::chrono::steady_clock::now();
   const WireFormat out = ResponseFormat(req);
-  auto ct = req.Header("Content-Type");
-  const WireFormat in =
-      ct && ct->find("json") != std::string_view::npos ? WireFormat::kJson : WireFormat::kMsgpack;
-  DecodeLimits limits;
-  limits.max_array = options_.max_lookup_batch;
-  limits.max_str = 256;  // a fid is at most ~40 characters
-  auto tree = DecodeBody(req.body, in, limits);
-  if (!tree) return ApiError(400, tree.error().WithContext("lookup request").message(), out);
-  auto lookup = LookupRequestFromJson(*tree);
-  if (!lookup) return ApiError(400, lookup.error().WithContext("lookup request").message(), out);
-  if (lookup->fids.size() > options_.max_lookup_batch) {
-    return ApiError(400,
-                    fmt::format("lookup request has {} fids; at most {} per request",
-                                lookup->fids.size(), options_.max_lookup_batch),
-                    out);
-  }
+  auto lookup =
+      DecodeFidBatch(req, "lookup request", options_.max_lookup_batch, &LookupRequestFromJson);
+  if (!lookup) return std::move(lookup.error());
   if (Status s = Authorize(req, lookup->fids, lookup->jwts); !s.ok()) {
     if (s.code() == Code::kInvalidArgument) return ApiError(400, s.message(), out);
     return WrongJwt();
@@ -289,23 +288,9 @@ HttpResponse AgentService::Push(const HttpRequest& req) const {
   if (options_.push == nullptr) {
     return ApiError(503, "this agent does not serve push reads (no progress thread attached)", out);
   }
-  auto ct = req.Header("Content-Type");
-  const WireFormat in =
-      ct && ct->find("json") != std::string_view::npos ? WireFormat::kJson : WireFormat::kMsgpack;
-  DecodeLimits limits;
-  limits.max_array = options_.max_lookup_batch;
-  limits.max_str = kMaxJwtBytes;
-  limits.max_bin = 64 * 1024;  // worker addresses with many transports are a few KiB
-  auto tree = DecodeBody(req.body, in, limits);
-  if (!tree) return ApiError(400, tree.error().WithContext("push request").message(), out);
-  auto push = PushRequestFromJson(*tree);
-  if (!push) return ApiError(400, push.error().WithContext("push request").message(), out);
-  if (push->fids.size() > options_.max_lookup_batch) {
-    return ApiError(400,
-                    fmt::format("push request has {} fids; at most {} per request",
-                                push->fids.size(), options_.max_lookup_batch),
-                    out);
-  }
+  // Default binary limit (64 KiB): worker addresses with many transports are a few KiB.
+  auto push = DecodeFidBatch(req, "push request", options_.max_lookup_batch, &PushRequestFromJson);
+  if (!push) return std::move(push.error());
   if (push->client_address.empty() || push->buffer_rkey.empty() || push->buffer_length == 0 ||
       push->buffer_address + push->buffer_length < push->buffer_address) {
     return ApiError(400, "push request needs client_address, buffer_rkey and a non-empty buffer",

@@ -72,6 +72,9 @@ struct HttpRequest {
   std::string_view Path() const;
   // The query string after '?', or empty.
   std::string_view Query() const;
+  // The value of query parameter `name` ("" for "?name" alone), or nullopt. No percent-decoding:
+  // the agent's parameters are numbers and tokens (base64url), which need none.
+  std::optional<std::string_view> QueryParam(std::string_view name) const;
 };
 
 struct HttpResponse {

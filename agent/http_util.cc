@@ -61,6 +61,20 @@ std::string_view HttpRequest::Query() const {
   return q == std::string::npos ? std::string_view() : std::string_view(target).substr(q + 1);
 }
 
+std::optional<std::string_view> HttpRequest::QueryParam(std::string_view name) const {
+  std::string_view query = Query();
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) {
+      return eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    }
+  }
+  return std::nullopt;
+}
+
 HttpResponse HttpResponse::JsonError(int status, std::string_view message) {
   return Json(status, "{\"error\":" + JsonQuote(message) + "}");
 }

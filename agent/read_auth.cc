@@ -8,17 +8,6 @@
 namespace swrdma::agent {
 namespace {
 
-std::string_view QueryValue(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const size_t eq = pair.find('=');
-    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
-  }
-  return {};
-}
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
     s.remove_prefix(1);
@@ -89,7 +78,7 @@ std::string ReadAuthorizer::source() const {
 }
 
 std::string ReadAuthorizer::TokenOf(const HttpRequest& request) {
-  std::string_view token = QueryValue(request.Query(), "jwt");
+  std::string_view token = request.QueryParam("jwt").value_or("");
   if (token.empty()) {
     if (auto bearer = request.Header("Authorization"); bearer && bearer->size() > 7) {
       std::string word(bearer->substr(0, 6));

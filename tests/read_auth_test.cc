@@ -176,6 +176,18 @@ TEST_P(ReadAuthTest, ValidTokensReadCorrectBytesEveryWay) {
   // Push mode: where a record lives in the agent's memory is not told.
   EXPECT_EQ(answer->results[0].address == 0, GetParam() == "push");
 
+  // Tokens longer than any fid are within the request limits: a valid token for a (malformed,
+  // 302-character) fid passes authorization and the fid gets its own answer.
+  const std::string long_fid = "3," + std::string(300, 'a');
+  auto long_token = http.Request("POST", "/v1/lookup",
+                                 LookupBody(long_fid, SignReadJwt(long_fid, kKey, Now() + 60)),
+                                 "application/json", "application/json");
+  ASSERT_TRUE(long_token);
+  ASSERT_EQ(long_token->status, 200) << long_token->body;
+  auto long_answer = LookupResponseFromJson(nlohmann::json::parse(long_token->body));
+  ASSERT_TRUE(long_answer);
+  EXPECT_EQ(long_answer->results[0].status, LookupStatus::kBadFid);
+
   for (const auto& [how, target, headers] : std::vector<
            std::tuple<std::string, std::string, std::vector<std::pair<std::string, std::string>>>>{
            {"query", "/" + fid + "?jwt=" + token, {}},
