@@ -19,7 +19,9 @@
 // Lifetime: the UcxContext must outlive the pool and stay at the same address. Buffers may
 // outlive the pool: the pool's destructor unregisters every chunk, and a chunk still holding
 // buffers is unmapped when its last buffer is released (its bytes stay readable; its rkey is no
-// longer valid). Thread: Acquire and release are safe from any thread (one mutex).
+// longer valid). Thread: Acquire and release are safe from any thread. The first thread to
+// acquire owns small per-class stacks of idle buffers (classes up to 64 KiB) that it uses
+// without locking; every other case takes the pool's mutex.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +29,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 
 #include <ucp/api/ucp.h>
 
@@ -94,11 +97,11 @@ class PooledBuffer {
 
  private:
   friend class BufferPool;
-  PooledBuffer(std::shared_ptr<detail::PoolCore> core, detail::PoolChunk* chunk, std::byte* data,
-               size_t size)
-      : core_(std::move(core)), chunk_(chunk), data_(data), size_(size) {}
+  PooledBuffer(detail::PoolCore* core, detail::PoolChunk* chunk, std::byte* data, size_t size)
+      : core_(core), chunk_(chunk), data_(data), size_(size) {}
 
-  std::shared_ptr<detail::PoolCore> core_;
+  // Not owned: the core lives until its pool is gone and the last buffer is back.
+  detail::PoolCore* core_ = nullptr;
   detail::PoolChunk* chunk_ = nullptr;
   std::byte* data_ = nullptr;
   size_t size_ = 0;
@@ -109,7 +112,7 @@ class BufferPool {
   static Result<BufferPool> Create(const UcxContext& context,
                                    const BufferPoolOptions& options = {});
 
-  BufferPool(BufferPool&&) noexcept = default;
+  BufferPool(BufferPool&& other) noexcept : core_(std::exchange(other.core_, nullptr)) {}
   BufferPool& operator=(BufferPool&& other) noexcept;
   BufferPool(const BufferPool&) = delete;
   BufferPool& operator=(const BufferPool&) = delete;
@@ -125,10 +128,10 @@ class BufferPool {
   static size_t SizeClass(size_t bytes);
 
  private:
-  explicit BufferPool(std::shared_ptr<detail::PoolCore> core) : core_(std::move(core)) {}
+  explicit BufferPool(detail::PoolCore* core) : core_(core) {}
   void Shutdown();
 
-  std::shared_ptr<detail::PoolCore> core_;
+  detail::PoolCore* core_ = nullptr;  // deleted by Shutdown, or later by the last buffer's release
 };
 
 }  // namespace swrdma::rdma

@@ -60,7 +60,11 @@ void GetBatch::OnComplete(void* request, ucs_status_t status, void* user_data) {
     slot->worker->DestroyAbandoned(slot);
     return;
   }
-  slot->batch->Complete(*slot, FromUcs(status, Describe(slot->remote_address, slot->length)));
+  // The description is formatted only for a failure: a string per successful get was ~1.5 % of
+  // a 4 KiB read loop (perf).
+  slot->batch->Complete(*slot, status == UCS_OK
+                                   ? Status::Ok()
+                                   : FromUcs(status, Describe(slot->remote_address, slot->length)));
 }
 
 size_t GetBatch::Post(const RemoteKey& rkey, uint64_t remote_address, size_t length) {

@@ -1,11 +1,14 @@
 // rdma::BufferPool: registered buffers reused across reads (hits and misses), LRU release of idle
-// chunks, hugepage backing or its fallback, buffers outliving the pool, and real gets over tcp
+// chunks, hugepage backing or its fallback, buffers outliving the pool, the owner thread's
+// lock-free magazines next to other threads' locked path, and real gets over tcp
 // loopback into pooled buffers and out of a pooled buffer described for a peer (push mode's API).
 #include <atomic>
 #include <chrono>
 #include <cstring>
 #include <future>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -128,6 +131,96 @@ TEST(BufferPoolTest, BuffersOutliveTheirPool) {
   EXPECT_EQ(static_cast<int>(kept.data()[99]), 7);
   EXPECT_FALSE(kept.Describe().has_value());
   kept.Release();  // unmaps the orphaned chunk
+  EXPECT_FALSE(kept);
+}
+
+// The owner thread (the first to acquire) cycles small buffers through its magazines: more
+// buffers than a magazine holds, released and acquired again, are all hits in the same chunk,
+// distinct while out, and the counters match what a locked pool would say.
+TEST(BufferPoolTest, OwnerThreadReusesBuffersBeyondItsMagazine) {
+  UcxContext context = Context();
+  auto pool = BufferPool::Create(context);
+  ASSERT_TRUE(pool.has_value());
+  constexpr size_t kCount = 200;  // 8 KiB class: 256 per chunk, magazine depth 64
+  for (int round = 0; round < 3; ++round) {
+    std::vector<PooledBuffer> out;
+    std::set<std::byte*> seen;
+    for (size_t i = 0; i < kCount; ++i) {
+      auto b = pool->Acquire(4096 + 40);
+      ASSERT_TRUE(b.has_value()) << b.error().ToString();
+      ASSERT_TRUE(seen.insert(b->data()).second) << "buffer handed out twice";
+      std::memset(b->data(), static_cast<int>(i), b->size());
+      out.push_back(std::move(*b));
+    }
+    EXPECT_EQ(pool->stats().buffers_out, kCount);
+    for (size_t i = 0; i < kCount; ++i)  // nobody wrote into another's buffer
+      ASSERT_EQ(static_cast<int>(out[i].data()[out[i].size() - 1]), static_cast<int>(i & 0xff));
+    out.clear();
+    EXPECT_EQ(pool->stats().buffers_out, 0u);
+  }
+  const BufferPoolStats s = pool->stats();
+  EXPECT_EQ(s.misses, 1u);
+  EXPECT_EQ(s.hits, 3 * kCount - 1);
+  EXPECT_EQ(s.chunks, 1u);
+}
+
+// Buffers released on another thread go back through the locked path and are handed out again;
+// a second thread acquiring at the same time as the owner never gets a buffer the owner holds.
+TEST(BufferPoolTest, OtherThreadsShareThePoolWithItsOwner) {
+  UcxContext context = Context();
+  auto pool = BufferPool::Create(context);
+  ASSERT_TRUE(pool.has_value());
+  auto first = pool->Acquire(100);  // this thread owns the magazines now
+  ASSERT_TRUE(first.has_value());
+  std::thread([b = std::move(*first)]() mutable { b.Release(); }).join();
+  EXPECT_EQ(pool->stats().buffers_out, 0u);
+
+  constexpr int kRounds = 20'000;
+  std::atomic<bool> failed{false};
+  auto churn = [&](std::byte mark) {
+    std::vector<PooledBuffer> held;
+    for (int i = 0; i < kRounds && !failed; ++i) {
+      auto b = pool->Acquire(i % 3 == 0 ? 9000 : 4096);
+      if (!b) {
+        failed = true;
+        return;
+      }
+      std::memset(b->data(), static_cast<int>(mark), b->size());
+      held.push_back(std::move(*b));
+      if (held.size() == 16 || i + 1 == kRounds) {
+        for (auto& h : held)
+          if (h.data()[0] != mark || h.data()[h.size() - 1] != mark) failed = true;
+        held.clear();
+      }
+    }
+  };
+  std::thread other(churn, std::byte{0xb0});
+  churn(std::byte{0xa0});
+  other.join();
+  EXPECT_FALSE(failed) << "a buffer was handed to two threads at once, or Acquire failed";
+  const BufferPoolStats s = pool->stats();
+  EXPECT_EQ(s.buffers_out, 0u);
+  EXPECT_EQ(s.hits + s.misses, 2u * kRounds + 1);
+}
+
+// The pool goes while its owner's magazine holds buffers and a user still holds one: that one
+// stays usable and is given back later without touching the gone pool's registration.
+TEST(BufferPoolTest, PoolGoesWhileItsMagazineHoldsBuffers) {
+  UcxContext context = Context();
+  PooledBuffer kept;
+  {
+    auto pool = BufferPool::Create(context);
+    ASSERT_TRUE(pool.has_value());
+    std::vector<PooledBuffer> some;
+    for (int i = 0; i < 10; ++i)
+      some.push_back(std::move(*pool->Acquire(4096)));
+    kept = std::move(some.back());
+    some.pop_back();
+    some.clear();  // into the magazine
+  }
+  EXPECT_EQ(kept.memh(), nullptr);
+  std::memset(kept.data(), 3, kept.size());
+  kept.Release();
   EXPECT_FALSE(kept);
 }
 
