@@ -20,7 +20,11 @@
 # (18660), COMPARE_DATA (OUT_DIR/data, volumes kept between runs), COMPARE_WINDOW_MODE (sliding:
 # K gets kept in flight by both swrdma bench and the ceiling, per-read latencies; lockstep: whole
 # windows of K waited for together), COMPARE_BENCH_ARGS (extra `swrdma bench` flags, e.g.
-# --hugepages or --copy). Default runtime: about 2 min.
+# --hugepages or --copy), COMPARE_ROUNDS (3: every cell is run that many times, rounds
+# interleaved so that a burst of load on the host hits every path alike; the table shows the
+# median and the range), COMPARE_LOOKUP_BATCH (1000 fids per batched /v1/lookup request; 0: no
+# lookup row). Each agent run also records the agent's CPU (supervisor + data-plane process, in
+# cores). Default runtime: about 6 min.
 set -euo pipefail
 
 build=$(realpath "${1:?build directory}")
@@ -32,6 +36,9 @@ progress=${COMPARE_PROGRESS:-busy}
 port=${COMPARE_PORT:-18660}
 data=${COMPARE_DATA:-$out/data}
 window_mode=${COMPARE_WINDOW_MODE:-sliding}
+rounds=${COMPARE_ROUNDS:-3}
+lookup_batch=${COMPARE_LOOKUP_BATCH:-1000}
+hz=$(getconf CLK_TCK)
 read -r -a bench_args <<<"${COMPARE_BENCH_ARGS:-}"
 bench_mode_args=(--sliding)
 ceiling_mode_args=(--sliding)
@@ -65,16 +72,40 @@ results="$out/results.jsonl"
 # UCX prints its warnings on stdout (UCX_LOG_FILE defaults to it): keep the JSON line only.
 json_only() { grep -E '^\{' | tail -1; }
 : >"$results"
-record() {  # record PATH SIZE JSON: appends the run and prints a line
-  local path=$1 size=$2 json=$3
-  echo "$json" | jq -c --arg path "$path" --arg s "$size" --argjson load "$(cut -d' ' -f1 /proc/loadavg)" \
-    '{path:$path, size:$s, window:(.window // .inflight), ops_per_sec, bytes_per_sec, p50_us,
-      p99_us, errors:(.errors // 0), reg_cache_hit_rate, hugepages, loadavg:$load}' >>"$results"
-  echo "$json" | jq -r --arg m "$path $size window $(echo "$json" | jq '.window // .inflight')" \
-    '"\($m): \(.ops_per_sec|floor) ops/s, \(.bytes_per_sec/1048576|floor) MiB/s, p50 \(.p50_us) us, p99 \(.p99_us) us"' >&2
+record() {  # record PATH SIZE JSON [AGENT_CPU]: appends the run and prints a line
+  local path=$1 size=$2 json=$3 cpu=${4:-null}
+  echo "$json" | jq -c --arg path "$path" --arg s "$size" --argjson round "$round" \
+    --argjson cpu "$cpu" --argjson load "$(cut -d' ' -f1 /proc/loadavg)" \
+    '{path:$path, size:$s, window:(.window // .inflight), round:$round, ops_per_sec, bytes_per_sec,
+      p50_us, p99_us, errors:(.errors // 0), reg_cache_hit_rate, hugepages, requests_per_sec,
+      batch, agent_cpu:$cpu, loadavg:$load}' >>"$results"
+  echo "$json" | jq -r --arg m "round $round: $path $size window $(echo "$json" | jq '.window // .inflight')" \
+    --arg cpu "$cpu" '"\($m): \(.ops_per_sec|floor) ops/s, \(.bytes_per_sec/1048576|floor) MiB/s, p50 \(.p50_us) us, p99 \(.p99_us) us, agent CPU \($cpu)"' >&2
 }
 
-# ---- (a)-(c): the agent ----
+cpu_ticks() {  # utime + stime of the agent: its supervisor and the data-plane child, in ticks
+  local p total=0
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+# Runs `swrdma bench ARGS...` against the agent; prints its JSON line and writes the agent's CPU
+# (cores) over the whole invocation (connect, warm-up, timed part) to $out/run_cpu (the function
+# runs in a command substitution: a variable would not come back).
+bench_against_agent() {
+  local a b t0 t1 json
+  a=$(cpu_ticks "$agent_pid")
+  t0=$(date +%s.%N)
+  json=$("$swrdma" bench --agent "$url" "$@" 2>"$out/bench.err" | json_only) || return 1
+  b=$(cpu_ticks "$agent_pid")
+  t1=$(date +%s.%N)
+  echo "scale=3; ($b - $a) / ($hz * ($t1 - $t0))" | bc | sed 's/^\./0./' >"$out/run_cpu"
+  echo "$json"
+}
+
+# ---- (a)-(c): the agent, (d) the ceiling, (e) memcpy; COMPARE_ROUNDS times ----
 agent_pid=""
 stop_agent() {
   if [[ -n "$agent_pid" ]]; then
@@ -84,82 +115,111 @@ stop_agent() {
   fi
 }
 trap stop_agent EXIT
+start_agent() {
+  "$agent_bin" --dir "$data/volumes" --index-dir "$data/index" --http "127.0.0.1:$port" \
+    --progress "$progress" --log-level warn >>"$out/agent.log" 2>&1 &
+  agent_pid=$!
+  for _ in $(seq 150); do
+    curl -sf "$url/readyz" >/dev/null && break
+    sleep 0.2
+  done
+  curl -sf "$url/readyz" >/dev/null || { echo "agent not ready; see $out/agent.log" >&2; exit 1; }
+}
 rm -rf "$data/index"
-"$agent_bin" --dir "$data/volumes" --index-dir "$data/index" --http "127.0.0.1:$port" \
-  --progress "$progress" --log-level warn >"$out/agent.log" 2>&1 &
-agent_pid=$!
-for _ in $(seq 150); do
-  curl -sf "$url/readyz" >/dev/null && break
-  sleep 0.2
-done
-curl -sf "$url/readyz" >/dev/null || { echo "agent not ready; see $out/agent.log" >&2; exit 1; }
+: >"$out/agent.log"
 
-for size in $sizes; do
-  for window in $windows; do
-    for path in tcp shm http; do
-      case $path in
-        tcp) extra=(--transports tcp "${bench_mode_args[@]}" "${bench_args[@]}") ;;
-        shm) extra=(--transports "$shm_tls" "${bench_mode_args[@]}" "${bench_args[@]}") ;;
-        http) extra=(--mode http) ;;
-      esac
-      # A long lookup TTL: the warm-up fills the client's lookup cache, so the timed reads are
-      # one-sided gets + verification, comparable with the ceiling's bare gets.
-      json=$("$swrdma" bench --agent "$url" --volume "${vid[$size]}" --seconds "$seconds" \
-        --inflight "$window" --json --lookup-ttl-ms 3600000 "${extra[@]}" 2>"$out/bench.err" |
-        json_only) || {
-        echo "swrdma bench failed ($path $size $window):" >&2
-        cat "$out/bench.err" >&2
-        continue
-      }
-      record "$path" "$size" "$json"
+for round in $(seq "$rounds"); do
+  echo "---- round $round of $rounds ----" >&2
+  start_agent
+  for size in $sizes; do
+    for window in $windows; do
+      for path in tcp shm http; do
+        case $path in
+          tcp) extra=(--transports tcp "${bench_mode_args[@]}" "${bench_args[@]}") ;;
+          shm) extra=(--transports "$shm_tls" "${bench_mode_args[@]}" "${bench_args[@]}") ;;
+          http) extra=(--mode http) ;;
+        esac
+        # A long lookup TTL: the warm-up fills the client's lookup cache, so the timed reads are
+        # one-sided gets + verification, comparable with the ceiling's bare gets.
+        json=$(bench_against_agent --volume "${vid[$size]}" --seconds "$seconds" \
+          --inflight "$window" --json --lookup-ttl-ms 3600000 "${extra[@]}") || {
+          echo "swrdma bench failed ($path $size $window):" >&2
+          cat "$out/bench.err" >&2
+          continue
+        }
+        record "$path" "$size" "$json" "$(cat "$out/run_cpu")"
+      done
     done
   done
-done
-stop_agent
+  # Batched lookups: what a cold client pays per fid before its first get (no cache involved).
+  if [[ $lookup_batch != 0 && " $sizes " == *" 4K "* ]]; then
+    if json=$(bench_against_agent --volume "${vid[4K]}" --seconds "$seconds" --mode lookup \
+      --batch "$lookup_batch" --json); then
+      record lookup 4K "$json" "$(cat "$out/run_cpu")"
+    else
+      echo "swrdma bench --mode lookup failed:" >&2
+      cat "$out/bench.err" >&2
+    fi
+  fi
+  stop_agent
 
-# ---- (d) the ceiling, (e) memcpy ----
-for size in $sizes; do
-  for window in $windows; do
-    for tls in tcp "$shm_tls"; do
-      path=ucx-tcp
-      [[ $tls == tcp ]] || path=ucx-shm
-      json=$("$ucx_bin" --transports "$tls" --size "$size" --window "$window" \
-        "${ceiling_mode_args[@]}" --seconds "$seconds" --file "$data/volumes/${vid[$size]}.dat" |
-        json_only) || {
-        echo "swrdma-bench-ucx failed ($tls $size $window)" >&2
-        continue
-      }
-      record "$path" "$size" "$json"
+  for size in $sizes; do
+    for window in $windows; do
+      for tls in tcp "$shm_tls"; do
+        path=ucx-tcp
+        [[ $tls == tcp ]] || path=ucx-shm
+        json=$("$ucx_bin" --transports "$tls" --size "$size" --window "$window" \
+          "${ceiling_mode_args[@]}" --seconds "$seconds" --file "$data/volumes/${vid[$size]}.dat" |
+          json_only) || {
+          echo "swrdma-bench-ucx failed ($tls $size $window)" >&2
+          continue
+        }
+        record "$path" "$size" "$json"
+      done
     done
+    record memcpy "$size" "$("$ucx_bin" --mode memcpy --size "$size" --seconds "$seconds")"
   done
-  record memcpy "$size" "$("$ucx_bin" --mode memcpy --size "$size" --seconds "$seconds")"
 done
 
-# ---- the table ----
+# ---- the table: medians over the rounds ----
+# jq helpers shared by the table and the plot.
+jq_lib='
+  def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+              else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+  def r1: . * 10 | round / 10;
+  def cells: map(select(.path != "lookup")) | group_by([.size, .window, .path])
+    | map({size: .[0].size, window: .[0].window, path: .[0].path, runs: length,
+           ops: (map(.ops_per_sec) | median), lo: (map(.ops_per_sec) | min),
+           hi: (map(.ops_per_sec) | max), bytes: (map(.bytes_per_sec) | median),
+           p50: (map(.p50_us) | median), p99: (map(.p99_us) | median),
+           cpu: (map(.agent_cpu | select(. != null)) | median), errors: (map(.errors) | add)});'
 {
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); host: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),"
-  echo "UCX $(ucx_info -v 2>/dev/null | sed -n 's/^# Version //p' | head -1); agent --progress $progress; $seconds s per run; load average at the runs $(jq -s 'map(.loadavg) | "\(min)-\(max)"' -r "$results")."
+  echo "UCX $(ucx_info -v 2>/dev/null | sed -n 's/^# Version //p' | head -1); agent --progress $progress; $seconds s per run, $rounds rounds (medians; ops/s range in brackets); load average at the runs $(jq -s 'map(.loadavg) | "\(min)-\(max)"' -r "$results")."
   echo "K = reads in flight ($window_mode windows; lockstep: for K > 1 the latency is that of the whole window). Ceiling: tcp and"
-  echo "HTTP against swrdma-bench-ucx over tcp, shared memory against it over $shm_tls."
+  echo "HTTP against swrdma-bench-ucx over tcp, shared memory against it over $shm_tls. Agent CPU: cores used by the agent over the"
+  echo "whole bench invocation (connect, warm-up, timed part); its progress thread busy-polls in this comparison."
   echo
-  echo "| needle | K | path | ops/s | MiB/s | p50 µs | p99 µs | of ceiling |"
-  echo "|---|---|---|---|---|---|---|---|"
-  jq -rs '
-    def r1: . * 10 | round / 10;
-    def ceiling($all; $p; $s; $w):
-      ($all | map(select(.size == $s and .window == $w and
-        .path == (if $p == "shm" then "ucx-shm" else "ucx-tcp" end))) | first | .ops_per_sec);
-    . as $all
-    | map(select(.path != "memcpy"))
-    | sort_by([(.size | if . == "4K" then 0 else 1 end), .window,
-               ({"tcp":0,"ucx-tcp":1,"shm":2,"ucx-shm":3,"http":4}[.path])])[]
-    | (if (.path | startswith("ucx")) then "ceiling"
-       else (ceiling($all; .path; .size; .window)) as $c
-         | if $c then "\(.ops_per_sec / $c * 100 | round) %" else "-" end end) as $ratio
-    | "| \(.size) | \(.window) | \(.path) | \(.ops_per_sec | round) | \(.bytes_per_sec / 1048576 | r1) | \(.p50_us | r1) | \(.p99_us | r1) | \($ratio) |"
+  echo "| needle | K | path | ops/s (range) | MiB/s | p50 µs | p99 µs | agent CPU | of ceiling |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  jq -rs "$jq_lib"'
+    def k: if . >= 1000000 then "\(. / 10000 | round / 100) M" elif . >= 10000 then "\(. / 1000 | round) k"
+           else "\(. | round)" end;
+    cells as $all
+    | ($all | map(select(.path != "memcpy"))
+       | sort_by([(.size | if . == "4K" then 0 else 1 end), .window,
+                  ({"tcp":0,"ucx-tcp":1,"shm":2,"ucx-shm":3,"http":4}[.path])])[]) as $c
+    | ($all | map(select(.size == $c.size and .window == $c.window and
+         .path == (if $c.path == "shm" then "ucx-shm" else "ucx-tcp" end))) | first | .ops) as $ceil
+    | (if ($c.path | startswith("ucx")) then "ceiling"
+       elif $ceil then "\($c.ops / $ceil * 100 | round) %" else "-" end) as $ratio
+    | "| \($c.size) | \($c.window) | \($c.path) | \($c.ops | k) (\($c.lo | k)-\($c.hi | k)) | \($c.bytes / 1048576 | r1) | \($c.p50 | r1) | \($c.p99 | r1) | \(if $c.cpu then ($c.cpu | tostring) else "-" end) | \($ratio)\(if $c.errors > 0 then ", \($c.errors) errors" else "" end) |"
   ' "$results"
-  jq -rs '.[] | select(.path == "memcpy") |
-    "| \(.size) | - | memcpy (1 core) | \(.ops_per_sec | round) | \(.bytes_per_sec / 1048576 | round) | \(.p50_us * 10 | round / 10) | \(.p99_us * 10 | round / 10) | - |"' "$results"
+  jq -rs "$jq_lib"'cells[] | select(.path == "memcpy") |
+    "| \(.size) | - | memcpy (1 core) | \(.ops | round) | \(.bytes / 1048576 | round) | \(.p50 | r1) | \(.p99 | r1) | - | - |"' "$results"
+  jq -rs "$jq_lib"'map(select(.path == "lookup")) | select(length > 0) |
+    "\nBatched lookups (`swrdma bench --mode lookup`, \(.[0].batch) fids per POST /v1/lookup, one request at a time, \(length) runs):
+\(map(.ops_per_sec) | median | round) fids/s (\(map(.requests_per_sec) | median | r1) requests/s), p50 \(map(.p50_us) | median / 1000 | . * 100 | round / 100) ms and p99 \(map(.p99_us) | median / 1000 | . * 100 | round / 100) ms per request, agent CPU \(map(.agent_cpu | select(. != null)) | median) cores, \(map(.errors) | add) errors."' "$results"
 } >"$out/compare.md"
 cat "$out/compare.md"
 
@@ -172,15 +232,15 @@ if ! command -v gnuplot >/dev/null; then
 fi
 if command -v gnuplot >/dev/null; then
   # One cluster per (needle, K), one bar per path: MiB/s on a log scale.
-  jq -rs '
+  jq -rs "$jq_lib"'
     (["case","tcp","ucx-tcp","shm","ucx-shm","http","memcpy"] | join(" ")),
-    (. as $all | map(select(.path != "memcpy")) | group_by([.size, .window])[]
+    (cells as $all | $all | map(select(.path != "memcpy")) | group_by([.size, .window])[]
      | . as $g
      | [("\($g[0].size)-K\($g[0].window)")] +
        (["tcp","ucx-tcp","shm","ucx-shm","http"] | map(. as $p
-         | ($g | map(select(.path == $p)) | first | .bytes_per_sec / 1048576) // "NaN")) +
+         | ($g | map(select(.path == $p)) | first | .bytes / 1048576) // "NaN")) +
        [($all | map(select(.path == "memcpy" and .size == $g[0].size)) | first
-         | .bytes_per_sec / 1048576) // "NaN"]
+         | .bytes / 1048576) // "NaN"]
      | map(tostring) | join(" "))' "$results" >"$out/compare.dat"
   gnuplot <<EOF
 set terminal pngcairo size 1000,560 noenhanced
