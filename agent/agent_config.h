@@ -37,6 +37,9 @@ struct AgentConfig {
   int http_threads = 2;
   size_t max_connections = 1024;
   size_t max_lookup_batch = 10'000;
+  // UCX tcp segment (rdma::UcxContextOptions::tcp_segment_bytes): 64 KiB gives ~3x the bandwidth
+  // of UCX's 8 KiB for large needles over tcp; 0 leaves UCX's default.
+  size_t tcp_segment_bytes = size_t{64} << 10;
   std::chrono::seconds rescan_interval{5};
   std::chrono::seconds retire_grace{10};  // old exports stay mapped this long after replacement
   std::chrono::seconds device_rescan_interval{60};  // RDMA device hot-plug check; 0 = off

@@ -101,6 +101,7 @@ int Run(const AgentConfig& config) {
   co.transports = config.transports;
   co.net_devices = config.net_devices;
   co.wakeup = config.progress_mode != ProgressMode::kBusy;
+  co.tcp_segment_bytes = config.tcp_segment_bytes;
   auto context = rdma::UcxContext::Create(co);
   if (!context) {
     spdlog::error("starting UCX: {}", context.error().ToString());

@@ -1,6 +1,8 @@
 #include "rdma/ucx_context.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -23,21 +25,27 @@ Status Modify(ucp_config_t* config, const std::string& name, const std::string& 
                      " (check the name and value against `ucx_info -c`)");
 }
 
-// Could UCX_TLS `tls` select posix or sysv? (Setting an option of a transport that no interface
+// Could UCX_TLS `tls` select one of `names`? (Setting an option of a transport that no interface
 // uses makes UCX warn "invalid configuration" on every worker.)
-bool MaySelectSharedMemory(std::string_view tls) {
+bool MaySelect(std::string_view tls, std::initializer_list<std::string_view> names) {
   if (tls.empty() || tls.starts_with('^')) return true;  // everything, or all but a few
   for (size_t pos = 0; pos <= tls.size();) {
     size_t comma = tls.find(',', pos);
     if (comma == std::string_view::npos) comma = tls.size();
     std::string_view t = tls.substr(pos, comma - pos);
     if (t.starts_with('\\')) t.remove_prefix(1);  // a leading backslash: no alias expansion
-    if (t == "all" || t == "sm" || t == "shm" || t == "mm" || t == "posix" || t == "sysv") {
-      return true;
-    }
+    if (t == "all" || std::find(names.begin(), names.end(), t) != names.end()) return true;
     pos = comma + 1;
   }
   return false;
+}
+
+bool MaySelectSharedMemory(std::string_view tls) {
+  return MaySelect(tls, {"sm", "shm", "mm", "posix", "sysv"});
+}
+
+bool MaySelectTcp(std::string_view tls) {
+  return MaySelect(tls, {"tcp"});
 }
 
 bool IsYes(std::string_view value) {
@@ -87,6 +95,14 @@ Result<UcxContext> UcxContext::Create(const UcxContextOptions& options) {
   if (!explicit_shm && options.shm_peer_failure && MaySelectSharedMemory(tls)) {
     SWRDMA_RETURN_IF_ERROR(Modify(config.get(), "MM_ERROR_HANDLING", "y"));
     shm_peer_failure = true;
+  }
+  if (options.tcp_segment_bytes > 0 && MaySelectTcp(tls)) {
+    for (const char* name : {"TCP_TX_SEG_SIZE", "TCP_RX_SEG_SIZE"}) {
+      if (options.config.contains(name) || std::getenv((std::string("UCX_") + name).c_str())) {
+        continue;  // set by the caller or the environment: theirs
+      }
+      SWRDMA_RETURN_IF_ERROR(Modify(config.get(), name, std::to_string(options.tcp_segment_bytes)));
+    }
   }
   for (const auto& [name, value] : options.config) {
     SWRDMA_RETURN_IF_ERROR(Modify(config.get(), name, value));

@@ -130,6 +130,26 @@ TEST_F(AgentConfigTest, BooleansAndOptionalStrings) {
   EXPECT_FALSE(config_.supervise);
 }
 
+// The UCX tcp segment: 64 KiB unless set; from the file, the environment or the flag; 0 keeps
+// UCX's default; beyond 16 MiB is refused with the source named.
+TEST_F(AgentConfigTest, TcpSegmentSizeFromEverySource) {
+  ASSERT_TRUE(Parse({}));
+  EXPECT_EQ(config_.tcp_segment_bytes, 65536u);
+  const auto file = WriteFile("seg.toml", "tcp_segment_size = 131072\n");
+  ASSERT_TRUE(Parse({"--config", file.string()}));
+  EXPECT_EQ(config_.tcp_segment_bytes, 131072u);
+  env_["SWRDMA_TCP_SEGMENT_SIZE"] = "0";
+  ASSERT_TRUE(Parse({"--config", file.string()}));
+  EXPECT_EQ(config_.tcp_segment_bytes, 0u);
+  ASSERT_TRUE(Parse({"--tcp-segment-size", "32768"}));
+  EXPECT_EQ(config_.tcp_segment_bytes, 32768u);
+  env_["SWRDMA_TCP_SEGMENT_SIZE"] = "99999999999";
+  auto bad = Parse({});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("SWRDMA_TCP_SEGMENT_SIZE"), std::string::npos)
+      << bad.error().message();
+}
+
 TEST_F(AgentConfigTest, DefaultFileIsReadOnlyWhenItExists) {
   default_file_ = WriteFile("default.toml", "http_threads = 7\n");
   auto sources = Parse({});

@@ -43,6 +43,7 @@ std::vector<std::byte> WriteRandomFile(const std::filesystem::path& path, size_t
 struct TargetOptions {
   std::string transports;
   bool event_driven = false;  // block on the worker's event fd instead of busy polling
+  size_t tcp_segment_bytes = size_t{64} << 10;
 };
 
 // Owns a context and worker on its own thread, serving the file mapping until stopped.
@@ -73,8 +74,10 @@ class Target {
  private:
   void Run(const std::filesystem::path& file, const TargetOptions& options) {
     auto fail = [this](const Status& s) { published_.set_value(Error(s)); };
-    auto context = UcxContext::Create(
-        {.transports = options.transports, .net_devices = "lo", .wakeup = options.event_driven});
+    auto context = UcxContext::Create({.transports = options.transports,
+                                       .net_devices = "lo",
+                                       .wakeup = options.event_driven,
+                                       .tcp_segment_bytes = options.tcp_segment_bytes});
     if (!context) return fail(context.error());
     auto worker = UcxWorker::Create(*context);
     if (!worker) return fail(worker.error());
@@ -113,6 +116,9 @@ struct TransportCase {
   std::string transports;
   std::vector<std::string> allowed;  // transports the endpoint may report
   bool event_driven = false;
+  // UcxContextOptions::tcp_segment_bytes of the target (which sends the replies) and the client.
+  size_t target_segment = size_t{64} << 10;
+  size_t client_segment = size_t{64} << 10;
 };
 
 void PrintTo(const TransportCase& c, std::ostream* os) {
@@ -127,13 +133,16 @@ class UcxGetTest : public ::testing::TestWithParam<TransportCase> {
     file_ = dir_ / "region.bin";
     content_ = WriteRandomFile(file_, kFileSize);
     target_ = std::make_unique<Target>(
-        file_, TargetOptions{GetParam().transports, GetParam().event_driven});
+        file_,
+        TargetOptions{GetParam().transports, GetParam().event_driven, GetParam().target_segment});
     auto published = target_->Wait();
     ASSERT_TRUE(published.has_value()) << published.error().ToString();
     published_ = std::move(*published);
     ASSERT_EQ(published_.region.length, kFileSize);
 
-    auto context = UcxContext::Create({.transports = GetParam().transports, .net_devices = "lo"});
+    auto context = UcxContext::Create({.transports = GetParam().transports,
+                                       .net_devices = "lo",
+                                       .tcp_segment_bytes = GetParam().client_segment});
     ASSERT_TRUE(context.has_value()) << context.error().ToString();
     context_.emplace(std::move(*context));
     auto worker = UcxWorker::Create(*context_);
@@ -362,7 +371,11 @@ INSTANTIATE_TEST_SUITE_P(
     Transports, UcxGetTest,
     ::testing::Values(TransportCase{"tcp", "tcp", {"tcp"}},
                       TransportCase{"shm", "posix,sysv,cma", {"posix", "sysv", "cma"}},
-                      TransportCase{"tcp_event_driven_target", "tcp", {"tcp"}, true}),
+                      TransportCase{"tcp_event_driven_target", "tcp", {"tcp"}, true},
+                      // UCX's own 8 KiB segments, and sides that disagree (either way round).
+                      TransportCase{"tcp_ucx_default_segments", "tcp", {"tcp"}, false, 0, 0},
+                      TransportCase{"tcp_target_64k_client_8k", "tcp", {"tcp"}, false, 64 << 10, 0},
+                      TransportCase{"tcp_target_8k_client_1m", "tcp", {"tcp"}, false, 0, 1 << 20}),
     [](const ::testing::TestParamInfo<TransportCase>& info) { return info.param.name; });
 
 TEST(UcxWorkerTest, SignalWakesAWaitingWorker) {
