@@ -97,11 +97,17 @@ Result<UcxContext> UcxContext::Create(const UcxContextOptions& options) {
     shm_peer_failure = true;
   }
   if (options.tcp_segment_bytes > 0 && MaySelectTcp(tls)) {
-    for (const char* name : {"TCP_TX_SEG_SIZE", "TCP_RX_SEG_SIZE"}) {
-      if (options.config.contains(name) || std::getenv((std::string("UCX_") + name).c_str())) {
+    // ucp_config_modify keeps a name it does not know and later applies it to each transport's
+    // own table, whose fields carry no transport prefix: "TX_SEG_SIZE", not "TCP_TX_SEG_SIZE"
+    // (that one is "unused", UCX warns, and nothing changes). Only tcp has these two fields.
+    for (const std::string field : {"TX_SEG_SIZE", "RX_SEG_SIZE"}) {
+      const std::string full = "TCP_" + field;
+      if (options.config.contains(field) || options.config.contains(full) ||
+          std::getenv(("UCX_" + full).c_str()) != nullptr) {
         continue;  // set by the caller or the environment: theirs
       }
-      SWRDMA_RETURN_IF_ERROR(Modify(config.get(), name, std::to_string(options.tcp_segment_bytes)));
+      SWRDMA_RETURN_IF_ERROR(
+          Modify(config.get(), field, std::to_string(options.tcp_segment_bytes)));
     }
   }
   for (const auto& [name, value] : options.config) {
