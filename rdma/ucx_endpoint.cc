@@ -226,8 +226,13 @@ Result<EndpointTransports> UcxEndpoint::Transports() const {
   if (!core_ || core_->handle == nullptr) {
     return Error(Code::kUnavailable, "querying UCX endpoint transports: the endpoint is closed");
   }
+  return ParseEndpointInfo(PrintInfo());
+}
+
+std::string UcxEndpoint::PrintInfo() const {
+  if (!core_ || core_->handle == nullptr) return {};
   ucp_ep_h ep = core_->handle;
-  return ParseEndpointInfo(CaptureOutput([ep](FILE* stream) { ucp_ep_print_info(ep, stream); }));
+  return CaptureOutput([ep](FILE* stream) { ucp_ep_print_info(ep, stream); });
 }
 
 Status UcxEndpoint::Close(CloseMode mode, Deadline deadline) {

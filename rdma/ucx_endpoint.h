@@ -108,6 +108,8 @@ class UcxEndpoint {
   // adds UCP_EP_ATTR_FIELD_TRANSPORTS), so this parses ucp_ep_print_info's lane lines. Lanes
   // can change until wireup completes: query after a first operation or a connect_timeout.
   Result<EndpointTransports> Transports() const;
+  // ucp_ep_print_info as text: lanes, protocol thresholds (empty when closed).
+  std::string PrintInfo() const;
 
   enum class CloseMode {
     kFlush,  // completes outstanding operations, tells the peer

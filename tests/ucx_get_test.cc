@@ -209,6 +209,20 @@ TEST_P(UcxGetTest, EndpointReportsTheTransportsItUses) {
   }
 }
 
+// The tcp segment reaches UCX: the endpoint's largest eager active message (ucp_ep_print_info,
+// "am_send: 0..<egr/short>..N") is the segment less a small header, 8 KiB when left to UCX.
+TEST_P(UcxGetTest, TcpSegmentSizeReachesUcx) {
+  if (GetParam().transports != "tcp") GTEST_SKIP() << "tcp only";
+  const std::string info = endpoint_->PrintInfo();
+  const std::string marker = "am_send: 0..<egr/short>..";
+  const size_t at = info.find(marker);
+  ASSERT_NE(at, std::string::npos) << info;
+  const size_t eager = std::stoul(info.substr(at + marker.size()));
+  const size_t segment = GetParam().client_segment == 0 ? 8192 : GetParam().client_segment;
+  EXPECT_LE(eager, segment) << info;
+  EXPECT_GE(eager, segment - 64) << info;
+}
+
 TEST_P(UcxGetTest, ReadsMatchTheFile) {
   ExpectRead(0, 1);
   ExpectRead(kFileSize - 1, 1);
