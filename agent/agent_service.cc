@@ -69,7 +69,15 @@ std::expected<T, HttpResponse> DecodeFidBatch(const HttpRequest& req, std::strin
   limits.max_array = max_fids;
   limits.max_str = kMaxJwtBytes;  // fids are ~40 bytes, read tokens up to kMaxJwtBytes
   auto tree = DecodeBody(req.body, in, limits);
-  if (!tree) return std::unexpected(ApiError(400, tree.error().WithContext(what).message(), out));
+  if (!tree) {
+    // An array beyond the limit is most likely too many fids: say so, and what the limit is.
+    return std::unexpected(ApiError(
+        400,
+        fmt::format("{} (at most {} fids and tokens per request: --max-lookup-batch; split the "
+                    "batch)",
+                    tree.error().WithContext(what).message(), max_fids),
+        out));
+  }
   auto parsed = from_json(*tree);
   if (!parsed) {
     return std::unexpected(ApiError(400, parsed.error().WithContext(what).message(), out));

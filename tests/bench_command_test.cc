@@ -162,18 +162,14 @@ class BenchCommandTest : public ::testing::Test {
     auto j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
     EXPECT_TRUE(j.is_object()) << "stdout is not one JSON object: " << r.out << r.err;
     if (!j.is_object()) return nlohmann::json::object();
-    for (const char* k : {"mode",          "transport",
-                          "ops",           "ops_per_sec",
-                          "bytes_per_sec", "p50_us",
-                          "p90_us",        "p99_us",
-                          "p999_us",       "max_us",
-                          "errors",        "crc_failures",
-                          "threads",       "inflight",
-                          "seconds",       "needle_bytes_mean",
-                          "lookups",       "lookup_cache_hits",
-                          "retries",       "latency_of"}) {
+    for (const char* k :
+         {"mode", "transport", "ops", "ops_per_sec", "bytes_per_sec", "p50_us", "p90_us", "p99_us",
+          "p999_us", "max_us", "errors", "crc_failures", "threads", "inflight", "seconds",
+          "lookups", "lookup_cache_hits", "retries", "latency_of"}) {
       EXPECT_TRUE(j.contains(k)) << "no '" << k << "' in " << r.out;
     }
+    const bool lookup = j["mode"] == "lookup";
+    EXPECT_TRUE(j.contains(lookup ? "answer_bytes_mean" : "needle_bytes_mean")) << r.out;
     return j;
   }
 
@@ -266,6 +262,40 @@ TEST_F(BenchCommandTest, HttpFallback) {
   EXPECT_EQ(j["ops"], 200);
   EXPECT_EQ(j["errors"], 0);
   EXPECT_EQ(j["crc_failures"], 0);
+}
+
+// Batched lookups: every request asks 1,000 random live fids, every answer is checked; ops are
+// fids, latencies are per request.
+TEST_F(BenchCommandTest, BatchedLookups) {
+  auto j = BenchJson("--ops 20 --mode lookup --batch 1000 --volume " + std::to_string(kVid));
+  EXPECT_EQ(j["mode"], "lookup");
+  EXPECT_EQ(j["batch"], 1000);
+  EXPECT_EQ(j["requests"], 20);
+  EXPECT_EQ(j["ops"], 20'000);
+  EXPECT_EQ(j["errors"], 0);
+  EXPECT_EQ(j["connections"], 1);
+  EXPECT_EQ(j["latency_of"], "request");
+  EXPECT_GT(j["p50_us"].get<double>(), 0.0);
+  EXPECT_GT(j["ops_per_sec"].get<double>(), j["requests_per_sec"].get<double>());
+  EXPECT_GT(j["answer_bytes_mean"].get<double>(), 1000.0);  // a result per fid
+  j = BenchJson("--ops 20 --mode lookup --batch 1000 --inflight 2 --volume " +
+                std::to_string(kVid));
+  EXPECT_EQ(j["requests"], 20);
+  EXPECT_EQ(j["connections"], 2);
+  EXPECT_EQ(j["errors"], 0);
+}
+
+// A batch beyond the agent's --max-lookup-batch (10,000 by default) stops the run with the
+// agent's reason and the limit, before any timing.
+TEST_F(BenchCommandTest, LookupBatchBeyondTheAgentsLimitIsRefused) {
+  RunResult r = Swrdma("bench --agent " + Url() + " --mode lookup --batch 10001 --ops 2 --volume " +
+                       std::to_string(kVid));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("HTTP 400"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("at most 10000"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--max-lookup-batch"), std::string::npos) << r.err;
+  r = Swrdma("bench --agent " + Url() + " --mode lookup --batch 0 --ops 2 --volume 4");
+  EXPECT_NE(r.exit_code, 0);  // CLI11: out of range
 }
 
 TEST_F(BenchCommandTest, ManifestGivesTheLiveFidsOfTheVolume) {

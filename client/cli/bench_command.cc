@@ -13,6 +13,9 @@
 //    latency, posted -> verified. --copy uses the copying Read/ReadMany (windows as above).
 //  - http mode: T x K connections, each in its own thread, one GET /<fid> at a time; each
 //    request's latency is recorded.
+//  - lookup mode: T x K connections, each doing one POST /v1/lookup of --batch random fids at a
+//    time (no client cache involved), every answer checked (one ok result per fid, in order);
+//    ops = fids looked up, requests and latencies per request, bytes = answer bytes.
 //  - Warm-up (unless --no-warmup): every rdma worker reads every fid once before the clock starts,
 //    so the timed reads start with the client's lookup cache full. Cached lookups expire after
 //    the client's TTL (--lookup-ttl-ms): with a long TTL only one-sided gets + verification are
@@ -40,128 +43,20 @@
 
 #include "client/cli/bench_fids.h"
 #include "client/cli/bench_rdma_reads.h"
+#include "client/cli/bench_workers.h"
 #include "client/cli/command_error.h"
-#include "client/cli/latency_histogram.h"
 #include "client/cli/master_args.h"
 #include "client/client.h"
-#include "protocol/crc32c.h"
-#include "protocol/gzip.h"
 
 namespace swrdma::cli {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-struct BenchArgs {
-  std::string agent = "http://127.0.0.1:18515";
-  uint32_t volume = 0;
-  uint64_t ops = 0;
-  double seconds = 0;
-  size_t inflight = 1;
-  unsigned threads = 1;
-  std::string mode = "rdma";
-  std::string transports;
-  bool json = false;
-  std::string fids_file;
-  size_t sample = 10'000;
-  uint64_t seed = 0;
-  int timeout_ms = 5000;
-  bool no_warmup = false;
-  int lookup_ttl_ms = 0;   // 0: the client's default
-  bool hugepages = false;  // registered get buffers on 2 MiB pages
-  bool copy = false;       // Read/ReadMany (copying API, lock-step windows) instead of views
-  bool sliding = false;    // K gets kept in flight (ReadEach) instead of windows of K (ReadViews)
-  MasterArgs cluster;      // --master: workers spread over every agent serving the volume
-};
-
-// What one worker measured; merged into the result.
-struct Tally {
-  LatencyHistogram latency;
-  uint64_t ops = 0;  // verified reads
-  uint64_t errors = 0;
-  uint64_t bytes = 0;  // data bytes handed out (decompressed)
-  uint64_t crc_failures = 0;
-  uint64_t lookups = 0;
-  uint64_t cache_hits = 0;
-  uint64_t retries = 0;
-  uint64_t reconnects = 0;
-  uint64_t reg_hits = 0, reg_misses = 0;  // registered buffer pool, timed part
-  std::string hugepages, hugepage_note;
-  uint64_t warmup_errors = 0;
-  uint64_t min_size = UINT64_MAX, max_size = 0;
-  std::string first_error;
-
-  void Ok(uint64_t nanos, uint64_t size) {
-    latency.Record(nanos);
-    ++ops;
-    bytes += size;
-    min_size = std::min(min_size, size);
-    max_size = std::max(max_size, size);
-  }
-  void Fail(std::string what) {
-    if (errors++ == 0) first_error = std::move(what);
-  }
-  void Merge(const Tally& o) {
-    latency.Merge(o.latency);
-    ops += o.ops;
-    if (errors == 0 && o.errors) first_error = o.first_error;
-    errors += o.errors;
-    bytes += o.bytes;
-    crc_failures += o.crc_failures;
-    lookups += o.lookups;
-    cache_hits += o.cache_hits;
-    retries += o.retries;
-    reconnects += o.reconnects;
-    reg_hits += o.reg_hits;
-    reg_misses += o.reg_misses;
-    if (hugepages.empty()) hugepages = o.hugepages;
-    if (hugepage_note.empty()) hugepage_note = o.hugepage_note;
-    warmup_errors += o.warmup_errors;
-    min_size = std::min(min_size, o.min_size);
-    max_size = std::max(max_size, o.max_size);
-  }
-};
-
-struct alignas(64) Worker {
-  std::atomic<uint64_t> done{0};  // reads finished, ok or not: for the progress lines
-  Tally tally;
-  std::vector<std::string> transports;
-  std::string setup_error;
-  Clock::time_point finished;
-  std::thread thread;
-};
-
-struct Shared {
-  const BenchArgs& args;
-  const std::vector<std::string>& agents;  // worker i reads from agents[i % size]
-  const std::vector<client::HttpUrl>& urls;
-  const std::vector<std::string>& fids;
-  std::latch ready;     // every worker connected and warmed up (or failed to)
-  std::latch start{1};  // the clock runs
-  std::atomic<uint64_t> claimed{0};
-  std::atomic<bool> stop{false};
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t finished = 0;  // guarded by mu
-
-  // Reads the caller may do next (at most `k`), 0 when the run is over.
-  size_t Claim(size_t k) {
-    if (stop.load(std::memory_order_relaxed)) return 0;
-    if (args.ops == 0) return k;
-    const uint64_t got = claimed.fetch_add(k, std::memory_order_relaxed);
-    return got >= args.ops ? 0 : static_cast<size_t>(std::min<uint64_t>(k, args.ops - got));
-  }
-  void Finished(Worker& w) {
-    w.finished = Clock::now();
-    std::lock_guard lock(mu);
-    ++finished;
-    cv.notify_all();
-  }
-};
-
-uint64_t Nanos(Clock::duration d) {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
-}
+using bench::BenchArgs;
+using bench::Clock;
+using bench::Nanos;
+using bench::Shared;
+using bench::Tally;
+using bench::Worker;
 
 void RunRdmaWorker(Shared& sh, Worker& w, unsigned index) {
   const BenchArgs& a = sh.args;
@@ -224,79 +119,6 @@ void RunRdmaWorker(Shared& sh, Worker& w, unsigned index) {
   sh.Finished(w);
 }
 
-// One GET /<fid> over the fallback, verified as far as HTTP allows: status 200, and CRC-32C of
-// the body equal to the ETag, which the agent computes over the stored data after checking the
-// needle's stored CRC. Accept-Encoding: gzip makes the body the stored bytes for compressed needles
-// too, so every body is checked against the ETag; it is then gunzipped here, as the rdma path
-// does. Not checked client-side (the agent does it): header id, cookie and size.
-Result<uint64_t> HttpRead(client::AgentHttp& http, const std::string& fid, Tally& tally) {
-  static const std::vector<std::pair<std::string, std::string>> kHeaders = {
-      {"Accept-Encoding", "gzip"}};
-  SWRDMA_ASSIGN_OR_RETURN(auto reply, http.Request("GET", "/" + fid, {}, {}, {}, kHeaders));
-  if (reply.status != 200) {
-    return Error(Code::kUnavailable, fmt::format("{}: agent answered HTTP {}: {}", fid,
-                                                 reply.status, reply.body.substr(0, 200)));
-  }
-  const std::span<const uint8_t> body(reinterpret_cast<const uint8_t*>(reply.body.data()),
-                                      reply.body.size());
-  const std::string etag = reply.Header("ETag");
-  const std::string crc = fmt::format("\"{:08x}\"", Crc32c(body));
-  if (etag != crc) {
-    ++tally.crc_failures;
-    return Error(Code::kChecksumMismatch,
-                 fmt::format("{}: body CRC-32C {} does not match ETag {}", fid, crc, etag));
-  }
-  if (reply.Header("Content-Encoding") == "gzip") {
-    auto plain = Gunzip(body);
-    if (!plain) return Error(plain.error().WithContext(fid + ": verified gzip body"));
-    return plain->size();
-  }
-  return body.size();
-}
-
-void RunHttpWorker(Shared& sh, Worker& w, unsigned index, unsigned workers) {
-  const BenchArgs& a = sh.args;
-  client::AgentHttp http(sh.urls[index % sh.urls.size()], std::chrono::milliseconds(a.timeout_ms));
-  auto hello = http.Request("GET", "/healthz");  // connect before the clock starts
-  if (!hello || hello->status != 200) {
-    w.setup_error =
-        hello ? fmt::format("GET /healthz answered {}", hello->status) : hello.error().ToString();
-    sh.ready.count_down();
-    sh.Finished(w);
-    return;
-  }
-  w.transports = {"http"};
-  if (!a.no_warmup) {  // the workers share the fids: the agent's caches are what gets warm
-    for (size_t i = index; i < sh.fids.size(); i += workers) {
-      if (auto r = HttpRead(http, sh.fids[i], w.tally); !r) {
-        ++w.tally.warmup_errors;
-        w.tally.Fail(r.error().ToString());
-      }
-      w.done.fetch_add(1, std::memory_order_relaxed);
-    }
-    w.done.store(0, std::memory_order_relaxed);
-    w.tally.errors = 0;
-    w.tally.crc_failures = 0;
-  }
-  sh.ready.count_down();
-  sh.start.wait();
-  std::mt19937_64 rng(a.seed + index);
-  std::uniform_int_distribution<size_t> pick(0, sh.fids.size() - 1);
-  while (sh.Claim(1)) {
-    const std::string& fid = sh.fids[pick(rng)];
-    const Clock::time_point t0 = Clock::now();
-    auto r = HttpRead(http, fid, w.tally);
-    const uint64_t nanos = Nanos(Clock::now() - t0);
-    if (r) {
-      w.tally.Ok(nanos, *r);
-    } else {
-      w.tally.Fail(r.error().ToString());
-    }
-    w.done.fetch_add(1, std::memory_order_relaxed);
-  }
-  sh.Finished(w);
-}
-
 double Micros(uint64_t nanos) {
   return static_cast<double>(nanos) / 1000.0;
 }
@@ -315,15 +137,22 @@ nlohmann::ordered_json Report(const BenchArgs& a, const Tally& t, double secs,
   j["volume"] = a.volume;
   j["threads"] = a.threads;
   j["inflight"] = a.inflight;
-  j["connections"] = a.mode == "http" ? a.threads * a.inflight : a.threads;
-  j["ops"] = t.ops;
+  j["connections"] = a.mode == "rdma" ? a.threads : a.threads * a.inflight;
+  // lookup: an op is one fid looked up; the tally counted requests.
+  const uint64_t per_op = a.mode == "lookup" ? a.batch : 1;
+  j["ops"] = t.ops * per_op;
   j["errors"] = t.errors;
   j["crc_failures"] = t.crc_failures;
   j["seconds"] = secs;
-  j["ops_per_sec"] = secs > 0 ? static_cast<double>(t.ops) / secs : 0.0;
+  j["ops_per_sec"] = secs > 0 ? static_cast<double>(t.ops * per_op) / secs : 0.0;
+  if (a.mode == "lookup") {
+    j["batch"] = a.batch;
+    j["requests"] = t.ops;
+    j["requests_per_sec"] = secs > 0 ? static_cast<double>(t.ops) / secs : 0.0;
+  }
   j["bytes"] = t.bytes;
   j["bytes_per_sec"] = secs > 0 ? static_cast<double>(t.bytes) / secs : 0.0;
-  j["latency_of"] = window ? "window" : "read";
+  j["latency_of"] = window ? "window" : a.mode == "lookup" ? "request" : "read";
   j["p50_us"] = Micros(t.latency.Percentile(0.50));
   j["p90_us"] = Micros(t.latency.Percentile(0.90));
   j["p99_us"] = Micros(t.latency.Percentile(0.99));
@@ -331,9 +160,14 @@ nlohmann::ordered_json Report(const BenchArgs& a, const Tally& t, double secs,
   j["max_us"] = Micros(t.latency.max());
   j["min_us"] = Micros(t.latency.min());
   j["mean_us"] = t.latency.mean() / 1000.0;
-  j["needle_bytes_min"] = t.ops ? t.min_size : 0;
-  j["needle_bytes_mean"] = t.ops ? static_cast<double>(t.bytes) / static_cast<double>(t.ops) : 0.0;
-  j["needle_bytes_max"] = t.max_size;
+  const double mean_bytes = t.ops ? static_cast<double>(t.bytes) / static_cast<double>(t.ops) : 0.0;
+  if (a.mode == "lookup") {
+    j["answer_bytes_mean"] = mean_bytes;  // bytes / bytes_per_sec: the msgpack answers
+  } else {
+    j["needle_bytes_min"] = t.ops ? t.min_size : 0;
+    j["needle_bytes_mean"] = mean_bytes;
+    j["needle_bytes_max"] = t.max_size;
+  }
   j["fids"] = fid_count;
   j["fid_source"] = a.fids_file.empty() ? "sample" : "file";
   j["warmup"] = !a.no_warmup;
@@ -364,15 +198,28 @@ void PrintSummary(const nlohmann::ordered_json& j) {
   auto u = [&](const char* k) { return j[k].get<uint64_t>(); };
   const std::string how =
       j["mode"] == "http" ? "http (GET /<fid>)" : "rdma over " + j["transport"].get<std::string>();
-  fmt::print("bench: {}, volume {}, {} threads x inflight {} ({} connections), {} fids\n", how,
-             u("volume"), u("threads"), u("inflight"), u("connections"), u("fids"));
-  fmt::print("  reads    {} in {:.2f} s: {:.0f} reads/s, {:.1f} MiB/s (needles {:.0f} B mean)\n",
-             u("ops"), d("seconds"), d("ops_per_sec"), d("bytes_per_sec") / (1 << 20),
-             d("needle_bytes_mean"));
-  fmt::print("  latency  p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  p99.9 {:.1f}  max {:.1f} us{}\n",
-             d("p50_us"), d("p90_us"), d("p99_us"), d("p999_us"), d("max_us"),
-             j["latency_of"] == "window" ? " (each read: latency of its window of inflight reads)"
-                                         : " (per read)");
+  if (j["mode"] == "lookup") {
+    fmt::print(
+        "bench: batched lookups (POST /v1/lookup), volume {}, {} fids per request, {} "
+        "connections, {} fids to choose from\n",
+        u("volume"), u("batch"), u("connections"), u("fids"));
+    fmt::print("  lookups  {} requests ({} fids) in {:.2f} s: {:.1f} requests/s, {:.0f} fids/s\n",
+               u("requests"), u("ops"), d("seconds"), d("requests_per_sec"), d("ops_per_sec"));
+    fmt::print("  latency  p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  max {:.1f} us per request\n",
+               d("p50_us"), d("p90_us"), d("p99_us"), d("max_us"));
+  } else {
+    const std::string how = j["mode"] == "http" ? "http (GET /<fid>)"
+                                                : "rdma over " + j["transport"].get<std::string>();
+    fmt::print("bench: {}, volume {}, {} threads x inflight {} ({} connections), {} fids\n", how,
+               u("volume"), u("threads"), u("inflight"), u("connections"), u("fids"));
+    fmt::print("  reads    {} in {:.2f} s: {:.0f} reads/s, {:.1f} MiB/s (needles {:.0f} B mean)\n",
+               u("ops"), d("seconds"), d("ops_per_sec"), d("bytes_per_sec") / (1 << 20),
+               d("needle_bytes_mean"));
+    fmt::print("  latency  p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  p99.9 {:.1f}  max {:.1f} us{}\n",
+               d("p50_us"), d("p90_us"), d("p99_us"), d("p999_us"), d("max_us"),
+               j["latency_of"] == "window" ? " (each read: latency of its window of inflight reads)"
+                                           : " (per read)");
+  }
   fmt::print("  errors   {} ({} CRC failures), {} retries, {} lookups, {} lookup cache hits\n",
              u("errors"), u("crc_failures"), u("retries"), u("lookups"), u("lookup_cache_hits"));
   if (j.contains("first_error")) {
@@ -412,12 +259,12 @@ void RunBench(BenchArgs a) {
                        kExitFailure);
   }
 
-  const bool http = a.mode == "http";
+  const bool http = a.mode != "rdma";  // http and lookup: one connection per worker thread
   if (http && a.threads * a.inflight > 1024) {
-    throw CommandError(
-        "http mode opens --threads x --inflight connections, each in a thread; "
-        "keep it at 1024 or less",
-        kExitUsage);
+    throw CommandError(fmt::format("{} mode opens --threads x --inflight connections, each in a "
+                                   "thread; keep it at 1024 or less",
+                                   a.mode),
+                       kExitUsage);
   }
   const unsigned workers = http ? a.threads * static_cast<unsigned>(a.inflight) : a.threads;
   Shared sh{.args = a, .agents = agents, .urls = urls, .fids = fids, .ready = std::latch(workers)};
@@ -425,8 +272,13 @@ void RunBench(BenchArgs a) {
   for (unsigned i = 0; i < workers; ++i) {
     ws.push_back(std::make_unique<Worker>());
     Worker& w = *ws.back();
-    w.thread = http ? std::thread(RunHttpWorker, std::ref(sh), std::ref(w), i, workers)
-                    : std::thread(RunRdmaWorker, std::ref(sh), std::ref(w), i);
+    if (a.mode == "lookup") {
+      w.thread = std::thread(bench::RunLookupWorker, std::ref(sh), std::ref(w), i);
+    } else if (http) {
+      w.thread = std::thread(bench::RunHttpWorker, std::ref(sh), std::ref(w), i, workers);
+    } else {
+      w.thread = std::thread(RunRdmaWorker, std::ref(sh), std::ref(w), i);
+    }
   }
   // Connecting and warming up; a progress line a second if that takes long (big needles).
   const Clock::time_point warmup_start = Clock::now();
@@ -466,10 +318,11 @@ void RunBench(BenchArgs a) {
         uint64_t done = 0;
         for (const auto& w : ws)
           done += w->done.load(std::memory_order_relaxed);
-        std::fprintf(stderr, "bench: %.0f s: %llu reads, %llu reads/s\n",
+        const char* unit = a.mode == "lookup" ? "requests" : "reads";
+        std::fprintf(stderr, "bench: %.0f s: %llu %s, %llu %s/s\n",
                      std::chrono::duration<double>(now - t0).count(),
-                     static_cast<unsigned long long>(done),
-                     static_cast<unsigned long long>(done - last_done));
+                     static_cast<unsigned long long>(done), unit,
+                     static_cast<unsigned long long>(done - last_done), unit);
         last_done = done;
         next_report += std::chrono::seconds(1);
       }
@@ -483,9 +336,10 @@ void RunBench(BenchArgs a) {
     end = std::max(end, w->finished);
   }
   if (!setup_error.empty()) {
-    throw CommandError(
-        fmt::format("connecting to the agent at {}: {}", fmt::join(agents, ", "), setup_error),
-        kExitFailure);
+    throw CommandError(fmt::format("{} the agent at {}: {}",
+                                   a.mode == "lookup" ? "the first lookup from" : "connecting to",
+                                   fmt::join(agents, ", "), setup_error),
+                       kExitFailure);
   }
   const double secs = std::chrono::duration<double>(end - t0).count();
   const std::string transport = fmt::format("{}", fmt::join(ws[0]->transports, ","));
@@ -527,8 +381,15 @@ void AddBenchCommand(CLI::App& app) {
   cmd->add_option("--threads", a->threads, "Threads, each with its own client")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
-  cmd->add_option("--mode", a->mode, "rdma: one-sided gets; http: the agent's GET /<fid>")
-      ->check(CLI::IsMember({"rdma", "http"}))
+  cmd->add_option("--mode", a->mode,
+                  "rdma: one-sided gets; http: the agent's GET /<fid>; lookup: batched "
+                  "POST /v1/lookup of --batch fids (ops = fids, latency per request)")
+      ->check(CLI::IsMember({"rdma", "http", "lookup"}))
+      ->capture_default_str();
+  cmd->add_option("--batch", a->batch,
+                  "lookup mode: fids per request (the agent refuses more than its "
+                  "--max-lookup-batch, 10000 by default)")
+      ->check(CLI::Range(size_t{1}, size_t{1'000'000}))
       ->capture_default_str();
   cmd->add_option("--transports", a->transports,
                   "UCX transports for the clients (UCX_TLS), e.g. tcp or posix,sysv,cma");
