@@ -83,13 +83,8 @@ record() {  # record PATH SIZE JSON [AGENT_CPU]: appends the run and prints a li
     --arg cpu "$cpu" '"\($m): \(.ops_per_sec|floor) ops/s, \(.bytes_per_sec/1048576|floor) MiB/s, p50 \(.p50_us) us, p99 \(.p99_us) us, agent CPU \($cpu)"' >&2
 }
 
-cpu_ticks() {  # utime + stime of the agent: its supervisor and the data-plane child, in ticks
-  local p total=0
-  for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
+# shellcheck source=bench/agent_cpu.sh
+source "$(dirname "${BASH_SOURCE[0]}")/agent_cpu.sh"  # cpu_ticks PID
 
 # Runs `swrdma bench ARGS...` against the agent; prints its JSON line and writes the agent's CPU
 # (cores) over the whole invocation (connect, warm-up, timed part) to $out/run_cpu (the function

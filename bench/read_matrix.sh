@@ -39,13 +39,8 @@ for size in $sizes; do
   fi
 done
 
-cpu_ticks() {  # utime + stime of the agent: its supervisor and the data-plane child, in ticks
-  local p total=0
-  for p in "$1" $(pgrep -P "$1" || true); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
+# shellcheck source=bench/agent_cpu.sh
+source "$(dirname "${BASH_SOURCE[0]}")/agent_cpu.sh"  # cpu_ticks PID
 
 agent_pid=""
 stop_agent() {

@@ -85,6 +85,25 @@ Result<uint64_t> LookupOnce(client::AgentHttp& http, std::span<const std::string
   return reply.body.size();
 }
 
+// The timed part of a worker: until the run ends, prepare() (untimed: choose what to ask), then
+// request() timed, its answer's bytes tallied or its error kept.
+template <typename Prepare, typename Request>
+void TimedRequests(Shared& sh, Worker& w, Prepare prepare, Request request) {
+  while (sh.Claim(1)) {
+    prepare();
+    const Clock::time_point t0 = Clock::now();
+    Result<uint64_t> r = request();
+    const uint64_t nanos = Nanos(Clock::now() - t0);
+    if (r) {
+      w.tally.Ok(nanos, *r);
+    } else {
+      w.tally.Fail(r.error().ToString());
+    }
+    w.done.fetch_add(1, std::memory_order_relaxed);
+  }
+  sh.Finished(w);
+}
+
 }  // namespace
 
 void RunHttpWorker(Shared& sh, Worker& w, unsigned index, unsigned workers) {
@@ -115,19 +134,9 @@ void RunHttpWorker(Shared& sh, Worker& w, unsigned index, unsigned workers) {
   sh.start.wait();
   std::mt19937_64 rng(a.seed + index);
   std::uniform_int_distribution<size_t> pick(0, sh.fids.size() - 1);
-  while (sh.Claim(1)) {
-    const std::string& fid = sh.fids[pick(rng)];
-    const Clock::time_point t0 = Clock::now();
-    auto r = HttpRead(http, fid, w.tally);
-    const uint64_t nanos = Nanos(Clock::now() - t0);
-    if (r) {
-      w.tally.Ok(nanos, *r);
-    } else {
-      w.tally.Fail(r.error().ToString());
-    }
-    w.done.fetch_add(1, std::memory_order_relaxed);
-  }
-  sh.Finished(w);
+  const std::string* fid = nullptr;
+  TimedRequests(
+      sh, w, [&] { fid = &sh.fids[pick(rng)]; }, [&] { return HttpRead(http, *fid, w.tally); });
 }
 
 void RunLookupWorker(Shared& sh, Worker& w, unsigned index) {
@@ -152,19 +161,7 @@ void RunLookupWorker(Shared& sh, Worker& w, unsigned index) {
   }
   sh.ready.count_down();
   sh.start.wait();
-  while (sh.Claim(1)) {
-    fill();
-    const Clock::time_point t0 = Clock::now();
-    auto r = LookupOnce(http, batch);
-    const uint64_t nanos = Nanos(Clock::now() - t0);
-    if (r) {
-      w.tally.Ok(nanos, *r);
-    } else {
-      w.tally.Fail(r.error().ToString());
-    }
-    w.done.fetch_add(1, std::memory_order_relaxed);
-  }
-  sh.Finished(w);
+  TimedRequests(sh, w, fill, [&] { return LookupOnce(http, batch); });
 }
 
 }  // namespace swrdma::cli::bench
