@@ -150,6 +150,10 @@ struct PoolCore {
   // released elsewhere) and large buffers take the mutex. Buffers in a magazine count as out
   // (their chunk is never idle, never evicted). Only the owner thread ever touches the
   // magazines, even after the pool is gone: chunks still held there are freed with the core.
+  // One race is accepted: if the pool is destroyed on another thread at the very moment the owner
+  // releases a buffer, the owner may not yet see `closed` and park the buffer in its magazine;
+  // the core (and that chunk) then stays allocated until the process ends. Never a use after
+  // free: nothing deletes the core while a buffer counts as out.
   struct Magazine {
     size_t cls = 0;  // 0: unused
     size_t depth = 0;
