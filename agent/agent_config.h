@@ -11,7 +11,7 @@
 
 #include "agent/exported_volume.h"
 #include "agent/progress_thread.h"
-#include "index/idx_file.h"
+#include "volume/idx_file.h"
 #include "protocol/status.h"
 
 namespace CLI {

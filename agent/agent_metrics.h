@@ -18,7 +18,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include "agent/http_server.h"
+#include "http/http_server.h"
 #include "protocol/messages.h"
 
 namespace swrdma::agent {

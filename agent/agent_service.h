@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "agent/agent_metrics.h"
-#include "agent/http_server.h"
+#include "http/http_server.h"
 #include "agent/push_engine.h"
 #include "agent/read_auth.h"
 #include "agent/volume_set.h"

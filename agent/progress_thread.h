@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "protocol/status.h"
-#include "rdma/ucx_worker.h"
+#include "rdma/ucx/ucx_worker.h"
 
 namespace swrdma::agent {
 

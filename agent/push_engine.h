@@ -1,5 +1,5 @@
 // The push exposure mode's data path: the agent writes needle records into a client's registered
-// buffer with ucp_put_nbx (rdma/put.h) and never hands out a key to its own memory.
+// buffer with ucp_put_nbx (rdma/ucx/put.h) and never hands out a key to its own memory.
 //
 // The HTTP side (AgentService, POST /v1/push) checks the request and its tokens, resolves the
 // needles and lays them out in the client's buffer; Execute then runs the puts on the progress
@@ -20,9 +20,9 @@
 
 #include "agent/progress_thread.h"
 #include "protocol/status.h"
-#include "rdma/memory_region.h"
-#include "rdma/put.h"
-#include "rdma/ucx_endpoint.h"
+#include "rdma/ucx/memory_region.h"
+#include "rdma/ucx/put.h"
+#include "rdma/ucx/ucx_endpoint.h"
 
 namespace swrdma::agent {
 

@@ -16,7 +16,7 @@
 #include <optional>
 #include <string>
 
-#include "agent/http_server.h"
+#include "http/http_server.h"
 #include "protocol/jwt.h"
 #include "protocol/status.h"
 

@@ -20,7 +20,7 @@
 #include "index/needle_index.h"
 #include "protocol/file_id.h"
 #include "protocol/messages.h"
-#include "rdma/ucx_context.h"
+#include "rdma/ucx/ucx_context.h"
 
 namespace swrdma::agent {
 

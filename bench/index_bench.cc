@@ -22,9 +22,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "index/idx_file.h"
+#include "volume/idx_file.h"
 #include "index/needle_index.h"
-#include "index/superblock.h"
+#include "volume/superblock.h"
 #include "protocol/needle.h"
 
 namespace fs = std::filesystem;

@@ -36,12 +36,12 @@
 
 #include "client/cli/latency_histogram.h"
 #include "protocol/status.h"
-#include "rdma/get.h"
+#include "rdma/ucx/get.h"
 #include "rdma/mapped_file.h"
-#include "rdma/memory_region.h"
-#include "rdma/ucx_context.h"
-#include "rdma/ucx_endpoint.h"
-#include "rdma/ucx_worker.h"
+#include "rdma/ucx/memory_region.h"
+#include "rdma/ucx/ucx_context.h"
+#include "rdma/ucx/ucx_endpoint.h"
+#include "rdma/ucx/ucx_worker.h"
 
 namespace swrdma::bench {
 namespace {

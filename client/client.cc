@@ -11,7 +11,7 @@
 #include "protocol/gzip.h"
 #include "protocol/needle.h"
 #include "protocol/wire.h"
-#include "rdma/get.h"
+#include "rdma/ucx/get.h"
 
 namespace swrdma::client {
 

@@ -29,11 +29,11 @@
 #include "protocol/messages.h"
 #include "protocol/status.h"
 #include "rdma/buffer_pool.h"
-#include "rdma/get.h"
-#include "rdma/memory_region.h"
-#include "rdma/ucx_context.h"
-#include "rdma/ucx_endpoint.h"
-#include "rdma/ucx_worker.h"
+#include "rdma/ucx/get.h"
+#include "rdma/ucx/memory_region.h"
+#include "rdma/ucx/ucx_context.h"
+#include "rdma/ucx/ucx_endpoint.h"
+#include "rdma/ucx/ucx_worker.h"
 
 namespace swrdma::client {
 
@@ -189,6 +189,7 @@ class Client {
   AgentInfo info_;
   std::optional<rdma::UcxContext> context_;
   bool agent_shm_peer_failure_ = false;  // /v1/info "shm_peer_failure": see ConnectUcx
+  std::optional<rdma::UcxRegistrar> registrar_;  // the pool's way to register with context_
   // After the context (which must outlive it), before the worker: buffers of abandoned gets
   // return to the pool when the worker is destroyed.
   std::optional<rdma::BufferPool> pool_;

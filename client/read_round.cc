@@ -24,7 +24,8 @@ Result<rdma::BufferPool*> Client::Pool() {
     if (!context_) return Error(Code::kUnavailable, "no UCX context: not connected over UCX");
     rdma::BufferPoolOptions po;
     po.hugepages = options_.hugepages;
-    SWRDMA_ASSIGN_OR_RETURN(auto pool, rdma::BufferPool::Create(*context_, po));
+    registrar_.emplace(*context_);
+    SWRDMA_ASSIGN_OR_RETURN(auto pool, rdma::BufferPool::Create(*registrar_, po));
     pool_.emplace(std::move(pool));
   }
   return &*pool_;

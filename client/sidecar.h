@@ -33,7 +33,7 @@
 #include <set>
 #include <string>
 
-#include "agent/http_server.h"
+#include "http/http_server.h"
 #include "client/agent_pool.h"
 #include "client/master_lookup.h"
 #include "client/needle_cache.h"

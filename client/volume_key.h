@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "client/client.h"
-#include "rdma/memory_region.h"
+#include "rdma/ucx/memory_region.h"
 
 namespace swrdma::client {
 

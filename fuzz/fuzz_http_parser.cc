@@ -1,7 +1,7 @@
 // Fuzzes the HTTP/1.1 request parsing the agent's server runs on untrusted bytes: Beast's
-// request_parser with the agent's limits (agent/http_session.cc ReadNext: HttpServerOptions
+// request_parser with the agent's limits (http/http_session.cc ReadNext: HttpServerOptions
 // header_limit and body_limit), fed the way a socket delivers it (in pieces whose sizes come from
-// the input), then the header handling of agent/http_util.h on whatever parsed. Input: 1 byte
+// the input), then the header handling of http/http_util.h on whatever parsed. Input: 1 byte
 // giving the piece size (1..256), then the raw bytes of one or more pipelined requests.
 #include <algorithm>
 #include <cstddef>
@@ -15,8 +15,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "agent/http_server.h"
-#include "agent/http_util.h"
+#include "http/http_server.h"
+#include "http/http_util.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Fuzzes `.idx` parsing and replay (index/idx_file.h, index/idx_replay.h): what the agent runs on
+// Fuzzes `.idx` parsing and replay (volume/idx_file.h, volume/idx_replay.h): what the agent runs on
 // every volume's index file at start-up and on each append. Input: 1 selector byte (bit 0:
 // 5-byte offsets; bits 1-2: needle version), 8 bytes of `.dat` size (little-endian), then the
 // `.idx` bytes. Checked against simple reference models: byte-exact entry round trip, the file
@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "index/idx_file.h"
-#include "index/idx_replay.h"
+#include "volume/idx_file.h"
+#include "volume/idx_replay.h"
 
 namespace {
 

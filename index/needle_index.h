@@ -22,8 +22,8 @@
 #include <string_view>
 #include <vector>
 
-#include "index/idx_file.h"
-#include "index/volume_files.h"
+#include "volume/idx_file.h"
+#include "volume/volume_files.h"
 #include "protocol/needle.h"
 #include "protocol/status.h"
 

@@ -15,10 +15,10 @@
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
-#include "index/idx_replay.h"
+#include "volume/idx_replay.h"
 #include "index/needle_index.h"
 #include "index/needle_index_internal.h"
-#include "index/superblock.h"
+#include "volume/superblock.h"
 
 namespace swrdma {
 

@@ -2,7 +2,7 @@
 //
 // Every error code the project uses, RDMA ones included, is declared here once. Translation from
 // foreign codes (ucs_status_t, ibv_wc_status, errno) lives next to the code that meets them
-// (rdma/ucx_status.h), but always lands on one of these.
+// (rdma/ucx/ucx_status.h), but always lands on one of these.
 #pragma once
 
 #include <cstdint>

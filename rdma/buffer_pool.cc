@@ -110,7 +110,7 @@ struct PoolChunk {
   std::vector<FreeBuffer>* free_list = nullptr;
   size_t in_use = 0;
   bool orphaned = false;  // the pool is gone: unmap when in_use drops to 0
-  std::optional<MemoryRegion> region;
+  std::unique_ptr<Registration> region;
   std::vector<uint8_t> packed_rkey;  // packed on the first Describe
   std::list<PoolChunk*>::iterator lru;
   bool idle = false;  // in PoolCore::idle_lru
@@ -128,7 +128,7 @@ struct FreeBuffer {
 
 struct PoolCore {
   std::mutex mu;
-  const UcxContext* context = nullptr;  // null once the pool is gone
+  const Registrar* registrar = nullptr;  // null once the pool is gone
   BufferPoolOptions options;
   std::unordered_map<size_t, std::vector<FreeBuffer>> free;  // size class -> idle buffers
   // The list of the last class acquired: a read loop acquires one class over and over.
@@ -337,8 +337,8 @@ void PooledBuffer::Release() {
   size_ = 0;
 }
 
-ucp_mem_h PooledBuffer::memh() const {
-  return chunk_ != nullptr && chunk_->region ? chunk_->region->get() : nullptr;
+const Registration* PooledBuffer::registration() const {
+  return chunk_ != nullptr ? chunk_->region.get() : nullptr;
 }
 
 Result<RemoteRegion> PooledBuffer::Describe() const {
@@ -352,7 +352,7 @@ Result<RemoteRegion> PooledBuffer::Describe() const {
                  "registered)");
   }
   if (chunk_->packed_rkey.empty()) {
-    SWRDMA_ASSIGN_OR_RETURN(chunk_->packed_rkey, chunk_->region->PackRkey());
+    SWRDMA_ASSIGN_OR_RETURN(chunk_->packed_rkey, chunk_->region->PackKey());
   }
   return RemoteRegion{
       .address = address(), .length = size_, .rkey = chunk_->packed_rkey, .generation = 0};
@@ -360,12 +360,10 @@ Result<RemoteRegion> PooledBuffer::Describe() const {
 
 // ---- BufferPool ----
 
-Result<BufferPool> BufferPool::Create(const UcxContext& context, const BufferPoolOptions& options) {
-  if (context.get() == nullptr) {
-    return Error(Code::kInvalidArgument, "creating a buffer pool: the UCX context is empty");
-  }
+Result<BufferPool> BufferPool::Create(const Registrar& registrar,
+                                      const BufferPoolOptions& options) {
   auto* core = new detail::PoolCore();  // deleted by Shutdown or by the last buffer's release
-  core->context = &context;
+  core->registrar = &registrar;
   core->options = options;
   return BufferPool(core);
 }
@@ -391,14 +389,14 @@ void BufferPool::Shutdown() {
     // mapped, orphaned, until the core goes with the last buffer. A release on the owner thread
     // that sees `closed` takes the locked path.
     core_->closed.store(true, std::memory_order_release);
-    core_->context = nullptr;
+    core_->registrar = nullptr;
     core_->free.clear();
     core_->last_list = nullptr;
     core_->idle_lru.clear();
     core_->idle_bytes = 0;
     for (auto it = core_->chunks.begin(); it != core_->chunks.end();) {
       detail::PoolChunk& c = *it->second;
-      c.region.reset();  // the context may go right after the pool: unregister now
+      c.region.reset();  // the registrar may go right after the pool: unregister now
       if (c.in_use == 0) {
         it = core_->chunks.erase(it);
       } else {
@@ -452,12 +450,12 @@ Result<PooledBuffer> BufferPool::Acquire(size_t bytes) {
     chunk->mapping = m;
     chunk->class_size = cls;
     chunk->free_list = &list;
-    auto region = MemoryRegion::Map(*core.context, m.base, m.length, core.options.access);
+    auto region = core.registrar->Register(m.base, m.length, core.options.access);
     if (!region) {
       return Error(region.error().WithContext(
           fmt::format("registering a {} byte buffer chunk for gets", m.length)));
     }
-    chunk->region.emplace(std::move(*region));
+    chunk->region = std::move(*region);
     const size_t count = m.length / cls;
     // Pushed in reverse so that buffers are handed out in address order.
     for (size_t i = count; i-- > 0;)

@@ -3,7 +3,8 @@
 //
 // Why: a get into fresh memory pays for the allocation, the page faults and zero-fill of every
 // page, and (on NICs) a registration; a 1 MiB read spent about half its time there. The pool
-// maps memory in chunks, touches every page once, registers each chunk with one ucp_mem_map and
+// maps memory in chunks, touches every page once, registers each chunk once (through a Registrar:
+// ucp_mem_map, ibv_reg_mr) and
 // hands out buffers carved from it. A released buffer goes back to the free list of its size
 // class; the next Acquire of that class is a registration-cache hit. Idle chunks beyond
 // `max_idle_bytes` are unregistered and unmapped, least recently used first.
@@ -16,7 +17,8 @@
 // vm.nr_hugepages); when the kernel has none to give, the chunk is mapped 2 MiB-aligned and
 // madvise(MADV_HUGEPAGE)d instead (transparent huge pages), and stats().hugepage_note says why.
 //
-// Lifetime: the UcxContext must outlive the pool and stay at the same address. Buffers may
+// Lifetime: the Registrar (and what it registers with) must outlive the pool and stay at the
+// same address. Buffers may
 // outlive the pool: the pool's destructor unregisters every chunk, and a chunk still holding
 // buffers is unmapped when its last buffer is released (its bytes stay readable; its rkey is no
 // longer valid). Thread: Acquire and release are safe from any thread. The first thread to
@@ -31,11 +33,8 @@
 #include <string>
 #include <utility>
 
-#include <ucp/api/ucp.h>
-
 #include "protocol/status.h"
-#include "rdma/memory_region.h"
-#include "rdma/ucx_context.h"
+#include "rdma/registration.h"
 
 namespace swrdma::rdma {
 
@@ -85,11 +84,11 @@ class PooledBuffer {
   std::span<std::byte> span() const { return {data_, size_}; }
   // Virtual address as a peer addresses it (push mode: the target of its ucp_put_nbx).
   uint64_t address() const { return reinterpret_cast<uintptr_t>(data_); }
-  // The registration covering the buffer (UCP_OP_ATTR_FIELD_MEMH), null after the pool is gone.
-  ucp_mem_h memh() const;
+  // The registration covering the buffer (its chunk's), null after the pool is gone.
+  const Registration* registration() const;
   // Address, capacity and packed rkey of this buffer, for a peer to write (or read) it. The rkey
-  // is that of the whole chunk, packed once per chunk; RemoteKey::CheckRange on the peer limits
-  // it to [address, +size) only if the peer checks (emulated transports do not).
+  // is that of the whole chunk, packed once per chunk; only a NIC that enforces keys limits the
+  // peer to the chunk (emulated transports do not: see docs/security.md).
   Result<RemoteRegion> Describe() const;
 
   // Gives the buffer back now.
@@ -109,7 +108,7 @@ class PooledBuffer {
 
 class BufferPool {
  public:
-  static Result<BufferPool> Create(const UcxContext& context,
+  static Result<BufferPool> Create(const Registrar& registrar,
                                    const BufferPoolOptions& options = {});
 
   BufferPool(BufferPool&& other) noexcept : core_(std::exchange(other.core_, nullptr)) {}

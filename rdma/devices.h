@@ -1,5 +1,5 @@
-// What RDMA hardware and UCX transports this host has, for startup logs and for choosing
-// UCX_TLS / UCX_NET_DEVICES. Discovery never fails its caller: a host without RDMA devices is a
+// What RDMA hardware this host has (libibverbs), for startup logs and for choosing transports
+// (UCX's transports: rdma/ucx/ucx_resources.h). Discovery never fails its caller: a host without RDMA devices is a
 // normal host (UCX then uses tcp and shared memory), so it yields an empty list and a message.
 #pragma once
 
@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "protocol/status.h"
-#include "rdma/ucx_context.h"
 
 namespace swrdma::rdma {
 
@@ -52,16 +51,5 @@ struct RdmaDiscovery {
 
 // Lists RDMA devices with libibverbs. Never an error: problems go to `messages`.
 RdmaDiscovery DiscoverRdmaDevices();
-
-// A transport resource a UCX context selected, e.g. {"tcp", "lo"} or {"rc_mlx5", "mlx5_0:1"}.
-struct UcxResource {
-  std::string transport;
-  std::string device;
-};
-
-// The resources `context` selected (after UCX_TLS / UCX_NET_DEVICES), parsed from
-// ucp_context_print_info's "resource N : md M dev D flags -- <tl>/<dev>" lines. kInternal if the
-// output has none (format changed).
-Result<std::vector<UcxResource>> ListUcxResources(const UcxContext& context);
 
 }  // namespace swrdma::rdma

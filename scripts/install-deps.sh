@@ -13,6 +13,7 @@ PKGS=(
   iproute2 procps
   curl jq  # tests/e2e
   dpkg-dev  # make deb: dpkg-shlibdeps
+  ccache  # rebuilds of a second tree or a fresh clone (CMakeLists.txt)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -14,10 +14,10 @@
 
 #include "agent/agent_service.h"
 #include "agent/device_monitor.h"
-#include "agent/http_util.h"
+#include "http/http_util.h"
 #include "agent/volume_set.h"
 #include "index/needle_index.h"
-#include "index/volume_generator.h"
+#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/wire.h"
 #include "tests/test_util.h"

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "index/needle_index.h"
-#include "index/volume_generator.h"
+#include "volume/volume_generator.h"
 #include "protocol/crc32c.h"
 #include "protocol/file_id.h"
 #include "protocol/gzip.h"

@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/agent_http.h"
-#include "index/volume_generator.h"
+#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/messages.h"
 #include "protocol/wire.h"

@@ -13,10 +13,11 @@
 #include <gtest/gtest.h>
 
 #include "rdma/buffer_pool.h"
-#include "rdma/get.h"
-#include "rdma/ucx_context.h"
-#include "rdma/ucx_endpoint.h"
-#include "rdma/ucx_worker.h"
+#include "rdma/ucx/get.h"
+#include "rdma/ucx/memory_region.h"
+#include "rdma/ucx/ucx_context.h"
+#include "rdma/ucx/ucx_endpoint.h"
+#include "rdma/ucx/ucx_worker.h"
 
 namespace swrdma::rdma {
 namespace {
@@ -45,14 +46,15 @@ TEST(BufferPoolTest, SizeClassesRoundToPagesInQuarterSteps) {
 
 TEST(BufferPoolTest, ReleasedBuffersAreReusedAndCounted) {
   UcxContext context = Context();
-  auto pool = BufferPool::Create(context);
+  UcxRegistrar registrar(context);
+  auto pool = BufferPool::Create(registrar);
   ASSERT_TRUE(pool.has_value()) << pool.error().ToString();
   std::byte* first = nullptr;
   {
     auto a = pool->Acquire(4200);
     ASSERT_TRUE(a.has_value()) << a.error().ToString();
     EXPECT_GE(a->size(), 4200u);
-    EXPECT_NE(a->memh(), nullptr);
+    EXPECT_NE(UcxMemh(a->registration()), nullptr);
     first = a->data();
     std::memset(a->data(), 0x5a, a->size());  // writable, already faulted in
     auto b = pool->Acquire(4200);             // same class, same chunk: no new registration
@@ -74,8 +76,9 @@ TEST(BufferPoolTest, ReleasedBuffersAreReusedAndCounted) {
 
 TEST(BufferPoolTest, IdleChunksBeyondTheLimitAreReleasedLeastRecentlyUsedFirst) {
   UcxContext context = Context();
+  UcxRegistrar registrar(context);
   // Buffers of 3, 4 and 5 MiB (one chunk each); 9 MiB of idle chunks may stay.
-  auto pool = BufferPool::Create(context, {.max_idle_bytes = size_t{9} << 20});
+  auto pool = BufferPool::Create(registrar, {.max_idle_bytes = size_t{9} << 20});
   ASSERT_TRUE(pool.has_value());
   constexpr size_t kBig = 3u << 20;
   {
@@ -100,7 +103,8 @@ TEST(BufferPoolTest, IdleChunksBeyondTheLimitAreReleasedLeastRecentlyUsedFirst) 
 
 TEST(BufferPoolTest, HugepagesAreUsedOrTheFallbackIsExplained) {
   UcxContext context = Context();
-  auto pool = BufferPool::Create(context, {.hugepages = true});
+  UcxRegistrar registrar(context);
+  auto pool = BufferPool::Create(registrar, {.hugepages = true});
   ASSERT_TRUE(pool.has_value());
   auto a = pool->Acquire(8192);
   ASSERT_TRUE(a.has_value()) << a.error().ToString();
@@ -118,16 +122,17 @@ TEST(BufferPoolTest, HugepagesAreUsedOrTheFallbackIsExplained) {
 
 TEST(BufferPoolTest, BuffersOutliveTheirPool) {
   UcxContext context = Context();
+  UcxRegistrar registrar(context);
   PooledBuffer kept;
   {
-    auto pool = BufferPool::Create(context);
+    auto pool = BufferPool::Create(registrar);
     ASSERT_TRUE(pool.has_value());
     auto a = pool->Acquire(100);
     ASSERT_TRUE(a.has_value());
     kept = std::move(*a);
     std::memset(kept.data(), 7, kept.size());
   }
-  EXPECT_EQ(kept.memh(), nullptr);  // unregistered with the pool
+  EXPECT_EQ(UcxMemh(kept.registration()), nullptr);  // unregistered with the pool
   EXPECT_EQ(static_cast<int>(kept.data()[99]), 7);
   EXPECT_FALSE(kept.Describe().has_value());
   kept.Release();  // unmaps the orphaned chunk
@@ -139,7 +144,8 @@ TEST(BufferPoolTest, BuffersOutliveTheirPool) {
 // distinct while out, and the counters match what a locked pool would say.
 TEST(BufferPoolTest, OwnerThreadReusesBuffersBeyondItsMagazine) {
   UcxContext context = Context();
-  auto pool = BufferPool::Create(context);
+  UcxRegistrar registrar(context);
+  auto pool = BufferPool::Create(registrar);
   ASSERT_TRUE(pool.has_value());
   constexpr size_t kCount = 200;  // 8 KiB class: 256 per chunk, magazine depth 64
   for (int round = 0; round < 3; ++round) {
@@ -168,7 +174,8 @@ TEST(BufferPoolTest, OwnerThreadReusesBuffersBeyondItsMagazine) {
 // a second thread acquiring at the same time as the owner never gets a buffer the owner holds.
 TEST(BufferPoolTest, OtherThreadsShareThePoolWithItsOwner) {
   UcxContext context = Context();
-  auto pool = BufferPool::Create(context);
+  UcxRegistrar registrar(context);
+  auto pool = BufferPool::Create(registrar);
   ASSERT_TRUE(pool.has_value());
   auto first = pool->Acquire(100);  // this thread owns the magazines now
   ASSERT_TRUE(first.has_value());
@@ -207,9 +214,10 @@ TEST(BufferPoolTest, OtherThreadsShareThePoolWithItsOwner) {
 // stays usable and is given back later without touching the gone pool's registration.
 TEST(BufferPoolTest, PoolGoesWhileItsMagazineHoldsBuffers) {
   UcxContext context = Context();
+  UcxRegistrar registrar(context);
   PooledBuffer kept;
   {
-    auto pool = BufferPool::Create(context);
+    auto pool = BufferPool::Create(registrar);
     ASSERT_TRUE(pool.has_value());
     std::vector<PooledBuffer> some;
     for (int i = 0; i < 10; ++i)
@@ -218,7 +226,7 @@ TEST(BufferPoolTest, PoolGoesWhileItsMagazineHoldsBuffers) {
     some.pop_back();
     some.clear();  // into the magazine
   }
-  EXPECT_EQ(kept.memh(), nullptr);
+  EXPECT_EQ(UcxMemh(kept.registration()), nullptr);
   std::memset(kept.data(), 3, kept.size());
   kept.Release();
   EXPECT_FALSE(kept);
@@ -232,8 +240,9 @@ TEST(BufferPoolTest, GetsLandInPooledBuffersAndPeersReachDescribedOnes) {
   constexpr size_t kBytes = 300'000;
   std::thread target([&] {
     UcxContext context = Context();
+    UcxRegistrar registrar(context);
     auto worker = UcxWorker::Create(context);
-    auto pool = BufferPool::Create(context);
+    auto pool = BufferPool::Create(registrar);
     if (!worker || !pool) return published.set_value({});
     auto buffer = pool->Acquire(kBytes);
     if (!buffer) return published.set_value({});
@@ -250,13 +259,14 @@ TEST(BufferPoolTest, GetsLandInPooledBuffersAndPeersReachDescribedOnes) {
   EXPECT_GE(region.length, kBytes);
   {
     UcxContext context = Context();
+    UcxRegistrar registrar(context);
     auto worker = UcxWorker::Create(context);
     ASSERT_TRUE(worker.has_value());
     auto endpoint = UcxEndpoint::Connect(*worker, address, {});
     ASSERT_TRUE(endpoint.has_value()) << endpoint.error().ToString();
     auto rkey = RemoteKey::Unpack(*endpoint, region);
     ASSERT_TRUE(rkey.has_value()) << rkey.error().ToString();
-    auto pool = BufferPool::Create(context);
+    auto pool = BufferPool::Create(registrar);
     ASSERT_TRUE(pool.has_value());
     GetBatch batch(*endpoint);
     for (int round = 0; round < 3; ++round) {  // the same buffer comes back each round

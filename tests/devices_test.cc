@@ -1,5 +1,6 @@
 // Device discovery runs everywhere and agrees with libibverbs; UCX resources are listed.
 #include "rdma/devices.h"
+#include "rdma/ucx/ucx_resources.h"
 
 #include <infiniband/verbs.h>
 

@@ -8,10 +8,10 @@
 
 #include <gtest/gtest.h>
 
-#include "index/idx_file.h"
-#include "index/superblock.h"
-#include "index/volume_files.h"
-#include "index/volume_writer.h"
+#include "volume/idx_file.h"
+#include "volume/superblock.h"
+#include "volume/volume_files.h"
+#include "volume/volume_writer.h"
 #include "protocol/gzip.h"
 #include "tests/test_util.h"
 

@@ -1,4 +1,4 @@
-// A generated volume (index/volume_generator.h) together with what each of its needles must
+// A generated volume (volume/volume_generator.h) together with what each of its needles must
 // read back as, for tests that compare reads byte for byte.
 #pragma once
 
@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "index/volume_generator.h"
+#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 
 namespace swrdma::testing {

@@ -1,6 +1,6 @@
 // A real HttpServer on 127.0.0.1 with an ephemeral port, spoken to over raw sockets so that the
 // tests can misbehave the way real clients do. Every socket operation has a timeout.
-#include "agent/http_server.h"
+#include "http/http_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,7 +20,7 @@
 
 #include <gtest/gtest.h>
 
-#include "agent/http_util.h"
+#include "http/http_util.h"
 
 namespace swrdma::agent {
 namespace {

@@ -1,4 +1,4 @@
-#include "index/idx_file.h"
+#include "volume/idx_file.h"
 
 #include <fstream>
 #include <map>

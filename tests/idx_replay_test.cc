@@ -1,5 +1,5 @@
 // Reading `.idx` tails for the needle index: last-wins replay, held-back entries, partial tails.
-#include "index/idx_replay.h"
+#include "volume/idx_replay.h"
 
 #include <fstream>
 #include <map>

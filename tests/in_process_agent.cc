@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "rdma/ucx_worker.h"
+#include "rdma/ucx/ucx_worker.h"
 
 namespace swrdma::testing {
 

@@ -9,14 +9,14 @@
 #include <vector>
 
 #include "agent/agent_service.h"
-#include "agent/http_server.h"
+#include "http/http_server.h"
 #include "agent/progress_thread.h"
 #include "agent/push_engine.h"
 #include "agent/read_auth.h"
 #include "agent/volume_set.h"
 #include "agent/volume_watcher.h"
 #include "index/needle_index.h"
-#include "rdma/ucx_context.h"
+#include "rdma/ucx/ucx_context.h"
 
 namespace swrdma::testing {
 

@@ -8,9 +8,9 @@
 #include <gtest/gtest.h>
 
 #include "client/client.h"
-#include "index/volume_files.h"
-#include "index/volume_generator.h"
-#include "index/volume_writer.h"
+#include "volume/volume_files.h"
+#include "volume/volume_generator.h"
+#include "volume/volume_writer.h"
 #include "protocol/file_id.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"

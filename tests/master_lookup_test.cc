@@ -15,10 +15,10 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "agent/http_server.h"
+#include "http/http_server.h"
 #include "client/cluster_client.h"
 #include "client/master_lookup.h"
-#include "index/volume_generator.h"
+#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/jwt.h"
 #include "tests/generated_volume.h"

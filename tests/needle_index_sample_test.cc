@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include "index/needle_index.h"
-#include "index/volume_files.h"
-#include "index/volume_generator.h"
+#include "volume/volume_files.h"
+#include "volume/volume_generator.h"
 #include "tests/test_util.h"
 
 namespace swrdma {

@@ -12,8 +12,8 @@
 
 #include <gtest/gtest.h>
 
-#include "index/idx_file.h"
-#include "index/superblock.h"
+#include "volume/idx_file.h"
+#include "volume/superblock.h"
 #include "protocol/needle.h"
 #include "tests/test_util.h"
 

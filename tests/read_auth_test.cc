@@ -12,7 +12,7 @@
 #include "agent/read_auth.h"
 #include "client/agent_http.h"
 #include "client/client.h"
-#include "index/volume_generator.h"
+#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/jwt.h"
 #include "protocol/messages.h"

@@ -27,12 +27,12 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "rdma/get.h"
+#include "rdma/ucx/get.h"
 #include "rdma/mapped_file.h"
-#include "rdma/memory_region.h"
-#include "rdma/ucx_context.h"
-#include "rdma/ucx_endpoint.h"
-#include "rdma/ucx_worker.h"
+#include "rdma/ucx/memory_region.h"
+#include "rdma/ucx/ucx_context.h"
+#include "rdma/ucx/ucx_endpoint.h"
+#include "rdma/ucx/ucx_worker.h"
 #include "tests/test_util.h"
 
 extern char** environ;

@@ -1,6 +1,6 @@
 // Signals are sent to this single-threaded test process while they are blocked, so they stay
 // pending for ShutdownSignal instead of killing it.
-#include "agent/shutdown_signal.h"
+#include "http/shutdown_signal.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -19,7 +19,7 @@
 #include "client/agent_http.h"
 #include "client/needle_cache.h"
 #include "client/sidecar.h"
-#include "index/volume_generator.h"
+#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/jwt.h"
 #include "tests/generated_volume.h"

@@ -1,4 +1,4 @@
-#include "index/superblock.h"
+#include "volume/superblock.h"
 
 #include <vector>
 

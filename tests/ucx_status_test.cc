@@ -1,5 +1,5 @@
 // The one translation of UCX and verbs status codes into swrdma codes.
-#include "rdma/ucx_status.h"
+#include "rdma/ucx/ucx_status.h"
 
 #include <gtest/gtest.h>
 

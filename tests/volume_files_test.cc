@@ -1,4 +1,4 @@
-#include "index/volume_files.h"
+#include "volume/volume_files.h"
 
 #include <fstream>
 #include <string>

@@ -1,4 +1,4 @@
-#include "index/volume_writer.h"
+#include "volume/volume_writer.h"
 
 #include <fstream>
 #include <iterator>
@@ -9,8 +9,8 @@
 
 #include <gtest/gtest.h>
 
-#include "index/volume_files.h"
-#include "index/volume_generator.h"
+#include "volume/volume_files.h"
+#include "volume/volume_generator.h"
 #include "protocol/byte_order.h"
 #include "protocol/gzip.h"
 #include "tests/test_util.h"

@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "client/client.h"
-#include "index/volume_generator.h"
+#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/gzip.h"
 #include "tests/generated_volume.h"

@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 
 #include "client/cli/command_error.h"
-#include "index/volume_generator.h"
+#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 
 namespace swrdma::cli {

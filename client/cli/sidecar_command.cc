@@ -6,7 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "agent/shutdown_signal.h"
+#include "http/shutdown_signal.h"
 #include "client/cli/command_error.h"
 #include "client/sidecar.h"
 

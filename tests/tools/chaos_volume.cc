@@ -11,10 +11,10 @@
 
 #include <fmt/format.h>
 
-#include "index/idx_file.h"
-#include "index/superblock.h"
-#include "index/volume_files.h"
-#include "index/volume_generator.h"
+#include "volume/idx_file.h"
+#include "volume/superblock.h"
+#include "volume/volume_files.h"
+#include "volume/volume_generator.h"
 #include "protocol/byte_order.h"
 #include "protocol/crc32c.h"
 #include "protocol/gzip.h"

@@ -11,7 +11,7 @@
 #include <random>
 #include <string>
 
-#include "index/volume_writer.h"
+#include "volume/volume_writer.h"
 #include "protocol/status.h"
 #include "tests/tools/chaos_manifest.h"
 
