@@ -11,8 +11,8 @@
 
 #include "agent/exported_volume.h"
 #include "agent/progress_thread.h"
-#include "volume/idx_file.h"
 #include "protocol/status.h"
+#include "volume/idx_file.h"
 
 namespace CLI {
 class App;

@@ -19,10 +19,10 @@
 #include <vector>
 
 #include "agent/agent_metrics.h"
-#include "http/http_server.h"
 #include "agent/push_engine.h"
 #include "agent/read_auth.h"
 #include "agent/volume_set.h"
+#include "http/http_server.h"
 #include "protocol/messages.h"
 
 namespace swrdma::agent {

@@ -14,13 +14,13 @@
 #include <span>
 #include <string>
 
-#include "volume/superblock.h"
-#include "volume/volume_files.h"
 #include "protocol/messages.h"
 #include "protocol/status.h"
 #include "rdma/mapped_file.h"
 #include "rdma/ucx/memory_region.h"
 #include "rdma/ucx/ucx_context.h"
+#include "volume/superblock.h"
+#include "volume/volume_files.h"
 
 namespace swrdma::agent {
 

@@ -22,10 +22,10 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "volume/idx_file.h"
 #include "index/needle_index.h"
-#include "volume/superblock.h"
 #include "protocol/needle.h"
+#include "volume/idx_file.h"
+#include "volume/superblock.h"
 
 namespace fs = std::filesystem;
 using swrdma::IdxEntry;

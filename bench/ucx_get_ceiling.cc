@@ -36,8 +36,8 @@
 
 #include "client/cli/latency_histogram.h"
 #include "protocol/status.h"
-#include "rdma/ucx/get.h"
 #include "rdma/mapped_file.h"
+#include "rdma/ucx/get.h"
 #include "rdma/ucx/memory_region.h"
 #include "rdma/ucx/ucx_context.h"
 #include "rdma/ucx/ucx_endpoint.h"

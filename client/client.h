@@ -188,7 +188,7 @@ class Client {
   std::unique_ptr<AgentHttp> http_;
   AgentInfo info_;
   std::optional<rdma::UcxContext> context_;
-  bool agent_shm_peer_failure_ = false;  // /v1/info "shm_peer_failure": see ConnectUcx
+  bool agent_shm_peer_failure_ = false;          // /v1/info "shm_peer_failure": see ConnectUcx
   std::optional<rdma::UcxRegistrar> registrar_;  // the pool's way to register with context_
   // After the context (which must outlive it), before the worker: buffers of abandoned gets
   // return to the pool when the worker is destroyed.

@@ -33,10 +33,10 @@
 #include <set>
 #include <string>
 
-#include "http/http_server.h"
 #include "client/agent_pool.h"
 #include "client/master_lookup.h"
 #include "client/needle_cache.h"
+#include "http/http_server.h"
 #include "protocol/status.h"
 
 namespace swrdma::client {

@@ -26,15 +26,15 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/agent_service.h"
-#include "http/http_util.h"
 #include "agent/read_auth.h"
 #include "agent/volume_set.h"
+#include "http/http_util.h"
 #include "index/needle_index.h"
-#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/jwt.h"
 #include "protocol/wire.h"
 #include "rdma/ucx/ucx_context.h"
+#include "volume/volume_generator.h"
 
 namespace {
 

@@ -22,10 +22,10 @@
 #include <string_view>
 #include <vector>
 
-#include "volume/idx_file.h"
-#include "volume/volume_files.h"
 #include "protocol/needle.h"
 #include "protocol/status.h"
+#include "volume/idx_file.h"
+#include "volume/volume_files.h"
 
 namespace rocksdb {
 class DB;

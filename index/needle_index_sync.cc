@@ -15,9 +15,9 @@
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
-#include "volume/idx_replay.h"
 #include "index/needle_index.h"
 #include "index/needle_index_internal.h"
+#include "volume/idx_replay.h"
 #include "volume/superblock.h"
 
 namespace swrdma {

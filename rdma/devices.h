@@ -1,6 +1,7 @@
 // What RDMA hardware this host has (libibverbs), for startup logs and for choosing transports
-// (UCX's transports: rdma/ucx/ucx_resources.h). Discovery never fails its caller: a host without RDMA devices is a
-// normal host (UCX then uses tcp and shared memory), so it yields an empty list and a message.
+// (UCX's transports: rdma/ucx/ucx_resources.h). Discovery never fails its caller: a host without
+// RDMA devices is a normal host (UCX then uses tcp and shared memory), so it yields an empty list
+// and a message.
 #pragma once
 
 #include <cstdint>

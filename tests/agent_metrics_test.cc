@@ -14,13 +14,13 @@
 
 #include "agent/agent_service.h"
 #include "agent/device_monitor.h"
-#include "http/http_util.h"
 #include "agent/volume_set.h"
+#include "http/http_util.h"
 #include "index/needle_index.h"
-#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/wire.h"
 #include "tests/test_util.h"
+#include "volume/volume_generator.h"
 
 namespace swrdma::agent {
 namespace {

@@ -6,12 +6,12 @@
 #include <gtest/gtest.h>
 
 #include "index/needle_index.h"
-#include "volume/volume_generator.h"
 #include "protocol/crc32c.h"
 #include "protocol/file_id.h"
 #include "protocol/gzip.h"
 #include "protocol/wire.h"
 #include "tests/test_util.h"
+#include "volume/volume_generator.h"
 
 namespace swrdma::agent {
 namespace {

@@ -20,11 +20,11 @@
 #include <nlohmann/json.hpp>
 
 #include "client/agent_http.h"
-#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/messages.h"
 #include "protocol/wire.h"
 #include "tests/test_util.h"
+#include "volume/volume_generator.h"
 
 extern char** environ;
 

@@ -8,8 +8,8 @@
 
 #include <gtest/gtest.h>
 
-#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
+#include "volume/volume_generator.h"
 
 namespace swrdma::testing {
 

@@ -9,12 +9,12 @@
 #include <vector>
 
 #include "agent/agent_service.h"
-#include "http/http_server.h"
 #include "agent/progress_thread.h"
 #include "agent/push_engine.h"
 #include "agent/read_auth.h"
 #include "agent/volume_set.h"
 #include "agent/volume_watcher.h"
+#include "http/http_server.h"
 #include "index/needle_index.h"
 #include "rdma/ucx/ucx_context.h"
 

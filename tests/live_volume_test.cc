@@ -8,12 +8,12 @@
 #include <gtest/gtest.h>
 
 #include "client/client.h"
-#include "volume/volume_files.h"
-#include "volume/volume_generator.h"
-#include "volume/volume_writer.h"
 #include "protocol/file_id.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
+#include "volume/volume_files.h"
+#include "volume/volume_generator.h"
+#include "volume/volume_writer.h"
 
 namespace swrdma {
 namespace {

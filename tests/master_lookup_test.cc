@@ -15,15 +15,15 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "http/http_server.h"
 #include "client/cluster_client.h"
 #include "client/master_lookup.h"
-#include "volume/volume_generator.h"
+#include "http/http_server.h"
 #include "protocol/file_id.h"
 #include "protocol/jwt.h"
 #include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
+#include "volume/volume_generator.h"
 
 namespace swrdma {
 namespace {

@@ -10,12 +10,12 @@
 
 #include <gtest/gtest.h>
 
+#include "protocol/gzip.h"
+#include "tests/test_util.h"
 #include "volume/idx_file.h"
 #include "volume/superblock.h"
 #include "volume/volume_files.h"
 #include "volume/volume_generator.h"
-#include "protocol/gzip.h"
-#include "tests/test_util.h"
 
 namespace swrdma {
 namespace {

@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "index/needle_index.h"
+#include "tests/test_util.h"
 #include "volume/volume_files.h"
 #include "volume/volume_generator.h"
-#include "tests/test_util.h"
 
 namespace swrdma {
 namespace {

@@ -12,10 +12,10 @@
 
 #include <gtest/gtest.h>
 
-#include "volume/idx_file.h"
-#include "volume/superblock.h"
 #include "protocol/needle.h"
 #include "tests/test_util.h"
+#include "volume/idx_file.h"
+#include "volume/superblock.h"
 
 namespace swrdma {
 namespace {

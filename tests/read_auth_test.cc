@@ -12,7 +12,6 @@
 #include "agent/read_auth.h"
 #include "client/agent_http.h"
 #include "client/client.h"
-#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/jwt.h"
 #include "protocol/messages.h"
@@ -20,6 +19,7 @@
 #include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
+#include "volume/volume_generator.h"
 
 namespace swrdma {
 namespace {

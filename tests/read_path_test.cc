@@ -11,16 +11,11 @@
 #include <gtest/gtest.h>
 
 #include "agent/agent_service.h"
-#include "http/http_server.h"
 #include "agent/progress_thread.h"
 #include "agent/volume_set.h"
 #include "client/client.h"
-#include "volume/idx_file.h"
+#include "http/http_server.h"
 #include "index/needle_index.h"
-#include "volume/superblock.h"
-#include "volume/volume_files.h"
-#include "volume/volume_generator.h"
-#include "volume/volume_writer.h"
 #include "protocol/file_id.h"
 #include "protocol/gzip.h"
 #include "protocol/needle.h"
@@ -29,6 +24,11 @@
 #include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
+#include "volume/idx_file.h"
+#include "volume/superblock.h"
+#include "volume/volume_files.h"
+#include "volume/volume_generator.h"
+#include "volume/volume_writer.h"
 
 namespace swrdma {
 namespace {

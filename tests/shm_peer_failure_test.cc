@@ -27,8 +27,8 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "rdma/ucx/get.h"
 #include "rdma/mapped_file.h"
+#include "rdma/ucx/get.h"
 #include "rdma/ucx/memory_region.h"
 #include "rdma/ucx/ucx_context.h"
 #include "rdma/ucx/ucx_endpoint.h"

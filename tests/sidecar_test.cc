@@ -19,12 +19,12 @@
 #include "client/agent_http.h"
 #include "client/needle_cache.h"
 #include "client/sidecar.h"
-#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/jwt.h"
 #include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
+#include "volume/volume_generator.h"
 
 namespace swrdma {
 namespace {

@@ -12,8 +12,8 @@
 
 #include <gtest/gtest.h>
 
-#include "rdma/ucx/get.h"
 #include "rdma/mapped_file.h"
+#include "rdma/ucx/get.h"
 #include "rdma/ucx/memory_region.h"
 #include "rdma/ucx/ucx_context.h"
 #include "rdma/ucx/ucx_endpoint.h"

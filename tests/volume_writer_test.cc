@@ -9,11 +9,11 @@
 
 #include <gtest/gtest.h>
 
-#include "volume/volume_files.h"
-#include "volume/volume_generator.h"
 #include "protocol/byte_order.h"
 #include "protocol/gzip.h"
 #include "tests/test_util.h"
+#include "volume/volume_files.h"
+#include "volume/volume_generator.h"
 
 namespace swrdma {
 namespace {

@@ -9,12 +9,12 @@
 #include <gtest/gtest.h>
 
 #include "client/client.h"
-#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
 #include "protocol/gzip.h"
 #include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
+#include "volume/volume_generator.h"
 
 namespace swrdma {
 namespace {

@@ -7,9 +7,9 @@
 #include <functional>
 #include <vector>
 
-#include "volume/idx_file.h"
 #include "protocol/needle.h"
 #include "protocol/status.h"
+#include "volume/idx_file.h"
 
 namespace swrdma {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "volume/idx_file.h"
 #include "protocol/status.h"
+#include "volume/idx_file.h"
 
 namespace swrdma {
 

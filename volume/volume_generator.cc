@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "volume/volume_writer.h"
 #include "protocol/gzip.h"
+#include "volume/volume_writer.h"
 
 namespace swrdma {
 

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "volume/idx_file.h"
 #include "protocol/file_id.h"
 #include "protocol/needle.h"
 #include "protocol/status.h"
+#include "volume/idx_file.h"
 
 namespace swrdma {
 

@@ -16,11 +16,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "protocol/needle.h"
+#include "protocol/status.h"
 #include "volume/idx_file.h"
 #include "volume/superblock.h"
 #include "volume/volume_files.h"
-#include "protocol/needle.h"
-#include "protocol/status.h"
 
 namespace swrdma {
 

@@ -13,8 +13,8 @@
 #include <fmt/format.h>
 
 #include "client/cli/command_error.h"
-#include "volume/volume_generator.h"
 #include "protocol/file_id.h"
+#include "volume/volume_generator.h"
 
 namespace swrdma::cli {
 

@@ -6,9 +6,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "http/shutdown_signal.h"
 #include "client/cli/command_error.h"
 #include "client/sidecar.h"
+#include "http/shutdown_signal.h"
 
 namespace swrdma::cli {
 namespace {

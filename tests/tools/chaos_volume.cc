@@ -11,14 +11,14 @@
 
 #include <fmt/format.h>
 
-#include "volume/idx_file.h"
-#include "volume/superblock.h"
-#include "volume/volume_files.h"
-#include "volume/volume_generator.h"
 #include "protocol/byte_order.h"
 #include "protocol/crc32c.h"
 #include "protocol/gzip.h"
 #include "protocol/needle.h"
+#include "volume/idx_file.h"
+#include "volume/superblock.h"
+#include "volume/volume_files.h"
+#include "volume/volume_generator.h"
 
 namespace swrdma::chaos {
 

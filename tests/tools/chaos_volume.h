@@ -11,9 +11,9 @@
 #include <random>
 #include <string>
 
-#include "volume/volume_writer.h"
 #include "protocol/status.h"
 #include "tests/tools/chaos_manifest.h"
+#include "volume/volume_writer.h"
 
 namespace swrdma::chaos {
 
