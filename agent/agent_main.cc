@@ -14,6 +14,7 @@
 #include "agent/progress_thread.h"
 #include "agent/push_engine.h"
 #include "agent/read_auth.h"
+#include "agent/read_server.h"
 #include "agent/supervisor.h"
 #include "agent/volume_set.h"
 #include "agent/volume_watcher.h"
@@ -176,6 +177,11 @@ int Run(const AgentConfig& config) {
   }
 
   PushEngine push(**progress, PushOptions{});
+  auto reads = ReadServer::Start(**progress, volumes, auth->get());
+  if (!reads) {
+    spdlog::error("{}", reads.error().ToString());
+    return 1;
+  }
 
   ServiceOptions so;
   so.agent_version = SWRDMA_VERSION;
@@ -186,6 +192,7 @@ int Run(const AgentConfig& config) {
   so.exposure = exposure;
   so.auth = auth->get();
   so.push = &push;
+  so.checked_reads = true;
   AgentService service(volumes, so);
   service.metrics().SetTransports(transports);
   service.metrics().ObserveScan(initial_scan);
@@ -262,6 +269,7 @@ int Run(const AgentConfig& config) {
   service.SetReady(false);
   (*server)->Stop(std::chrono::seconds(5));
   push.Shutdown();  // client endpoints close on the progress thread, before it stops
+  reads->reset();   // the checked-read handler leaves the worker, likewise
   (*progress)->Stop();
   spdlog::info("stopped");
   return 0;

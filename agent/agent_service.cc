@@ -168,6 +168,7 @@ HttpResponse AgentService::Info(const HttpRequest& req) const {
   info.exposure = options_.exposure;
   nlohmann::json j = ToJson(info);
   j["shm_peer_failure"] = options_.shm_peer_failure;  // optional: older agents leave it out
+  j["checked_reads"] = options_.checked_reads;        // likewise
   return Encoded(200, j, ResponseFormat(req));
 }
 

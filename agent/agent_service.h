@@ -41,6 +41,8 @@ struct ServiceOptions {
   std::string exposure = "region";
   const ReadAuthorizer* auth = nullptr;  // null or disabled: no tokens needed
   PushEngine* push = nullptr;            // null: POST /v1/push answers 503
+  // /v1/info "checked_reads": the worker serves checked reads (agent/read_server.h).
+  bool checked_reads = false;
 };
 
 class AgentService {

@@ -206,6 +206,19 @@ def seeds():
         b"Connection: close\r\n\r\nok",
         b"\x01GET / HTTP/1.1\r\nX: " + b"a" * 200 + b"\r\n\r\n",
     ]
+    # Checked read requests and reply headers (protocol/read_messages.h), little-endian.
+    def read_request(rid, entries, version=1, flags=0):
+        b = struct.pack("<IHHQI", 0x51525753, version, flags, rid, len(entries))
+        for fid, token in entries:
+            b += bytes([len(fid)]) + fid + struct.pack("<H", len(token)) + token
+        return b
+
+    s["fuzz_read_messages"] = [
+        read_request(1, [(b"3,01637037d6", b"")]),
+        read_request(2, [(b"3,01637037d6", b"eyJhbGciOiJIUzI1NiJ9.e30.x"), (b"4,0a_1", b"")]),
+        read_request(3, [(b"1,01", b"")], version=2),
+        struct.pack("<IHBBQIIQQ", 0x50525753, 1, 0, 3, 1, 0, 3, 7, 4096),
+    ]
     return s
 
 

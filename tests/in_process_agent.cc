@@ -41,6 +41,10 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
   so.exposure = options.exposure;
   so.auth = auth_.get();
   so.push = push_.get();
+  auto reads = agent::ReadServer::Start(*progress_, *volumes_, auth_.get());
+  if (!reads) throw std::runtime_error(reads.error().ToString());
+  reads_ = std::move(*reads);
+  so.checked_reads = true;
   service_ = std::make_unique<agent::AgentService>(*volumes_, so);
   service_->SetReady(true);
   agent::HttpServerOptions ho;
@@ -62,6 +66,7 @@ InProcessAgent::~InProcessAgent() {
   if (watcher_) watcher_->Stop();
   server_->Stop(std::chrono::seconds(2));
   push_->Shutdown();
+  reads_.reset();  // unregisters on the progress thread, before it stops
   progress_->Stop();
 }
 

@@ -12,6 +12,7 @@
 #include "agent/progress_thread.h"
 #include "agent/push_engine.h"
 #include "agent/read_auth.h"
+#include "agent/read_server.h"
 #include "agent/volume_set.h"
 #include "agent/volume_watcher.h"
 #include "http/http_server.h"
@@ -45,6 +46,8 @@ class InProcessAgent {
   agent::VolumeSet& volumes() { return *volumes_; }
   // Generation of the volume's current export, 0 if not exported.
   uint64_t generation(uint32_t vid) const;
+  const agent::ReadServer& read_server() const { return *reads_; }
+  const std::vector<uint8_t>& worker_address() const { return progress_->worker_address(); }
 
  private:
   std::optional<rdma::UcxContext> context_;
@@ -54,6 +57,7 @@ class InProcessAgent {
   std::unique_ptr<agent::ProgressThread> progress_;
   std::unique_ptr<agent::ReadAuthorizer> auth_;
   std::unique_ptr<agent::PushEngine> push_;
+  std::unique_ptr<agent::ReadServer> reads_;
   std::unique_ptr<agent::AgentService> service_;
   std::unique_ptr<agent::HttpServer> server_;
   std::unique_ptr<agent::VolumeWatcher> watcher_;

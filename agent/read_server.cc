@@ -1,0 +1,233 @@
+#include "agent/read_server.h"
+
+#include <array>
+#include <future>
+#include <string>
+
+#include <spdlog/spdlog.h>
+#include <ucp/api/ucp.h>
+
+#include "protocol/read_messages.h"
+#include "rdma/ucx/ucx_status.h"
+
+namespace swrdma::agent {
+
+struct ReadServer::Counters {
+  std::atomic<uint64_t> requests{0}, malformed{0}, replies_ok{0}, replies_refused{0}, denied{0},
+      bytes{0}, send_failures{0}, inflight{0};
+};
+
+namespace {
+
+ReadStatus ToReadStatus(LookupStatus s) {
+  switch (s) {
+    case LookupStatus::kOk:
+      return ReadStatus::kOk;
+    case LookupStatus::kNotFound:
+      return ReadStatus::kNotFound;
+    case LookupStatus::kDeleted:
+      return ReadStatus::kDeleted;
+    case LookupStatus::kBadFid:
+      return ReadStatus::kBadFid;
+    case LookupStatus::kUnknownVolume:
+      return ReadStatus::kUnknownVolume;
+    case LookupStatus::kNoRoom:
+      break;
+  }
+  return ReadStatus::kInternal;
+}
+
+// One reply in flight: its header and whatever the data points into must live until UCX is done
+// (UCX 1.13 copies neither before completion for zero-copy and rendezvous sends).
+struct Reply {
+  std::array<uint8_t, kReadReplyHeaderBytes> header{};
+  std::shared_ptr<const ExportedVolume> source;  // the mapping the record is sent from
+  std::string reason;                            // the data of a refusal
+  std::shared_ptr<ReadServer::Counters> counters;
+};
+
+void OnReplySent(void* request, ucs_status_t status, void* user_data) {
+  auto* reply = static_cast<Reply*>(user_data);
+  if (status != UCS_OK) reply->counters->send_failures.fetch_add(1, std::memory_order_relaxed);
+  reply->counters->inflight.fetch_sub(1, std::memory_order_relaxed);
+  delete reply;
+  ucp_request_free(request);
+}
+
+}  // namespace
+
+// What the AM callback needs; owned by the server, registered as the handler's argument.
+struct Handler {
+  const VolumeSet* volumes;
+  const ReadAuthorizer* auth;
+  std::shared_ptr<ReadServer::Counters> counters;
+
+  void Send(ucp_ep_h ep, std::unique_ptr<Reply> reply, const void* data, size_t length) {
+    ucp_request_param_t param{};
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    param.cb.send = &OnReplySent;
+    param.user_data = reply.get();
+    ucs_status_ptr_t sent = ucp_am_send_nbx(ep, kReadReplyAmId, reply->header.data(),
+                                            reply->header.size(), data, length, &param);
+    if (sent == nullptr) return;  // done already; the callback is not called
+    if (UCS_PTR_IS_ERR(sent)) {
+      counters->send_failures.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    counters->inflight.fetch_add(1, std::memory_order_relaxed);
+    (void)reply.release();  // OnReplySent frees it
+  }
+
+  void Refuse(ucp_ep_h ep, const ReadRequest& request, uint32_t index, ReadStatus status,
+              uint32_t volume_id, std::string reason) {
+    auto reply = std::make_unique<Reply>();
+    reply->counters = counters;
+    reply->reason = std::move(reason);
+    EncodeReadReplyHeader({.status = status,
+                           .request_id = request.request_id,
+                           .index = index,
+                           .volume_id = volume_id,
+                           .length = reply->reason.size()},
+                          reply->header);
+    counters->replies_refused.fetch_add(1, std::memory_order_relaxed);
+    if (status == ReadStatus::kDenied) counters->denied.fetch_add(1, std::memory_order_relaxed);
+    const std::string& r = reply->reason;
+    Send(ep, std::move(reply), r.data(), r.size());
+  }
+
+  void Serve(ucp_ep_h ep, const ReadRequest& request) {
+    for (uint32_t i = 0; i < request.entries.size(); ++i) {
+      const ReadRequestEntry& e = request.entries[i];
+      if (auth != nullptr) {
+        if (Status s = auth->Check(e.token, e.fid); !s.ok()) {
+          // The same answer for every reason (as the volume server's "wrong jwt").
+          Refuse(ep, request, i, ReadStatus::kDenied, 0, "wrong jwt");
+          continue;
+        }
+      }
+      ResolvedNeedle found = volumes->Resolve(e.fid);
+      const LookupResult& r = found.result;
+      if (r.status != LookupStatus::kOk || found.exported == nullptr) {
+        Refuse(ep, request, i, ToReadStatus(r.status), r.volume_id, r.error);
+        continue;
+      }
+      // The index answer is checked once more against the export it will be sent from: only
+      // bytes inside the served part of this generation's mapping ever leave.
+      const auto bytes = found.exported->bytes();
+      if (found.offset > bytes.size() || r.length > bytes.size() - found.offset) {
+        Refuse(ep, request, i, ReadStatus::kNotFound, r.volume_id,
+               "the record lies outside the exported file; retry after the next scan");
+        continue;
+      }
+      auto reply = std::make_unique<Reply>();
+      reply->counters = counters;
+      EncodeReadReplyHeader({.status = ReadStatus::kOk,
+                             .needle_version = static_cast<uint8_t>(found.exported->version()),
+                             .request_id = request.request_id,
+                             .index = i,
+                             .volume_id = r.volume_id,
+                             .generation = found.exported->generation(),
+                             .length = r.length},
+                            reply->header);
+      const uint8_t* data = bytes.data() + found.offset;
+      reply->source = std::move(found.exported);
+      counters->replies_ok.fetch_add(1, std::memory_order_relaxed);
+      counters->bytes.fetch_add(r.length, std::memory_order_relaxed);
+      Send(ep, std::move(reply), data, r.length);
+    }
+  }
+
+  static ucs_status_t OnRequest(void* arg, const void* /*header*/, size_t /*header_length*/,
+                                void* data, size_t length, const ucp_am_recv_param_t* param) {
+    auto* self = static_cast<Handler*>(arg);
+    // Requests come eager (the client sends them so); a rendezvous request would make us fetch
+    // a peer-chosen amount of data: refused, its descriptor released by returning UCS_OK.
+    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ||
+        !(param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) || param->reply_ep == nullptr) {
+      self->counters->malformed.fetch_add(1, std::memory_order_relaxed);
+      return UCS_OK;
+    }
+    auto request = DecodeReadRequest({static_cast<const uint8_t*>(data), length});
+    if (!request) {
+      self->counters->malformed.fetch_add(1, std::memory_order_relaxed);
+      spdlog::debug("checked read: {}", request.error().ToString());
+      return UCS_OK;
+    }
+    self->counters->requests.fetch_add(1, std::memory_order_relaxed);
+    self->Serve(param->reply_ep, *request);
+    return UCS_OK;
+  }
+};
+
+namespace {
+Status SetHandler(ucp_worker_h worker, Handler* handler) {
+  ucp_am_handler_param_t p{};
+  p.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_FLAGS |
+                 UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
+  p.id = kReadRequestAmId;
+  p.flags = UCP_AM_FLAG_WHOLE_MSG;
+  p.cb = handler != nullptr ? &Handler::OnRequest : nullptr;
+  p.arg = handler;
+  return rdma::FromUcs(ucp_worker_set_am_recv_handler(worker, &p),
+                       "registering the checked-read handler (ucp_worker_set_am_recv_handler)");
+}
+
+// Runs `fn` on the progress thread and waits for its status.
+Status OnProgressThread(ProgressThread& progress, std::function<Status(rdma::UcxWorker&)> fn) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto done = promise->get_future();
+  SWRDMA_RETURN_IF_ERROR(
+      progress.Post([promise, fn](rdma::UcxWorker& w) { promise->set_value(fn(w)); }));
+  if (done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    return Status(Code::kTimeout, "the progress thread did not run the task within 10 s");
+  }
+  try {
+    return done.get();
+  } catch (const std::future_error&) {
+    return Status(Code::kUnavailable, "the progress thread stopped");
+  }
+}
+}  // namespace
+
+ReadServer::ReadServer(ProgressThread& progress, const VolumeSet& volumes,
+                       const ReadAuthorizer* auth)
+    : progress_(progress),
+      volumes_(volumes),
+      auth_(auth),
+      counters_(std::make_shared<Counters>()) {}
+
+Result<std::unique_ptr<ReadServer>> ReadServer::Start(ProgressThread& progress,
+                                                      const VolumeSet& volumes,
+                                                      const ReadAuthorizer* auth) {
+  std::unique_ptr<ReadServer> server(new ReadServer(progress, volumes, auth));
+  auto* handler = new Handler{&volumes, auth, server->counters_};
+  server->handler_ = handler;
+  Status s = OnProgressThread(
+      progress, [handler](rdma::UcxWorker& w) { return SetHandler(w.get(), handler); });
+  if (!s.ok()) return Error(s.WithContext("starting checked reads"));
+  server->registered_ = true;
+  return server;
+}
+
+ReadServer::~ReadServer() {
+  if (registered_) {
+    Status s = OnProgressThread(progress_,
+                                [](rdma::UcxWorker& w) { return SetHandler(w.get(), nullptr); });
+    if (!s.ok() && s.code() == Code::kTimeout) {
+      // The thread is stuck in UCX and may still call the handler: leak it rather than free
+      // what a callback could touch. The process is stopping.
+      spdlog::warn("checked reads: {}; leaving the handler in place", s.ToString());
+      return;
+    }
+  }
+  delete static_cast<Handler*>(handler_);
+}
+
+ReadServerStats ReadServer::stats() const {
+  const Counters& c = *counters_;
+  auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  return {get(c.requests), get(c.malformed), get(c.replies_ok),    get(c.replies_refused),
+          get(c.denied),   get(c.bytes),     get(c.send_failures), get(c.inflight)};
+}
+
+}  // namespace swrdma::agent

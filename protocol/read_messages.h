@@ -1,0 +1,90 @@
+// The checked read protocol: what a client and an agent exchange as UCX active messages (and any
+// other message transport) when the agent, not the NIC, decides what a reader may see.
+//
+// One request names a batch of fids, each with an optional SeaweedFS read token. The agent
+// resolves each in its index, checks the token, checks that the record lies inside the exported
+// mapping of the current generation, and answers every fid with one reply: a fixed header plus,
+// for `kOk`, the whole needle record (sent straight from the mapping), or else a short reason.
+// The client verifies the record exactly as after a one-sided read (id, cookie, size, CRC).
+//
+// Request (all in the AM data; integers little-endian):
+//   u32 magic "SWRQ" | u16 version | u16 flags (0) | u64 request_id | u32 count
+//   count x { u8 fid_len (1..kMaxReadFidBytes) | fid bytes | u16 token_len | token bytes }
+// Reply (AM header, kReadReplyHeaderBytes; the data is the record or the reason text):
+//   u32 magic "SWRP" | u16 version | u8 status | u8 needle_version | u64 request_id
+//   u32 index | u32 volume_id | u64 generation | u64 length (of the data)
+//
+// Decoding never trusts a length: every field is bounds-checked against what arrived, and a
+// malformed request is answered with nothing (there is no request id to answer to) and counted.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol/status.h"
+
+namespace swrdma {
+
+// UCX active message ids (ucp_worker_set_am_recv_handler): requests go to the agent, replies to
+// the client. Both sides register only their own.
+inline constexpr uint16_t kReadRequestAmId = 0x5352;
+inline constexpr uint16_t kReadReplyAmId = 0x5353;
+inline constexpr uint16_t kReadProtocolVersion = 1;
+inline constexpr uint32_t kReadRequestMagic = 0x51525753;  // "SWRQ" little-endian
+inline constexpr uint32_t kReadReplyMagic = 0x50525753;    // "SWRP"
+inline constexpr size_t kMaxReadBatch = 4096;              // fids in one request
+inline constexpr size_t kMaxReadFidBytes = 64;             // "4294967295,ffffffffffffffff..."
+inline constexpr size_t kMaxReadTokenBytes = 4096;
+inline constexpr size_t kReadReplyHeaderBytes = 40;
+// A request larger than this is refused before it is parsed; clients split larger batches (a
+// batch of 4096 fids with 900-byte tokens fits).
+inline constexpr size_t kMaxReadRequestBytes = size_t{4} << 20;
+inline constexpr size_t kReadRequestFixedBytes = 20;
+
+enum class ReadStatus : uint8_t {
+  kOk = 0,
+  kNotFound = 1,
+  kDeleted = 2,
+  kBadFid = 3,
+  kUnknownVolume = 4,
+  kDenied = 5,    // the read token is missing, expired or for another fid
+  kExpired = 6,   // the needle's TTL has passed
+  kInternal = 7,  // the agent could not serve it (its reason is in the data)
+};
+std::string_view ReadStatusName(ReadStatus s);  // "ok", "not_found", ..., "denied"
+
+struct ReadRequestEntry {
+  std::string fid;    // as the client names it ("3,01637037d6")
+  std::string token;  // SeaweedFS read token, empty when none
+};
+
+struct ReadRequest {
+  uint64_t request_id = 0;
+  std::vector<ReadRequestEntry> entries;
+};
+
+// Bytes of the request; kInvalidArgument naming the entry when a fid or token is too long or
+// the batch is too large.
+Result<std::vector<uint8_t>> EncodeReadRequest(const ReadRequest& request);
+// Parses a request; kInvalidArgument saying what is malformed. Never reads past `bytes`.
+Result<ReadRequest> DecodeReadRequest(std::span<const uint8_t> bytes);
+
+struct ReadReplyHeader {
+  ReadStatus status = ReadStatus::kOk;
+  uint8_t needle_version = 0;
+  uint64_t request_id = 0;
+  uint32_t index = 0;  // which entry of the request
+  uint32_t volume_id = 0;
+  uint64_t generation = 0;  // the export the record was sent from
+  uint64_t length = 0;      // bytes of data that follow (the record, or the reason)
+};
+
+void EncodeReadReplyHeader(const ReadReplyHeader& header,
+                           std::span<uint8_t, kReadReplyHeaderBytes> out);
+Result<ReadReplyHeader> DecodeReadReplyHeader(std::span<const uint8_t> bytes);
+
+}  // namespace swrdma

@@ -1,0 +1,90 @@
+// The checked read wire format (protocol/read_messages.h): round trips, and every malformed
+// request refused with a reason instead of read past its end.
+#include <gtest/gtest.h>
+
+#include "protocol/read_messages.h"
+
+namespace swrdma {
+namespace {
+
+TEST(ReadMessagesTest, RequestRoundTrips) {
+  ReadRequest r{.request_id = 0x0102030405060708,
+                .entries = {{"3,01637037d6", ""}, {"4,0a0b0c0d0e_2", std::string(900, 't')}}};
+  auto bytes = EncodeReadRequest(r);
+  ASSERT_TRUE(bytes.has_value()) << bytes.error().ToString();
+  EXPECT_EQ(bytes->size(), kReadRequestFixedBytes + 3 + 12 + 3 + 14 + 900);
+  auto back = DecodeReadRequest(*bytes);
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_EQ(back->request_id, r.request_id);
+  ASSERT_EQ(back->entries.size(), 2u);
+  EXPECT_EQ(back->entries[0].fid, "3,01637037d6");
+  EXPECT_EQ(back->entries[0].token, "");
+  EXPECT_EQ(back->entries[1].fid, "4,0a0b0c0d0e_2");
+  EXPECT_EQ(back->entries[1].token, std::string(900, 't'));
+}
+
+TEST(ReadMessagesTest, EncoderRefusesWhatTheDecoderWouldRefuse) {
+  EXPECT_FALSE(EncodeReadRequest({}).has_value());
+  EXPECT_FALSE(EncodeReadRequest({.entries = {{"", ""}}}).has_value());
+  EXPECT_FALSE(EncodeReadRequest({.entries = {{std::string(65, '1'), ""}}}).has_value());
+  EXPECT_FALSE(EncodeReadRequest({.entries = {{"1,01", std::string(kMaxReadTokenBytes + 1, 't')}}})
+                   .has_value());
+  ReadRequest many;
+  many.entries.assign(kMaxReadBatch + 1, {"1,01", ""});
+  auto e = EncodeReadRequest(many);
+  ASSERT_FALSE(e.has_value());
+  EXPECT_NE(e.error().message().find("4096"), std::string::npos) << e.error().message();
+}
+
+TEST(ReadMessagesTest, EveryTruncationAndCorruptionIsRefused) {
+  auto bytes = *EncodeReadRequest({.request_id = 7, .entries = {{"3,01637037d6", "tok"}}});
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_FALSE(DecodeReadRequest({bytes.data(), n}).has_value()) << "cut at " << n;
+  }
+  auto extra = bytes;
+  extra.push_back(0);
+  EXPECT_FALSE(DecodeReadRequest(extra).has_value());
+  auto flags = bytes;
+  flags[6] = 1;
+  EXPECT_FALSE(DecodeReadRequest(flags).has_value());
+  auto version = bytes;
+  version[4] = 9;
+  auto v = DecodeReadRequest(version);
+  ASSERT_FALSE(v.has_value());
+  EXPECT_NE(v.error().message().find("version 9"), std::string::npos);
+  // A count far beyond what the bytes can hold is refused before anything is allocated for it.
+  auto count = bytes;
+  count[16] = 0xff;
+  count[17] = 0x0f;
+  auto c = DecodeReadRequest(count);
+  ASSERT_FALSE(c.has_value());
+  EXPECT_NE(c.error().message().find("4095"), std::string::npos) << c.error().message();
+}
+
+TEST(ReadMessagesTest, ReplyHeaderRoundTripsAndRejectsUnknownStatus) {
+  std::array<uint8_t, kReadReplyHeaderBytes> buf{};
+  ReadReplyHeader h{.status = ReadStatus::kDenied,
+                    .needle_version = 3,
+                    .request_id = 99,
+                    .index = 4095,
+                    .volume_id = 0xfffffffe,
+                    .generation = 1234567,
+                    .length = uint64_t{5} << 30};
+  EncodeReadReplyHeader(h, buf);
+  auto back = DecodeReadReplyHeader(buf);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->status, ReadStatus::kDenied);
+  EXPECT_EQ(back->needle_version, 3);
+  EXPECT_EQ(back->request_id, 99u);
+  EXPECT_EQ(back->index, 4095u);
+  EXPECT_EQ(back->volume_id, 0xfffffffeu);
+  EXPECT_EQ(back->generation, 1234567u);
+  EXPECT_EQ(back->length, uint64_t{5} << 30);
+  buf[6] = 200;
+  EXPECT_FALSE(DecodeReadReplyHeader(buf).has_value());
+  EXPECT_FALSE(DecodeReadReplyHeader({buf.data(), 39}).has_value());
+  EXPECT_EQ(ReadStatusName(ReadStatus::kUnknownVolume), "unknown_volume");
+}
+
+}  // namespace
+}  // namespace swrdma
