@@ -104,6 +104,10 @@ int Run(const AgentConfig& config) {
   co.net_devices = config.net_devices;
   co.wakeup = config.progress_mode != ProgressMode::kBusy;
   co.tcp_segment_bytes = config.tcp_segment_bytes;
+  // Peers name our requests and endpoints in their messages (rendezvous replies, acks). With
+  // direct ids those names are our raw pointers, and UCX 1.13 trusts them; indirect ids are
+  // looked up in a table, so a forged one is refused instead of dereferenced (docs/security.md).
+  co.config.emplace("PROTO_INDIRECT_ID", "on");
   auto context = rdma::UcxContext::Create(co);
   if (!context) {
     spdlog::error("starting UCX: {}", context.error().ToString());

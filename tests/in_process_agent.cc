@@ -11,6 +11,7 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
                                InProcessAgentOptions options) {
   rdma::UcxContextOptions co;
   co.wakeup = true;
+  co.config.emplace("PROTO_INDIRECT_ID", "on");  // as swrdma-agent (agent_main.cc)
   auto context = rdma::UcxContext::Create(co);
   if (!context) throw std::runtime_error(context.error().ToString());
   context_.emplace(std::move(*context));
