@@ -1,4 +1,5 @@
 #include "client/client.h"
+#include "client/client_impl.h"
 #include "client/client_internal.h"
 #include "client/volume_key.h"
 
@@ -75,20 +76,12 @@ Result<nlohmann::json> DecodeReply(const Result<HttpReply>& reply, std::string_v
 }  // namespace detail
 using namespace detail;
 
-Client::Client(ClientOptions options, std::unique_ptr<AgentHttp> http)
+Client::Impl::Impl(ClientOptions options, std::unique_ptr<AgentHttp> http)
     : options_(std::move(options)), http_(std::move(http)) {}
 
-Client::~Client() = default;
+Client::Impl::~Impl() = default;
 
-Result<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
-  SWRDMA_ASSIGN_OR_RETURN(HttpUrl url, ParseHttpUrl(options.agent_url, kDefaultAgentPort));
-  std::unique_ptr<Client> c(
-      new Client(options, std::make_unique<AgentHttp>(std::move(url), options.timeout)));
-  SWRDMA_RETURN_IF_ERROR(c->ConnectAgent());
-  return c;
-}
-
-Status Client::ConnectUcx() {
+Status Client::Impl::ConnectUcx() {
   // Keys and endpoint belong to the worker, the worker to the context: release in that order.
   keys_.clear();
   push_landing_.Release();
@@ -132,7 +125,7 @@ Status Client::ConnectUcx() {
   return Status::Ok();
 }
 
-Status Client::ConnectAgent() {
+Status Client::Impl::ConnectAgent() {
   SWRDMA_ASSIGN_OR_RETURN(
       auto tree,
       DecodeReply(http_->Request("GET", "/v1/info", {}, {}, kMsgpackMime), "GET /v1/info"));
@@ -156,7 +149,7 @@ Status Client::ConnectAgent() {
   return Status::Ok();
 }
 
-Status Client::Reconnect(const Status& why) {
+Status Client::Impl::Reconnect(const Status& why) {
   // The agent restarted or the connection broke: new worker address, new rkeys. Bounded retries
   // with exponential back-off, within the client's timeout.
   ++stats_.reconnects;
@@ -174,21 +167,21 @@ Status Client::Reconnect(const Status& why) {
       fmt::format("reconnecting to the agent at {} after: {}", options_.agent_url, why.message()));
 }
 
-Result<VolumeList> Client::Volumes() {
+Result<VolumeList> Client::Impl::Volumes() {
   SWRDMA_ASSIGN_OR_RETURN(
       auto tree,
       DecodeReply(http_->Request("GET", "/v1/volumes", {}, {}, kMsgpackMime), "GET /v1/volumes"));
   return VolumeListFromJson(tree);
 }
 
-Result<std::vector<std::string>> Client::Transports() const {
+Result<std::vector<std::string>> Client::Impl::Transports() const {
   if (!endpoint_) return std::vector<std::string>{};
   SWRDMA_ASSIGN_OR_RETURN(auto t, endpoint_->Transports());
   return t.names();
 }
 
-Result<LookupResponse> Client::LookupBatch(std::span<const std::string> fids,
-                                           std::vector<std::string> jwts) {
+Result<LookupResponse> Client::Impl::LookupBatch(std::span<const std::string> fids,
+                                                 std::vector<std::string> jwts) {
   LookupRequest req{{fids.begin(), fids.end()}, {}};
   if (std::any_of(jwts.begin(), jwts.end(), [](const auto& t) { return !t.empty(); })) {
     req.jwts = std::move(jwts);
@@ -207,8 +200,8 @@ Result<LookupResponse> Client::LookupBatch(std::span<const std::string> fids,
   return resp;
 }
 
-Result<const Client::VolumeKey*> Client::KeyFor(uint32_t vid, uint64_t generation,
-                                                std::string_view jwt) {
+Result<const Client::Impl::VolumeKey*> Client::Impl::KeyFor(uint32_t vid, uint64_t generation,
+                                                            std::string_view jwt) {
   // Keyed by (volume, generation): one batch may hold gets against an old export (cached lookup)
   // and the new one; a stale generation's key is dropped only between batches (PruneKeys).
   auto it = keys_.find({vid, generation});
@@ -245,7 +238,7 @@ Result<const Client::VolumeKey*> Client::KeyFor(uint32_t vid, uint64_t generatio
   return out;
 }
 
-Result<NeedleData> Client::ReadOverHttp(std::string_view fid, const ReadOptions& options) {
+Result<NeedleData> Client::Impl::ReadOverHttp(std::string_view fid, const ReadOptions& options) {
   ++stats_.http_fallbacks;
   std::vector<std::pair<std::string, std::string>> headers;
   if (!options.decompress) headers.emplace_back("Accept-Encoding", "gzip");
@@ -266,9 +259,9 @@ Result<NeedleData> Client::ReadOverHttp(std::string_view fid, const ReadOptions&
   return out;
 }
 
-void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
-                       const ReadOptions& options, ViewResults& out, bool last,
-                       const OnRead* emit) {
+void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
+                             const ReadOptions& options, ViewResults& out, bool last,
+                             const OnRead* emit) {
   if (push_mode()) {
     PushRound(fids, which, options, out, emit);
     return;
@@ -393,8 +386,9 @@ void Client::ReadRound(std::span<const std::string> fids, std::span<const size_t
   GetAndVerify(fids, pending, out, emit);
 }
 
-Client::ViewResults Client::ReadAllViews(std::span<const std::string> fids,
-                                         const ReadOptions& options, const OnRead* emit) {
+Client::Impl::ViewResults Client::Impl::ReadAllViews(std::span<const std::string> fids,
+                                                     const ReadOptions& options,
+                                                     const OnRead* emit) {
   ViewResults out;
   out.reserve(fids.size());
   for (size_t i = 0; i < fids.size(); ++i)
@@ -450,7 +444,7 @@ Client::ViewResults Client::ReadAllViews(std::span<const std::string> fids,
   return out;
 }
 
-void Client::PruneKeys() {
+void Client::Impl::PruneKeys() {
   // Keep the newest generation of each volume: older ones only served cached lookups that the
   // agent has since replaced.
   for (auto it = keys_.begin(); it != keys_.end();) {

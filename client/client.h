@@ -9,31 +9,25 @@
 // may have been vacuumed or grown); a second failure is an error naming the fid and the cause.
 //
 // Thread: a Client owns a UCX worker and is used from one thread at a time.
+//
+// This header includes protocol/ and standard headers only (the UCX side is in
+// client/client_impl.h); client/swrdma.h is the C API over it.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
 
-#include "client/agent_http.h"
 #include "client/needle_view.h"
 #include "protocol/crc32c.h"
-#include "protocol/file_id.h"
 #include "protocol/messages.h"
 #include "protocol/status.h"
-#include "rdma/buffer_pool.h"
-#include "rdma/ucx/get.h"
-#include "rdma/ucx/memory_region.h"
-#include "rdma/ucx/ucx_context.h"
-#include "rdma/ucx/ucx_endpoint.h"
-#include "rdma/ucx/ucx_worker.h"
 
 namespace swrdma::client {
 
@@ -101,11 +95,30 @@ struct ClientStats {
   }
 };
 
+// The registered buffer pool behind the zero-copy reads (buffer_pool_stats()).
+struct BufferPoolStats {
+  uint64_t hits = 0;       // a read reused an idle registered buffer
+  uint64_t misses = 0;     // a read had to map and register a new chunk
+  uint64_t evictions = 0;  // idle chunks unregistered to stay under the pool's idle limit
+  uint64_t chunks = 0;     // chunks currently mapped
+  uint64_t registered_bytes = 0;
+  uint64_t buffers_out = 0;   // buffers acquired and not yet released (e.g. held by views)
+  std::string hugepages;      // "off", "hugetlb", "thp" (madvise) or "mixed"
+  std::string hugepage_note;  // why MAP_HUGETLB was not used, when asked for and refused
+
+  double hit_rate() const {
+    const uint64_t all = hits + misses;
+    return all == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(all);
+  }
+};
+
 class Client {
  public:
   // Fetches the agent's info and connects a UCX endpoint to its worker.
   static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
   ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
 
   Result<NeedleData> Read(std::string_view fid, const ReadOptions& options = {});
   // Batched: one lookup for all, up to max_inflight gets in flight. One result per fid, in order.
@@ -126,103 +139,20 @@ class Client {
   void ReadEach(std::span<const std::string> fids, const OnRead& on_read,
                 const ReadOptions& options = {});
 
-  const AgentInfo& agent_info() const { return info_; }
+  const AgentInfo& agent_info() const;
   Result<VolumeList> Volumes();
   // Transports of the endpoint to the agent ("tcp", "posix", ...), empty over the HTTP fallback.
   Result<std::vector<std::string>> Transports() const;
   const ClientStats& stats() const;
   // Registered buffer pool: hits, misses, hugepage backing (and why not), registered bytes.
-  rdma::BufferPoolStats buffer_pool_stats() const;
+  BufferPoolStats buffer_pool_stats() const;
 
  private:
-  struct VolumeKey;
-  Client(ClientOptions options, std::unique_ptr<AgentHttp> http);
-
-  Status ConnectAgent();  // GET /v1/info, then ConnectUcx (or HTTP fallback)
-  Status ConnectUcx();
-  Status Reconnect(const Status& why);
-  void PruneKeys();
-  // `jwts`: one read token per fid, or empty (agent without read authorization).
-  Result<LookupResponse> LookupBatch(std::span<const std::string> fids,
-                                     std::vector<std::string> jwts = {});
-  // `jwt`: a read token for a fid of the volume (region exposure with read authorization).
-  Result<const VolumeKey*> KeyFor(uint32_t volume_id, uint64_t generation,
-                                  std::string_view jwt = {});
-  static std::string_view TokenFor(const ReadOptions& o, size_t i) {
-    return i < o.jwts.size() ? std::string_view(o.jwts[i]) : std::string_view(o.jwt);
-  }
-  bool push_mode() const { return info_.exposure == "push" && worker_.has_value(); }
-  Result<NeedleData> ReadOverHttp(std::string_view fid, const ReadOptions& options);
-  using ViewResults = std::vector<Result<NeedleView>>;
-  // client/push_read.cc: the round in push exposure mode: the agent puts the records into a
-  // registered landing buffer of ours (we never get its keys), then each is verified.
-  void PushRound(std::span<const std::string> fids, std::span<const size_t> which,
-                 const ReadOptions& options, ViewResults& out, const OnRead* emit);
-  Result<HttpReply> RequestProgressing(std::string_view target, std::string body);
-  // `emit`, when set, receives successful reads as they complete (out[i] is then left as is).
-  void ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
-                 const ReadOptions& options, ViewResults& out, bool last,
-                 const OnRead* emit = nullptr);
-  // client/read_round.cc: the get half of a round, a sliding window of max_inflight gets.
-  struct PendingGet {
-    size_t i;  // index in fids
-    const LookupResult* where;
-    const VolumeKey* key;
-    const FileId* parsed;  // fids[i] parsed once in ReadRound; null when it does not parse
-  };
-  void GetAndVerify(std::span<const std::string> fids, std::span<const PendingGet> gets,
-                    ViewResults& out, const OnRead* emit);
-  ViewResults ReadAllViews(std::span<const std::string> fids, const ReadOptions& options,
-                           const OnRead* emit);
-  // `parsed`: `fid` already parsed (the read path parses each fid once per round); null: parse.
-  Result<NeedleView> VerifyInPlace(std::string_view fid, const LookupResult& where, uint8_t version,
-                                   rdma::PooledBuffer buffer, const FileId* parsed = nullptr);
-  // ReadMany's copy out of a view (gunzip when asked); counts the read in stats_.
-  Result<NeedleData> ToNeedleData(std::string_view fid, Result<NeedleView> view,
-                                  const ReadOptions& options);
-  void CountRead(const NeedleView& view);
-  rdma::GetBatch& Batch();
-  Result<rdma::BufferPool*> Pool();
-
-  ClientOptions options_;
-  std::unique_ptr<AgentHttp> http_;
-  AgentInfo info_;
-  std::optional<rdma::UcxContext> context_;
-  bool agent_shm_peer_failure_ = false;          // /v1/info "shm_peer_failure": see ConnectUcx
-  std::optional<rdma::UcxRegistrar> registrar_;  // the pool's way to register with context_
-  // After the context (which must outlive it), before the worker: buffers of abandoned gets
-  // return to the pool when the worker is destroyed.
-  std::optional<rdma::BufferPool> pool_;
-  std::optional<rdma::UcxWorker> worker_;
-  std::optional<rdma::UcxEndpoint> endpoint_;
-  std::map<std::pair<uint32_t, uint64_t>, std::unique_ptr<VolumeKey>> keys_;  // (vid, generation)
-  // Only what a get needs, without LookupResult's two strings: a smaller map node is fewer cache
-  // misses per hit (the cache is looked up once per read, at random).
-  struct CachedLookup {
-    uint64_t generation;
-    uint64_t address;
-    uint64_t length;
-    uint32_t volume_id;
-    uint32_t size;
-    uint8_t version;
-    std::chrono::steady_clock::time_point expires;
-  };
-  // Keyed by the parsed fid, not its text: hashing three integers is cheaper than hashing the
-  // string, and the parse is needed anyway to verify the record.
-  struct FileIdHash {
-    size_t operator()(const FileId& f) const {
-      uint64_t h = f.needle_id * 0x9E3779B97F4A7C15ull;
-      h ^= (uint64_t{f.volume_id} << 32 | f.cookie) + 0x7F4A7C159E3779B9ull + (h << 6) + (h >> 2);
-      return static_cast<size_t>(h ^ (h >> 29));
-    }
-  };
-  std::unordered_map<FileId, CachedLookup, FileIdHash> lookup_cache_;
-  mutable ClientStats stats_;
-  // Reused across rounds: posting a get then allocates nothing. Bound to endpoint_'s core.
-  std::unique_ptr<rdma::GetBatch> batch_;
-  rdma::PooledBuffer push_landing_;  // push mode: where the agent puts records
-  const void* batch_endpoint_ = nullptr;
-  bool stamp_reads_ = false;  // ReadEach: views carry issued/verified times (2 clock reads)
+  // The implementation (client/client_impl.h): UCX objects, buffer pool, lookup cache. Behind a
+  // pointer so that users of this header compile without UCX or rdma/ headers.
+  class Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace swrdma::client

@@ -10,19 +10,96 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "protocol/crc32c.h"
-#include "rdma/buffer_pool.h"
 
 namespace swrdma::client {
 
 struct NeedleData;
+
+// Owner of the registered buffer a view points into (an rdma::PooledBuffer), type-erased so that
+// this header and client.h need no rdma/ header. The owner lives inline, not on the heap: making
+// a view allocates nothing, as when the view held the PooledBuffer itself.
+class BufferKeeper {
+ public:
+  BufferKeeper() = default;
+  // Takes a move-only owner with data() and size() (implicit, like std::function): the client
+  // assigns its PooledBuffer. Empty owners give an empty keeper.
+  template <typename Owner>
+  requires(!std::is_same_v<std::remove_cvref_t<Owner>, BufferKeeper> &&
+           !std::is_lvalue_reference_v<Owner>) BufferKeeper(Owner&& owner)
+  noexcept {  // NOLINT(google-explicit-constructor)
+    using T = std::remove_cvref_t<Owner>;
+    static_assert(sizeof(T) <= kStorage && alignof(T) <= alignof(void*),
+                  "the owner no longer fits BufferKeeper's inline storage: raise kStorage");
+    static_assert(std::is_nothrow_move_constructible_v<T>);
+    if (!owner) return;
+    data_ = reinterpret_cast<const std::byte*>(owner.data());
+    size_ = owner.size();
+    ::new (static_cast<void*>(storage_)) T(std::move(owner));
+    ops_ = &kOps<T>;
+  }
+  BufferKeeper(BufferKeeper&& other) noexcept { Take(other); }
+  BufferKeeper& operator=(BufferKeeper&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      Take(other);
+    }
+    return *this;
+  }
+  BufferKeeper(const BufferKeeper&) = delete;
+  BufferKeeper& operator=(const BufferKeeper&) = delete;
+  ~BufferKeeper() { Reset(); }
+
+  explicit operator bool() const { return data_ != nullptr; }
+  const std::byte* data() const { return data_; }
+  // The buffer's capacity (at least the record's length).
+  size_t size() const { return size_; }
+  // Gives the buffer back to its pool now.
+  void Reset() noexcept {
+    if (ops_ != nullptr) ops_->destroy(storage_);
+    ops_ = nullptr;
+    data_ = nullptr;
+    size_ = 0;
+  }
+
+ private:
+  static constexpr size_t kStorage = 4 * sizeof(void*);  // sizeof(rdma::PooledBuffer)
+  struct Ops {
+    void (*relocate)(void* to, void* from) noexcept;  // move-construct at `to`, destroy `from`
+    void (*destroy)(void* p) noexcept;
+  };
+  template <typename T>
+  static constexpr Ops kOps{[](void* to, void* from) noexcept {
+                              T* f = static_cast<T*>(from);
+                              ::new (to) T(std::move(*f));
+                              f->~T();
+                            },
+                            [](void* p) noexcept { static_cast<T*>(p)->~T(); }};
+
+  void Take(BufferKeeper& other) noexcept {
+    if (other.ops_ == nullptr) return;
+    other.ops_->relocate(storage_, other.storage_);
+    ops_ = std::exchange(other.ops_, nullptr);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+
+  alignas(void*) std::byte storage_[kStorage];
+  const Ops* ops_ = nullptr;
+  const std::byte* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 class NeedleView {
  public:
@@ -47,10 +124,10 @@ class NeedleView {
   TimePoint issued() const { return issued_; }
   TimePoint verified() const { return verified_; }
   // The registered buffer holding the whole record (empty for HTTP views).
-  const rdma::PooledBuffer& buffer() const { return buffer_; }
+  const BufferKeeper& buffer() const { return buffer_; }
 
  private:
-  friend class Client;
+  friend class Client;  // and so Client::Impl, which fills views in
   struct Range {
     uint32_t offset = 0;
     uint32_t length = 0;
@@ -64,7 +141,7 @@ class NeedleView {
     return {reinterpret_cast<const char*>(s.data()), s.size()};
   }
 
-  rdma::PooledBuffer buffer_;
+  BufferKeeper buffer_;
   Range data_, name_, mime_;
   bool stored_gzipped_ = false;
   bool decompressed_ = false;

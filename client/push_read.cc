@@ -12,7 +12,7 @@
 
 #include <fmt/format.h>
 
-#include "client/client.h"
+#include "client/client_impl.h"
 #include "client/client_internal.h"
 #include "protocol/wire.h"
 
@@ -28,7 +28,7 @@ constexpr int kMaxPushRounds = 16;                 // no_room answers ask again
 
 }  // namespace
 
-Result<HttpReply> Client::RequestProgressing(std::string_view target, std::string body) {
+Result<HttpReply> Client::Impl::RequestProgressing(std::string_view target, std::string body) {
   const std::string mime(MimeOf(WireFormat::kMsgpack));
   auto reply = std::async(std::launch::async,
                           [&] { return http_->Request("POST", target, body, mime, mime); });
@@ -39,8 +39,8 @@ Result<HttpReply> Client::RequestProgressing(std::string_view target, std::strin
   return reply.get();
 }
 
-void Client::PushRound(std::span<const std::string> fids, std::span<const size_t> which,
-                       const ReadOptions& options, ViewResults& out, const OnRead* emit) {
+void Client::Impl::PushRound(std::span<const std::string> fids, std::span<const size_t> which,
+                             const ReadOptions& options, ViewResults& out, const OnRead* emit) {
   auto fail_all = [&](std::span<const size_t> idx, const Status& s) {
     for (size_t i : idx)
       out[i] = Error(s.code(), fmt::format("{}: {}", fids[i], s.message()));

@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "client/client.h"
+#include "client/client_impl.h"
 #include "client/volume_key.h"
 #include "protocol/file_id.h"
 #include "protocol/gzip.h"
@@ -19,7 +19,7 @@
 
 namespace swrdma::client {
 
-Result<rdma::BufferPool*> Client::Pool() {
+Result<rdma::BufferPool*> Client::Impl::Pool() {
   if (!pool_) {
     if (!context_) return Error(Code::kUnavailable, "no UCX context: not connected over UCX");
     rdma::BufferPoolOptions po;
@@ -31,7 +31,7 @@ Result<rdma::BufferPool*> Client::Pool() {
   return &*pool_;
 }
 
-rdma::GetBatch& Client::Batch() {
+rdma::GetBatch& Client::Impl::Batch() {
   // One batch per endpoint, reused: its slots are recycled, so a get allocates nothing.
   const void* core = endpoint_->core();
   if (!batch_ || batch_endpoint_ != core) {
@@ -41,11 +41,11 @@ rdma::GetBatch& Client::Batch() {
   return *batch_;
 }
 
-rdma::BufferPoolStats Client::buffer_pool_stats() const {
+rdma::BufferPoolStats Client::Impl::buffer_pool_stats() const {
   return pool_ ? pool_->stats() : rdma::BufferPoolStats{};
 }
 
-const ClientStats& Client::stats() const {
+const ClientStats& Client::Impl::stats() const {
   if (pool_) {
     const rdma::BufferPoolStats p = pool_->stats();
     stats_.reg_cache_hits = p.hits;
@@ -54,15 +54,15 @@ const ClientStats& Client::stats() const {
   return stats_;
 }
 
-void Client::CountRead(const NeedleView& view) {
+void Client::Impl::CountRead(const NeedleView& view) {
   if (view.http_) return;  // as before: reads and bytes count one-sided reads
   ++stats_.reads;
   stats_.bytes += view.data().size();
 }
 
-Result<NeedleView> Client::VerifyInPlace(std::string_view fid, const LookupResult& where,
-                                         uint8_t version, rdma::PooledBuffer buffer,
-                                         const FileId* parsed) {
+Result<NeedleView> Client::Impl::VerifyInPlace(std::string_view fid, const LookupResult& where,
+                                               uint8_t version, rdma::PooledBuffer buffer,
+                                               const FileId* parsed) {
   auto fail = [&](const Status& s) {
     return Error(s.code(), fmt::format("{}: {}", fid, s.message()));
   };
@@ -98,8 +98,8 @@ Result<NeedleView> Client::VerifyInPlace(std::string_view fid, const LookupResul
   return view;
 }
 
-void Client::GetAndVerify(std::span<const std::string> fids, std::span<const PendingGet> gets,
-                          ViewResults& out, const OnRead* emit) {
+void Client::Impl::GetAndVerify(std::span<const std::string> fids, std::span<const PendingGet> gets,
+                                ViewResults& out, const OnRead* emit) {
   if (gets.empty()) return;
   auto pool = Pool();
   if (!pool) {
@@ -185,8 +185,8 @@ void Client::GetAndVerify(std::span<const std::string> fids, std::span<const Pen
   harvest();
 }
 
-Result<NeedleData> Client::ToNeedleData(std::string_view fid, Result<NeedleView> view,
-                                        const ReadOptions& options) {
+Result<NeedleData> Client::Impl::ToNeedleData(std::string_view fid, Result<NeedleView> view,
+                                              const ReadOptions& options) {
   if (!view) return Error(view.error());
   NeedleData out;
   if (view->http_) {
@@ -219,8 +219,8 @@ Result<NeedleData> Client::ToNeedleData(std::string_view fid, Result<NeedleView>
   return out;
 }
 
-std::vector<Result<NeedleData>> Client::ReadMany(std::span<const std::string> fids,
-                                                 const ReadOptions& options) {
+std::vector<Result<NeedleData>> Client::Impl::ReadMany(std::span<const std::string> fids,
+                                                       const ReadOptions& options) {
   // Each view is copied out as soon as it is verified, so its buffer goes straight back to the
   // pool: the pool holds about max_inflight buffers whatever the number of fids.
   std::vector<Result<NeedleData>> out;
@@ -234,13 +234,13 @@ std::vector<Result<NeedleData>> Client::ReadMany(std::span<const std::string> fi
   return out;
 }
 
-Result<NeedleData> Client::Read(std::string_view fid, const ReadOptions& options) {
+Result<NeedleData> Client::Impl::Read(std::string_view fid, const ReadOptions& options) {
   std::string f(fid);
   return std::move(ReadMany(std::span(&f, 1), options)[0]);
 }
 
-std::vector<Result<NeedleView>> Client::ReadViews(std::span<const std::string> fids,
-                                                  const ReadOptions& options) {
+std::vector<Result<NeedleView>> Client::Impl::ReadViews(std::span<const std::string> fids,
+                                                        const ReadOptions& options) {
   ViewResults out = ReadAllViews(fids, options, nullptr);
   for (const auto& r : out) {
     if (r) CountRead(*r);
@@ -248,13 +248,13 @@ std::vector<Result<NeedleView>> Client::ReadViews(std::span<const std::string> f
   return out;
 }
 
-Result<NeedleView> Client::ReadView(std::string_view fid, const ReadOptions& options) {
+Result<NeedleView> Client::Impl::ReadView(std::string_view fid, const ReadOptions& options) {
   std::string f(fid);
   return std::move(ReadViews(std::span(&f, 1), options)[0]);
 }
 
-void Client::ReadEach(std::span<const std::string> fids, const OnRead& on_read,
-                      const ReadOptions& options) {
+void Client::Impl::ReadEach(std::span<const std::string> fids, const OnRead& on_read,
+                            const ReadOptions& options) {
   const OnRead count = [&](size_t i, Result<NeedleView> view) {
     if (view) CountRead(*view);
     on_read(i, std::move(view));

@@ -130,7 +130,7 @@ TEST_P(ZeroCopyReadTest, ReadEachStreamsEveryFidOnceThroughASlidingWindow) {
   EXPECT_GT(s.reg_cache_hits, 0u);
   EXPECT_GT(s.reg_cache_hit_rate(), 0.9)
       << s.reg_cache_hits << " hits, " << s.reg_cache_misses << " misses";
-  const rdma::BufferPoolStats p = c->buffer_pool_stats();
+  const client::BufferPoolStats p = c->buffer_pool_stats();
   // Asked for: hugetlb pages, or the reason why not (then transparent huge pages, if allowed).
   if (p.hugepages != "hugetlb") {
     EXPECT_FALSE(p.hugepage_note.empty()) << p.hugepages;

@@ -113,7 +113,7 @@ void RunRdmaWorker(Shared& sh, Worker& w, unsigned index) {
   w.tally.reconnects = after.reconnects - before.reconnects;
   w.tally.reg_hits = after.reg_cache_hits - before.reg_cache_hits;
   w.tally.reg_misses = after.reg_cache_misses - before.reg_cache_misses;
-  const rdma::BufferPoolStats pool = c.buffer_pool_stats();
+  const client::BufferPoolStats pool = c.buffer_pool_stats();
   w.tally.hugepages = pool.hugepages;
   w.tally.hugepage_note = pool.hugepage_note;
   sh.Finished(w);

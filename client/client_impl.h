@@ -1,0 +1,147 @@
+// Client::Impl: what a Client is behind its pointer (client/client.h): the agent's HTTP API, the
+// UCX context, worker and endpoint, the registered buffer pool, the volume keys and the lookup
+// cache. Implemented in client.cc (connection, lookups, keys, rounds), read_round.cc (gets,
+// verification, the read entry points) and push_read.cc (push exposure). Not a public API.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "client/agent_http.h"
+#include "client/client.h"
+#include "client/needle_view.h"
+#include "protocol/file_id.h"
+#include "protocol/messages.h"
+#include "protocol/status.h"
+#include "rdma/buffer_pool.h"
+#include "rdma/ucx/get.h"
+#include "rdma/ucx/memory_region.h"
+#include "rdma/ucx/ucx_context.h"
+#include "rdma/ucx/ucx_endpoint.h"
+#include "rdma/ucx/ucx_worker.h"
+
+namespace swrdma::client {
+
+class Client::Impl {
+ public:
+  using OnRead = Client::OnRead;
+
+  Impl(ClientOptions options, std::unique_ptr<AgentHttp> http);
+  ~Impl();
+
+  Status ConnectAgent();  // GET /v1/info, then ConnectUcx (or HTTP fallback)
+
+  // What Client's public methods forward to (client.h documents them).
+  Result<NeedleData> Read(std::string_view fid, const ReadOptions& options);
+  std::vector<Result<NeedleData>> ReadMany(std::span<const std::string> fids,
+                                           const ReadOptions& options);
+  Result<NeedleView> ReadView(std::string_view fid, const ReadOptions& options);
+  std::vector<Result<NeedleView>> ReadViews(std::span<const std::string> fids,
+                                            const ReadOptions& options);
+  void ReadEach(std::span<const std::string> fids, const OnRead& on_read,
+                const ReadOptions& options);
+  const AgentInfo& agent_info() const { return info_; }
+  Result<VolumeList> Volumes();
+  Result<std::vector<std::string>> Transports() const;
+  const ClientStats& stats() const;
+  rdma::BufferPoolStats buffer_pool_stats() const;
+
+ private:
+  struct VolumeKey;
+
+  Status ConnectUcx();
+  Status Reconnect(const Status& why);
+  void PruneKeys();
+  // `jwts`: one read token per fid, or empty (agent without read authorization).
+  Result<LookupResponse> LookupBatch(std::span<const std::string> fids,
+                                     std::vector<std::string> jwts = {});
+  // `jwt`: a read token for a fid of the volume (region exposure with read authorization).
+  Result<const VolumeKey*> KeyFor(uint32_t volume_id, uint64_t generation,
+                                  std::string_view jwt = {});
+  static std::string_view TokenFor(const ReadOptions& o, size_t i) {
+    return i < o.jwts.size() ? std::string_view(o.jwts[i]) : std::string_view(o.jwt);
+  }
+  bool push_mode() const { return info_.exposure == "push" && worker_.has_value(); }
+  Result<NeedleData> ReadOverHttp(std::string_view fid, const ReadOptions& options);
+  using ViewResults = std::vector<Result<NeedleView>>;
+  // client/push_read.cc: the round in push exposure mode: the agent puts the records into a
+  // registered landing buffer of ours (we never get its keys), then each is verified.
+  void PushRound(std::span<const std::string> fids, std::span<const size_t> which,
+                 const ReadOptions& options, ViewResults& out, const OnRead* emit);
+  Result<HttpReply> RequestProgressing(std::string_view target, std::string body);
+  // `emit`, when set, receives successful reads as they complete (out[i] is then left as is).
+  void ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
+                 const ReadOptions& options, ViewResults& out, bool last,
+                 const OnRead* emit = nullptr);
+  // client/read_round.cc: the get half of a round, a sliding window of max_inflight gets.
+  struct PendingGet {
+    size_t i;  // index in fids
+    const LookupResult* where;
+    const VolumeKey* key;
+    const FileId* parsed;  // fids[i] parsed once in ReadRound; null when it does not parse
+  };
+  void GetAndVerify(std::span<const std::string> fids, std::span<const PendingGet> gets,
+                    ViewResults& out, const OnRead* emit);
+  ViewResults ReadAllViews(std::span<const std::string> fids, const ReadOptions& options,
+                           const OnRead* emit);
+  // `parsed`: `fid` already parsed (the read path parses each fid once per round); null: parse.
+  Result<NeedleView> VerifyInPlace(std::string_view fid, const LookupResult& where, uint8_t version,
+                                   rdma::PooledBuffer buffer, const FileId* parsed = nullptr);
+  // ReadMany's copy out of a view (gunzip when asked); counts the read in stats_.
+  Result<NeedleData> ToNeedleData(std::string_view fid, Result<NeedleView> view,
+                                  const ReadOptions& options);
+  void CountRead(const NeedleView& view);
+  rdma::GetBatch& Batch();
+  Result<rdma::BufferPool*> Pool();
+
+  ClientOptions options_;
+  std::unique_ptr<AgentHttp> http_;
+  AgentInfo info_;
+  std::optional<rdma::UcxContext> context_;
+  bool agent_shm_peer_failure_ = false;          // /v1/info "shm_peer_failure": see ConnectUcx
+  std::optional<rdma::UcxRegistrar> registrar_;  // the pool's way to register with context_
+  // After the context (which must outlive it), before the worker: buffers of abandoned gets
+  // return to the pool when the worker is destroyed.
+  std::optional<rdma::BufferPool> pool_;
+  std::optional<rdma::UcxWorker> worker_;
+  std::optional<rdma::UcxEndpoint> endpoint_;
+  std::map<std::pair<uint32_t, uint64_t>, std::unique_ptr<VolumeKey>> keys_;  // (vid, generation)
+  // Only what a get needs, without LookupResult's two strings: a smaller map node is fewer cache
+  // misses per hit (the cache is looked up once per read, at random).
+  struct CachedLookup {
+    uint64_t generation;
+    uint64_t address;
+    uint64_t length;
+    uint32_t volume_id;
+    uint32_t size;
+    uint8_t version;
+    std::chrono::steady_clock::time_point expires;
+  };
+  // Keyed by the parsed fid, not its text: hashing three integers is cheaper than hashing the
+  // string, and the parse is needed anyway to verify the record.
+  struct FileIdHash {
+    size_t operator()(const FileId& f) const {
+      uint64_t h = f.needle_id * 0x9E3779B97F4A7C15ull;
+      h ^= (uint64_t{f.volume_id} << 32 | f.cookie) + 0x7F4A7C159E3779B9ull + (h << 6) + (h >> 2);
+      return static_cast<size_t>(h ^ (h >> 29));
+    }
+  };
+  std::unordered_map<FileId, CachedLookup, FileIdHash> lookup_cache_;
+  mutable ClientStats stats_;
+  // Reused across rounds: posting a get then allocates nothing. Bound to endpoint_'s core.
+  std::unique_ptr<rdma::GetBatch> batch_;
+  rdma::PooledBuffer push_landing_;  // push mode: where the agent puts records
+  const void* batch_endpoint_ = nullptr;
+  bool stamp_reads_ = false;  // ReadEach: views carry issued/verified times (2 clock reads)
+};
+
+}  // namespace swrdma::client
