@@ -196,7 +196,7 @@ int Run(const AgentConfig& config) {
   so.exposure = exposure;
   so.auth = auth->get();
   so.push = &push;
-  so.checked_reads = true;
+  so.reads = reads->get();
   AgentService service(volumes, so);
   service.metrics().SetTransports(transports);
   service.metrics().ObserveScan(initial_scan);
@@ -273,8 +273,16 @@ int Run(const AgentConfig& config) {
   service.SetReady(false);
   (*server)->Stop(std::chrono::seconds(5));
   push.Shutdown();  // client endpoints close on the progress thread, before it stops
-  reads->reset();   // the checked-read handler leaves the worker, likewise
-  (*progress)->Stop();
+  // The checked-read handler leaves the worker, likewise; replies UCX still owes to clients
+  // that vanished mean the worker (and its context) must not be destroyed: UCX would abort.
+  const uint64_t unsent = (*reads)->Shutdown();
+  reads->reset();
+  if (unsent > 0) {
+    (*progress)->LeakWorker();
+    context->Leak();
+  } else {
+    (*progress)->Stop();
+  }
   spdlog::info("stopped");
   return 0;
 }

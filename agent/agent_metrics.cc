@@ -128,7 +128,21 @@ AgentMetrics::AgentMetrics()
       push_endpoints_(Gauge(*registry_, "swrdma_push_endpoints",
                             "Endpoints open to client workers (push mode)")),
       push_endpoints_created_(Counter(*registry_, "swrdma_push_endpoints_created_total",
-                                      "Endpoints created to client workers (push mode)")) {
+                                      "Endpoints created to client workers (push mode)")),
+      checked_requests_(BuildCounter()
+                            .Name("swrdma_checked_read_requests_total")
+                            .Help("Checked read requests (UCX active messages) by outcome: "
+                                  "served, or dropped as malformed (no answer is sent)")
+                            .Register(*registry_)),
+      checked_records_(BuildCounter()
+                           .Name("swrdma_checked_read_fids_total")
+                           .Help("Fids of checked read requests by answer: sent (the record), "
+                                 "refused (not found, deleted, denied, ...), send_failed")
+                           .Register(*registry_)),
+      checked_bytes_(Counter(*registry_, "swrdma_checked_read_bytes_total",
+                             "Needle record bytes sent to checked readers")),
+      checked_inflight_(Gauge(*registry_, "swrdma_checked_read_replies_inflight",
+                              "Checked read replies UCX has not finished sending")) {
   // Series that should read 0 rather than be absent before the first event.
   for (const char* reason : {"index_rebuilt", "outgrown", "faulted", "file_moved"})
     generation_changes_.Add({{"reason", reason}});
@@ -144,6 +158,17 @@ void AgentMetrics::SetSecurityTotals(const SecurityTotals& t) {
   CatchUp(push_bytes_, t.push_bytes);
   push_endpoints_.Set(static_cast<double>(t.push_endpoints));
   CatchUp(push_endpoints_created_, t.push_endpoints_created);
+}
+
+void AgentMetrics::SetCheckedReadTotals(const ReadServerStats& t) {
+  std::lock_guard lock(mu_);
+  CatchUp(checked_requests_.Add({{"result", "served"}}), t.requests);
+  CatchUp(checked_requests_.Add({{"result", "malformed"}}), t.malformed);
+  CatchUp(checked_records_.Add({{"answer", "sent"}}), t.replies_ok);
+  CatchUp(checked_records_.Add({{"answer", "refused"}}), t.replies_refused);
+  CatchUp(checked_records_.Add({{"answer", "send_failed"}}), t.send_failures);
+  CatchUp(checked_bytes_, t.bytes);
+  checked_inflight_.Set(static_cast<double>(t.inflight));
 }
 
 void AgentMetrics::CountLookup(LookupStatus status) {

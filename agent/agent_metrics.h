@@ -18,6 +18,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "agent/read_server.h"
 #include "http/http_server.h"
 #include "protocol/messages.h"
 
@@ -58,6 +59,8 @@ class AgentMetrics {
     uint64_t push_endpoints_created = 0;
   };
   void SetSecurityTotals(const SecurityTotals& totals);
+  // Checked reads (agent/read_server.h), as its monotonic counters (set before Render).
+  void SetCheckedReadTotals(const ReadServerStats& stats);
 
   // Prometheus text exposition, with the volume gauges taken from `volumes`.
   std::string Render(const VolumeMap& volumes);
@@ -107,6 +110,11 @@ class AgentMetrics {
   prometheus::Counter& push_bytes_;
   prometheus::Gauge& push_endpoints_;
   prometheus::Counter& push_endpoints_created_;
+  // Checked reads.
+  prometheus::Family<prometheus::Counter>& checked_requests_;
+  prometheus::Family<prometheus::Counter>& checked_records_;
+  prometheus::Counter& checked_bytes_;
+  prometheus::Gauge& checked_inflight_;
 
   std::mutex mu_;  // guards what follows and serializes Render
   std::function<HttpServerStats()> http_stats_;

@@ -121,6 +121,7 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
       totals.push_endpoints_created = p.peers_created;
     }
     metrics_.SetSecurityTotals(totals);
+    if (options_.reads != nullptr) metrics_.SetCheckedReadTotals(options_.reads->stats());
     HttpResponse r = HttpResponse::Text(200, metrics_.Render(*volumes_.snapshot()));
     r.content_type = "text/plain; version=0.0.4";
     return r;
@@ -168,7 +169,7 @@ HttpResponse AgentService::Info(const HttpRequest& req) const {
   info.exposure = options_.exposure;
   nlohmann::json j = ToJson(info);
   j["shm_peer_failure"] = options_.shm_peer_failure;  // optional: older agents leave it out
-  j["checked_reads"] = options_.checked_reads;        // likewise
+  j["checked_reads"] = options_.reads != nullptr;     // likewise
   return Encoded(200, j, ResponseFormat(req));
 }
 

@@ -21,6 +21,7 @@
 #include "agent/agent_metrics.h"
 #include "agent/push_engine.h"
 #include "agent/read_auth.h"
+#include "agent/read_server.h"
 #include "agent/volume_set.h"
 #include "http/http_server.h"
 #include "protocol/messages.h"
@@ -41,8 +42,8 @@ struct ServiceOptions {
   std::string exposure = "region";
   const ReadAuthorizer* auth = nullptr;  // null or disabled: no tokens needed
   PushEngine* push = nullptr;            // null: POST /v1/push answers 503
-  // /v1/info "checked_reads": the worker serves checked reads (agent/read_server.h).
-  bool checked_reads = false;
+  // Checked reads on the worker (agent/read_server.h): /v1/info "checked_reads", /metrics.
+  const ReadServer* reads = nullptr;
 };
 
 class AgentService {

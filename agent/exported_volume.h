@@ -74,6 +74,9 @@ class ExportedVolume {
   std::span<const uint8_t> bytes() const {
     return {static_cast<const uint8_t*>(region_.address()), static_cast<size_t>(size())};
   }
+  // The UCX registration of the mapping: sends from it (checked reads) name it so that UCX uses
+  // this registration instead of registering the range again in its cache.
+  ucp_mem_h memh() const { return region_.get(); }
   // Remote address of file offset 0.
   uint64_t base_address() const { return reinterpret_cast<uint64_t>(region_.address()); }
   const RegionDescriptor& region_descriptor() const { return descriptor_; }

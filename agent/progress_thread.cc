@@ -56,6 +56,11 @@ void ProgressThread::Stop() {
   thread_.join();
 }
 
+void ProgressThread::LeakWorker() {
+  Stop();
+  (void)new rdma::UcxWorker(std::move(worker_));  // never deleted, on purpose
+}
+
 Status ProgressThread::Post(Task task) {
   {
     std::lock_guard lock(tasks_mu_);

@@ -45,8 +45,12 @@ class ProgressThread {
   ProgressThread& operator=(const ProgressThread&) = delete;
 
   const std::vector<uint8_t>& worker_address() const { return address_; }
-  // Stops the loop and joins; the worker is destroyed on this thread's exit path.
+  // Stops the loop and joins; the worker is destroyed with this object.
   void Stop();
+  // After Stop: the worker is never destroyed (the process is exiting and UCX still holds
+  // sends to clients that vanished; destroying it would abort in UCX 1.13). Its context must
+  // then not be destroyed either (UcxContext::Leak).
+  void LeakWorker();
 
   // Runs `task` on this thread, with the worker, between two progress rounds (the push exposure
   // mode posts its puts this way: only this thread may touch the worker). The task may progress

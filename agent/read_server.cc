@@ -3,6 +3,7 @@
 #include <array>
 #include <future>
 #include <string>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 #include <ucp/api/ucp.h>
@@ -65,6 +66,13 @@ struct Handler {
   void Send(ucp_ep_h ep, std::unique_ptr<Reply> reply, const void* data, size_t length) {
     ucp_request_param_t param{};
     param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    // A record goes out from the export's own registration: UCX then neither registers the
+    // mapping again (its cache would pin a region across the whole file) nor needs one at
+    // shutdown.
+    if (reply->source != nullptr && reply->source->memh() != nullptr) {
+      param.op_attr_mask |= UCP_OP_ATTR_FIELD_MEMH;
+      param.memh = reply->source->memh();
+    }
     param.cb.send = &OnReplySent;
     param.user_data = reply.get();
     ucs_status_ptr_t sent = ucp_am_send_nbx(ep, kReadReplyAmId, reply->header.data(),
@@ -127,7 +135,8 @@ struct Handler {
                              .index = i,
                              .volume_id = r.volume_id,
                              .generation = found.exported->generation(),
-                             .length = r.length},
+                             .length = r.length,
+                             .needle_size = r.size},
                             reply->header);
       const uint8_t* data = bytes.data() + found.offset;
       reply->source = std::move(found.exported);
@@ -209,17 +218,40 @@ Result<std::unique_ptr<ReadServer>> ReadServer::Start(ProgressThread& progress,
   return server;
 }
 
-ReadServer::~ReadServer() {
-  if (registered_) {
-    Status s = OnProgressThread(progress_,
-                                [](rdma::UcxWorker& w) { return SetHandler(w.get(), nullptr); });
-    if (!s.ok() && s.code() == Code::kTimeout) {
-      // The thread is stuck in UCX and may still call the handler: leak it rather than free
-      // what a callback could touch. The process is stopping.
-      spdlog::warn("checked reads: {}; leaving the handler in place", s.ToString());
-      return;
+uint64_t ReadServer::Shutdown() {
+  if (!registered_) return counters_->inflight.load(std::memory_order_relaxed);
+  registered_ = false;
+  // Unregister, then let replies in flight finish or fail. UCX 1.13 aborts the process when a
+  // worker is destroyed with sends still attached to an endpoint, and a client that died without
+  // its endpoint failing (yet) leaves them there: the caller then leaks the worker
+  // (ProgressThread::LeakWorker). UCX does not let us close the reply endpoints it created.
+  Status s = OnProgressThread(progress_, [counters = counters_](rdma::UcxWorker& w) {
+    Status unset = SetHandler(w.get(), nullptr);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (counters->inflight.load(std::memory_order_relaxed) > 0 &&
+           std::chrono::steady_clock::now() < until) {
+      w.Progress();
     }
+    return unset;
+  });
+  if (!s.ok() && s.code() == Code::kTimeout) {
+    // The thread is stuck in UCX and may still call the handler: leak it rather than free what
+    // a callback could touch. The process is stopping.
+    spdlog::warn("checked reads: {}; leaving the handler in place", s.ToString());
+    handler_ = nullptr;
   }
+  const uint64_t left = counters_->inflight.load(std::memory_order_relaxed);
+  if (left > 0) {
+    spdlog::info(
+        "checked reads: {} replies to vanished clients still unsent at shutdown; the "
+        "UCX worker is left to the process exit",
+        left);
+  }
+  return left;
+}
+
+ReadServer::~ReadServer() {
+  (void)Shutdown();
   delete static_cast<Handler*>(handler_);
 }
 

@@ -44,8 +44,11 @@ class ReadServer {
   static Result<std::unique_ptr<ReadServer>> Start(ProgressThread& progress,
                                                    const VolumeSet& volumes,
                                                    const ReadAuthorizer* auth);
-  // Unregisters the handler (on the progress thread). Replies still in flight finish or fail
-  // with their endpoint; their state is freed by their own completion.
+  // Unregisters the handler (on the progress thread) and gives replies in flight up to 3 s to
+  // finish or fail. Returns how many are still unsent: then the worker must not be destroyed
+  // (ProgressThread::LeakWorker), UCX 1.13 would abort. Idempotent.
+  uint64_t Shutdown();
+  // Shutdown(); replies in flight free their own state on completion.
   ~ReadServer();
   ReadServer(const ReadServer&) = delete;
   ReadServer& operator=(const ReadServer&) = delete;

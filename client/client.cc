@@ -85,6 +85,7 @@ Status Client::Impl::ConnectUcx() {
   // Keys and endpoint belong to the worker, the worker to the context: release in that order.
   keys_.clear();
   push_landing_.Release();
+  checked_.reset();
   endpoint_.reset();
   worker_.reset();
   // Peer error handling over shared memory only with an agent that has it on too (an older agent
@@ -105,9 +106,10 @@ Status Client::Impl::ConnectUcx() {
   auto worker = rdma::UcxWorker::Create(*context_);
   if (!worker) return worker.error();
   worker_.emplace(std::move(*worker));
-  // Push exposure: the agent connects to this worker (its address goes with every request) and
-  // puts the records here; we never connect to it nor get its keys.
-  if (info_.exposure == "push") return Status::Ok();
+  // Push exposure without checked reads (older agents): the agent connects to this worker (its
+  // address goes with every request) and puts the records here; we never connect to it nor get
+  // its keys. With checked reads we connect in every exposure: the agent answers on our endpoint.
+  if (info_.exposure == "push" && !info_checked_reads_) return Status::Ok();
   rdma::UcxEndpointOptions eo;
   eo.connect_timeout = options_.timeout;
   // Without shm_peer_failure UCX refuses peer mode on shared memory (and restricts a mixed
@@ -132,10 +134,13 @@ Status Client::Impl::ConnectAgent() {
   SWRDMA_ASSIGN_OR_RETURN(info_, AgentInfoFromJson(tree));
   const auto shm = tree.find("shm_peer_failure");  // absent from older agents
   agent_shm_peer_failure_ = shm != tree.end() && shm->is_boolean() && shm->get<bool>();
+  const auto checked = tree.find("checked_reads");  // likewise
+  info_checked_reads_ = checked != tree.end() && checked->is_boolean() && checked->get<bool>();
   lookup_cache_.clear();
   Status ucx = ConnectUcx();
   if (!ucx.ok()) {
     keys_.clear();
+    checked_.reset();
     endpoint_.reset();
     worker_.reset();
     pool_.reset();  // its registrations belong to the context
@@ -262,6 +267,10 @@ Result<NeedleData> Client::Impl::ReadOverHttp(std::string_view fid, const ReadOp
 void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
                              const ReadOptions& options, ViewResults& out, bool last,
                              const OnRead* emit) {
+  if (checked_mode()) {
+    CheckedRound(fids, which, options, out, emit);
+    return;
+  }
   if (push_mode()) {
     PushRound(fids, which, options, out, emit);
     return;

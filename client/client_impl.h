@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "client/agent_http.h"
+#include "client/checked_reader.h"
 #include "client/client.h"
 #include "client/needle_view.h"
 #include "protocol/file_id.h"
@@ -78,6 +79,12 @@ class Client::Impl {
   void PushRound(std::span<const std::string> fids, std::span<const size_t> which,
                  const ReadOptions& options, ViewResults& out, const OnRead* emit);
   Result<HttpReply> RequestProgressing(std::string_view target, std::string body);
+  // client/checked_round.cc: the round over checked reads (the agent checks every read and sends
+  // the records; agents that serve them say so in /v1/info "checked_reads").
+  bool checked_mode() const { return info_checked_reads_ && worker_.has_value(); }
+  void CheckedRound(std::span<const std::string> fids, std::span<const size_t> which,
+                    const ReadOptions& options, ViewResults& out, const OnRead* emit);
+  Result<CheckedReader*> Checked();
   // `emit`, when set, receives successful reads as they complete (out[i] is then left as is).
   void ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
                  const ReadOptions& options, ViewResults& out, bool last,
@@ -141,6 +148,10 @@ class Client::Impl {
   std::unique_ptr<rdma::GetBatch> batch_;
   rdma::PooledBuffer push_landing_;  // push mode: where the agent puts records
   const void* batch_endpoint_ = nullptr;
+  bool info_checked_reads_ = false;  // /v1/info "checked_reads"
+  // After endpoint_ and worker_: destroyed before them. Bound to checked_endpoint_'s core.
+  std::unique_ptr<CheckedReader> checked_;
+  const void* checked_endpoint_ = nullptr;
   bool stamp_reads_ = false;  // ReadEach: views carry issued/verified times (2 clock reads)
 };
 

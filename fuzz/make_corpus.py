@@ -217,7 +217,7 @@ def seeds():
         read_request(1, [(b"3,01637037d6", b"")]),
         read_request(2, [(b"3,01637037d6", b"eyJhbGciOiJIUzI1NiJ9.e30.x"), (b"4,0a_1", b"")]),
         read_request(3, [(b"1,01", b"")], version=2),
-        struct.pack("<IHBBQIIQQ", 0x50525753, 1, 0, 3, 1, 0, 3, 7, 4096),
+        struct.pack("<IHBBQIIQQII", 0x50525753, 1, 0, 3, 1, 0, 3, 7, 4096, 4000, 0),
     ]
     return s
 

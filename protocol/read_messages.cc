@@ -183,6 +183,8 @@ void EncodeReadReplyHeader(const ReadReplyHeader& h,
   Store(p + 20, h.volume_id, 4);
   Store(p + 24, h.generation, 8);
   Store(p + 32, h.length, 8);
+  Store(p + 40, h.needle_size, 4);
+  Store(p + 44, 0, 4);
 }
 
 Result<ReadReplyHeader> DecodeReadReplyHeader(std::span<const uint8_t> bytes) {
@@ -207,6 +209,7 @@ Result<ReadReplyHeader> DecodeReadReplyHeader(std::span<const uint8_t> bytes) {
   h.volume_id = static_cast<uint32_t>(Load(p + 20, 4));
   h.generation = Load(p + 24, 8);
   h.length = Load(p + 32, 8);
+  h.needle_size = static_cast<uint32_t>(Load(p + 40, 4));
   return h;
 }
 

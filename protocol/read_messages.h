@@ -13,6 +13,7 @@
 // Reply (AM header, kReadReplyHeaderBytes; the data is the record or the reason text):
 //   u32 magic "SWRP" | u16 version | u8 status | u8 needle_version | u64 request_id
 //   u32 index | u32 volume_id | u64 generation | u64 length (of the data)
+//   u32 needle_size (the index's size of the needle, for the reader's header check) | u32 0
 //
 // Decoding never trusts a length: every field is bounds-checked against what arrived, and a
 // malformed request is answered with nothing (there is no request id to answer to) and counted.
@@ -39,7 +40,7 @@ inline constexpr uint32_t kReadReplyMagic = 0x50525753;    // "SWRP"
 inline constexpr size_t kMaxReadBatch = 4096;              // fids in one request
 inline constexpr size_t kMaxReadFidBytes = 64;             // "4294967295,ffffffffffffffff..."
 inline constexpr size_t kMaxReadTokenBytes = 4096;
-inline constexpr size_t kReadReplyHeaderBytes = 40;
+inline constexpr size_t kReadReplyHeaderBytes = 48;
 // A request larger than this is refused before it is parsed; clients split larger batches (a
 // batch of 4096 fids with 900-byte tokens fits).
 inline constexpr size_t kMaxReadRequestBytes = size_t{4} << 20;
@@ -79,8 +80,9 @@ struct ReadReplyHeader {
   uint64_t request_id = 0;
   uint32_t index = 0;  // which entry of the request
   uint32_t volume_id = 0;
-  uint64_t generation = 0;  // the export the record was sent from
-  uint64_t length = 0;      // bytes of data that follow (the record, or the reason)
+  uint64_t generation = 0;   // the export the record was sent from
+  uint64_t length = 0;       // bytes of data that follow (the record, or the reason)
+  uint32_t needle_size = 0;  // kOk: the needle's size as the index has it
 };
 
 void EncodeReadReplyHeader(const ReadReplyHeader& header,

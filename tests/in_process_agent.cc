@@ -45,7 +45,7 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
   auto reads = agent::ReadServer::Start(*progress_, *volumes_, auth_.get());
   if (!reads) throw std::runtime_error(reads.error().ToString());
   reads_ = std::move(*reads);
-  so.checked_reads = true;
+  so.reads = reads_.get();
   service_ = std::make_unique<agent::AgentService>(*volumes_, so);
   service_->SetReady(true);
   agent::HttpServerOptions ho;
@@ -67,8 +67,15 @@ InProcessAgent::~InProcessAgent() {
   if (watcher_) watcher_->Stop();
   server_->Stop(std::chrono::seconds(2));
   push_->Shutdown();
-  reads_.reset();  // unregisters on the progress thread, before it stops
-  progress_->Stop();
+  // As swrdma-agent: replies still owed to vanished clients mean the worker must not be destroyed.
+  const uint64_t unsent = reads_->Shutdown();
+  reads_.reset();
+  if (unsent > 0) {
+    progress_->LeakWorker();
+    context_->Leak();
+  } else {
+    progress_->Stop();
+  }
 }
 
 std::string InProcessAgent::url() const {

@@ -265,8 +265,8 @@ TEST_P(ReadAuthTest, KeysStayHomeWhenTokensAreOn) {
 
 INSTANTIATE_TEST_SUITE_P(Exposure, ReadAuthTest, ::testing::Values("region", "push"));
 
-// Push mode without tokens, over tcp and shared memory: every byte right, records larger than
-// the landing buffer included, and no agent key anywhere on the wire.
+// Push exposure without tokens, over tcp and shared memory, read through checked reads: every
+// byte right, records larger than one message included, and no agent key anywhere on the wire.
 class PushReadTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(PushReadTest, ReadsWithoutEverHoldingAnAgentKey) {
@@ -285,9 +285,6 @@ TEST_P(PushReadTest, ReadsWithoutEverHoldingAnAgentKey) {
   auto client = client::Client::Connect(co);
   ASSERT_TRUE(client) << client.error().ToString();
   EXPECT_EQ((*client)->agent_info().exposure, "push");
-  auto transports = (*client)->Transports();
-  ASSERT_TRUE(transports);
-  EXPECT_TRUE(transports->empty()) << "the client connected an endpoint to the agent";
 
   for (const Volume* v : {&small, &big}) {
     auto reads = (*client)->ReadMany(v->live);
@@ -307,9 +304,12 @@ TEST_P(PushReadTest, ReadsWithoutEverHoldingAnAgentKey) {
   client::AgentHttp http(*client::ParseHttpUrl(agent.url(), 0), std::chrono::seconds(10));
   auto metrics = http.Request("GET", "/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_GE(Metric(metrics->body, R"(swrdma_push_requests_total{result="ok"})"), 3);
-  EXPECT_GT(Metric(metrics->body, "swrdma_push_bytes_total"), 3 << 20);
-  EXPECT_EQ(Metric(metrics->body, "swrdma_push_endpoints"), 1);
+  EXPECT_GE(Metric(metrics->body, R"(swrdma_checked_read_requests_total{result="served"})"), 3);
+  EXPECT_EQ(Metric(metrics->body, R"(swrdma_checked_read_requests_total{result="malformed"})"), 0);
+  EXPECT_GE(Metric(metrics->body, R"(swrdma_checked_read_fids_total{answer="sent"})"),
+            small.live.size() + big.live.size() + 1);
+  EXPECT_EQ(Metric(metrics->body, R"(swrdma_checked_read_fids_total{answer="refused"})"), 1);
+  EXPECT_GT(Metric(metrics->body, "swrdma_checked_read_bytes_total"), 9 << 20);
   for (const char* target : {"/v1/info", "/v1/volumes", "/v1/volumes/5", "/v1/volumes/6"}) {
     auto r = http.Request("GET", target, {}, {}, "application/json");
     ASSERT_TRUE(r);

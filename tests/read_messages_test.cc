@@ -69,7 +69,8 @@ TEST(ReadMessagesTest, ReplyHeaderRoundTripsAndRejectsUnknownStatus) {
                     .index = 4095,
                     .volume_id = 0xfffffffe,
                     .generation = 1234567,
-                    .length = uint64_t{5} << 30};
+                    .length = uint64_t{5} << 30,
+                    .needle_size = 777};
   EncodeReadReplyHeader(h, buf);
   auto back = DecodeReadReplyHeader(buf);
   ASSERT_TRUE(back.has_value());
@@ -80,9 +81,10 @@ TEST(ReadMessagesTest, ReplyHeaderRoundTripsAndRejectsUnknownStatus) {
   EXPECT_EQ(back->volume_id, 0xfffffffeu);
   EXPECT_EQ(back->generation, 1234567u);
   EXPECT_EQ(back->length, uint64_t{5} << 30);
+  EXPECT_EQ(back->needle_size, 777u);
   buf[6] = 200;
   EXPECT_FALSE(DecodeReadReplyHeader(buf).has_value());
-  EXPECT_FALSE(DecodeReadReplyHeader({buf.data(), 39}).has_value());
+  EXPECT_FALSE(DecodeReadReplyHeader({buf.data(), kReadReplyHeaderBytes - 1}).has_value());
   EXPECT_EQ(ReadStatusName(ReadStatus::kUnknownVolume), "unknown_volume");
 }
 

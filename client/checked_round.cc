@@ -1,0 +1,140 @@
+// Client::Impl::CheckedRound: a read round over checked reads (client/checked_reader.h), the data
+// path whenever the agent serves them: no lookup, no key, one request per window of fids; the
+// agent sends each record (or a per-fid refusal) and every record is verified in place.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "client/checked_reader.h"
+#include "client/client_impl.h"
+
+namespace swrdma::client {
+namespace {
+
+Status RefusalToError(std::string_view fid, ReadStatus status, std::string_view reason) {
+  const std::string what = fmt::format("{}: {}", fid, reason.empty() ? "refused" : reason);
+  switch (status) {
+    case ReadStatus::kOk:
+      return Status::Ok();
+    case ReadStatus::kNotFound:
+    case ReadStatus::kExpired:  // as the volume server: an expired needle is not found
+      return Status(Code::kNotFound, what);
+    case ReadStatus::kDeleted:
+      return Status(Code::kDeleted, what);
+    case ReadStatus::kBadFid:
+      return Status(Code::kInvalidArgument, what);
+    case ReadStatus::kUnknownVolume:
+      return Status(Code::kUnknownVolume, what);
+    case ReadStatus::kDenied:
+      return Status(Code::kPermissionDenied, what);
+    case ReadStatus::kInternal:
+      break;
+  }
+  return Status(Code::kInternal, what);
+}
+
+}  // namespace
+
+Result<CheckedReader*> Client::Impl::Checked() {
+  if (!endpoint_ || !worker_) {
+    return Error(Code::kUnavailable, "not connected to the agent's UCX worker");
+  }
+  if (!checked_ || checked_endpoint_ != endpoint_->core()) {
+    SWRDMA_ASSIGN_OR_RETURN(rdma::BufferPool * pool, Pool());
+    checked_.reset();
+    SWRDMA_ASSIGN_OR_RETURN(checked_, CheckedReader::Create(*worker_, *endpoint_, *pool));
+    checked_endpoint_ = endpoint_->core();
+  }
+  return checked_.get();
+}
+
+void Client::Impl::CheckedRound(std::span<const std::string> fids, std::span<const size_t> which,
+                                const ReadOptions& options, ViewResults& out, const OnRead* emit) {
+  auto reader = Checked();
+  if (!reader) {
+    for (size_t i : which)
+      out[i] =
+          Error(reader.error().code(), fmt::format("{}: {}", fids[i], reader.error().message()));
+    return;
+  }
+  CheckedReader& r = **reader;
+  const size_t window = std::max<size_t>(1, options_.max_inflight);
+  // Tags are positions in `which`; `answered` catches a second answer (never sent by an agent).
+  std::vector<char> answered(which.size(), 0);
+  std::vector<NeedleView::TimePoint> issued(stamp_reads_ ? which.size() : 0);
+  std::vector<ReadRequestEntry> entries;
+  std::vector<size_t> tags;
+  std::vector<CheckedArrival> arrivals;
+  size_t next = 0;
+  rdma::Deadline deadline = rdma::DeadlineIn(options_.timeout);
+
+  auto deliver = [&](size_t k, Result<NeedleView> view) {
+    answered[k] = 1;
+    const size_t i = which[k];
+    if (view && stamp_reads_) {
+      view->issued_ = issued[k];
+      view->verified_ = std::chrono::steady_clock::now();
+    }
+    if (view && emit != nullptr) {
+      (*emit)(i, std::move(view));
+      return;
+    }
+    out[i] = std::move(view);
+  };
+  auto fail_rest = [&](const Status& s) {
+    for (size_t k = 0; k < which.size(); ++k) {
+      if (!answered[k])
+        deliver(k, Error(s.code(), fmt::format("{}: {}", fids[which[k]], s.message())));
+    }
+    r.Forget();
+  };
+
+  while (next < which.size() || r.outstanding() > 0) {
+    // Keep `window` fids asked for: one request for whatever the window has room for.
+    if (next < which.size() && r.outstanding() < window) {
+      const size_t n = std::min({window - r.outstanding(), which.size() - next, kMaxReadBatch});
+      entries.clear();
+      tags.clear();
+      const auto now = stamp_reads_ ? std::chrono::steady_clock::now() : NeedleView::TimePoint{};
+      for (size_t k = next; k < next + n; ++k) {
+        entries.push_back({fids[which[k]], std::string(TokenFor(options, which[k]))});
+        tags.push_back(k);
+        if (stamp_reads_) issued[k] = now;
+      }
+      next += n;
+      if (Status s = r.Send(entries, tags); !s.ok()) {
+        for (size_t k : tags)
+          deliver(k, Error(s.code(), fmt::format("{}: {}", fids[which[k]], s.message())));
+        continue;
+      }
+      deadline = rdma::DeadlineIn(options_.timeout);
+      if (r.outstanding() < window && next < which.size()) continue;  // fill before waiting
+    }
+    arrivals.clear();
+    if (Status s = r.Poll(arrivals, deadline); !s.ok()) {
+      fail_rest(s);
+      return;
+    }
+    for (CheckedArrival& a : arrivals) {
+      const size_t k = a.tag;
+      if (k >= which.size() || answered[k]) continue;
+      const std::string& fid = fids[which[k]];
+      if (!a.error.ok()) {
+        deliver(k, Error(a.error.code(), fmt::format("{}: {}", fid, a.error.message())));
+        continue;
+      }
+      if (a.header.status != ReadStatus::kOk) {
+        deliver(k, Error(RefusalToError(fid, a.header.status, a.reason)));
+        continue;
+      }
+      LookupResult where;
+      where.volume_id = a.header.volume_id;
+      where.generation = a.header.generation;
+      where.length = a.header.length;
+      where.size = a.header.needle_size;
+      deliver(k, VerifyInPlace(fid, where, a.header.needle_version, std::move(a.record)));
+    }
+  }
+}
+
+}  // namespace swrdma::client
