@@ -32,6 +32,11 @@
 
 namespace swrdma::client {
 
+// A PooledBuffer is four plain fields (pool core, chunk, data, size) that nothing points to: a
+// view's BufferKeeper may move it with memcpy (client/needle_view.h).
+template <>
+inline constexpr bool kRelocatableBufferOwner<rdma::PooledBuffer> = true;
+
 class Client::Impl {
  public:
   using OnRead = Client::OnRead;

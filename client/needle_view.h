@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <optional>
 #include <span>
@@ -27,9 +28,16 @@ namespace swrdma::client {
 
 struct NeedleData;
 
+// Owners BufferKeeper may move with memcpy: no pointer into themselves and none to them kept
+// elsewhere, so the bytes moved are the object. Opt in by specializing to true next to the type's
+// use (client_impl.h does for rdma::PooledBuffer). A view moves several times per read: a
+// memcpy each time instead of a call keeps views as cheap as when they held the buffer itself.
+template <typename T>
+inline constexpr bool kRelocatableBufferOwner = false;
+
 // Owner of the registered buffer a view points into (an rdma::PooledBuffer), type-erased so that
 // this header and client.h need no rdma/ header. The owner lives inline, not on the heap: making
-// a view allocates nothing, as when the view held the PooledBuffer itself.
+// a view allocates nothing; moving one copies 32 bytes; destroying one makes one indirect call.
 class BufferKeeper {
  public:
   BufferKeeper() = default;
@@ -40,6 +48,7 @@ class BufferKeeper {
            !std::is_lvalue_reference_v<Owner>) BufferKeeper(Owner&& owner)
   noexcept {  // NOLINT(google-explicit-constructor)
     using T = std::remove_cvref_t<Owner>;
+    static_assert(kRelocatableBufferOwner<T>, "declare the owner kRelocatableBufferOwner");
     static_assert(sizeof(T) <= kStorage && alignof(T) <= alignof(void*),
                   "the owner no longer fits BufferKeeper's inline storage: raise kStorage");
     static_assert(std::is_nothrow_move_constructible_v<T>);
@@ -47,7 +56,7 @@ class BufferKeeper {
     data_ = reinterpret_cast<const std::byte*>(owner.data());
     size_ = owner.size();
     ::new (static_cast<void*>(storage_)) T(std::move(owner));
-    ops_ = &kOps<T>;
+    destroy_ = [](void* p) noexcept { static_cast<T*>(p)->~T(); };
   }
   BufferKeeper(BufferKeeper&& other) noexcept { Take(other); }
   BufferKeeper& operator=(BufferKeeper&& other) noexcept {
@@ -67,36 +76,26 @@ class BufferKeeper {
   size_t size() const { return size_; }
   // Gives the buffer back to its pool now.
   void Reset() noexcept {
-    if (ops_ != nullptr) ops_->destroy(storage_);
-    ops_ = nullptr;
+    if (destroy_ != nullptr) destroy_(storage_);
+    destroy_ = nullptr;
     data_ = nullptr;
     size_ = 0;
   }
 
  private:
   static constexpr size_t kStorage = 4 * sizeof(void*);  // sizeof(rdma::PooledBuffer)
-  struct Ops {
-    void (*relocate)(void* to, void* from) noexcept;  // move-construct at `to`, destroy `from`
-    void (*destroy)(void* p) noexcept;
-  };
-  template <typename T>
-  static constexpr Ops kOps{[](void* to, void* from) noexcept {
-                              T* f = static_cast<T*>(from);
-                              ::new (to) T(std::move(*f));
-                              f->~T();
-                            },
-                            [](void* p) noexcept { static_cast<T*>(p)->~T(); }};
 
+  // Relocation (kRelocatableBufferOwner): the owner's bytes move, the source forgets them.
   void Take(BufferKeeper& other) noexcept {
-    if (other.ops_ == nullptr) return;
-    other.ops_->relocate(storage_, other.storage_);
-    ops_ = std::exchange(other.ops_, nullptr);
+    if (other.destroy_ == nullptr) return;
+    std::memcpy(storage_, other.storage_, kStorage);
+    destroy_ = std::exchange(other.destroy_, nullptr);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
   }
 
   alignas(void*) std::byte storage_[kStorage];
-  const Ops* ops_ = nullptr;
+  void (*destroy_)(void*) noexcept = nullptr;  // null: empty
   const std::byte* data_ = nullptr;
   size_t size_ = 0;
 };

@@ -1,0 +1,516 @@
+/* The C API (client/swrdma.h), from C, against libswrdma.so and a real swrdma-agent. Run by
+ * tests/e2e/c_api_test.sh, which generates the volumes, starts the agents and fetches the
+ * expected bytes over the agent's HTTP fallback (an independent read path).
+ *
+ *   c_api_test read URL MANIFEST EXPECTED_DIR VERSION TRANSPORTS
+ *     every fid of the mkvolume manifest, single and batched, into exact-size, too-small and
+ *     zero-size buffers, gzip needles decompressed and raw; error codes of deleted, malformed,
+ *     absent, unknown-volume and wrong-cookie fids; options, stats, version, NULL arguments.
+ *   c_api_test fallback URL MANIFEST EXPECTED_DIR
+ *     a client that cannot use UCX (transport "bogus"): SWRDMA_E_NO_DEVICE, and with the HTTP
+ *     fallback the same bytes, no transports.
+ *   c_api_test auth URL TOKENS EXPECTED_DIR
+ *     an agent with read tokens: TOKENS has "fid<TAB>token" lines (tokens minted by the script).
+ *     Right tokens read, missing or another fid's token give SWRDMA_E_AUTH.
+ *
+ * Exit status 0 when every check passed, 1 otherwise (each failure is printed). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/swrdma.h"
+
+static int g_failures = 0;
+
+#define CHECK(cond, ...)                                                       \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+      fprintf(stderr, __VA_ARGS__);                                            \
+      fprintf(stderr, "\n");                                                   \
+      ++g_failures;                                                            \
+    }                                                                          \
+  } while (0)
+
+/* Fatal: the rest of the test makes no sense without it. */
+#define REQUIRE(cond, ...)              \
+  do {                                  \
+    int before_ = g_failures;           \
+    CHECK(cond, __VA_ARGS__);           \
+    if (g_failures != before_) exit(1); \
+  } while (0)
+
+/* Evaluates `got` once: it is usually the call under test. */
+#define CHECK_STATUS(got, want, client)                                                     \
+  do {                                                                                      \
+    const int got_ = (got), want_ = (want);                                                 \
+    CHECK(got_ == want_, "status %d (%s), want %d (%s); last error: %s", got_,              \
+          swrdma_strerror(got_), want_, swrdma_strerror(want_), swrdma_last_error(client)); \
+  } while (0)
+
+enum { kMaxNeedles = 4096, kMaxFid = 64 };
+
+typedef struct {
+  char fid[kMaxFid];
+  size_t size; /* uncompressed data size (manifest) */
+  int live;
+  int gzip;
+  unsigned char* expected; /* live needles: the HTTP fallback's bytes */
+} Needle;
+
+static Needle g_needles[kMaxNeedles];
+static size_t g_count = 0;
+
+static unsigned char* ReadFile(const char* path, size_t* len) {
+  FILE* f = fopen(path, "rb");
+  if (f == NULL) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  unsigned char* buf = malloc(cap);
+  for (;;) {
+    if (n == cap) buf = realloc(buf, cap *= 2);
+    size_t got = fread(buf + n, 1, cap - n, f);
+    if (got == 0) break;
+    n += got;
+  }
+  fclose(f);
+  *len = n;
+  return buf;
+}
+
+/* The mkvolume manifest: "fid<TAB>size<TAB>live|deleted<TAB>gzip|plain". */
+static void LoadManifest(const char* manifest, const char* expected_dir) {
+  FILE* f = fopen(manifest, "r");
+  REQUIRE(f != NULL, "cannot open %s", manifest);
+  char line[256];
+  while (fgets(line, sizeof line, f) != NULL && g_count < kMaxNeedles) {
+    Needle* n = &g_needles[g_count];
+    char state[16], form[16];
+    unsigned long long size;
+    if (sscanf(line, "%63s %llu %15s %15s", n->fid, &size, state, form) != 4) continue;
+    n->size = (size_t)size;
+    n->live = strcmp(state, "live") == 0;
+    n->gzip = strcmp(form, "gzip") == 0;
+    if (n->live) {
+      char path[1024];
+      size_t len = 0;
+      snprintf(path, sizeof path, "%s/%s", expected_dir, n->fid);
+      n->expected = ReadFile(path, &len);
+      REQUIRE(n->expected != NULL, "no expected bytes at %s", path);
+      REQUIRE(len == n->size, "%s: HTTP fallback gave %zu bytes, manifest says %zu", n->fid, len,
+              n->size);
+    }
+    ++g_count;
+  }
+  fclose(f);
+  REQUIRE(g_count > 0, "empty manifest %s", manifest);
+}
+
+static const Needle* Find(int live, int gzip) {
+  for (size_t i = 0; i < g_count; ++i) {
+    if (g_needles[i].live == live && (gzip < 0 || g_needles[i].gzip == gzip)) return &g_needles[i];
+  }
+  return NULL;
+}
+
+static swrdma_client_t* Open(const char* url, const char* transports, int fallback) {
+  swrdma_client_options_t o;
+  swrdma_client_options_init(&o);
+  o.agent_url = url;
+  o.transports = transports;
+  o.fallback = fallback;
+  o.timeout_ms = 10000;
+  o.max_inflight = 8; /* batches larger than the window slide through it */
+  swrdma_client_t* c = NULL;
+  int rc = swrdma_client_open(&o, &c);
+  REQUIRE(rc == SWRDMA_OK && c != NULL, "open %s: %d %s", url, rc, swrdma_last_error(NULL));
+  CHECK(strcmp(swrdma_last_error(NULL), "") == 0, "open succeeded, yet: %s",
+        swrdma_last_error(NULL));
+  return c;
+}
+
+/* Every live needle read alone: exact buffer, too small by one, size query, raw for gzip. */
+static void ReadEachAlone(swrdma_client_t* c) {
+  size_t checked = 0, gzip_raw = 0;
+  for (size_t i = 0; i < g_count; ++i) {
+    const Needle* n = &g_needles[i];
+    if (!n->live) continue;
+    unsigned char* buf = malloc(n->size + 1);
+    size_t len = 12345;
+    int rc = swrdma_read(c, n->fid, NULL, 0, buf, n->size, &len);
+    CHECK_STATUS(rc, SWRDMA_OK, c);
+    CHECK(len == n->size, "%s: len %zu, want %zu", n->fid, len, n->size);
+    CHECK(rc != SWRDMA_OK || memcmp(buf, n->expected, n->size) == 0, "%s: bytes differ", n->fid);
+    CHECK(strcmp(swrdma_last_error(c), "") == 0, "%s: read ok, yet: %s", n->fid,
+          swrdma_last_error(c));
+
+    /* One byte short: SWRDMA_E_TOO_SMALL, the length needed, and the buffer untouched. */
+    if (n->size > 0) {
+      memset(buf, 0xA5, n->size + 1);
+      len = 0;
+      rc = swrdma_read(c, n->fid, NULL, 0, buf, n->size - 1, &len);
+      CHECK_STATUS(rc, SWRDMA_E_TOO_SMALL, c);
+      CHECK(len == n->size, "%s: too small: len %zu, want %zu", n->fid, len, n->size);
+      CHECK(buf[0] == 0xA5 && buf[n->size - 1] == 0xA5, "%s: a too-small buffer was written",
+            n->fid);
+      CHECK(strstr(swrdma_last_error(c), n->fid) != NULL, "too small: message %s",
+            swrdma_last_error(c));
+    }
+    /* Size query: no buffer at all. */
+    len = 0;
+    rc = swrdma_read(c, n->fid, NULL, 0, NULL, 0, &len);
+    CHECK_STATUS(rc, n->size == 0 ? SWRDMA_OK : SWRDMA_E_TOO_SMALL, c);
+    CHECK(len == n->size, "%s: size query: len %zu, want %zu", n->fid, len, n->size);
+
+    /* Raw: gzip needles as stored (a gzip stream, not the data), plain ones unchanged. */
+    unsigned char* raw = malloc(n->size + 4096);
+    rc = swrdma_read(c, n->fid, NULL, SWRDMA_READ_RAW, raw, n->size + 4096, &len);
+    CHECK_STATUS(rc, SWRDMA_OK, c);
+    if (rc == SWRDMA_OK && n->gzip) {
+      CHECK(len >= 18 && raw[0] == 0x1f && raw[1] == 0x8b, "%s: raw gzip needle is not gzip",
+            n->fid);
+      ++gzip_raw;
+    } else if (rc == SWRDMA_OK) {
+      CHECK(len == n->size && memcmp(raw, n->expected, n->size) == 0, "%s: raw plain differs",
+            n->fid);
+    }
+    free(raw);
+    free(buf);
+    ++checked;
+  }
+  fprintf(stderr, "c_api_test: %zu live needles read alone (%zu gzip also raw)\n", checked,
+          gzip_raw);
+  CHECK(checked > 0 && gzip_raw > 0, "the manifest lacks live or gzip needles");
+}
+
+/* Every needle (live and deleted) in one batch, plus malformed and unknown-volume fids. */
+static void ReadAllBatched(swrdma_client_t* c, int too_small) {
+  const size_t extra = 2, n = g_count + extra;
+  const char** fids = calloc(n, sizeof *fids);
+  void** bufs = calloc(n, sizeof *bufs);
+  size_t* caps = calloc(n, sizeof *caps);
+  size_t* lens = calloc(n, sizeof *lens);
+  int* statuses = calloc(n, sizeof *statuses);
+  char unknown_volume[kMaxFid];
+  const Needle* any = Find(1, -1);
+  snprintf(unknown_volume, sizeof unknown_volume, "999%s", strchr(any->fid, ','));
+  for (size_t i = 0; i < g_count; ++i) {
+    fids[i] = g_needles[i].fid;
+    caps[i] = g_needles[i].size > 0 && too_small ? g_needles[i].size / 2 : g_needles[i].size;
+    bufs[i] = malloc(g_needles[i].size + 1);
+  }
+  fids[g_count] = "not-a-fid";
+  fids[g_count + 1] = unknown_volume;
+  int first_failed = SWRDMA_OK;
+  size_t first_index = n;
+  int rc = swrdma_read_many(c, n, fids, NULL, 0, bufs, caps, lens, statuses);
+  size_t ok = 0;
+  for (size_t i = 0; i < g_count; ++i) {
+    const Needle* nd = &g_needles[i];
+    int want = !nd->live                         ? SWRDMA_E_DELETED
+               : too_small && caps[i] < nd->size ? SWRDMA_E_TOO_SMALL
+                                                 : SWRDMA_OK;
+    CHECK(statuses[i] == want, "batch %s: status %d (%s), want %d", nd->fid, statuses[i],
+          swrdma_strerror(statuses[i]), want);
+    if (nd->live) {
+      CHECK(lens[i] == nd->size, "batch %s: len %zu, want %zu", nd->fid, lens[i], nd->size);
+    }
+    if (statuses[i] == SWRDMA_OK) {
+      CHECK(memcmp(bufs[i], nd->expected, nd->size) == 0, "batch %s: bytes differ", nd->fid);
+      ++ok;
+    } else if (first_index == n) {
+      first_index = i;
+      first_failed = statuses[i];
+    }
+  }
+  CHECK_STATUS(statuses[g_count], SWRDMA_E_INVALID_ARGUMENT, c);
+  CHECK_STATUS(statuses[g_count + 1], SWRDMA_E_UNKNOWN_VOLUME, c);
+  if (first_index == n) {
+    first_index = g_count;
+    first_failed = statuses[g_count];
+  }
+  /* The call's status is the first failure's, and the message names that fid. */
+  CHECK_STATUS(rc, first_failed, c);
+  CHECK(first_index == n || strstr(swrdma_last_error(c), fids[first_index]) != NULL,
+        "batch: message %s does not name %s", swrdma_last_error(c), fids[first_index]);
+  fprintf(stderr, "c_api_test: batch of %zu%s: %zu read, the rest failed as expected\n", n,
+          too_small ? " (half-size buffers)" : "", ok);
+  CHECK(too_small || ok > 0, "no read of the batch succeeded");
+  for (size_t i = 0; i < g_count; ++i)
+    free(bufs[i]);
+  free(fids);
+  free(bufs);
+  free(caps);
+  free(lens);
+  free(statuses);
+}
+
+static void ErrorCodes(swrdma_client_t* c) {
+  unsigned char buf[64];
+  size_t len = 7;
+  const Needle* deleted = Find(0, -1);
+  REQUIRE(deleted != NULL, "the manifest has no deleted needle");
+  int rc = swrdma_read(c, deleted->fid, NULL, 0, buf, sizeof buf, &len);
+  CHECK_STATUS(rc, SWRDMA_E_DELETED, c);
+  CHECK(len == 0, "deleted: len %zu", len);
+  CHECK(strstr(swrdma_last_error(c), deleted->fid) != NULL, "deleted: message %s",
+        swrdma_last_error(c));
+
+  rc = swrdma_read(c, "3,zz", NULL, 0, buf, sizeof buf, &len);
+  CHECK_STATUS(rc, SWRDMA_E_INVALID_ARGUMENT, c);
+
+  const Needle* live = Find(1, -1);
+  char fid[kMaxFid];
+  snprintf(fid, sizeof fid, "999%s", strchr(live->fid, ','));
+  rc = swrdma_read(c, fid, NULL, 0, buf, sizeof buf, &len);
+  CHECK_STATUS(rc, SWRDMA_E_UNKNOWN_VOLUME, c);
+
+  /* A needle id the volume never had (mkvolume numbers them from 1). */
+  snprintf(fid, sizeof fid, "%.*s,fedcba987612345678", (int)(strchr(live->fid, ',') - live->fid),
+           live->fid);
+  rc = swrdma_read(c, fid, NULL, 0, buf, sizeof buf, &len);
+  CHECK_STATUS(rc, SWRDMA_E_NOT_FOUND, c);
+
+  /* The right needle with a wrong cookie: not found, as the volume server says (404). */
+  snprintf(fid, sizeof fid, "%s", live->fid);
+  char* last = &fid[strlen(fid) - 1];
+  *last = *last == '0' ? '1' : '0';
+  rc = swrdma_read(c, fid, NULL, 0, buf, sizeof buf, &len);
+  CHECK_STATUS(rc, SWRDMA_E_NOT_FOUND, c);
+  CHECK(strstr(swrdma_last_error(c), "cookie") != NULL, "wrong cookie: message %s",
+        swrdma_last_error(c));
+
+  /* NULL arguments. */
+  CHECK_STATUS(swrdma_read(c, NULL, NULL, 0, buf, sizeof buf, &len), SWRDMA_E_INVALID_ARGUMENT, c);
+  CHECK_STATUS(swrdma_read(c, live->fid, NULL, 0, NULL, 8, &len), SWRDMA_E_INVALID_ARGUMENT, c);
+  CHECK_STATUS(swrdma_read(c, live->fid, NULL, 0, buf, sizeof buf, NULL), SWRDMA_E_INVALID_ARGUMENT,
+               c);
+  CHECK_STATUS(swrdma_read(NULL, live->fid, NULL, 0, buf, sizeof buf, &len),
+               SWRDMA_E_INVALID_ARGUMENT, c);
+  CHECK_STATUS(swrdma_read_many(c, 1, NULL, NULL, 0, NULL, NULL, NULL, NULL),
+               SWRDMA_E_INVALID_ARGUMENT, c);
+  CHECK_STATUS(swrdma_read_many(c, 0, NULL, NULL, 0, NULL, NULL, NULL, NULL), SWRDMA_OK, c);
+}
+
+static void OptionsAndStatics(const char* version) {
+  CHECK(strcmp(swrdma_version(), version) == 0, "version %s, want %s", swrdma_version(), version);
+  CHECK(strcmp(swrdma_strerror(SWRDMA_OK), "ok") == 0, "%s", swrdma_strerror(SWRDMA_OK));
+  CHECK(strcmp(swrdma_strerror(SWRDMA_E_DELETED), "deleted") == 0, "%s",
+        swrdma_strerror(SWRDMA_E_DELETED));
+  CHECK(strcmp(swrdma_strerror(SWRDMA_E_CRC), "checksum_mismatch") == 0, "%s",
+        swrdma_strerror(SWRDMA_E_CRC));
+  CHECK(strcmp(swrdma_strerror(SWRDMA_E_TOO_SMALL), "too_small") == 0, "%s",
+        swrdma_strerror(SWRDMA_E_TOO_SMALL));
+  CHECK(strcmp(swrdma_strerror(12345), "unknown") == 0, "%s", swrdma_strerror(12345));
+  /* Every code has its own name. */
+  for (int a = SWRDMA_OK; a >= SWRDMA_E_TOO_SMALL; --a) {
+    CHECK(strcmp(swrdma_strerror(a), "unknown") != 0, "code %d has no name", a);
+    for (int b = a - 1; b >= SWRDMA_E_TOO_SMALL; --b)
+      CHECK(strcmp(swrdma_strerror(a), swrdma_strerror(b)) != 0, "codes %d and %d share a name", a,
+            b);
+  }
+
+  swrdma_client_options_t o;
+  swrdma_client_options_init(&o);
+  CHECK(o.struct_size == sizeof o && o.timeout_ms == 5000 && o.max_inflight == 64 &&
+            o.fallback == SWRDMA_FALLBACK_NONE && o.agent_url == NULL,
+        "defaults: struct_size %zu timeout %u inflight %u", o.struct_size, o.timeout_ms,
+        o.max_inflight);
+  swrdma_client_t* c = (swrdma_client_t*)&o; /* must be overwritten with NULL */
+  o.struct_size = 0;
+  CHECK_STATUS(swrdma_client_open(&o, &c), SWRDMA_E_INVALID_ARGUMENT, NULL);
+  CHECK(c == NULL, "a failed open left *out set");
+  CHECK(strstr(swrdma_last_error(NULL), "struct_size") != NULL, "message: %s",
+        swrdma_last_error(NULL));
+  swrdma_client_options_init(&o);
+  o.timeout_ms = 0;
+  CHECK_STATUS(swrdma_client_open(&o, &c), SWRDMA_E_INVALID_ARGUMENT, NULL);
+  CHECK_STATUS(swrdma_client_open(NULL, NULL), SWRDMA_E_INVALID_ARGUMENT, NULL);
+  /* Nobody listens on port 1: unavailable, and the message says where. */
+  swrdma_client_options_init(&o);
+  o.agent_url = "http://127.0.0.1:1";
+  o.timeout_ms = 2000;
+  CHECK_STATUS(swrdma_client_open(&o, &c), SWRDMA_E_UNAVAILABLE, NULL);
+  CHECK(c == NULL, "a failed open left *out set");
+  CHECK(strstr(swrdma_last_error(NULL), "127.0.0.1") != NULL, "message: %s",
+        swrdma_last_error(NULL));
+  swrdma_client_close(NULL); /* ignored */
+}
+
+static void Stats(swrdma_client_t* c, uint64_t min_reads) {
+  swrdma_stats_t s;
+  memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+  CHECK_STATUS(swrdma_client_stats(c, &s), SWRDMA_OK, c);
+  CHECK(s.struct_size == sizeof s, "struct_size changed to %zu", s.struct_size);
+  CHECK(s.reads >= min_reads && s.bytes > 0 && s.lookups > 0 && s.reg_cache_hits > 0,
+        "stats: reads %llu bytes %llu lookups %llu reg hits %llu", (unsigned long long)s.reads,
+        (unsigned long long)s.bytes, (unsigned long long)s.lookups,
+        (unsigned long long)s.reg_cache_hits);
+  CHECK(s.buffers_out == 0, "%llu registered buffers still out", (unsigned long long)s.buffers_out);
+  /* An older, shorter struct: fields past its struct_size are not written. */
+  swrdma_stats_t old;
+  memset(&old, 0xEE, sizeof old);
+  old.struct_size = offsetof(swrdma_stats_t, bytes);
+  CHECK_STATUS(swrdma_client_stats(c, &old), SWRDMA_OK, c);
+  CHECK(old.reads == s.reads, "short struct: reads %llu, want %llu", (unsigned long long)old.reads,
+        (unsigned long long)s.reads);
+  CHECK(old.bytes == 0xEEEEEEEEEEEEEEEEull, "short struct: a field past struct_size was written");
+  old.struct_size = 0;
+  CHECK_STATUS(swrdma_client_stats(c, &old), SWRDMA_E_INVALID_ARGUMENT, c);
+}
+
+static int ReadMode(const char* url, const char* version, const char* transports) {
+  OptionsAndStatics(version);
+  swrdma_client_t* c = Open(url, transports, SWRDMA_FALLBACK_NONE);
+  char names[128];
+  size_t len = 0;
+  CHECK_STATUS(swrdma_client_transports(c, names, sizeof names, &len), SWRDMA_OK, c);
+  CHECK(len == strlen(names) && strstr(names, transports) != NULL, "transports '%s', want %s",
+        names, transports);
+  CHECK_STATUS(swrdma_client_transports(c, names, len, &len), SWRDMA_E_TOO_SMALL, c);
+  ReadEachAlone(c);
+  ReadAllBatched(c, 0);
+  ReadAllBatched(c, 1);
+  ErrorCodes(c);
+  size_t live = 0;
+  for (size_t i = 0; i < g_count; ++i)
+    live += (size_t)g_needles[i].live;
+  Stats(c, live);
+  swrdma_client_close(c);
+  return g_failures == 0 ? 0 : 1;
+}
+
+/* A client with no usable UCX transport and the HTTP fallback: the same bytes, over HTTP. */
+static int FallbackMode(const char* url) {
+  swrdma_client_options_t o;
+  swrdma_client_options_init(&o);
+  o.agent_url = url;
+  o.transports = "bogus"; /* no such UCX transport, on any host */
+  swrdma_client_t* c = NULL;
+  CHECK_STATUS(swrdma_client_open(&o, &c), SWRDMA_E_NO_DEVICE, NULL);
+  CHECK(c == NULL, "open without fallback succeeded without a transport");
+  CHECK(strstr(swrdma_last_error(NULL), "--fallback http") != NULL, "message: %s",
+        swrdma_last_error(NULL));
+  swrdma_client_t* fc = Open(url, "bogus", SWRDMA_FALLBACK_HTTP);
+  char names[64] = "x";
+  size_t len = 1;
+  CHECK_STATUS(swrdma_client_transports(fc, names, sizeof names, &len), SWRDMA_OK, fc);
+  CHECK(len == 0 && names[0] == '\0', "transports over the fallback: '%s'", names);
+  size_t checked = 0;
+  for (size_t i = 0; i < g_count; ++i) {
+    const Needle* n = &g_needles[i];
+    unsigned char* buf = malloc(n->size + 1);
+    int rc = swrdma_read(fc, n->fid, NULL, 0, buf, n->size, &len);
+    if (n->live) {
+      CHECK_STATUS(rc, SWRDMA_OK, fc);
+      CHECK(rc != SWRDMA_OK || (len == n->size && memcmp(buf, n->expected, n->size) == 0),
+            "fallback %s: bytes differ", n->fid);
+      ++checked;
+    } else {
+      CHECK_STATUS(rc, SWRDMA_E_DELETED, fc); /* the lookup says so before any HTTP read */
+    }
+    free(buf);
+  }
+  const Needle* gz = Find(1, 1);
+  if (gz != NULL) {
+    unsigned char* raw = malloc(gz->size + 4096);
+    int rc = swrdma_read(fc, gz->fid, NULL, SWRDMA_READ_RAW, raw, gz->size + 4096, &len);
+    CHECK_STATUS(rc, SWRDMA_OK, fc);
+    CHECK(rc != SWRDMA_OK || (len >= 18 && raw[0] == 0x1f && raw[1] == 0x8b),
+          "fallback raw %s is not gzip", gz->fid);
+    free(raw);
+  }
+  swrdma_stats_t s;
+  memset(&s, 0, sizeof s);
+  s.struct_size = sizeof s;
+  CHECK_STATUS(swrdma_client_stats(fc, &s), SWRDMA_OK, fc);
+  CHECK(s.http_fallbacks >= checked && s.reads == 0, "fallback stats: %llu fallbacks, %llu reads",
+        (unsigned long long)s.http_fallbacks, (unsigned long long)s.reads);
+  fprintf(stderr, "c_api_test: %zu live needles read over the HTTP fallback\n", checked);
+  swrdma_client_close(fc);
+  return g_failures == 0 ? 0 : 1;
+}
+
+/* An agent requiring read tokens. TOKENS: "fid<TAB>token" lines. */
+static int AuthMode(const char* url, const char* tokens_file, const char* expected_dir) {
+  FILE* f = fopen(tokens_file, "r");
+  REQUIRE(f != NULL, "cannot open %s", tokens_file);
+  static char fid_text[64][kMaxFid];
+  static char token_text[64][1024];
+  size_t n = 0;
+  while (n < 64 && fscanf(f, "%63s %1023s", fid_text[n], token_text[n]) == 2)
+    ++n;
+  fclose(f);
+  REQUIRE(n >= 2, "fewer than 2 tokens in %s", tokens_file);
+  const char* fids[64];
+  const char* jwts[64];
+  void* bufs[64];
+  size_t caps[64], lens[64], sizes[64];
+  int statuses[64];
+  unsigned char* expected[64];
+  for (size_t i = 0; i < n; ++i) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", expected_dir, fid_text[i]);
+    expected[i] = ReadFile(path, &sizes[i]);
+    REQUIRE(expected[i] != NULL, "no expected bytes at %s", path);
+    fids[i] = fid_text[i];
+    jwts[i] = token_text[i];
+    caps[i] = sizes[i];
+    bufs[i] = malloc(sizes[i] + 1);
+  }
+  swrdma_client_t* c = Open(url, NULL, SWRDMA_FALLBACK_NONE);
+  size_t len = 0;
+  /* Alone: the right token reads, none or another fid's is refused. */
+  int rc = swrdma_read(c, fids[0], jwts[0], 0, bufs[0], caps[0], &len);
+  CHECK_STATUS(rc, SWRDMA_OK, c);
+  CHECK(rc != SWRDMA_OK || (len == sizes[0] && memcmp(bufs[0], expected[0], len) == 0),
+        "auth %s: bytes differ", fids[0]);
+  CHECK_STATUS(swrdma_read(c, fids[0], NULL, 0, bufs[0], caps[0], &len), SWRDMA_E_AUTH, c);
+  CHECK(strstr(swrdma_last_error(c), "wrong jwt") != NULL, "message: %s", swrdma_last_error(c));
+  CHECK_STATUS(swrdma_read(c, fids[0], jwts[1], 0, bufs[0], caps[0], &len), SWRDMA_E_AUTH, c);
+  /* Batched with one token per fid: all read; without tokens: all refused. */
+  rc = swrdma_read_many(c, n, fids, jwts, 0, bufs, caps, lens, statuses);
+  CHECK_STATUS(rc, SWRDMA_OK, c);
+  for (size_t i = 0; i < n; ++i) {
+    CHECK(statuses[i] == SWRDMA_OK && lens[i] == sizes[i] &&
+              memcmp(bufs[i], expected[i], sizes[i]) == 0,
+          "auth batch %s: status %d len %zu", fids[i], statuses[i], lens[i]);
+  }
+  rc = swrdma_read_many(c, n, fids, NULL, 0, bufs, caps, lens, statuses);
+  CHECK_STATUS(rc, SWRDMA_E_AUTH, c);
+  for (size_t i = 0; i < n; ++i)
+    CHECK(statuses[i] == SWRDMA_E_AUTH, "auth batch without tokens %s: %d", fids[i], statuses[i]);
+  fprintf(stderr, "c_api_test: %zu fids read with read tokens, refused without\n", n);
+  swrdma_client_close(c);
+  for (size_t i = 0; i < n; ++i) {
+    free(bufs[i]);
+    free(expected[i]);
+  }
+  return g_failures == 0 ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  int rc = 2;
+  if (argc == 7 && strcmp(argv[1], "read") == 0) {
+    LoadManifest(argv[3], argv[4]);
+    rc = ReadMode(argv[2], argv[5], argv[6]);
+  } else if (argc == 5 && strcmp(argv[1], "fallback") == 0) {
+    LoadManifest(argv[3], argv[4]);
+    rc = FallbackMode(argv[2]);
+  } else if (argc == 5 && strcmp(argv[1], "auth") == 0) {
+    rc = AuthMode(argv[2], argv[3], argv[4]);
+  } else {
+    fprintf(stderr,
+            "usage: %s read URL MANIFEST EXPECTED_DIR VERSION TRANSPORTS\n"
+            "       %s fallback URL MANIFEST EXPECTED_DIR\n"
+            "       %s auth URL TOKENS EXPECTED_DIR\n",
+            argv[0], argv[0], argv[0]);
+    return 2;
+  }
+  for (size_t i = 0; i < g_count; ++i)
+    free(g_needles[i].expected);
+  fprintf(stderr, "c_api_test %s: %s (%d failed checks)\n", argv[1], rc == 0 ? "PASS" : "FAIL",
+          g_failures);
+  return rc;
+}
