@@ -37,7 +37,11 @@ E2E_CLEANUP=()
 e2e_on_cleanup() { E2E_CLEANUP+=("$1"); }
 e2e_run_cleanup() {
   local rc=$? i
-  trap - EXIT INT TERM ERR
+  trap - EXIT ERR
+  # A signal now (the deadline's SIGTERM, a Ctrl-C) must not cut the cleanup short; the deadline's
+  # SIGKILL, 60 s later, still bounds it. (A no-op handler, not SIG_IGN: commands started by the
+  # cleanup must not inherit an ignored SIGTERM.)
+  trap ':' INT TERM
   set +e
   if ((rc != 0)) && [[ -n "${E2E_AGENT_LOG:-}" && -f "${E2E_AGENT_LOG}" ]]; then
     e2e_log "agent log (last 30 lines of $E2E_AGENT_LOG):"
