@@ -49,7 +49,7 @@ EOF
 timeout -s TERM -k 10 300 "$CLI" sidecar --http 127.0.0.1:0 --agent-map agents.map \
   --transports tcp >sidecar.log 2>&1 &
 SC_PID=$!
-e2e_on_cleanup "e2e_stop_agent_hard $SC_PID"
+e2e_on_cleanup "e2e_stop_hard $SC_PID"
 SC=""
 for _ in $(seq 100); do
   SC=$(sed -n 's/.*listening on \(127\.0\.0\.1:[0-9]*\).*/\1/p' sidecar.log | head -n1)
