@@ -23,35 +23,23 @@
 # after a warm-up: fds within ABUSE_FD_SLACK (default 8), RssAnon within ABUSE_RSS_SLACK_KB
 # (default 32768: allocator caches keep some of what 1000 sessions used). Prints one JSON line.
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/e2e_lib.sh
-source "$HERE/e2e_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 e2e_self_deadline 420 "$@"
-
-[[ $# -ge 2 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY"
-AGENT=$(realpath "$1")
-CLI=$(realpath "$2")
-[[ -x "$AGENT" && -x "$CLI" ]] || e2e_fail "build swrdma-agent and swrdma first"
-for tool in python3 pgrep curl; do
-  command -v "$tool" >/dev/null || e2e_fail "$tool is needed (scripts/install-deps.sh installs it)"
-done
+e2e_binaries "$@"
+e2e_need python3 pgrep curl
 MAX_CONN=${ABUSE_MAX_CONN:-200}
 FLOOD=${ABUSE_FLOOD:-1000}
 (($(ulimit -n) > FLOOD + 100)) || ulimit -n $((FLOOD + 200)) ||
   e2e_skip "cannot open $FLOOD sockets: ulimit -n is $(ulimit -n)"
 
-e2e_tmpdir W
-cd "$W"
-e2e_t "$CLI" mkvolume --dir "$W/volumes" --vid 1 --needles 50 --min 1 --max 8K \
-  --fids m1.tsv >/dev/null || e2e_fail "mkvolume failed"
-FID=$(awk -F'\t' '$3 == "live" { print $1; exit }' m1.tsv)
-e2e_start_agent "$W/agent.log" "$AGENT" --dir "$W/volumes" --index-dir "$W/index" \
-  --http 127.0.0.1:0 --max-connections "$MAX_CONN"
-# timeout -> supervisor -> serving child; an unsupervised agent serves itself.
-SUP=$(pgrep -P "$E2E_AGENT_PID" | head -n1 || true)
-[[ -n "$SUP" ]] || e2e_fail "no agent process under timeout pid $E2E_AGENT_PID"
-serving_pid() { pgrep -P "$SUP" | head -n1 || echo "$SUP"; }
-DP=$(serving_pid)
+e2e_workdir
+e2e_mkvolume "$W/volumes" 1 --needles 50 --min 1 --max 8K
+read -r FID < <(e2e_fids live m1.tsv)
+e2e_serve "$W/volumes" --max-connections "$MAX_CONN"
+# The serving child of the supervisor (an unsupervised agent serves itself).
+DP=$(e2e_serving_pid)
+[[ -n "$DP" ]] || e2e_fail "no agent process under timeout pid $E2E_AGENT_PID"
 
 e2e_log "abusing the agent (child pid $DP) on port $E2E_AGENT_PORT"
 timeout -k 5 300 python3 - "$E2E_AGENT_PORT" "$DP" "$MAX_CONN" "$FLOOD" "$FID" \
@@ -332,6 +320,7 @@ for name, ctype, body in [("msgpack", b"application/msgpack", b"\x91" * 100000 +
         fail(f"{step}: expected 400 naming the nesting, got {code}: {err}")
     wait_recovered(step, BASE)
 
+
 # --- garbage --------------------------------------------------------------------------------
 rng = random.Random(42)
 garbage = {
@@ -386,7 +375,7 @@ PY
     e2e_fail "the abuse client failed (see above)"
   }
 cat result.json
-[[ "$(serving_pid)" == "$DP" ]] ||
+[[ "$(e2e_serving_pid)" == "$DP" ]] ||
   e2e_fail "the serving child was restarted during the test: it crashed"
 e2e_sigterm_agent
 e2e_log "PASS"

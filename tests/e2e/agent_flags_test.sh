@@ -5,16 +5,12 @@
 #
 #   agent_flags_test.sh AGENT_BINARY CLIENT_BINARY
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/e2e_lib.sh
-source "$HERE/e2e_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 e2e_self_deadline 120 "$@"
-[[ $# -eq 2 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY"
-AGENT=$(realpath "$1")
-CLI=$(realpath "$2")
-e2e_tmpdir W
-cd "$W"
-e2e_t "$CLI" mkvolume --dir vols --vid 1 --needles 5 --size 1K >/dev/null
+e2e_binaries "$@"
+e2e_workdir
+e2e_mkvolume vols 1 --needles 5 --size 1K
 
 # expect_fail WHAT PATTERN ARGS...: the agent exits non-zero and its output matches PATTERN.
 expect_fail() {

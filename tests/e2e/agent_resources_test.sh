@@ -27,18 +27,11 @@
 # across keepalive rounds: it must see no error and no reconnect (keepalive must not cut off live
 # clients).
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/e2e_lib.sh
-source "$HERE/e2e_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 e2e_self_deadline 300 "$@"
-
-[[ $# -ge 2 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY [CHAOS_BINARY]"
-AGENT=$(realpath "$1")
-CLI=$(realpath "$2")
-[[ -x "$AGENT" && -x "$CLI" ]] || e2e_fail "build swrdma-agent and swrdma first"
-for tool in jq pgrep; do
-  command -v "$tool" >/dev/null || e2e_fail "$tool is needed (scripts/install-deps.sh installs it)"
-done
+e2e_binaries "$@"
+e2e_need jq pgrep
 CYCLES=${RESOURCE_CYCLES:-50}
 FD_SLACK=${RESOURCE_FD_SLACK:-8}
 RSS_SLACK_KB=${RESOURCE_RSS_SLACK_KB:-16384}
@@ -46,26 +39,21 @@ MAPS_SLACK=${RESOURCE_MAPS_SLACK:-10}
 SETTLE_S=${RESOURCE_SETTLE_S:-60}
 LIVE_S=${RESOURCE_LIVE_S:-25}
 
-e2e_tmpdir W
-cd "$W"
-mkdir -p "$W/shm"
-export UCX_POSIX_DIR=$W/shm
-e2e_t "$CLI" mkvolume --dir "$W/volumes" --vid 1 --needles 200 --min 1 --max 64K \
-  --gzip-fraction 0.2 --fids m1.tsv >/dev/null || e2e_fail "mkvolume failed"
-awk -F'\t' '$3 == "live" { print $1 }' m1.tsv >live.txt
+e2e_workdir
+e2e_shm_in_workdir
+e2e_mkvolume "$W/volumes" 1 --needles 200 --min 1 --max 64K --gzip-fraction 0.2
+e2e_fids live m1.tsv >live.txt
 mapfile -t FIDS <live.txt
-e2e_start_agent "$W/agent.log" "$AGENT" --dir "$W/volumes" --index-dir "$W/index" \
-  --http 127.0.0.1:0
-AG="127.0.0.1:$E2E_AGENT_PORT"
-SUP=$(pgrep -P "$E2E_AGENT_PID" | head -n1)
-DP=$(pgrep -P "$SUP" | head -n1)
+e2e_serve "$W/volumes"
+DP=$(e2e_data_plane_pid)
 [[ -n "$DP" ]] || e2e_fail "no data-plane child under the supervisor"
 
-fds() { find "/proc/$DP/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
-status_kb() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$DP/status"; }
+fds() { e2e_proc_fds "$DP"; }
+maps() { e2e_proc_maps "$DP"; }
+status_kb() { e2e_proc_status_kb "$DP" "$1"; }
 sample() {
   printf '{"fds":%s,"maps":%s,"rss_kb":%s,"rss_anon_kb":%s,"rss_file_kb":%s,"rss_shmem_kb":%s}' \
-    "$(fds)" "$(wc -l <"/proc/$DP/maps")" "$(status_kb VmRSS)" "$(status_kb RssAnon)" \
+    "$(fds)" "$(maps)" "$(status_kb VmRSS)" "$(status_kb RssAnon)" \
     "$(status_kb RssFile)" "$(status_kb RssShmem)"
 }
 get() {  # get TRANSPORTS FID...: one client process, connect / read / disconnect
@@ -85,12 +73,11 @@ settle_to() {
   base_fds=$(jq .fds <<<"$1")
   base_maps=$(jq .maps <<<"$1")
   settle
-  while (($(fds) > base_fds + FD_SLACK || $(wc -l <"/proc/$DP/maps") > base_maps + MAPS_SLACK)); do
-    ((SECONDS - t0 < SETTLE_S)) || break
-    sleep 1
-  done
+  e2e_wait_until $((SETTLE_S - (SECONDS - t0))) 1 settled "$base_fds" "$base_maps" || true
   echo $((SECONDS - t0))
 }
+# settled BASE_FDS BASE_MAPS: fds and maps are back within their slack of the baseline.
+settled() { (($(fds) <= $1 + FD_SLACK && $(maps) <= $2 + MAPS_SLACK)); }
 
 # run_cycles TRANSPORTS: prints a JSON object with the samples.
 run_cycles() {
@@ -103,9 +90,8 @@ run_cycles() {
   local live_pid=""
   if [[ "$tls" != tcp ]]; then
     # A client that stays connected across keepalive rounds while the others come and go.
-    e2e_t "$CLI" bench --agent "http://$AG" --volume 1 --seconds "$LIVE_S" --transports "$tls" \
-      --json >live.json 2>live.err &
-    live_pid=$!
+    e2e_spawn live_pid $((LIVE_S + 60)) live.json live.err \
+      "$CLI" bench --agent "http://$AG" --volume 1 --seconds "$LIVE_S" --transports "$tls" --json
   fi
   for ((i = 1; i <= CYCLES; i++)); do
     get "$tls" "${FIDS[RANDOM % ${#FIDS[@]}]}" "${FIDS[RANDOM % ${#FIDS[@]}]}" \
@@ -123,7 +109,7 @@ $(tail -n 3 live.err)"
   local settle_s
   settle_s=$(settle_to "$base")
   final=$(sample)
-  [[ "$(pgrep -P "$SUP" | head -n1)" == "$DP" ]] ||
+  [[ "$(e2e_data_plane_pid)" == "$DP" ]] ||
     e2e_fail "the data-plane child was restarted during the $tls cycles: numbers are void"
   local joined
   joined=$(IFS=,; echo "${samples[*]}")
@@ -139,10 +125,10 @@ $(tail -n 3 live.err)"
 }
 
 RESULTS=("$(run_cycles tcp)")
-if [[ -r /proc/sys/kernel/yama/ptrace_scope ]] && (($(cat /proc/sys/kernel/yama/ptrace_scope) >= 2)); then
-  e2e_log "Yama ptrace_scope >= 2: CMA cannot work, skipping the shared-memory cycles"
-else
+if e2e_cma_allowed; then
   RESULTS+=("$(run_cycles posix,sysv,cma)")
+else
+  e2e_log "Yama ptrace_scope >= 2: CMA cannot work, skipping the shared-memory cycles"
 fi
 summary=$(printf '%s\n' "${RESULTS[@]}" | jq -s -c --argjson n "$CYCLES" \
   --argjson fs "$FD_SLACK" --argjson rs "$RSS_SLACK_KB" \

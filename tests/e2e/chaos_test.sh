@@ -18,35 +18,25 @@
 #
 # CHAOS_SECONDS (default 60) sets the length of the chaos phase; CHAOS_SEED its randomness.
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/e2e_lib.sh
-source "$HERE/e2e_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 CHAOS_SECONDS=${CHAOS_SECONDS:-60}
 { [[ "$CHAOS_SECONDS" =~ ^[0-9]+$ ]] && ((CHAOS_SECONDS >= 10)); } ||
   e2e_fail "CHAOS_SECONDS must be a whole number of seconds >= 10 (got '$CHAOS_SECONDS')"
 E2E_AGENT_LIFETIME=$((CHAOS_SECONDS + 300))
 e2e_self_deadline $((CHAOS_SECONDS + 240)) "$@"
 
-[[ $# -eq 3 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY CHAOS_BINARY"
-AGENT=$(realpath "$1")
-CLI=$(realpath "$2")
-CHAOS=$(realpath "$3")
-[[ -x "$AGENT" && -x "$CLI" && -x "$CHAOS" ]] ||
-  e2e_fail "build swrdma-agent, swrdma and swrdma-volume-chaos first"
-for tool in curl jq pgrep; do
-  command -v "$tool" >/dev/null || e2e_fail "$tool is needed (scripts/install-deps.sh installs it)"
-done
+e2e_binaries_chaos "$@"
+e2e_need curl jq pgrep
 SEED=${CHAOS_SEED:-$RANDOM}
 RANDOM=$SEED
 e2e_log "chaos for ${CHAOS_SECONDS}s, seed $SEED (CHAOS_SEED=$SEED repeats the fault order)"
 
-e2e_tmpdir W
-cd "$W"
-# A SIGKILLed UCX process leaves its posix shared-memory files behind: keep them in $W.
-mkdir -p "$W/shm" "$W/volumes"
-export UCX_POSIX_DIR=$W/shm
+e2e_workdir
+e2e_shm_in_workdir
 D=$W/volumes
 M=$W/manifest.tsv
+mkdir -p "$D"
 
 # Three volumes with some needles before the agent starts.
 for vid in 1 2 3; do
@@ -54,42 +44,22 @@ for vid in 1 2 3; do
     2>/dev/null || e2e_fail "seeding volume $vid failed"
 done
 
-AGENT_ARGS=(--dir "$D" --index-dir "$W/index")
 STARTS=0
-start_agent() {  # start_agent HTTP_SPEC: a supervised agent, log agent.N.log
+start_agent() {  # start_agent PORT: a supervised agent, log agent.N.log
   STARTS=$((STARTS + 1))
-  e2e_start_agent "$W/agent.$STARTS.log" "$AGENT" "${AGENT_ARGS[@]}" --http "$1"
+  e2e_serve --log "$W/agent.$STARTS.log" --port "$1" "$D"
 }
-start_agent 127.0.0.1:0
+start_agent 0
 PORT=$E2E_AGENT_PORT
-URL="http://127.0.0.1:$PORT"
-
-# pids: the `timeout` wrapper ($E2E_AGENT_PID) -> supervisor -> data-plane child.
-supervisor_pid() { pgrep -P "$E2E_AGENT_PID" | head -n1; }
-data_plane_pid() {
-  local sup
-  sup=$(supervisor_pid) || return 0
-  [[ -n "$sup" ]] && pgrep -P "$sup" | head -n1
-  return 0
-}
-ready() {  # ready SECONDS: /readyz answers 200 within SECONDS
-  local deadline=$((SECONDS + $1)) code
-  while ((SECONDS < deadline)); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/readyz" || true)
-    [[ "$code" == 200 ]] && return 0
-    sleep 0.1
-  done
-  return 1
-}
+URL="http://$AG"
 
 # ---- writer and readers ---------------------------------------------------------------------
 BG=()
 background() {  # background NAME CMD...: stdout to NAME.json, stderr to NAME.log
-  local name=$1
+  local name=$1 pid
   shift
-  timeout -s TERM -k 10 $((CHAOS_SECONDS + 120)) "$@" >"$W/$name.json" 2>"$W/$name.log" &
-  BG+=($!)
-  e2e_on_cleanup "kill -TERM $! 2>/dev/null; sleep 0.2; kill -KILL $! 2>/dev/null"
+  e2e_spawn pid $((CHAOS_SECONDS + 120)) "$W/$name.json" "$W/$name.log" "$@"
+  BG+=("$pid")
 }
 background writer "$CHAOS" run --dir "$D" --manifest "$M" --vids 1,2,3 --seed "$SEED" \
   --seconds "$CHAOS_SECONDS" --rate 90 --fault-every-ms 1200 --max-size 49152
@@ -126,32 +96,29 @@ for ((i = 0; i < ${#CRASHES[@]}; i++)); do
   kill -0 "$WRITER" 2>/dev/null || break
   case ${CRASHES[i]} in
     child)
-      dp=$(data_plane_pid)
+      dp=$(e2e_data_plane_pid)
       [[ -n "$dp" ]] || e2e_fail "no data-plane child of the supervisor to kill"
       kill -KILL "$dp"
       CHILD_KILLS=$((CHILD_KILLS + 1))
       e2e_log "kill -9 of the data-plane child $dp"
       # The supervisor restarts it (back-off <= 5 s) on the same listening socket.
-      ready 30 || e2e_fail "the supervisor did not bring the agent back within 30 s"
-      new=$(data_plane_pid)
+      e2e_wait_ready 30 || e2e_fail "the supervisor did not bring the agent back within 30 s"
+      new=$(e2e_data_plane_pid)
       [[ -n "$new" && "$new" != "$dp" ]] || e2e_fail "no new data-plane child after killing $dp"
       ;;
     whole)
-      sup=$(supervisor_pid)
-      dp=$(data_plane_pid)
+      sup=$(e2e_supervisor_pid)
+      dp=$(e2e_data_plane_pid)
       [[ -n "$sup" ]] || e2e_fail "no supervisor to kill"
       # Both at once, as a machine crash or an OOM kill of the group would.
       kill -KILL "$sup" ${dp:+"$dp"}
       WHOLE_KILLS=$((WHOLE_KILLS + 1))
       e2e_log "kill -9 of the whole agent (supervisor $sup, child ${dp:-none})"
-      for ((j = 0; j < 100; j++)); do
-        kill -0 "$E2E_AGENT_PID" 2>/dev/null || break
-        sleep 0.1
-      done
+      e2e_wait_until 10 0.1 e2e_exited "$E2E_AGENT_PID" || true
       wait "$E2E_AGENT_PID" 2>/dev/null || true
       # Down for a moment, then back on the same port with the same index directory.
       sleep 0.$((RANDOM % 9 + 1))
-      start_agent "127.0.0.1:$PORT"
+      start_agent "$PORT"
       ;;
   esac
 done
@@ -173,7 +140,7 @@ rc=0
 e2e_t "$CHAOS" verify --agent "$URL" --manifest "$M" >verify.json 2>verify.log || rc=$?
 ((rc == 0 || rc == 3)) || e2e_fail "verify exited with status $rc: $(cat verify.log)"
 
-restarts=$(cat "$W"/agent.*.log | grep -c 'supervisor: the agent process died' || true)
+restarts=$(e2e_count_restarts "$W"/agent.*.log)
 summary=$(jq -s -c --argjson w "$(cat writer.json)" --argjson v "$(cat verify.json)" \
   --argjson child "$CHILD_KILLS" --argjson whole "$WHOLE_KILLS" --argjson restarts "$restarts" \
   --argjson secs "$CHAOS_SECONDS" --argjson seed "$SEED" '

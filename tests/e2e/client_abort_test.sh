@@ -8,44 +8,23 @@
 # needles over tcp and over shared memory, and curl while it downloads over the HTTP fallback;
 # afterwards the agent must still run and serve every fid correctly.
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/e2e_lib.sh
-source "$HERE/e2e_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 e2e_self_deadline 300 "$@"
-
-[[ $# -eq 2 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY"
-AGENT=$(realpath "$1")
-CLI=$(realpath "$2")
-[[ -x "$AGENT" && -x "$CLI" ]] || e2e_fail "build swrdma-agent and swrdma first"
-command -v curl >/dev/null || e2e_fail "curl is needed (scripts/install-deps.sh installs it)"
+e2e_binaries "$@"
+e2e_need curl
 ROUNDS=${E2E_ABORT_ROUNDS:-12}
 
-e2e_tmpdir W
-cd "$W"
-# A SIGKILLed UCX process leaves its posix shared-memory file behind: keep those in $W, not in
-# /dev/shm (UCX opens peers' files through /proc/<pid>/fd, so the directory need not be shared).
-mkdir -p "$W/shm"
-export UCX_POSIX_DIR=$W/shm
-e2e_t "$CLI" mkvolume --dir "$W/volumes" --vid 2 --needles 80 --min 200K --max 1M \
-  --gzip-fraction 0.2 --fids m2.tsv >/dev/null || e2e_fail "mkvolume failed"
-awk -F'\t' '$3 == "live" { print $1 }' m2.tsv >live.txt
-e2e_start_agent "$W/agent.log" "$AGENT" --dir "$W/volumes" --index-dir "$W/index" \
-  --http 127.0.0.1:0
-AG="127.0.0.1:$E2E_AGENT_PORT"
+e2e_workdir
+e2e_shm_in_workdir
+e2e_mkvolume "$W/volumes" 2 --needles 80 --min 200K --max 1M --gzip-fraction 0.2
+e2e_fids live m2.tsv >live.txt
+e2e_serve "$W/volumes"
 
 # The agent service must survive: UCX 1.13 may abort the agent's data-plane process when a tcp
 # client dies mid-read (see agent/supervisor.h); the supervisor then restarts it on the same
 # listening socket. So: the supervisor is alive and /readyz answers 200 again within 20 s.
-agent_alive() {
-  local i code
-  kill -0 "$E2E_AGENT_PID" 2>/dev/null || return 1
-  for ((i = 0; i < 100; i++)); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$AG/readyz" || true)
-    [[ "$code" == 200 ]] && return 0
-    sleep 0.2
-  done
-  return 1
-}
+agent_alive() { ! e2e_exited "$E2E_AGENT_PID" && e2e_wait_ready 20; }
 
 # abort_rounds WHAT SIGNAL CMD...: starts CMD in the background ROUNDS times and sends it SIGNAL
 # after 10..90 ms, while it transfers; the agent must survive every round.
@@ -76,11 +55,10 @@ big=$(sort -t$'\t' -k2,2n m2.tsv | tail -n1 | cut -f1)
 abort_rounds "an HTTP download" KILL curl -s --limit-rate 2M -o out/x "$(e2e_url "/$big")"
 
 # Still serving, and serving correctly.
-mkdir -p tcp
-e2e_t "$CLI" get --agent "$AG" --transports tcp -o tcp "${FIDS[@]}" || e2e_fail "get after aborts"
+e2e_get_all "$W/tcp" live.txt tcp --transports tcp
 e2e_http_fetch_all live.txt "$W/http"
 e2e_compare_dirs "$W/tcp" "$W/http" live.txt
-restarts=$(grep -c 'supervisor: the agent process died' "$E2E_AGENT_LOG" || true)
+restarts=$(e2e_count_restarts "$E2E_AGENT_LOG")
 e2e_log "data-plane restarts by the supervisor: $restarts"
 e2e_sigterm_agent
 e2e_log "PASS"

@@ -15,9 +15,8 @@
 # Installing into the system is opt-in: runs only as root with CI=true or SWRDMA_TEST_INSTALL=1,
 # and never over an swrdma that is already installed. Otherwise exits 77 (skipped).
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/e2e_lib.sh
-source "$HERE/e2e_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 e2e_self_deadline 540 "$@"
 
 [[ $# -eq 2 ]] || e2e_fail "usage: $0 CPACK_COMMAND BUILD_DIR"
@@ -32,9 +31,7 @@ fi
 if [[ "${CI:-}" != true && "${SWRDMA_TEST_INSTALL:-}" != 1 ]]; then
   e2e_skip "installs a .deb into this system; set SWRDMA_TEST_INSTALL=1 (or CI=true) to allow it"
 fi
-for tool in dpkg dpkg-deb dpkg-shlibdeps curl jq; do
-  command -v "$tool" >/dev/null || e2e_skip "$tool is missing (scripts/install-deps.sh installs it)"
-done
+e2e_need_or_skip dpkg dpkg-deb dpkg-shlibdeps curl jq
 [[ -f "$BUILD/CPackConfig.cmake" ]] || e2e_fail "$BUILD/CPackConfig.cmake is missing; configure first"
 status=$(dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null || true)
 if [[ -n "$status" && "$status" != *not-installed ]]; then
@@ -44,8 +41,7 @@ for f in "$BIN/swrdma-agent" "$BIN/swrdma"; do
   [[ ! -e "$f" ]] || e2e_skip "$f exists outside the package; this test will not overwrite it"
 done
 
-e2e_tmpdir W
-cd "$W"
+e2e_workdir
 
 # ---- build and inspect the package --------------------------------------------------------------
 E2E_CMD_TIMEOUT=300 e2e_t "$CPACK" -G DEB --config "$BUILD/CPackConfig.cmake" -B "$W/pkg" \
@@ -112,32 +108,23 @@ grep -q -- '--dir ' <<<"$SWRDMA_AGENT_ARGS" || e2e_fail "the default file sets n
 e2e_log "installed swrdma-agent --version ($VERSION) and --help work; the default file documents all flags"
 
 # ---- serve and read with the installed binaries --------------------------------------------------
+AGENT=$BIN/swrdma-agent
+CLI=$BIN/swrdma
 D=$W/volumes
-e2e_t "$BIN/swrdma" mkvolume --dir "$D" --vid 3 --needles 120 --min 1 --max 300K \
-  --gzip-fraction 0.3 --delete-fraction 0.1 --fids m3.tsv >/dev/null || e2e_fail "mkvolume failed"
-e2e_t "$BIN/swrdma" mkvolume --dir "$D" --vid 4 --version 2 --legacy-crc --needles 40 --min 1 \
-  --max 5M --seed 4 --fids m4.tsv >/dev/null || e2e_fail "mkvolume of a v2 volume failed"
+e2e_mkvolume "$D" 3 --needles 120 --min 1 --max 300K --gzip-fraction 0.3 --delete-fraction 0.1
+e2e_mkvolume "$D" 4 --version 2 --legacy-crc --needles 40 --min 1 --max 5M --seed 4
 cat m3.tsv m4.tsv >all.tsv
-awk -F'\t' '$3 == "live" { print $1 }' all.tsv >live.txt
+e2e_fids live all.tsv >live.txt
 (($(wc -l <live.txt) > 100)) || e2e_fail "mkvolume wrote too few live needles"
 
-e2e_start_agent "$W/agent.log" "$BIN/swrdma-agent" --dir "$D" --index-dir "$W/index" \
-  --http 127.0.0.1:0
-AG="127.0.0.1:$E2E_AGENT_PORT"
-e2e_t "$BIN/swrdma" info --agent "$AG" >info.txt || e2e_fail "installed swrdma info failed"
+e2e_serve "$D"
+e2e_t "$CLI" info --agent "$AG" >info.txt || e2e_fail "installed swrdma info failed"
 grep -qF "$VERSION" info.txt || e2e_fail "swrdma info does not show agent version $VERSION"
-mkdir -p got
-# shellcheck disable=SC2046
-e2e_client "$BIN/swrdma" get --agent "$AG" --transports tcp -v -o got $(cat live.txt) 2>get.err || {
-  cat get.err >&2
-  e2e_fail "installed swrdma get failed"
-}
-n=$(wc -l <live.txt)
-grep -q "read $n of $n needles" get.err || e2e_fail "unexpected summary: $(cat get.err)"
+e2e_get_all "$W/got" live.txt tcp --transports tcp
 e2e_check_sizes "$W/got" "$W/all.tsv"
 e2e_http_fetch_all live.txt "$W/http"
 e2e_compare_dirs "$W/got" "$W/http" "$W/live.txt"
-e2e_log "installed swrdma get read $n needles from the installed agent"
+e2e_log "installed swrdma get read $(wc -l <live.txt) needles from the installed agent"
 e2e_sigterm_agent
 
 # ---- the unit ---------------------------------------------------------------------------------

@@ -2,9 +2,28 @@
 # Helpers shared by the end-to-end tests in tests/e2e/ (sourced, not run).
 #
 # The tests run the real `swrdma-agent` and `swrdma` binaries as separate processes. Everything
-# here is bounded in time: each command runs under `timeout`, the agent has a hard lifetime, and
-# the calling script re-executes itself under an overall deadline (e2e_self_deadline) so its EXIT
-# trap still runs, and cleans up, before ctest's own TIMEOUT would SIGKILL it.
+# here is bounded in time: each command runs under `timeout`, every background process (the agent
+# too) has a hard lifetime, every wait has a deadline, and the calling script re-executes itself
+# under an overall deadline (e2e_self_deadline) so its EXIT trap still runs, and cleans up, before
+# ctest's own TIMEOUT would SIGKILL it.
+#
+# A test starts like this:
+#
+#   set -euo pipefail
+#   # shellcheck source=SCRIPTDIR/e2e_lib.sh
+#   source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
+#   e2e_self_deadline 300 "$@"
+#   e2e_binaries "$@"        # AGENT, CLI (and CHAOS)
+#   e2e_need curl jq         # tools it needs
+#   e2e_workdir              # W, a fresh directory (removed on exit), is the working directory
+#   e2e_mkvolume "$W/volumes" 2 --needles 200 --min 1 --max 300K   # writes m2.tsv
+#   e2e_fids live m2.tsv >live.txt
+#   e2e_serve "$W/volumes"   # the agent on 127.0.0.1:<kernel-chosen port>; AG=127.0.0.1:PORT
+#   ...
+#   e2e_sigterm_agent
+#
+# Globals set here for the scripts: AGENT, CLI, CHAOS (e2e_binaries), W (e2e_workdir), AG
+# (e2e_serve), E2E_AGENT_PID/PORT/HOST/LOG (e2e_start_agent).
 
 set -euo pipefail
 
@@ -37,7 +56,11 @@ E2E_CLEANUP=()
 e2e_on_cleanup() { E2E_CLEANUP+=("$1"); }
 e2e_run_cleanup() {
   local rc=$? i
-  trap - EXIT INT TERM ERR
+  trap - EXIT ERR
+  # A signal now (the deadline's SIGTERM, a Ctrl-C) must not cut the cleanup short; the deadline's
+  # SIGKILL, 60 s later, still bounds it. (A no-op handler, not SIG_IGN: commands started by the
+  # cleanup must not inherit an ignored SIGTERM.)
+  trap ':' INT TERM
   set +e
   if ((rc != 0)) && [[ -n "${E2E_AGENT_LOG:-}" && -f "${E2E_AGENT_LOG}" ]]; then
     e2e_log "agent log (last 30 lines of $E2E_AGENT_LOG):"
@@ -54,12 +77,60 @@ set -E
 trap 'e2e_log "FAIL: status $? at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND"' ERR
 trap 'e2e_log "interrupted (signal or deadline)"; exit 1' INT TERM
 
+# ---- arguments, tools, working directory ------------------------------------------------------
+
+# e2e_binaries "$@": the script's arguments AGENT_BINARY CLIENT_BINARY [CHAOS_BINARY], as ctest
+# passes them. Sets AGENT, CLI and CHAOS (empty without a third) to absolute paths; each one given
+# must be executable.
+e2e_binaries() {
+  (($# == 2 || $# == 3)) || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY [CHAOS_BINARY]"
+  AGENT=$(realpath "$1")
+  CLI=$(realpath "$2")
+  CHAOS=""
+  [[ -x "$AGENT" && -x "$CLI" ]] || e2e_fail "build swrdma-agent and swrdma first"
+  if (($# == 3)); then
+    CHAOS=$(realpath "$3")
+    [[ -x "$CHAOS" ]] || e2e_fail "build swrdma-volume-chaos first"
+  fi
+}
+# e2e_binaries_chaos "$@": e2e_binaries, and CHAOS_BINARY is required.
+e2e_binaries_chaos() {
+  (($# == 3)) || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY CHAOS_BINARY"
+  e2e_binaries "$@"
+}
+
+# e2e_need TOOL...: fails unless every TOOL is on PATH. e2e_need_or_skip: skips the test instead.
+e2e_need() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || e2e_fail "$tool is needed (scripts/install-deps.sh installs it)"
+  done
+}
+e2e_need_or_skip() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || e2e_skip "$tool is missing (scripts/install-deps.sh installs it)"
+  done
+}
+
 # e2e_tmpdir VAR: a fresh temporary directory, removed on exit.
 e2e_tmpdir() {
   local d
   d=$(mktemp -d "${TMPDIR:-/tmp}/swrdma-e2e.XXXXXX")
   e2e_on_cleanup "rm -rf '$d'"
   printf -v "$1" '%s' "$d"
+}
+# e2e_workdir: W is a fresh temporary directory (removed on exit) and the working directory.
+e2e_workdir() {
+  e2e_tmpdir W
+  cd "$W"
+}
+# e2e_shm_in_workdir: a SIGKILLed UCX process leaves its posix shared-memory files behind: keep
+# them in $W/shm, not in /dev/shm (UCX opens peers' files through /proc/<pid>/fd, so the directory
+# need not be shared).
+e2e_shm_in_workdir() {
+  mkdir -p "$W/shm"
+  export UCX_POSIX_DIR=$W/shm
 }
 
 # e2e_t CMD...: runs CMD bounded in time.
@@ -70,77 +141,283 @@ E2E_AGENT_PREFIX=()
 E2E_CLIENT_PREFIX=()
 e2e_client() { e2e_t "${E2E_CLIENT_PREFIX[@]}" "$@"; }
 
-# e2e_start_agent LOG AGENT_BINARY ARGS...: starts the agent (with --http HOST:0 among ARGS so the
-# kernel picks a free port), waits until /readyz answers 200 and sets E2E_AGENT_PID (the
-# `timeout` process around the agent: it forwards SIGTERM), E2E_AGENT_PORT and E2E_AGENT_HOST.
+# ---- waiting ------------------------------------------------------------------------------------
+
+# e2e_wait_until SECONDS INTERVAL CMD...: runs CMD every INTERVAL seconds until it succeeds
+# (returns 0) or SECONDS have passed (returns 1; CMD ran at least once). CMD runs in this shell,
+# so it may e2e_fail to stop waiting early (say, when the process it waits for died).
+e2e_wait_until() {
+  local limit=$1 every=$2 deadline
+  shift 2
+  deadline=$((${EPOCHREALTIME//[!0-9]/} + limit * 1000000))
+  until "$@"; do
+    ((${EPOCHREALTIME//[!0-9]/} < deadline)) || return 1
+    sleep "$every"
+  done
+}
+# e2e_exited PID: PID no longer runs.
+e2e_exited() { ! kill -0 "$1" 2>/dev/null; }
+
+# e2e_wait_log WHAT PID FILE ERE SECONDS [INTERVAL]: waits until FILE (the output of WHAT, pid PID)
+# has a line matching ERE; fails if PID exits first or SECONDS pass. INTERVAL defaults to 0.1.
+e2e_wait_log() {
+  local what=$1 pid=$2 file=$3 ere=$4 seconds=$5 every=${6:-0.1}
+  e2e_wait_until "$seconds" "$every" _e2e_logged "$what" "$pid" "$file" "$ere" ||
+    e2e_fail "$what did not log /$ere/ within $seconds s ($file)"
+}
+_e2e_logged() {  # _e2e_logged WHAT PID FILE ERE
+  grep -qE -- "$4" "$3" && return 0
+  e2e_exited "$2" && e2e_fail "$1 exited before logging /$4/ ($3): $(tail -n 5 "$3")"
+  return 1
+}
+
+# ---- background processes -----------------------------------------------------------------------
+
+# e2e_spawn PIDVAR SECONDS OUT ERR CMD...: starts CMD in the background under `timeout` (SIGTERM
+# after SECONDS, SIGKILL 10 s later), stdout to OUT and stderr to ERR (both to OUT when ERR is the
+# same file), and has it stopped at exit (e2e_stop_hard; that cleanup is registered in the calling
+# shell, so a spawn inside $(...) is bounded by SECONDS alone). Sets PIDVAR to the pid of the
+# `timeout` process: it forwards SIGTERM, and its exit status is CMD's.
+e2e_spawn() {
+  local var=$1 seconds=$2 out=$3 err=$4
+  shift 4
+  : >"$out"  # exists before the background redirection opens it
+  if [[ "$err" == "$out" ]]; then
+    timeout -s TERM -k 10 "$seconds" "$@" >"$out" 2>&1 &
+  else
+    timeout -s TERM -k 10 "$seconds" "$@" >"$out" 2>"$err" &
+  fi
+  printf -v "$var" '%s' "$!"
+  e2e_on_cleanup "e2e_stop_hard $!"
+}
+
+# e2e_stop_hard PID: cleanup of a process that may still run: SIGTERM (forwarded by timeout), then
+# SIGKILL (to it and its children) after 5 s.
+e2e_stop_hard() {
+  local pid=$1
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null
+  e2e_wait_until 5 0.1 e2e_exited "$pid" || {
+    pkill -KILL -P "$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null
+  }
+  wait "$pid" 2>/dev/null
+  return 0
+}
+
+# e2e_sigterm PID WHAT: SIGTERM must stop PID with exit status 0 within 8 seconds.
+e2e_sigterm() {
+  local pid=$1 what=$2 rc=0
+  kill -TERM "$pid"
+  e2e_wait_until 8 0.1 e2e_exited "$pid" || e2e_fail "$what still runs 8 s after SIGTERM"
+  wait "$pid" || rc=$?
+  ((rc == 0)) || e2e_fail "$what exited with status $rc after SIGTERM (expected 0)"
+}
+
+# ---- the agent ----------------------------------------------------------------------------------
+
+# e2e_start_agent LOG AGENT_BINARY ARGS...: starts the agent (with --http HOST:PORT among ARGS;
+# PORT 0 lets the kernel pick a free one), waits until /readyz answers 200 and sets E2E_AGENT_PID
+# (the `timeout` process around the agent: it forwards SIGTERM), E2E_AGENT_PORT and E2E_AGENT_HOST.
 e2e_start_agent() {
-  local log=$1 host="" prev="" a
+  local log=$1 host="" prev="" a t0=$SECONDS
   shift
   for a in "$@"; do
     if [[ "$prev" == "--http" ]]; then host=${a%:*}; fi
     prev=$a
   done
-  [[ -n "$host" ]] || e2e_fail "e2e_start_agent: pass --http HOST:0"
+  [[ -n "$host" ]] || e2e_fail "e2e_start_agent: pass --http HOST:PORT"
   E2E_AGENT_LOG=$log
-  : >"$log"  # exists before the background redirection opens it
   # -k: an agent ignoring SIGTERM is killed 10 s later (that also fails the SIGTERM check).
-  timeout -s TERM -k 10 "$E2E_AGENT_LIFETIME" "${E2E_AGENT_PREFIX[@]}" "$@" >"$log" 2>&1 &
-  E2E_AGENT_PID=$!
-  e2e_on_cleanup "e2e_stop_agent_hard $E2E_AGENT_PID"
-  local deadline=$((SECONDS + 60))
-  E2E_AGENT_PORT=""
-  while [[ -z "$E2E_AGENT_PORT" ]]; do
-    kill -0 "$E2E_AGENT_PID" 2>/dev/null || e2e_fail "the agent exited during start-up (log: $log)"
-    ((SECONDS < deadline)) || e2e_fail "the agent did not log its HTTP port within 60 s"
-    E2E_AGENT_PORT=$(sed -n 's/.*serving http on .* (port \([0-9][0-9]*\)).*/\1/p' "$log" |
-      head -n1 || true)
-    [[ -n "$E2E_AGENT_PORT" ]] || sleep 0.1
-  done
+  e2e_spawn E2E_AGENT_PID "$E2E_AGENT_LIFETIME" "$log" "$log" "${E2E_AGENT_PREFIX[@]}" "$@"
+  local port_ere='serving http on .* \(port [0-9]+\)'
+  e2e_wait_log "the agent" "$E2E_AGENT_PID" "$log" "$port_ere" 60
+  E2E_AGENT_PORT=$(sed -n 's/.*serving http on .* (port \([0-9][0-9]*\)).*/\1/p' "$log" | head -n1)
   E2E_AGENT_HOST=$host
-  local code=""
-  while [[ "$code" != 200 ]]; do
-    kill -0 "$E2E_AGENT_PID" 2>/dev/null || e2e_fail "the agent exited before /readyz (log: $log)"
-    ((SECONDS < deadline)) || e2e_fail "/readyz did not answer 200 within 60 s (last: $code)"
-    code=$(e2e_client curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
-      "http://$host:$E2E_AGENT_PORT/readyz" || true)
-    [[ "$code" == 200 ]] || sleep 0.2
-  done
+  # Within the same 60 s as the port.
+  e2e_wait_until $((60 - (SECONDS - t0))) 0.2 _e2e_agent_up ||
+    e2e_fail "/readyz did not answer 200 within 60 s (last: $E2E_READYZ)"
   e2e_log "agent pid $E2E_AGENT_PID ready on $host:$E2E_AGENT_PORT"
 }
-
-# Cleanup of an agent that may still run: SIGTERM (forwarded by timeout), then SIGKILL.
-e2e_stop_agent_hard() {
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    pkill -KILL -P "$pid" 2>/dev/null
-    kill -KILL "$pid" 2>/dev/null
-  fi
-  wait "$pid" 2>/dev/null
-  return 0
+_e2e_agent_up() {
+  e2e_exited "$E2E_AGENT_PID" && e2e_fail "the agent exited before /readyz (log: $E2E_AGENT_LOG)"
+  e2e_agent_ready
 }
+
+# e2e_serve [--log FILE] [--host ADDR] [--port N] VOLUME_DIR [AGENT_ARGS...]: e2e_start_agent of
+# $AGENT --dir VOLUME_DIR --index-dir $W/index --http ADDR:N AGENT_ARGS (defaults: $W/agent.log,
+# 127.0.0.1, port 0: the kernel picks one). Sets AG=ADDR:PORT (for --agent).
+e2e_serve() {
+  local log=$W/agent.log host=127.0.0.1 port=0
+  while (($# > 0)); do
+    case $1 in
+      --log) log=$2 ;;
+      --host) host=$2 ;;
+      --port) port=$2 ;;
+      *) break ;;
+    esac
+    shift 2
+  done
+  local dir=$1
+  shift
+  e2e_start_agent "$log" "$AGENT" --dir "$dir" --index-dir "$W/index" --http "$host:$port" "$@"
+  AG="$host:$E2E_AGENT_PORT"
+}
+
+e2e_url() { printf 'http://%s:%s%s' "$E2E_AGENT_HOST" "$E2E_AGENT_PORT" "$1"; }
+
+# e2e_http_code [CURL_ARGS...] URL: the HTTP status curl gets (000 when it gets none).
+e2e_http_code() { e2e_client curl -s -o /dev/null -w '%{http_code}' "$@" || true; }
+# e2e_agent_ready: /readyz answers 200 now (the code it got is in E2E_READYZ).
+e2e_agent_ready() {
+  E2E_READYZ=$(e2e_http_code --max-time 5 "$(e2e_url /readyz)")
+  [[ "$E2E_READYZ" == 200 ]]
+}
+# e2e_wait_ready SECONDS: /readyz answers 200 within SECONDS.
+e2e_wait_ready() { e2e_wait_until "$1" 0.2 e2e_agent_ready; }
+
+# e2e_get_json PATH OUT: GET PATH from the agent as JSON into OUT.
+e2e_get_json() {
+  e2e_client curl -sf -H 'Accept: application/json' "$(e2e_url "$1")" >"$2" || e2e_fail "$1 failed"
+}
+
+# Process tree of a started agent: the `timeout` wrapper (E2E_AGENT_PID) -> the supervisor (or,
+# with --no-supervise, the agent itself) -> the data-plane child that serves.
+e2e_supervisor_pid() { pgrep -P "$E2E_AGENT_PID" | head -n1 || true; }
+# The supervisor's data-plane child; nothing when there is none (between restarts, unsupervised).
+e2e_data_plane_pid() {
+  local sup
+  sup=$(e2e_supervisor_pid)
+  [[ -z "$sup" ]] || pgrep -P "$sup" | head -n1 || true
+}
+# The process that serves: the data-plane child, or the agent itself when it is not supervised.
+e2e_serving_pid() {
+  local sup
+  sup=$(e2e_supervisor_pid)
+  [[ -n "$sup" ]] || return 0
+  pgrep -P "$sup" | head -n1 || echo "$sup"
+}
+# e2e_count_restarts LOG...: how often the supervisor saw its data-plane child die.
+e2e_count_restarts() { cat "$@" | grep -c 'supervisor: the agent process died' || true; }
+
+# A process's resources, from /proc: open fds, lines of maps, a /proc/PID/status field in KiB.
+e2e_proc_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+e2e_proc_maps() { wc -l <"/proc/$1/maps"; }
+e2e_proc_status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
 # e2e_sigterm_agent: SIGTERM must stop the agent with exit status 0 within 8 seconds.
 e2e_sigterm_agent() {
-  local pid=$E2E_AGENT_PID i rc=0
-  kill -TERM "$pid"
-  for i in $(seq 80); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -0 "$pid" 2>/dev/null && e2e_fail "the agent still runs 8 s after SIGTERM"
-  wait "$pid" || rc=$?
-  ((rc == 0)) || e2e_fail "the agent exited with status $rc after SIGTERM (expected 0)"
+  e2e_sigterm "$E2E_AGENT_PID" "the agent"
   grep -q 'stopped' "$E2E_AGENT_LOG" || e2e_fail "the agent did not log 'stopped' on SIGTERM"
   e2e_log "agent stopped cleanly on SIGTERM"
 }
 
-e2e_url() { printf 'http://%s:%s%s' "$E2E_AGENT_HOST" "$E2E_AGENT_PORT" "$1"; }
+# e2e_cma_allowed: CMA (process_vm_readv, the `cma` of posix,sysv,cma) can work here. Yama
+# ptrace_scope >= 2 forbids it (UCX copes with 1 through PR_SET_PTRACER).
+e2e_cma_allowed() {
+  ! { [[ -r /proc/sys/kernel/yama/ptrace_scope ]] &&
+    (($(cat /proc/sys/kernel/yama/ptrace_scope) >= 2)); }
+}
+
+# ---- network namespaces -------------------------------------------------------------------------
+
+# e2e_netns_pair IP_A IP_B: two network namespaces, NS_A (address IP_A/24) and NS_B (IP_B/24),
+# joined by a veth pair VETH_A/VETH_B that only they see, with loopback up in both; removed at
+# exit. Returns once both ends are operationally UP. Skips the test (77) where namespaces or veth
+# cannot be made (not root, no CAP_NET_ADMIN/CAP_SYS_ADMIN, no `ip`). Names carry $$, so parallel
+# runs do not collide.
+e2e_netns_pair() {
+  local ip_a=$1 ip_b=$2 ns
+  command -v ip >/dev/null || e2e_skip "no 'ip' command (iproute2): cannot create network namespaces"
+  [[ "$(id -u)" == 0 ]] || e2e_skip "network namespaces need root (CAP_NET_ADMIN, CAP_SYS_ADMIN)"
+  NS_A="swrdma-e2e-a-$$"
+  NS_B="swrdma-e2e-b-$$"
+  VETH_A="swra$$"  # interface names: at most 15 characters
+  VETH_B="swrb$$"
+  # Removing a namespace also removes the veth end inside it, and with it the peer.
+  e2e_on_cleanup "timeout 10 ip netns del '$NS_A'"
+  if ! e2e_t ip netns add "$NS_A" 2>/dev/null; then
+    e2e_skip "cannot create a network namespace here (ip netns add failed: no CAP_NET_ADMIN/CAP_SYS_ADMIN?)"
+  fi
+  e2e_on_cleanup "timeout 10 ip netns del '$NS_B'"
+  e2e_t ip netns add "$NS_B" || e2e_fail "ip netns add $NS_B failed after $NS_A worked"
+  # Create the pair inside A with its peer directly in B: the host namespace never sees it.
+  e2e_t ip -n "$NS_A" link add "$VETH_A" type veth peer name "$VETH_B" netns "$NS_B" ||
+    e2e_skip "cannot create a veth pair here (no veth support in this kernel/container?)"
+  e2e_t ip -n "$NS_A" addr add "$ip_a/24" dev "$VETH_A"
+  e2e_t ip -n "$NS_B" addr add "$ip_b/24" dev "$VETH_B"
+  for ns in "$NS_A" "$NS_B"; do
+    e2e_t ip -n "$ns" link set lo up  # UCX wants a working loopback
+  done
+  e2e_t ip -n "$NS_A" link set "$VETH_A" up
+  e2e_t ip -n "$NS_B" link set "$VETH_B" up
+  # UCX lists only interfaces that are RUNNING, and does so once, when its context starts: wait
+  # for both ends' operational state to be UP (linkwatch can take a second) before any UCX starts.
+  e2e_wait_until 10 0.1 _e2e_link_up "$NS_A" "$VETH_A" ||
+    e2e_fail "$VETH_A in $NS_A did not come up within 10 s"
+  e2e_wait_until 10 0.1 _e2e_link_up "$NS_B" "$VETH_B" ||
+    e2e_fail "$VETH_B in $NS_B did not come up within 10 s"
+  e2e_log "namespaces $NS_A ($ip_a) and $NS_B ($ip_b) joined by $VETH_A/$VETH_B"
+}
+
+_e2e_link_up() { e2e_t ip -n "$1" -o link show dev "$2" | grep -q 'state UP'; }  # NS DEV
+
+# ---- volumes and reads --------------------------------------------------------------------------
+
+# e2e_mkvolume DIR VID MKVOLUME_ARGS...: `swrdma mkvolume` ($CLI) of volume VID in DIR, with its
+# manifest (fid, size, live|deleted, gzip|plain) in mVID.tsv of the working directory.
+e2e_mkvolume() {
+  local dir=$1 vid=$2
+  shift 2
+  e2e_t "$CLI" mkvolume --dir "$dir" --vid "$vid" --fids "m$vid.tsv" "$@" >/dev/null \
+    2>"m$vid.err" || e2e_fail "mkvolume of volume $vid failed: $(tail -n 3 "m$vid.err")"
+}
+# e2e_fids STATE MANIFEST...: the fids of the manifests' needles in STATE (live or deleted).
+e2e_fids() {
+  local state=$1
+  shift
+  awk -F'\t' -v s="$state" '$3 == s { print $1 }' "$@"
+}
+
+# e2e_get_all OUT FIDS_FILE TRANSPORTS_ERE [GET_ARGS...]: `swrdma get -v` of every fid (one a
+# line) into the directory OUT; its stderr (OUT.err) must be exactly the summary line, saying
+# every fid was read over rdma with transports matching TRANSPORTS_ERE.
+e2e_get_all() {
+  local out=$1 fids=$2 expect=$3 n list
+  shift 3
+  mkdir -p "$out"
+  mapfile -t list <"$fids"
+  n=${#list[@]}
+  e2e_client "$CLI" get --agent "$AG" -v "$@" -o "$out" "${list[@]}" 2>"$out.err" || {
+    cat "$out.err" >&2
+    e2e_fail "swrdma get $* failed"
+  }
+  grep -Eq "read $n of $n needles, .* over rdma \(transports: ($expect)\)" "$out.err" ||
+    e2e_fail "unexpected summary of swrdma get $*: $(cat "$out.err")"
+  # Nothing but the summary line on stderr (no UCX noise on a healthy read).
+  (($(wc -l <"$out.err") == 1)) || e2e_fail "stderr of swrdma get $* is not one line: $(cat "$out.err")"
+}
+
+# e2e_expect_get_fails [--status N] WHAT PATTERN GET_ARGS...: `swrdma get GET_ARGS` must fail (not
+# crash; with --status, with exit status N) with one line on stderr (err.txt) that matches PATTERN
+# (grep -E), and write nothing to stdout.
+e2e_expect_get_fails() {
+  local want_rc=""
+  if [[ "$1" == --status ]]; then
+    want_rc=$2
+    shift 2
+  fi
+  local what=$1 pattern=$2 rc=0
+  shift 2
+  e2e_client "$CLI" get --agent "$AG" "$@" >err.out 2>err.txt || rc=$?
+  ((rc != 0)) || e2e_fail "$what: swrdma get succeeded"
+  ((rc < 124)) || e2e_fail "$what: swrdma get died (status $rc): $(cat err.txt)"
+  [[ -z "$want_rc" ]] || ((rc == want_rc)) ||
+    e2e_fail "$what: swrdma get exited with status $rc, expected $want_rc: $(cat err.txt)"
+  (($(wc -l <err.txt) == 1)) || e2e_fail "$what: expected one line of error, got: $(cat err.txt)"
+  grep -Eq -- "$pattern" err.txt || e2e_fail "$what: error does not match /$pattern/: $(cat err.txt)"
+  [[ ! -s err.out ]] || e2e_fail "$what: wrote data to stdout"
+}
 
 # e2e_http_fetch_all FIDS_FILE OUT_DIR: GETs every fid (one line each) from the agent's HTTP
 # fallback with one curl process; writes OUT_DIR/<fid> and OUT_DIR.codes ("<status> <fid>").

@@ -11,24 +11,16 @@
 # with a new key in security.toml: old tokens are refused, new ones accepted; a broken file on
 # SIGHUP keeps the key in force. Needs curl, python3.
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/e2e_lib.sh
-source "$HERE/e2e_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 e2e_self_deadline 300 "$@"
+e2e_binaries "$@"
+e2e_need curl python3 cmp
 
-[[ $# -eq 2 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY"
-AGENT=$(realpath "$1")
-CLI=$(realpath "$2")
-for tool in curl python3 cmp; do
-  command -v "$tool" >/dev/null || e2e_fail "$tool is needed"
-done
-
-e2e_tmpdir W
-cd "$W"
+e2e_workdir
 D=$W/volumes
-e2e_t "$CLI" mkvolume --dir "$D" --vid 9 --fids m9.tsv --needles 40 --min 1 --max 200K \
-  --gzip-fraction 0.3 --delete-fraction 0.1 >/dev/null || e2e_fail "mkvolume failed"
-awk -F'\t' '$3 == "live" { print $1 }' m9.tsv | head -12 >live.txt
+e2e_mkvolume "$D" 9 --needles 40 --min 1 --max 200K --gzip-fraction 0.3 --delete-fraction 0.1
+e2e_fids live m9.tsv | head -12 >live.txt
 
 token() {  # token KEY FID [EXP_DELTA_SECONDS]
   python3 - "$@" <<'PY'
@@ -43,15 +35,16 @@ print(f"{head}.{body}.{sig}")
 PY
 }
 
+# get_f0_with KEY: swrdma get of $f0 with a token signed with KEY succeeds.
+get_f0_with() { e2e_t "$CLI" get --agent "$AG" --jwt "$(token "$1" "$f0")" -o new.out "$f0" 2>/dev/null; }
+
 printf '[jwt.signing.read]\nkey = "first-key"\nexpires_after_seconds = 10\n' >security.toml
 
 for exposure in push region; do
   e2e_log "exposure $exposure"
   args=()
   [[ $exposure == region ]] && args=(--exposure region)
-  e2e_start_agent "$W/agent-$exposure.log" "$AGENT" --dir "$D" --index-dir "$W/index" \
-    --http 127.0.0.1:0 --security-toml "$W/security.toml" "${args[@]}"
-  AG="127.0.0.1:$E2E_AGENT_PORT"
+  e2e_serve --log "$W/agent-$exposure.log" "$D" --security-toml "$W/security.toml" "${args[@]}"
   grep -q "exposure: $exposure" "$W/agent-$exposure.log" ||
     e2e_fail "the agent did not log 'exposure: $exposure'"
   if grep -q "first-key" "$W/agent-$exposure.log"; then e2e_fail "the read key appears in the log"; fi
@@ -62,10 +55,8 @@ for exposure in push region; do
   for t in "" "$(token wrong-key "$f0")" "$(token first-key "${fids[1]}")" "$(token first-key "$f0" -5)"; do
     jwt=()
     [[ -n $t ]] && jwt=(--jwt "$t")
-    if e2e_t "$CLI" get --agent "$AG" "${jwt[@]}" -o bad.out "$f0" 2>err.txt; then
-      e2e_fail "swrdma get of $f0 succeeded with a bad token ($exposure)"
-    fi
-    grep -q "wrong jwt" err.txt || e2e_fail "the error does not say 'wrong jwt': $(cat err.txt)"
+    e2e_expect_get_fails "swrdma get of $f0 with a bad token ($exposure)" "wrong jwt" \
+      "${jwt[@]}" -o bad.out "$f0"
   done
   code=$(curl -s -o body.txt -w '%{http_code}' "http://$AG/$f0")
   [[ $code == 401 && $(cat body.txt) == '{"error":"wrong jwt"}' ]] ||
@@ -85,22 +76,14 @@ for exposure in push region; do
 
   # SIGHUP: a new key in security.toml replaces the old one; a broken file keeps it. Sent to the
   # agent itself (its supervisor forwards it), not to the timeout(1) wrapper in E2E_AGENT_PID.
-  agent_pid=$(pgrep -P "$E2E_AGENT_PID" | head -n1)
+  agent_pid=$(e2e_supervisor_pid)
   [[ -n $agent_pid ]] || e2e_fail "cannot find the agent process under $E2E_AGENT_PID"
   printf '[jwt.signing.read]\nkey = "second-key"\n' >security.toml
   kill -HUP "$agent_pid"
-  ok=0
-  for _ in $(seq 50); do
-    if e2e_t "$CLI" get --agent "$AG" --jwt "$(token second-key "$f0")" -o new.out "$f0" 2>/dev/null; then
-      ok=1
-      break
-    fi
-    sleep 0.1
-  done
-  ((ok)) || e2e_fail "after SIGHUP a token signed with the new key is refused ($exposure)"
-  if e2e_t "$CLI" get --agent "$AG" --jwt "$(token first-key "$f0")" -o old.out "$f0" 2>/dev/null; then
-    e2e_fail "after SIGHUP a token signed with the old key is still accepted ($exposure)"
-  fi
+  e2e_wait_until 20 0.1 get_f0_with second-key ||
+    e2e_fail "after SIGHUP a token signed with the new key is refused ($exposure)"
+  e2e_expect_get_fails "after SIGHUP, a token signed with the old key ($exposure)" "wrong jwt" \
+    --jwt "$(token first-key "$f0")" -o old.out "$f0"
   printf '[jwt.signing.read\nkey = ' >security.toml
   kill -HUP "$agent_pid"
   sleep 0.5

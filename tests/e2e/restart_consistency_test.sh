@@ -17,37 +17,25 @@
 # nothing). Each complete start must report the live/deleted counts the `.idx` files imply (/v1/volumes vs the mkvolume and chaos manifests)
 # and serve a sample of fids (sizes as the manifests say; deleted ones fail as deleted).
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/e2e_lib.sh
-source "$HERE/e2e_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 e2e_self_deadline 300 "$@"
-
-[[ $# -eq 3 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY CHAOS_BINARY"
-AGENT=$(realpath "$1")
-CLI=$(realpath "$2")
-CHAOS=$(realpath "$3")
-[[ -x "$AGENT" && -x "$CLI" && -x "$CHAOS" ]] ||
-  e2e_fail "build swrdma-agent, swrdma and swrdma-volume-chaos first"
-for tool in curl jq pgrep; do
-  command -v "$tool" >/dev/null || e2e_fail "$tool is needed (scripts/install-deps.sh installs it)"
-done
+e2e_binaries_chaos "$@"
+e2e_need curl jq pgrep
 NEEDLES=${CONSISTENCY_NEEDLES:-1500000}
 TAIL=${CONSISTENCY_TAIL:-600000}
 
-e2e_tmpdir W
-cd "$W"
-mkdir -p "$W/shm"
-export UCX_POSIX_DIR=$W/shm
+e2e_workdir
+e2e_shm_in_workdir
 D=$W/volumes
-e2e_t "$CLI" mkvolume --dir "$D" --vid 1 --needles "$NEEDLES" --size 1 --delete-fraction 0.05 \
-  --fids m1.tsv >/dev/null 2>&1 || e2e_fail "mkvolume of volume 1 failed"
-e2e_t "$CLI" mkvolume --dir "$D" --vid 2 --needles 400000 --min 1 --max 2K --delete-fraction 0.1 \
-  --gzip-fraction 0.1 --seed 2 --fids m2.tsv >/dev/null 2>&1 || e2e_fail "mkvolume of volume 2 failed"
+e2e_mkvolume "$D" 1 --needles "$NEEDLES" --size 1 --delete-fraction 0.05
+e2e_mkvolume "$D" 2 --needles 400000 --min 1 --max 2K --delete-fraction 0.1 --gzip-fraction 0.1 \
+  --seed 2
 idx_entries() { echo $(($(stat -c %s "$D/$1.idx") / 16)); }
 declare -A LIVE DELETED
 for vid in 1 2; do
-  LIVE[$vid]=$(awk -F'\t' '$3 == "live"' "m$vid.tsv" | wc -l)
-  DELETED[$vid]=$(awk -F'\t' '$3 == "deleted"' "m$vid.tsv" | wc -l)
+  LIVE[$vid]=$(e2e_fids live "m$vid.tsv" | wc -l)
+  DELETED[$vid]=$(e2e_fids deleted "m$vid.tsv" | wc -l)
 done
 e2e_log "volume 1: ${LIVE[1]} live, ${DELETED[1]} deleted ($(idx_entries 1) .idx entries);" \
   "volume 2: ${LIVE[2]} live, ${DELETED[2]} deleted"
@@ -69,16 +57,9 @@ check_indexing_logged() {
 # kill_when LOG PATTERN: starts the agent in the background and kill -9s it as soon as LOG
 # matches PATTERN (grep -E). Sets KILLED_LATE=1 if it was already serving by then.
 kill_when() {
-  local log=$1 pattern=$2 pid deadline=$((SECONDS + 60))
-  : >"$log"
-  timeout -s KILL 120 "$AGENT" "${AGENT_ARGS[@]}" --http 127.0.0.1:0 >"$log" 2>&1 &
-  pid=$!
-  e2e_on_cleanup "kill -KILL $pid 2>/dev/null"
-  until grep -qE "$pattern" "$log"; do
-    kill -0 "$pid" 2>/dev/null || e2e_fail "the agent exited before logging /$pattern/ ($log)"
-    ((SECONDS < deadline)) || e2e_fail "the agent did not log /$pattern/ within 60 s ($log)"
-    sleep 0.002
-  done
+  local log=$1 pattern=$2 pid
+  e2e_spawn pid 120 "$log" "$log" "$AGENT" "${AGENT_ARGS[@]}" --http 127.0.0.1:0
+  e2e_wait_log "the agent" "$pid" "$log" "$pattern" 60 0.002
   # `timeout` is the parent; the agent is its only child.
   pkill -KILL -P "$pid" || true
   wait "$pid" 2>/dev/null || true
@@ -90,10 +71,9 @@ kill_when() {
 # check_served LOG: a complete start; counts and a sample of reads match the manifests.
 check_served() {
   local log=$1 extra_live=$2 vid got want
-  e2e_start_agent "$log" "$AGENT" "${AGENT_ARGS[@]}" --http 127.0.0.1:0
+  e2e_serve --log "$log" "$D" --no-supervise
   check_indexing_logged "$log"
-  e2e_t curl -sf -H 'Accept: application/json' "$(e2e_url /v1/volumes)" >volumes.json ||
-    e2e_fail "/v1/volumes failed"
+  e2e_get_json /v1/volumes volumes.json
   for vid in 1 2; do
     want="$((LIVE[$vid] + (vid == 1 ? extra_live : 0))) ${DELETED[$vid]}"
     got=$(jq -r ".volumes[] | select(.volume_id == $vid) | \"\(.live_needles) \(.deleted_needles)\"" \
@@ -110,20 +90,17 @@ check_served() {
   rm -rf got && mkdir got
   local sample
   mapfile -t sample < <(cut -f1 sample.tsv)
-  e2e_t "$CLI" get --agent "127.0.0.1:$E2E_AGENT_PORT" --transports tcp -o got "${sample[@]}" \
-    2>get.err || e2e_fail "reading the sample failed: $(head -3 get.err)"
+  e2e_t "$CLI" get --agent "$AG" --transports tcp -o got "${sample[@]}" 2>get.err ||
+    e2e_fail "reading the sample failed: $(head -3 get.err)"
   local bad
   bad=$(while IFS=$'\t' read -r fid size; do
     [[ "$(stat -c %s "got/$fid" 2>/dev/null)" == "$size" ]] || echo "$fid"
   done <sample.tsv | head -n 3)
   [[ -z "$bad" ]] || e2e_fail "sample fids read wrong: $bad"
   # Deleted ones fail, as deleted.
-  local fid rc
-  for fid in $(awk -F'\t' '$3 == "deleted" { print $1 }' m1.tsv m2.tsv | shuf -n 10); do
-    rc=0
-    e2e_t "$CLI" get --agent "127.0.0.1:$E2E_AGENT_PORT" --transports tcp "$fid" \
-      >/dev/null 2>del.err || rc=$?
-    { ((rc == 1)) && grep -q deleted del.err; } || e2e_fail "deleted $fid: status $rc, $(cat del.err)"
+  local fid
+  for fid in $(e2e_fids deleted m1.tsv m2.tsv | shuf -n 10); do
+    e2e_expect_get_fails --status 1 "deleted $fid" deleted --transports tcp "$fid"
   done
   e2e_log "counts and $(wc -l <sample.tsv) sampled reads match ($log)"
 }

@@ -14,50 +14,33 @@
 # `swrdma get --master` failing over from a dead replica, `info --master` and `bench --master`.
 # Needs curl, jq, cmp, dd.
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/e2e_lib.sh
-source "$HERE/e2e_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 e2e_self_deadline 400 "$@"
+e2e_binaries "$@"
+e2e_need curl jq cmp dd
 
-[[ $# -eq 2 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY"
-AGENT=$(realpath "$1")
-CLI=$(realpath "$2")
-for tool in curl jq cmp dd; do
-  command -v "$tool" >/dev/null || e2e_fail "$tool is needed (scripts/install-deps.sh installs it)"
-done
-
-e2e_tmpdir W
-cd "$W"
-e2e_t "$CLI" mkvolume --dir "$W/vols" --vid 3 --fids m3.tsv --needles 120 --min 1 --max 200K \
-  --gzip-fraction 0.4 --delete-fraction 0.1 --seed 3 >/dev/null || e2e_fail "mkvolume failed"
-awk -F'\t' '$3 == "live" { print $1 }' m3.tsv >live.txt
-awk -F'\t' '$3 == "deleted" { print $1 }' m3.tsv >deleted.txt
-e2e_start_agent "$W/agent.log" "$AGENT" --dir "$W/vols" --index-dir "$W/index" \
-  --http 127.0.0.1:0
-AG="http://127.0.0.1:$E2E_AGENT_PORT"
+e2e_workdir
+e2e_mkvolume "$W/vols" 3 --needles 120 --min 1 --max 200K --gzip-fraction 0.4 --delete-fraction 0.1 \
+  --seed 3
+e2e_fids live m3.tsv >live.txt
+e2e_fids deleted m3.tsv >deleted.txt
+e2e_serve "$W/vols"
 
 # A port nothing listens on, for a dead agent.
 DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 9)
 cat >agents.map <<EOF
 # volume server     agent
-127.0.0.1:8080      $AG
+127.0.0.1:8080      http://$AG
 127.0.0.1:8099      http://127.0.0.1:$DEAD   # a volume server whose agent is down
 EOF
 
 # ---- the sidecar ---------------------------------------------------------------------------
-: >sidecar.log
-timeout -s TERM -k 10 300 "$CLI" sidecar --http 127.0.0.1:0 --agent-map agents.map \
-  --transports tcp >sidecar.log 2>&1 &
-SC_PID=$!
-e2e_on_cleanup "e2e_stop_agent_hard $SC_PID"
-SC=""
-for _ in $(seq 100); do
-  SC=$(sed -n 's/.*listening on \(127\.0\.0\.1:[0-9]*\).*/\1/p' sidecar.log | head -n1)
-  [[ -n "$SC" ]] && break
-  kill -0 "$SC_PID" 2>/dev/null || e2e_fail "the sidecar exited: $(cat sidecar.log)"
-  sleep 0.1
-done
-[[ -n "$SC" ]] || e2e_fail "the sidecar did not log its address"
+e2e_spawn SC_PID 300 sidecar.log sidecar.log \
+  "$CLI" sidecar --http 127.0.0.1:0 --agent-map agents.map --transports tcp
+SC_ERE='listening on 127\.0\.0\.1:[0-9]+'
+e2e_wait_log "the sidecar" "$SC_PID" sidecar.log "$SC_ERE" 10
+SC=$(grep -oE "$SC_ERE" sidecar.log | head -n1 | cut -d' ' -f3)
 e2e_log "sidecar on $SC"
 
 e2e_client curl -sf --max-time 5 "http://$SC/health" >health.json || e2e_fail "GET /health failed"
@@ -65,9 +48,7 @@ e2e_client curl -sf --max-time 5 "http://$SC/health" >health.json || e2e_fail "G
   e2e_fail "health: $(cat health.json)"
 
 # Reference bytes: swrdma get straight from the agent (verified).
-mkdir -p ref
-e2e_client "$CLI" get --agent "$AG" --transports tcp -o ref $(cat live.txt) ||
-  e2e_fail "swrdma get of the live fids failed"
+e2e_get_all "$W/ref" live.txt tcp --transports tcp
 
 # Chunk reads: whole, a middle slice, a slice running past the end, size 0; 16 in parallel.
 : >jobs.txt
@@ -122,12 +103,9 @@ check_status 400 "/read?offset=0&size=10&$VS"
 check_status 400 "/read?file_id=3,zz&offset=0&size=10&$VS"
 check_status 400 "/read?file_id=$LIVE&offset=x&size=10&$VS"
 check_status 400 "/read?file_id=$LIVE&offset=0&size=10"
-[[ $(e2e_client curl -s -o /dev/null -w '%{http_code}' -X DELETE \
-  "http://$SC/cleanup?temp_file=/tmp/x") == 200 ]] || e2e_fail "DELETE /cleanup is not 200"
-kill -TERM "$SC_PID"
-rc=0
-wait "$SC_PID" || rc=$?
-((rc == 0)) || e2e_fail "the sidecar exited with $rc on SIGTERM: $(tail -n 5 sidecar.log)"
+[[ $(e2e_http_code -X DELETE "http://$SC/cleanup?temp_file=/tmp/x") == 200 ]] ||
+  e2e_fail "DELETE /cleanup is not 200"
+e2e_sigterm "$SC_PID" "the sidecar"
 grep -q 'served' sidecar.log || e2e_fail "the sidecar did not log its totals"
 e2e_log "sidecar: mount contract ok, stopped cleanly"
 
@@ -160,16 +138,15 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 EOF
 echo '{"3": ["127.0.0.1:8099", "127.0.0.1:8080"]}' >volumes.json
-timeout -s TERM 300 python3 master.py >master.port 2>master.log &
-M_PID=$!
-e2e_on_cleanup "kill $M_PID"
-for _ in $(seq 50); do [[ -s master.port ]] && break; sleep 0.1; done
+e2e_spawn M_PID 300 master.port master.log python3 master.py
+e2e_wait_until 5 0.1 test -s master.port || e2e_fail "the stand-in master did not start: $(cat master.log)"
 MASTER="http://127.0.0.1:$(cat master.port)"
 e2e_log "stand-in master on $MASTER"
 
 mkdir -p viamaster
+mapfile -t LIVE_FIDS <live.txt
 e2e_client "$CLI" get --master "$MASTER" --agent-map agents.map --transports tcp -v \
-  -o viamaster $(cat live.txt) 2>get.log || e2e_fail "get --master failed: $(tail -n 3 get.log)"
+  -o viamaster "${LIVE_FIDS[@]}" 2>get.log || e2e_fail "get --master failed: $(tail -n 3 get.log)"
 e2e_compare_dirs ref viamaster live.txt
 grep -q 'failovers' get.log || e2e_fail "get --master -v printed no summary"
 if e2e_client "$CLI" get --master "$MASTER" --agent-map agents.map "$DELETED" 2>err.txt; then

@@ -12,21 +12,13 @@
 # the running agent (CRC error, HTTP 500, other fids unaffected), hostile HTTP input, and a clean
 # SIGTERM. Needs curl, jq, gzip and coreutils.
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/e2e_lib.sh
-source "$HERE/e2e_lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
 e2e_self_deadline 420 "$@"
+e2e_binaries "$@"
+e2e_need curl jq gzip od dd
 
-[[ $# -eq 2 ]] || e2e_fail "usage: $0 AGENT_BINARY CLIENT_BINARY"
-AGENT=$(realpath "$1")
-CLI=$(realpath "$2")
-for tool in curl jq gzip od dd; do
-  command -v "$tool" >/dev/null || e2e_fail "$tool is needed (scripts/install-deps.sh installs it)"
-done
-[[ -x "$AGENT" && -x "$CLI" ]] || e2e_fail "build swrdma-agent and swrdma first"
-
-e2e_tmpdir W
-cd "$W"
+e2e_workdir
 D=$W/volumes
 
 # ---- volumes ------------------------------------------------------------------------------
@@ -35,8 +27,7 @@ declare -A VOLFILE
 mkvol() {  # mkvol VID FILE_PREFIX ARGS...
   local vid=$1 prefix=$2
   shift 2
-  e2e_t "$CLI" mkvolume --dir "$D" --vid "$vid" --fids "m$vid.tsv" "$@" >/dev/null ||
-    e2e_fail "mkvolume of volume $vid failed"
+  e2e_mkvolume "$D" "$vid" "$@"
   VOLFILE[$vid]="$D/$prefix$vid.dat"
   [[ -f "${VOLFILE[$vid]}" ]] || e2e_fail "mkvolume did not write ${VOLFILE[$vid]}"
 }
@@ -49,8 +40,8 @@ mkvol 6 "" --version 2 --legacy-crc --needles 6 --min 4100K --max 6M --gzip-frac
 mkvol 7 "" --version 2 --legacy-crc --needles 8 --size 1 --gzip-fraction 0.5 --seed 7
 mkvol 8 "pics_" --collection pics --needles 20 --min 1 --max 10K --gzip-fraction 0.3 --seed 8
 cat m*.tsv >all.tsv
-awk -F'\t' '$3 == "live" { print $1 }' all.tsv >live.txt
-awk -F'\t' '$3 == "deleted" { print $1 }' all.tsv >deleted.txt
+e2e_fids live all.tsv >live.txt
+e2e_fids deleted all.tsv >deleted.txt
 awk -F'\t' '$3 == "live" && $4 == "gzip" { print $1 }' all.tsv >live_gzip.txt
 # The generated mix must cover what this test claims to cover.
 # shellcheck disable=SC2016  # awk conditions, expanded by awk
@@ -65,12 +56,11 @@ e2e_log "volumes: $(wc -l <live.txt) live fids ($(wc -l <live_gzip.txt) gzip), $
 
 # ---- agent --------------------------------------------------------------------------------
 # UCX's default transports, so clients can pick tcp or shared memory.
-e2e_start_agent "$W/agent.log" "$AGENT" --dir "$D" --index-dir "$W/index" --http 127.0.0.1:0
-AG="127.0.0.1:$E2E_AGENT_PORT"
+e2e_serve "$D"
 
 e2e_t "$CLI" info --agent "$AG" --json >info.json || e2e_fail "swrdma info --json failed"
 for vid in "${!VOLFILE[@]}"; do
-  want=$(awk -F'\t' '$3 == "live"' "m$vid.tsv" | wc -l)
+  want=$(e2e_fids live "m$vid.tsv" | wc -l)
   got=$(jq ".volumes[] | select(.volume_id == $vid) | .live_needles" info.json)
   [[ "$got" == "$want" ]] || e2e_fail "info: volume $vid has live_needles=$got, manifest $want"
 done
@@ -78,33 +68,15 @@ e2e_t "$CLI" info --agent "$AG" >info.txt || e2e_fail "swrdma info failed"
 grep -q 'volume 8 collection pics' info.txt || e2e_fail "info does not show the collection"
 
 # ---- every live fid over tcp and shared memory, vs HTTP, manifest and the .dat ------------
-get_all() {  # get_all NAME TRANSPORTS EXPECTED_TRANSPORT_REGEX [EXTRA ARGS...]
-  local name=$1 tls=$2 expect=$3
-  shift 3
-  mkdir -p "$W/$name"
-  # shellcheck disable=SC2046
-  e2e_client "$CLI" get --agent "$AG" --transports "$tls" -v "$@" -o "$W/$name" \
-    $(cat "$W/fids.cur") 2>"$W/$name.err" || {
-    cat "$W/$name.err" >&2
-    e2e_fail "swrdma get over $tls failed"
-  }
-  local n
-  n=$(wc -l <"$W/fids.cur")
-  grep -Eq "read $n of $n needles, .* over rdma \(transports: ($expect)\)" "$W/$name.err" ||
-    e2e_fail "unexpected summary over $tls: $(cat "$W/$name.err")"
-  # Nothing but the summary line on stderr (no UCX noise on a healthy read).
-  (($(wc -l <"$W/$name.err") == 1)) || e2e_fail "stderr over $tls is not one line: $(cat "$W/$name.err")"
-}
-# CMA reads the agent's memory with process_vm_readv: Yama ptrace_scope >= 2 forbids that (UCX
-# copes with 1 through PR_SET_PTRACER). Then only tcp is tested.
+# CMA reads the agent's memory with process_vm_readv: where Yama forbids that, only tcp is tested.
 SHM_TLS=posix,sysv,cma
-if [[ -r /proc/sys/kernel/yama/ptrace_scope ]] && (($(cat /proc/sys/kernel/yama/ptrace_scope) >= 2)); then
+if ! e2e_cma_allowed; then
   e2e_log "Yama ptrace_scope >= 2: CMA cannot work, skipping the shared-memory reads"
   SHM_TLS=""
 fi
-cp live.txt fids.cur
-get_all tcp tcp 'tcp'
-[[ -z "$SHM_TLS" ]] || get_all shm "$SHM_TLS" '(posix|sysv|cma)(,(posix|sysv|cma))*'
+e2e_get_all "$W/tcp" live.txt tcp --transports tcp
+[[ -z "$SHM_TLS" ]] ||
+  e2e_get_all "$W/shm" live.txt '(posix|sysv|cma)(,(posix|sysv|cma))*' --transports "$SHM_TLS"
 e2e_http_fetch_all live.txt "$W/http"
 e2e_compare_dirs "$W/tcp" "$W/http" live.txt
 [[ -z "$SHM_TLS" ]] || e2e_compare_dirs "$W/shm" "$W/http" live.txt
@@ -115,8 +87,7 @@ e2e_log "every live fid read over tcp and shm equals the HTTP fallback and the m
 jq -R . live.txt | jq -s '{protocol: 1, fids: .}' >lookup_req.json
 e2e_t curl -sf -X POST -H 'Accept: application/json' -H 'Content-Type: application/json' \
   --data-binary @lookup_req.json "$(e2e_url /v1/lookup)" >lookup.json || e2e_fail "/v1/lookup failed"
-e2e_t curl -sf -H 'Accept: application/json' "$(e2e_url /v1/volumes)" >volumes.json ||
-  e2e_fail "/v1/volumes failed"
+e2e_get_json /v1/volumes volumes.json
 # (jq holds numbers as doubles: exact for user-space addresses, which are < 2^47.)
 jq -r '.results[] | "\(.fid) \(.status) \(.volume_id) \(.address) \(.size)"' lookup.json >loc.txt
 jq -r '.volumes[] | .volume_id as $v | .regions[] |
@@ -171,8 +142,7 @@ done <loc.txt
 e2e_log "independent decode of $decoded records from the .dat files agrees"
 
 # --raw gives the stored gzip stream; so does HTTP with Accept-Encoding: gzip.
-cp live_gzip.txt fids.cur
-get_all raw tcp 'tcp' --raw
+e2e_get_all "$W/raw" live_gzip.txt tcp --transports tcp --raw
 while read -r fid; do
   cmp -s "raw/$fid" "stored/$fid" || e2e_fail "$fid: --raw differs from the stored gzip data"
 done <live_gzip.txt
@@ -194,46 +164,35 @@ cmp -s one.file "http/$one" || e2e_fail "get -o FILE differs"
 e2e_log "--raw, Accept-Encoding: gzip, Range, stdout and -o FILE agree"
 
 # ---- errors ---------------------------------------------------------------------------------
-# expect_get_fails WHAT PATTERN ARGS...: swrdma get must fail (not crash) with one stderr line
-# matching PATTERN (grep -E).
-expect_get_fails() {
-  local what=$1 pattern=$2 rc=0
-  shift 2
-  e2e_t "$CLI" get --agent "$AG" --transports tcp "$@" >err.out 2>err.txt || rc=$?
-  ((rc != 0)) || e2e_fail "$what: swrdma get succeeded"
-  ((rc < 124)) || e2e_fail "$what: swrdma get died (status $rc): $(cat err.txt)"
-  (($(wc -l <err.txt) == 1)) || e2e_fail "$what: expected one line of error, got: $(cat err.txt)"
-  grep -Eq -- "$pattern" err.txt || e2e_fail "$what: error does not match /$pattern/: $(cat err.txt)"
-  [[ ! -s err.out ]] || e2e_fail "$what: wrote data to stdout"
-}
-http_code() { e2e_t curl -s -o /dev/null -w '%{http_code}' "$@" || true; }
 expect_http() {  # expect_http CODE PATH [CURL ARGS...]
   local want=$1 path=$2 got
   shift 2
-  got=$(http_code "$@" "$(e2e_url "$path")")
+  got=$(e2e_http_code "$@" "$(e2e_url "$path")")
   [[ "$got" == "$want" ]] || e2e_fail "HTTP $path answered $got, expected $want"
 }
 
 for fid in $(grep '^2,' deleted.txt | head -n 2) $(grep '^5,' deleted.txt | head -n 1); do
-  expect_get_fails "deleted $fid" "^swrdma: .*deleted.*" "$fid"
+  e2e_expect_get_fails "deleted $fid" "^swrdma: .*deleted.*" --transports tcp "$fid"
   grep -qF "$fid" err.txt || e2e_fail "deleted $fid: the error does not name the fid"
   expect_http 404 "/$fid"
 done
 for bad in '2,zz' '2,' ',01637037d6' 'abc' '2,01234567g9' 'x,01637037d6' \
   '2,0123456789abcdef0123456789' '4294967296,01637037d6' '2,01637037d6_extra'; do
-  expect_get_fails "malformed '$bad'" "^swrdma: " "$bad"
+  e2e_expect_get_fails "malformed '$bad'" "^swrdma: " --transports tcp "$bad"
   grep -qF -- "$bad" err.txt || e2e_fail "malformed '$bad': the error does not name the fid"
 done
 expect_http 400 "/2,zz"
 expect_http 400 "/nofid"
-expect_get_fails "unknown volume" "^swrdma: .*(unknown_volume|not exported).*99,01637037d6" \
-  99,01637037d6
+e2e_expect_get_fails "unknown volume" "^swrdma: .*(unknown_volume|not exported).*99,01637037d6" \
+  --transports tcp 99,01637037d6
 expect_http 404 "/99,01637037d6"
 live1=$(head -n1 live.txt)
 wrong_cookie="${live1:0:${#live1}-1}$(printf '%x' $(((16#${live1: -1} + 1) % 16)))"
-expect_get_fails "wrong cookie $wrong_cookie" "^swrdma: .*$wrong_cookie" "$wrong_cookie"
+e2e_expect_get_fails "wrong cookie $wrong_cookie" "^swrdma: .*$wrong_cookie" --transports tcp \
+  "$wrong_cookie"
 expect_http 404 "/$wrong_cookie"
-expect_get_fails "absent needle" "^swrdma: .*2,7fffff01020304" 2,7fffff01020304
+e2e_expect_get_fails "absent needle" "^swrdma: .*2,7fffff01020304" --transports tcp \
+  2,7fffff01020304
 expect_http 404 "/2,7fffff01020304"
 
 # A batch with failures: the good fids are still written, each failure gets its line.
@@ -327,7 +286,7 @@ corrupt_and_check "$(awk -F'\t' '/^5,/ && $3 == "live" && $4 == "gzip" && $2 > 1
 
 # ---- hostile HTTP input -----------------------------------------------------------------------
 post() {  # post CONTENT_TYPE BODY_FILE -> status code of POST /v1/lookup
-  http_code -X POST -H "Content-Type: $1" --data-binary "@$2" "$(e2e_url /v1/lookup)"
+  e2e_http_code -X POST -H "Content-Type: $1" --data-binary "@$2" "$(e2e_url /v1/lookup)"
 }
 printf '\xc1\xff\x00\x93' >garbage.bin
 printf '{"protocol":1,"fids":[' >trunc.json
