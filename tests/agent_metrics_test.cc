@@ -218,15 +218,20 @@ TEST(AgentHttpMetricsTest, RequestIdsAreTakenWhenSaneAndEchoed) {
   std::string resp = Get(port, "/", "X-Request-Id: client-42.a:b_c\r\n");
   EXPECT_NE(resp.find("X-Request-Id: client-42.a:b_c\r\n"), std::string::npos) << resp;
   resp = Get(port, "/", "X-Request-Id: has space\r\n");
-  std::smatch id;
-  ASSERT_TRUE(std::regex_search(resp, id, std::regex("X-Request-Id: ([^\r]+)\r\n"))) << resp;
-  EXPECT_NE(id[1].str(), "has space");
+  // A copy: the match's iterators point into `resp`, which is reassigned below.
+  std::string generated;
+  {
+    std::smatch id;
+    ASSERT_TRUE(std::regex_search(resp, id, std::regex("X-Request-Id: ([^\r]+)\r\n"))) << resp;
+    generated = id[1].str();
+  }
+  EXPECT_NE(generated, "has space");
   resp = Get(port, "/", "X-Request-Id: " + std::string(65, 'a') + "\r\n");
   EXPECT_EQ(resp.find(std::string(65, 'a')), std::string::npos);
   std::lock_guard lock(mu);
   ASSERT_EQ(seen.size(), 3u);
   EXPECT_EQ(seen[0], "client-42.a:b_c");  // what the handler logs with
-  EXPECT_EQ(seen[1], id[1].str());
+  EXPECT_EQ(seen[1], generated);          // the id the agent made up is the one it echoed
 
   EXPECT_TRUE(IsSaneRequestId("0a1b-2c3d"));
   EXPECT_FALSE(IsSaneRequestId(""));
