@@ -198,17 +198,13 @@ Status OnProgressThread(ProgressThread& progress, std::function<Status(rdma::Ucx
 }
 }  // namespace
 
-ReadServer::ReadServer(ProgressThread& progress, const VolumeSet& volumes,
-                       const ReadAuthorizer* auth)
-    : progress_(progress),
-      volumes_(volumes),
-      auth_(auth),
-      counters_(std::make_shared<Counters>()) {}
+ReadServer::ReadServer(ProgressThread& progress)
+    : progress_(progress), counters_(std::make_shared<Counters>()) {}
 
 Result<std::unique_ptr<ReadServer>> ReadServer::Start(ProgressThread& progress,
                                                       const VolumeSet& volumes,
                                                       const ReadAuthorizer* auth) {
-  std::unique_ptr<ReadServer> server(new ReadServer(progress, volumes, auth));
+  std::unique_ptr<ReadServer> server(new ReadServer(progress));
   auto* handler = new Handler{&volumes, auth, server->counters_};
   server->handler_ = handler;
   Status s = OnProgressThread(

@@ -58,11 +58,9 @@ class ReadServer {
   struct Counters;  // shared with replies in flight (they may complete after the server is gone)
 
  private:
-  ReadServer(ProgressThread& progress, const VolumeSet& volumes, const ReadAuthorizer* auth);
+  explicit ReadServer(ProgressThread& progress);
 
   ProgressThread& progress_;
-  const VolumeSet& volumes_;
-  const ReadAuthorizer* auth_;
   std::shared_ptr<Counters> counters_;
   void* handler_ = nullptr;  // the AM callback's state (read_server.cc)
   bool registered_ = false;
