@@ -74,13 +74,19 @@ Result<std::vector<ClusterClient::Replica>> ClusterClient::ReplicasFor(uint32_t 
         std::any_of(out.begin(), out.end(), [&](const Replica& r) { return r.agent == *agent; });
     if (!seen) out.push_back({std::move(*agent), l.url});
   }
-  // Agents that recently refused a connection go last; the master's order otherwise.
+  // Agents that recently refused a connection go last; the master's order otherwise. (Not
+  // std::stable_partition: libstdc++ 12 builds it on get_temporary_buffer, deprecated in C++23,
+  // which clang reports under -Werror.)
   const auto now = std::chrono::steady_clock::now();
-  std::stable_partition(out.begin(), out.end(), [&](const Replica& r) {
+  std::vector<Replica> ordered, down;
+  ordered.reserve(out.size());
+  for (auto& r : out) {
     auto it = down_until_.find(r.agent);
-    return it == down_until_.end() || it->second <= now;
-  });
-  return out;
+    (it == down_until_.end() || it->second <= now ? ordered : down).push_back(std::move(r));
+  }
+  for (auto& r : down)
+    ordered.push_back(std::move(r));
+  return ordered;
 }
 
 Result<std::vector<std::string>> ClusterClient::AgentsFor(uint32_t volume_id) {
