@@ -4,6 +4,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "agent/heap.h"
 #include "agent/volume_set.h"
 
 namespace swrdma::agent {
@@ -117,6 +118,9 @@ AgentMetrics::AgentMetrics()
       rdma_devices_(Gauge(*registry_, "swrdma_rdma_devices", "RDMA devices (ibverbs) on the host")),
       rdma_ports_active_(
           Gauge(*registry_, "swrdma_rdma_ports_active", "RDMA ports in state PORT_ACTIVE")),
+      heap_in_use_(Gauge(*registry_, "swrdma_heap_in_use_bytes",
+                         "Heap bytes allocated and not freed (glibc mallinfo2; the sanitizer "
+                         "allocator in ASan builds)")),
       tokens_denied_(Counter(*registry_, "swrdma_read_tokens_denied_total",
                              "Requests or fids refused for a missing or invalid read token (401)")),
       push_requests_(BuildCounter()
@@ -280,6 +284,7 @@ std::string AgentMetrics::Render(const VolumeMap& volumes) {
   std::lock_guard lock(mu_);
   RenderVolumes(volumes);
   RenderHttp();
+  heap_in_use_.Set(static_cast<double>(HeapInUseBytes()));
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 

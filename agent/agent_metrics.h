@@ -104,6 +104,8 @@ class AgentMetrics {
   prometheus::Family<prometheus::Gauge>& transports_;
   prometheus::Gauge& rdma_devices_;
   prometheus::Gauge& rdma_ports_active_;
+  // The process: heap bytes in use (agent/heap.h), read at scrape time.
+  prometheus::Gauge& heap_in_use_;
   // Read tokens and push mode.
   prometheus::Counter& tokens_denied_;
   prometheus::Family<prometheus::Counter>& push_requests_;

@@ -10,6 +10,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/heap.h"
+
 namespace swrdma::agent {
 
 int RunSupervised(const std::function<int()>& child, const SupervisorOptions& options) {
@@ -37,7 +39,9 @@ int RunSupervised(const std::function<int()>& child, const SupervisorOptions& op
       prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (getppid() == 1) _exit(1);
       pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-      _exit(child());
+      const int rc = child();
+      CheckLeaksBeforeExit();  // ASan builds: _exit skips LeakSanitizer's check at exit
+      _exit(rc);
     }
 
     int status = 0;

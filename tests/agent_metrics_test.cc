@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <memory>
 #include <regex>
 
 #include <gtest/gtest.h>
@@ -142,6 +143,21 @@ TEST_F(AgentMetricsTest, TransportsAndDevicesAreGauges) {
   m = Render();
   EXPECT_EQ(Series(m, "swrdma_rdma_devices"), 2);
   EXPECT_EQ(Series(m, "swrdma_rdma_ports_active"), 3);
+}
+
+// The heap gauge is the allocator's own count (sanitizer allocator in ASan builds, glibc
+// otherwise): a block kept alive shows in it, and leaves it once freed.
+TEST_F(AgentMetricsTest, HeapInUseFollowsTheAllocator) {
+  constexpr size_t kBlock = 64 << 20;
+  const double before = Series(Render(), "swrdma_heap_in_use_bytes");
+  ASSERT_GT(before, 0);
+  auto block = std::make_unique<char[]>(kBlock);
+  asm volatile("" : : "r"(block.get()) : "memory");  // the allocation must not be elided
+  const double during = Series(Render(), "swrdma_heap_in_use_bytes");
+  EXPECT_GE(during - before, static_cast<double>(kBlock)) << before << " -> " << during;
+  block.reset();
+  const double after = Series(Render(), "swrdma_heap_in_use_bytes");
+  EXPECT_LT(after, during - static_cast<double>(kBlock) / 2) << during << " -> " << after;
 }
 
 // One request over a fresh connection; returns the raw response (headers and body).
