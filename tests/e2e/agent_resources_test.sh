@@ -12,7 +12,15 @@
 #            lingering connections for a moment;
 #   RssAnon: at most RESOURCE_RSS_SLACK_KB (default 16384 KiB) above it: allocator caches and
 #            UCX's per-worker pools grow in steps, not per client;
-#   maps:    /proc/PID/maps lines, at most RESOURCE_MAPS_SLACK (default 10) above it.
+#   maps:    /proc/PID/maps lines, at most RESOURCE_MAPS_SLACK (default 10) above it;
+#   heap:    swrdma_heap_in_use_bytes (/metrics: what the allocator counts as allocated and not
+#            freed), at most RESOURCE_HEAP_SLACK_KB (default 4096 KiB) above it. A leak grows it
+#            whatever the allocator caches.
+# AddressSanitizer builds (make asan, make sanitize): ASan keeps freed blocks in a quarantine
+# (256 MiB by default) before reusing them, so RssAnon grows by ~100 MiB over these cycles though
+# the heap stays flat. The agent then runs with quarantine_size_mb=RESOURCE_ASAN_QUARANTINE_MB
+# (default 4) and detect_stack_use_after_return=0 (clang's fake stacks hold ~11 MiB per thread),
+# and the same slacks apply.
 # Over tcp, then over shared memory (posix,sysv,cma) where Yama allows CMA. Prints one JSON line
 # with the numbers.
 #
@@ -38,6 +46,13 @@ RSS_SLACK_KB=${RESOURCE_RSS_SLACK_KB:-16384}
 MAPS_SLACK=${RESOURCE_MAPS_SLACK:-10}
 SETTLE_S=${RESOURCE_SETTLE_S:-60}
 LIVE_S=${RESOURCE_LIVE_S:-25}
+HEAP_SLACK_KB=${RESOURCE_HEAP_SLACK_KB:-4096}
+ASAN_QUARANTINE_MB=${RESOURCE_ASAN_QUARANTINE_MB:-4}
+if grep -qa __asan_init "$AGENT"; then
+  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=$ASAN_QUARANTINE_MB:\
+detect_stack_use_after_return=0"
+  e2e_log "AddressSanitizer build: the agent runs with ASAN_OPTIONS=$ASAN_OPTIONS"
+fi
 
 e2e_workdir
 e2e_shm_in_workdir
@@ -51,10 +66,18 @@ DP=$(e2e_data_plane_pid)
 fds() { e2e_proc_fds "$DP"; }
 maps() { e2e_proc_maps "$DP"; }
 status_kb() { e2e_proc_status_kb "$DP" "$1"; }
+heap_kb() {  # the allocator's count of bytes in use, from /metrics
+  local v
+  v=$(e2e_client curl -sf --max-time 10 "$(e2e_url /metrics)" |
+    awk '$1 == "swrdma_heap_in_use_bytes" { printf "%d", $2 / 1024 }') || true
+  [[ "$v" =~ ^[0-9]+$ ]] || e2e_fail "no swrdma_heap_in_use_bytes in the agent's /metrics"
+  echo "$v"
+}
 sample() {
-  printf '{"fds":%s,"maps":%s,"rss_kb":%s,"rss_anon_kb":%s,"rss_file_kb":%s,"rss_shmem_kb":%s}' \
+  printf '{"fds":%s,"maps":%s,"rss_kb":%s,"rss_anon_kb":%s,"rss_file_kb":%s,"rss_shmem_kb":%s,' \
     "$(fds)" "$(maps)" "$(status_kb VmRSS)" "$(status_kb RssAnon)" \
     "$(status_kb RssFile)" "$(status_kb RssShmem)"
+  printf '"heap_kb":%s}' "$(heap_kb)"
 }
 get() {  # get TRANSPORTS FID...: one client process, connect / read / disconnect
   local tls=$1
@@ -120,6 +143,7 @@ $(tail -n 3 live.err)"
         ($live | {transport, seconds, ops, errors, reconnects}) end),
       fd_growth: ($f.fds - $b.fds), maps_growth: ($f.maps - $b.maps),
       rss_anon_growth_kb: ($f.rss_anon_kb - $b.rss_anon_kb),
+      heap_growth_kb: ($f.heap_kb - $b.heap_kb),
       rss_shmem_growth_kb: ($f.rss_shmem_kb - $b.rss_shmem_kb),
       rss_growth_kb: ($f.rss_kb - $b.rss_kb)}'
 }
@@ -132,13 +156,15 @@ else
 fi
 summary=$(printf '%s\n' "${RESULTS[@]}" | jq -s -c --argjson n "$CYCLES" \
   --argjson fs "$FD_SLACK" --argjson rs "$RSS_SLACK_KB" \
-  --argjson ms "$MAPS_SLACK" --argjson ss "$SETTLE_S" \
+  --argjson ms "$MAPS_SLACK" --argjson ss "$SETTLE_S" --argjson hs "$HEAP_SLACK_KB" \
   '{test: "agent_resources", cycles_per_transport: $n, fd_slack: $fs, rss_anon_slack_kb: $rs,
-    maps_slack: $ms, settle_limit_s: $ss, runs: .}')
+    maps_slack: $ms, heap_slack_kb: $hs, settle_limit_s: $ss, runs: .}')
 echo "$summary"
-growth=$(jq -r '.runs[] | "\(.transports) \(.fd_growth) \(.rss_anon_growth_kb) \(.maps_growth) \(.rss_shmem_growth_kb)"' \
+growth=$(jq -r '.runs[] | "\(.transports) \(.fd_growth) \(.rss_anon_growth_kb) \(.maps_growth) \(.rss_shmem_growth_kb) \(.heap_growth_kb)"' \
   <<<"$summary")
-while read -r tls fdg rssg mapg shmg; do
+while read -r tls fdg rssg mapg shmg heapg; do
+  ((heapg <= HEAP_SLACK_KB)) ||
+    e2e_fail "over $tls the agent's heap in use grew by $heapg KiB after $CYCLES clients: a leak"
   ((fdg <= FD_SLACK)) || e2e_fail "over $tls the agent kept $fdg more fds after $CYCLES clients"
   ((rssg <= RSS_SLACK_KB)) ||
     e2e_fail "over $tls the agent's RssAnon grew by $rssg KiB after $CYCLES clients"
