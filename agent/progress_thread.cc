@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/heap.h"
+
 namespace swrdma::agent {
 
 std::string_view ProgressModeName(ProgressMode m) {
@@ -68,6 +70,7 @@ std::atomic<LeakedWorker*> leaked_workers{nullptr};
 
 void ProgressThread::LeakWorker() {
   Stop();
+  NoteUcxLeftAlive();  // LeakSanitizer: UCX's own blocks are no longer leaks of ours
   auto* leaked = new LeakedWorker{std::move(worker_), leaked_workers.load()};  // never deleted
   while (!leaked_workers.compare_exchange_weak(leaked->next, leaked)) {
   }
