@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo asan fuzz bench compare deb format clean
+.PHONY: all deps configure build test demo asan sanitize fuzz bench compare deb format clean
 
 all: build
 
@@ -27,6 +27,11 @@ demo: build
 # AddressSanitizer + UndefinedBehaviorSanitizer build and test run.
 asan:
 	$(MAKE) test BUILD=build-asan BUILD_TYPE=Debug CMAKE_ARGS=-DSWRDMA_SANITIZE=ON
+
+# CI's sanitizer run (scripts/sanitize.sh): ASan + UBSan with clang-19 in the fuzz tree
+# (build-fuzz), unit, in-process and e2e tests; CTEST_ARGS narrows it (e.g. -R checked_read).
+sanitize: deps
+	scripts/sanitize.sh $(CTEST_ARGS)
 
 # libFuzzer targets (fuzz/), built with clang-19 in build-fuzz; each runs FUZZ_SECONDS.
 FUZZ_SECONDS ?= 10

@@ -10,7 +10,7 @@
 #                 only the libraries the targets need are built
 #   FUZZ_TARGETS  space-separated subset of the targets below
 #   FUZZ_JOBS     build parallelism (default nproc)
-#   FUZZ_CXX      the clang++ to use (default clang++-19)
+#   FUZZ_CXX      the clang++ to use (default clang++-19); FUZZ_CC the clang (default clang-19)
 # Inputs the fuzzers find are kept in $FUZZ_BUILD/fuzz-corpus/<target> (the seeds in
 # fuzz/corpus/<target> are never written to); crashing inputs land in
 # $FUZZ_BUILD/fuzz-artifacts/<target>/. Reproduce one with: $FUZZ_BUILD/fuzz/<target> <file>
@@ -31,8 +31,10 @@ fi
 
 build_start=$SECONDS
 if [[ ! -f "$BUILD/CMakeCache.txt" ]]; then
+  # clang-19 for C too: scripts/sanitize.sh builds the tests (a C one among them) in this tree.
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$CXX" \
-    -DSWRDMA_FUZZ=ON -DSWRDMA_BUILD_TESTS=OFF -DSWRDMA_BUILD_BENCH=OFF >/dev/null
+    -DCMAKE_C_COMPILER="${FUZZ_CC:-clang-19}" -DSWRDMA_FUZZ=ON -DSWRDMA_BUILD_TESTS=OFF \
+    -DSWRDMA_BUILD_BENCH=OFF >/dev/null
 fi
 cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]}"
 echo "fuzz build: $((SECONDS - build_start)) s" >&2
