@@ -46,7 +46,7 @@ for b in "$VMTEST" "$VERBS_TEST"; do
   [ -x "$b" ] || die "$b not built; run: cmake --build $BUILD --target swrdma-verbs-vmtest verbs_test"
 done
 # --- image -----------------------------------------------------------------------------------
-say "guest image (built once, cached; a fresh build takes about 5 min)"
+say "guest image (built once, cached; a fresh build takes 5-10 min)"
 IMG_T0=$SECONDS
 if [ -n "${SWRDMA_VM_IMAGE:-}" ]; then
   IMG=$SWRDMA_VM_IMAGE  # debugging: an image directory built earlier, used as it is
