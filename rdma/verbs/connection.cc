@@ -264,6 +264,9 @@ Result<Connection> Listener::Accept(const ProtectionDomain& pd, const Completion
     return Error(Code::kUnavailable, std::string("listener: unexpected rdma_cm event ") +
                                          rdma_event_str(request->event));
   }
+  // The connection's own event channel, declared before the id so that it outlives it on
+  // every path (a channel cannot be destroyed while an id still uses it).
+  Result<ChannelPtr> channel = NewChannel();
   // The new id is ours from here on: rejected and destroyed unless the connection is made.
   IdPtr id(request->id);
   std::vector<uint8_t> peer_data = CopyPrivateData(request->param.conn);
@@ -278,7 +281,6 @@ Result<Connection> Listener::Accept(const ProtectionDomain& pd, const Completion
   {
     Event acked = std::move(request);  // acknowledged here: migration needs no pending events
   }
-  Result<ChannelPtr> channel = NewChannel();
   if (!channel) return reject(channel.error());
   if (rdma_migrate_id(id.get(), channel->get()) != 0) {
     return reject(FromErrno(errno, "rdma_migrate_id"));
