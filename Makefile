@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo asan sanitize fuzz bench compare deb format clean
+.PHONY: all deps configure build test demo asan sanitize fuzz bench compare deb format clean vm-test
 
 all: build
 
@@ -20,6 +20,13 @@ build: configure
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900 -j$(JOBS)
+
+# The verbs data path on real kernel RDMA stacks: Soft-RoCE in a qemu VM, kernels 6.1 and 6.12
+# (tests/vm/vm-test.sh; the guest image is built once and cached in /var/cache/swrdma/vm).
+vm-test: configure
+	@scripts/install-vm-deps.sh
+	cmake --build $(BUILD) -j$(JOBS) --target swrdma-verbs-vmtest verbs_test swrdma-agent
+	tests/vm/vm-test.sh $(BUILD)
 
 demo: build
 	scripts/demo.sh $(BUILD)

@@ -3,7 +3,7 @@
 set -euo pipefail
 PKGS=(
   cmake g++ make pkg-config
-  libucx-dev ucx-utils libibverbs-dev ibverbs-utils
+  libucx-dev ucx-utils libibverbs-dev ibverbs-utils librdmacm-dev
   librocksdb-dev libisal-dev zlib1g-dev
   libboost-dev libmsgpack-cxx-dev nlohmann-json3-dev libcli11-dev
   libspdlog-dev libfmt-dev prometheus-cpp-dev

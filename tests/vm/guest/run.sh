@@ -1,0 +1,56 @@
+#!/bin/bash
+# Runs inside the test guest (started by /sbin/swrdma-vm-init from the read-only source share):
+# Soft-RoCE on a dummy interface, then the verbs tests. Writes $OUT/vmtest.json and $OUT/meta.json
+# (tests/vm/vm-test.sh merges and sums them) and exits non-zero when a test failed.
+# $OUT is this kernel's results folder on the host; /mnt/out/env.sh names the binaries.
+set -u
+OUT=${OUT:?}
+. /mnt/out/env.sh
+IP=192.0.2.1
+t0=$(cut -d' ' -f1 /proc/uptime)
+T() { echo "[vm] [$(cut -d' ' -f1 /proc/uptime)s] $*"; }
+result_error() {  # message: a result that says what failed
+  printf '{"kernel":"%s","ok":false,"error":"%s"}\n' "$(uname -r)" "$1" >"$OUT/meta.json"
+  T "error: $1"
+  exit 1
+}
+
+T "kernel $(uname -r), $(nproc) CPUs, $(free -m | awk '/^Mem:/{print $2}') MiB"
+T "Soft-RoCE: rdma_rxe on dummy0 ($IP)"
+for m in ib_uverbs rdma_ucm rdma_rxe dummy; do
+  modprobe "$m" $([ "$m" = dummy ] && echo numdummies=0) || result_error "modprobe $m failed"
+done
+ip link add dummy0 type dummy && ip addr add $IP/24 dev dummy0 && ip link set dummy0 up ||
+  result_error "setting up dummy0 failed"
+rdma link add rxe0 type rxe netdev dummy0 || result_error "rdma link add rxe0 failed"
+rdma link show | sed 's/^/[vm]   /'
+ibv_devinfo -d rxe0 >"$OUT/ibv_devinfo.txt" 2>&1
+grep -E 'state|active_mtu|link_layer' "$OUT/ibv_devinfo.txt" | sed 's/^/[vm]   /'
+ulimit -l unlimited  # registrations pin memory
+
+# The verbs unit tests, for real this time (the host has no RDMA device).
+T "verbs_test (rdma/verbs against rxe0)"
+SWRDMA_VERBS_TEST_DEVICE=rxe0 SWRDMA_VERBS_TEST_ADDR=$IP timeout 120 "$VERBS_TEST" \
+  --gtest_output=xml:"$OUT/verbs_test.xml" >"$OUT/verbs_test.log" 2>&1
+verbs_rc=$?
+# The device tests skip without a device; here they must have run.
+loopback=0
+grep -q '^\[       OK \] VerbsLoopback.ExportReadAndRefusals' "$OUT/verbs_test.log" && loopback=1
+T "verbs_test rc=$verbs_rc, loopback test ran and passed: $loopback ($(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/verbs_test.log" | tr '\n' ' '))"
+[ $verbs_rc -eq 0 ] || tail -n 30 "$OUT/verbs_test.log" | sed 's/^/[vm]   /'
+
+T "swrdma-verbs-vmtest (exporter and reader processes, hostile peers)"
+w0=$(cut -d' ' -f1 /proc/uptime)
+timeout 300 "$VMTEST" --device rxe0 --address $IP --dir /var/tmp/swrdma-vmtest \
+  --window-reads "${WINDOW_READS:-25000}" --json "$OUT/vmtest.json" 2> >(tee "$OUT/vmtest.log" | sed -u 's/^/[vm]   /') >/dev/null
+vm_rc=$?
+w1=$(cut -d' ' -f1 /proc/uptime)
+T "swrdma-verbs-vmtest rc=$vm_rc"
+[ -s "$OUT/vmtest.json" ] || T "error: swrdma-verbs-vmtest wrote no result (rc $vm_rc; log $OUT/vmtest.log)"
+
+# The host merges this with vmtest.json (no jq in the guest).
+printf '{"kernel":"%s","guest_boot_to_script_s":%s,"vmtest_wall_s":%s,"verbs_test_rc":%d,"verbs_loopback_passed":%d,"vmtest_rc":%d}\n' \
+  "$(uname -r)" "$t0" "$(awk "BEGIN{print $w1-$w0}")" $verbs_rc $loopback $vm_rc >"$OUT/meta.json"
+dmesg | grep -iE 'rxe|rdma|WARNING|BUG' | tail -n 20 >"$OUT/dmesg-rdma.txt"
+T "done"
+[ $verbs_rc -eq 0 ] && [ $vm_rc -eq 0 ] && [ $loopback -eq 1 ]

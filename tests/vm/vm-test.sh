@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# The verbs data path on a real kernel RDMA stack: boots a Debian guest under qemu (TCG) once per
+# kernel (6.1 and 6.12: they pin file mappings differently), sets up Soft-RoCE (rdma_rxe) on a
+# dummy interface inside it, runs the verbs tests there, collects the results and prints one
+# JSON object as its last line.
+#
+# usage: vm-test.sh BUILD_DIR
+#   BUILD_DIR must hold tests/verbs_test and tests/vm/swrdma-verbs-vmtest (make vm-test builds
+#   them). The guest image is built once and cached (build-image.sh). The source and build
+#   trees are shared into the guest read-only (9p) at their own paths; results come back in
+#   BUILD_DIR/vm-test/<kernel>/.
+# env: SWRDMA_VM_KERNELS   kernels to boot (default "6.1 6.12")
+#      SWRDMA_VM_TIMEOUT   seconds one boot may take, tests included (default 420)
+#      SWRDMA_VM_WINDOW_READS  4 KiB READs of the CPU comparison per kernel (default 25000: under
+#                          TCG 100000 take about a minute per kernel)
+#      SWRDMA_VM_CACHE     image cache (default /var/cache/swrdma/vm)
+#      SWRDMA_VM_IMAGE     use this image directory as it is (debugging; no build, no hash check)
+# Exit: 0 all passed, 1 a test failed or the VM did not finish, 77 cannot run here (no qemu and
+# not root to install it).
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+BUILD=$(cd "${1:?usage: vm-test.sh BUILD_DIR}" && pwd)
+KERNELS=${SWRDMA_VM_KERNELS:-6.1 6.12}
+TIMEOUT=${SWRDMA_VM_TIMEOUT:-420}
+T0=$SECONDS
+say() { printf '[vm-test +%4ds] %s\n' "$((SECONDS - T0))" "$*"; }
+die() { printf '[vm-test +%4ds] error: %s\n' "$((SECONDS - T0))" "$*" >&2; exit "${2:-1}"; }
+
+# --- host tools ------------------------------------------------------------------------------
+if ! command -v qemu-system-x86_64 >/dev/null || ! command -v debootstrap >/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then
+    "$SRC/scripts/install-vm-deps.sh" || die "installing the VM tools failed (scripts/install-vm-deps.sh)"
+  else
+    echo "SKIP: qemu-system-x86 / debootstrap missing and not root; run scripts/install-vm-deps.sh" >&2
+    exit 77
+  fi
+fi
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: the VM test needs root (debootstrap, 9p passthrough)" >&2; exit 77; }
+command -v jq >/dev/null || die "jq not found (scripts/install-deps.sh installs it)"
+
+# --- what runs in the guest, and the libraries it needs --------------------------------------
+VMTEST=$BUILD/tests/vm/swrdma-verbs-vmtest
+VERBS_TEST=$BUILD/tests/verbs_test
+for b in "$VMTEST" "$VERBS_TEST"; do
+  [ -x "$b" ] || die "$b not built; run: cmake --build $BUILD --target swrdma-verbs-vmtest verbs_test"
+done
+# --- image -----------------------------------------------------------------------------------
+say "guest image (built once, cached; a fresh build takes 5-10 min)"
+IMG_T0=$SECONDS
+if [ -n "${SWRDMA_VM_IMAGE:-}" ]; then
+  IMG=$SWRDMA_VM_IMAGE  # debugging: an image directory built earlier, used as it is
+else
+  IMG=$("$HERE/build-image.sh" | tail -n1) || die "building the guest image failed (see above)"
+fi
+IMAGE_S=$((SECONDS - IMG_T0))
+[ -f "$IMG/rootfs.img" ] || die "no rootfs.img in $IMG"
+say "image $IMG ready after ${IMAGE_S}s"
+# Every shared library the guest binaries (and the agent, which later runs there) load must come
+# from a package installed in the image: a missing one would only show up inside the VM.
+installed=$(debugfs -R "cat /var/lib/dpkg/status" "$IMG/rootfs.img" 2>/dev/null | awk '/^Package:/{print $2}')
+[ -n "$installed" ] || die "cannot read the package list of $IMG/rootfs.img (debugfs)"
+libs=$(for b in "$VMTEST" "$VERBS_TEST" "$BUILD/agent/swrdma-agent"; do
+         [ -x "$b" ] && ldd "$b" | awk '$3 ~ /^\// {print $3}'
+       done | sort -u)
+# One dpkg -S for all of them (by resolved path; merged /usr: also by the path ldd printed).
+owners=$(for lib in $libs; do readlink -f "$lib"; echo "$lib"; done | sort -u |
+         xargs -r dpkg -S 2>/dev/null | cut -d: -f1 | tr ',' '\n' | sed 's/ //g' | sort -u)
+need=""
+for pkg in $owners; do
+  case "$pkg" in libc6|libgcc-s1|libstdc++6) continue ;; esac
+  grep -qx "$pkg" <<<"$installed" || need="$need $pkg"
+done
+need=$(echo "$need" | tr ' ' '\n' | sort -u | tr '\n' ' ')
+[ -z "${need// /}" ] || die "the guest lacks packages the binaries need: $need; add them to tests/vm/guest-packages.txt"
+
+
+# --- one boot per kernel ---------------------------------------------------------------------
+OUTROOT=$BUILD/vm-test
+rm -rf "$OUTROOT"
+mkdir -p "$OUTROOT"
+# What the guest script runs (it sources this file from the out share).
+cat >"$OUTROOT/env.sh" <<EOF
+VMTEST=$VMTEST
+VERBS_TEST=$VERBS_TEST
+WINDOW_READS=${SWRDMA_VM_WINDOW_READS:-25000}
+EOF
+boot() {  # kernel-series  -> 0 when the guest finished and its script passed
+  local series=$1 k i
+  k=$(cd "$IMG/boot" && ls "vmlinuz-$series".* 2>/dev/null | sort -V | tail -n1)
+  [ -n "$k" ] || { say "no kernel $series in the image ($(ls "$IMG/boot" | tr '\n' ' '))"; return 1; }
+  local kver=${k#vmlinuz-} out=$OUTROOT/$series
+  i=$IMG/boot/initrd.img-$kver
+  mkdir -p "$out"
+  local console=$OUTROOT/console-$series.log
+  say "booting kernel $kver under TCG (timeout ${TIMEOUT}s; console $console)"
+  local b0=$SECONDS
+  local virtfs=(-virtfs "local,path=$OUTROOT,mount_tag=out,security_model=none,id=out"
+                -virtfs "local,path=$SRC,mount_tag=src,security_model=none,readonly=on,id=src")
+  local cmd="console=ttyS0 root=/dev/vda rw rootfstype=ext4 init=/sbin/swrdma-vm-init panic=-1"
+  cmd="$cmd loglevel=4 swrdma.src=$SRC swrdma.build=$BUILD swrdma.label=$series"
+  cmd="$cmd swrdma.script=$SRC/tests/vm/guest/run.sh"
+  case "$BUILD/" in
+    "$SRC"/*) ;;
+    *) virtfs+=(-virtfs "local,path=$BUILD,mount_tag=build,security_model=none,readonly=on,id=build") ;;
+  esac
+  # snapshot=on: the cached image is never written; each boot starts from the same tree.
+  timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
+    -accel tcg,thread=multi -cpu max -M q35 -smp 2 -m 2048 -nic none \
+    -kernel "$IMG/boot/$k" -initrd "$i" -append "$cmd" \
+    -drive "file=$IMG/rootfs.img,format=raw,if=virtio,cache=unsafe,snapshot=on" \
+    "${virtfs[@]}" -display none -monitor none -serial stdio -no-reboot </dev/null 2>&1 |
+    while IFS= read -r line; do
+      printf '%s\n' "$line" >>"$console"
+      case "$line" in "[vm]"*) printf '[vm-test +%4ds]   %s\n' "$((SECONDS - T0))" "${line%$'\r'}" ;; esac
+    done
+  local rc=${PIPESTATUS[0]} wall=$((SECONDS - b0))
+  echo "$wall" >"$out/wall_s"
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    say "error: kernel $series: the guest did not power off within ${TIMEOUT}s (raise SWRDMA_VM_TIMEOUT under a slow host); last console lines:"
+    tail -n 15 "$console" | sed 's/^/    /'
+    echo '"timeout"' >"$out/failure"
+    return 1
+  fi
+  if [ ! -f "$out/rc" ]; then
+    say "error: kernel $series: qemu exited ($rc) before the guest script finished; last console lines:"
+    tail -n 15 "$console" | sed 's/^/    /'
+    return 1
+  fi
+  say "kernel $series: guest finished in ${wall}s, guest script rc $(cat "$out/rc")"
+  [ "$(cat "$out/rc")" = 0 ]
+}
+fail=0
+for series in $KERNELS; do boot "$series" || fail=1; done
+
+# --- the result: per kernel and summed --------------------------------------------------------
+per_kernel='{}'
+for series in $KERNELS; do
+  d=$OUTROOT/$series
+  if [ -s "$d/vmtest.json" ] && [ -s "$d/meta.json" ] && jq -e . "$d/vmtest.json" "$d/meta.json" >/dev/null 2>&1; then
+    obj=$(jq -s --argjson wall "$(cat "$d/wall_s" 2>/dev/null || echo null)" '
+      .[0] + .[1] + {vm_wall_s: $wall,
+        ok: (.[0].ok == true and .[1].verbs_test_rc == 0 and .[1].vmtest_rc == 0
+             and .[1].verbs_loopback_passed == 1)}' "$d/vmtest.json" "$d/meta.json")
+  elif [ -s "$d/meta.json" ] && jq -e . "$d/meta.json" >/dev/null 2>&1; then
+    obj=$(jq '. + {ok: false}' "$d/meta.json")
+  else
+    obj='{"ok":false,"error":"no result from the guest"}'
+  fi
+  per_kernel=$(jq --arg k "$series" --argjson o "$obj" '. + {($k): $o}' <<<"$per_kernel")
+done
+# Sums over kernels; a field no kernel measured stays null, a boolean holds only if it held on
+# every kernel.
+summary=$(jq -c --argjson image_s "$IMAGE_S" --argjson wall_s "$((SECONDS - T0))" '
+  def total(f): [.[] | f | select(. != null)] | if length == 0 then null else add end;
+  def all_true(f): [.[] | f] | if length == 0 or any(. == null) then null else all end;
+  {reads: total(.reads), wrong_bytes: total(.wrong_bytes), crc_failures: total(.crc_failures),
+   agent_cpu_ms: total(.agent_cpu_ms), client_cpu_ms: total(.client_cpu_ms),
+   hostile_write_refused: all_true(.hostile_write_refused),
+   hostile_atomic_refused: all_true(.hostile_atomic_refused),
+   out_of_bounds_refused: all_true(.out_of_bounds_refused),
+   old_generation_refused: all_true(.old_generation_refused),
+   transport: "verbs",
+   ok: ([.[] | .ok == true] | all),
+   image_build_s: $image_s, wall_s: $wall_s,
+   kernels: .}' <<<"$per_kernel")
+[ "$(jq -r .ok <<<"$summary")" = true ] || fail=1
+say "results in $OUTROOT ($([ $fail = 0 ] && echo PASS || echo FAIL))"
+echo "$summary"
+exit $fail
