@@ -55,6 +55,9 @@ struct AgentConfig {
   std::optional<std::filesystem::path>
       security_toml;                    // SeaweedFS security.toml ([jwt.signing.read])
   std::optional<std::string> exposure;  // "region" | "push"; default push when JWT is on
+  // Serve without read checks even though a read key was found (weed's search path or env):
+  // running open beside a volume server that checks tokens must be asked for explicitly.
+  bool no_read_auth = false;
 };
 
 // Declares every flag on `app`, bound to `config`. Validation of values happens in the

@@ -139,9 +139,23 @@ int Run(const AgentConfig& config) {
     return 1;
   }
   // Read authorization before anything is served: a bad security.toml stops the start.
-  auto auth = ReadAuthorizer::Open({config.jwt_read_key, config.security_toml});
-  if (!auth) {
-    spdlog::error("read authorization: {}", auth.error().ToString());
+  // The key is found where the volume server finds it (issue 15, 11): not finding it must not
+  // silently run open beside a volume server that checks tokens.
+  ReadKeySource key_source =
+      FindReadKeySource(config.jwt_read_key, config.security_toml, ProcessEnvironment(),
+                        WeedConfigDirs(ProcessEnvironment()("HOME")));
+  auto auth = ReadAuthorizer::Open(key_source);
+  if (config.no_read_auth) {
+    if (!auth || (*auth)->enabled()) {
+      spdlog::warn(
+          "--no-read-auth: NOT checking read tokens although {} has a read key; anyone "
+          "reaching this agent reads every needle",
+          auth ? (*auth)->source() : key_source.security_toml->string());
+    }
+    auth = ReadAuthorizer::Open(ReadKeySource{});
+  } else if (!auth) {
+    spdlog::error("read authorization: {} (or pass --no-read-auth to serve without checks)",
+                  auth.error().ToString());
     return 1;
   }
   const std::string exposure = config.exposure.value_or((*auth)->enabled() ? "push" : "region");
