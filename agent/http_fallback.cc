@@ -3,8 +3,8 @@
 // `--fallback http`; also what the benchmarks compare RDMA against.
 //   400 unparsable fid (also an _N past 2^64); 404 unknown volume/needle, deleted, wrong cookie,
 //   expired TTL (weed's rule, NeedleExpired); 500 CRC mismatch; 304 for a matching
-//   If-None-Match, else If-Modified-Since; 206 + Content-Range for one satisfiable Range, 416
-//   otherwise. Headers as weed sets them: ETag "<stored checksum>", Last-Modified, Seaweed-*
+//   If-None-Match, else If-Modified-Since; Range as ProcessRangeRequest (agent/http_range.h):
+//   206 for one range, 206 multipart/byteranges for several, 416, If-Range. Headers as weed sets them: ETag "<stored checksum>", Last-Modified, Seaweed-*
 //   pairs, Content-Type from the stored mime (unless application/octet-stream), else the name's
 //   extension, else sniffed from the body as Go's server does; Content-Disposition as
 //   mime.FormatMediaType makes it (`dl=true`: attachment). Compressed data is sent as stored with
@@ -16,6 +16,7 @@
 #include <cstring>
 #include <ctime>
 #include <optional>
+#include <random>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -26,6 +27,7 @@
 
 #include "agent/agent_service.h"
 #include "agent/go_http.h"
+#include "agent/http_range.h"
 #include "protocol/gzip.h"
 #include "protocol/needle.h"
 
@@ -161,34 +163,13 @@ bool NotModified(const HttpRequest& req, std::string_view etag, uint64_t last_mo
   return t && *t >= static_cast<int64_t>(last_modified);
 }
 
-struct ByteRange {
-  uint64_t first = 0, last = 0;  // inclusive
-};
-
-// Parses one "bytes=a-b" / "bytes=a-" / "bytes=-n". nullopt: unsatisfiable or malformed (416);
-// several ranges are answered with the whole body (allowed by RFC 9110).
-std::optional<std::optional<ByteRange>> ParseRange(std::string_view h, uint64_t size) {
-  if (!h.starts_with("bytes=")) return std::nullopt;
-  h.remove_prefix(6);
-  if (h.find(',') != std::string_view::npos) return std::optional<ByteRange>{};
-  const size_t dash = h.find('-');
-  if (dash == std::string_view::npos) return std::nullopt;
-  auto num = [](std::string_view s, uint64_t& v) {
-    if (s.empty()) return false;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    return ec == std::errc() && p == s.data() + s.size();
-  };
-  uint64_t a = 0, b = 0;
-  std::string_view sa = h.substr(0, dash), sb = h.substr(dash + 1);
-  if (sa.empty()) {  // suffix: last n bytes
-    if (!num(sb, b) || b == 0 || size == 0) return std::nullopt;
-    b = std::min(b, size);
-    return std::optional<ByteRange>(ByteRange{size - b, size - 1});
-  }
-  if (!num(sa, a) || a >= size) return std::nullopt;
-  if (sb.empty()) return std::optional<ByteRange>(ByteRange{a, size - 1});
-  if (!num(sb, b) || b < a) return std::nullopt;
-  return std::optional<ByteRange>(ByteRange{a, std::min(b, size - 1)});
+// Go's multipart.Writer boundary: 30 random bytes in hex.
+std::string MultipartBoundary() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string out;
+  for (int i = 0; i < 30; ++i)
+    out += fmt::format("{:02x}", static_cast<unsigned>(rng() & 0xff));
+  return out;
 }
 
 std::string HttpDate(uint64_t unix_seconds) {
@@ -410,21 +391,7 @@ HttpResponse ServeNeedleOverHttp(const VolumeSet& volumes, const HttpRequest& re
               GoContentDisposition(dl ? "attachment" : "inline", filename));
   }
 
-  if (auto range = req.Header("Range"); range) {
-    auto r = ParseRange(*range, body.size());
-    if (!r) {
-      HttpResponse bad = HttpResponse::JsonError(416, "range not satisfiable");
-      bad.headers.push_back({"Content-Range", fmt::format("bytes */{}", body.size())});
-      return bad;
-    }
-    if (*r) {
-      const ByteRange br = **r;
-      resp.status = 206;
-      SetHeader(resp.headers, "Content-Range",
-                fmt::format("bytes {}-{}/{}", br.first, br.last, body.size()));
-      body = body.substr(br.first, br.last - br.first + 1);
-    }
-  }
+  ApplyRange(req, mime, MultipartBoundary(), resp, body);
   // Go's server sniffs a body it is given no Content-Type for (not an encoded one).
   if (const std::string* ct = FindHeader(resp.headers, "Content-Type"); ct != nullptr) {
     resp.content_type = *ct;

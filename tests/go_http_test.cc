@@ -2,6 +2,8 @@
 // headers are the volume server's (issue 15, 9). Expected values are what Go 1.26 returns.
 #include "agent/go_http.h"
 
+#include "agent/http_range.h"
+
 #include <string>
 #include <vector>
 
@@ -69,6 +71,39 @@ TEST(GoHttp, SniffsLikeDetectContentType) {
   std::string late(600, 'a');
   late[550] = '\x01';
   EXPECT_EQ(Sniff(late), "text/plain; charset=utf-8");
+}
+
+// net/http's parseRange as weed copies it (weed/server/volume_server_handlers_helper.go).
+TEST(GoHttp, ParseRangeLikeWeed) {
+  auto ranges = [](std::string_view h, uint64_t size) {
+    std::string out;
+    auto r = GoParseRange(h, size);
+    if (!r) return std::string(r.error() == RangeError::kNoOverlap ? "nooverlap" : "invalid");
+    for (const auto& x : *r)
+      out += std::to_string(x.start) + "+" + std::to_string(x.length) + " ";
+    return out;
+  };
+  EXPECT_EQ(ranges("bytes=0-9", 100), "0+10 ");
+  EXPECT_EQ(ranges("bytes=90-", 100), "90+10 ");
+  EXPECT_EQ(ranges("bytes=-5", 100), "95+5 ");
+  EXPECT_EQ(ranges("bytes=-500", 100), "0+100 ");
+  EXPECT_EQ(ranges("bytes=95-200", 100), "95+5 ");
+  EXPECT_EQ(ranges("bytes= 0-1 , 5-6,", 100), "0+2 5+2 ");
+  EXPECT_EQ(ranges("bytes=100-", 100), "nooverlap");
+  EXPECT_EQ(ranges("bytes=100-,0-0", 100), "0+1 ");
+  EXPECT_EQ(ranges("bytes=-0", 100), "nooverlap");
+  EXPECT_EQ(ranges("bytes=5-1", 100), "invalid");
+  EXPECT_EQ(ranges("bytes=x-1", 100), "invalid");
+  EXPECT_EQ(ranges("bytes=--1", 100), "invalid");
+  EXPECT_EQ(ranges("pages=1-2", 100), "invalid");
+  EXPECT_EQ(ranges("bytes=,", 100), "");
+  EXPECT_TRUE(IfRangeMatches("", {}));
+  EXPECT_TRUE(IfRangeMatches("\"ab\"", {{"ETag", "\"ab\""}}));
+  EXPECT_FALSE(IfRangeMatches("\"ab\"", {{"ETag", "\"cd\""}}));
+  EXPECT_TRUE(IfRangeMatches("Sat, 05 Dec 2026 05:50:29 GMT",
+                             {{"Last-Modified", "Sat, 05 Dec 2026 05:50:29 GMT"}}));
+  EXPECT_FALSE(IfRangeMatches("Sat, 05 Dec 2026 05:50:30 GMT",
+                              {{"Last-Modified", "Sat, 05 Dec 2026 05:50:29 GMT"}}));
 }
 
 }  // namespace
