@@ -4,12 +4,13 @@
 //   400 unparsable fid (also an _N past 2^64); 404 unknown volume/needle, deleted, wrong cookie,
 //   expired TTL (weed's rule, NeedleExpired); 500 CRC mismatch; 304 for a matching
 //   If-None-Match, else If-Modified-Since; Range as ProcessRangeRequest (agent/http_range.h):
-//   206 for one range, 206 multipart/byteranges for several, 416, If-Range. Headers as weed sets them: ETag "<stored checksum>", Last-Modified, Seaweed-*
-//   pairs, Content-Type from the stored mime (unless application/octet-stream), else the name's
-//   extension, else sniffed from the body as Go's server does; Content-Disposition as
-//   mime.FormatMediaType makes it (`dl=true`: attachment). Compressed data is sent as stored with
-//   Content-Encoding: gzip when the client accepts gzip and it is gzip, else decompressed (every
-//   member) or, when it is not gzip at all, as stored.
+//   206 for one range, 206 multipart/byteranges for several, 416, If-Range. Headers as weed sets
+//   them: ETag "<stored checksum>", Last-Modified, Seaweed-* pairs, Content-Type from the stored
+//   mime (unless application/octet-stream), else the name's extension, else sniffed from the body
+//   as Go's server does; Content-Disposition as mime.FormatMediaType makes it (`dl=true`:
+//   attachment). Compressed data is sent as stored with Content-Encoding: gzip when the client
+//   accepts gzip and it is gzip, else decompressed (every member) or, when it is not gzip at all,
+//   as stored.
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -213,8 +214,8 @@ std::optional<ChunkManifest> LoadChunkManifest(const NeedleRecord& rec) {
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;  // a field of the wrong type: Go's json.Unmarshal fails too
   }
-  std::stable_sort(m.chunks.begin(), m.chunks.end(),
-                   [](const auto& a, const auto& b) { return a.offset < b.offset; });
+  std::sort(m.chunks.begin(), m.chunks.end(),
+            [](const auto& a, const auto& b) { return a.offset < b.offset; });
   return m;
 }
 
