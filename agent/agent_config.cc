@@ -114,6 +114,9 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
                  "region: clients get volume rkeys (trusted networks, fastest) | push: the agent "
                  "writes needles into client buffers and never hands out rkeys (default with JWT)")
       ->check(CLI::IsMember({"region", "push"}));
+  app.add_flag("--region-with-tokens", c.region_with_tokens,
+               "Allow --exposure region with read tokens on: a client with a token for one fid "
+               "gets the rkey of its whole volume (trusted clients only)");
   app.add_flag("--list-devices", c.list_devices,
                "Print RDMA devices and UCX transports, then exit");
 }

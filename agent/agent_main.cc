@@ -161,9 +161,18 @@ int Run(const AgentConfig& config) {
   const std::string exposure = config.exposure.value_or((*auth)->enabled() ? "push" : "region");
   spdlog::info("read tokens: {}; exposure: {}", (*auth)->source(), exposure);
   if ((*auth)->enabled() && exposure == "region") {
+    // A token covers one fid, an rkey the whole volume (issue 15, 12): handing volume keys to
+    // token holders defeats the tokens, so it has to be asked for explicitly.
+    if (!config.region_with_tokens) {
+      spdlog::error(
+          "--exposure region with read tokens on would give any holder of a token for one fid the "
+          "key to its whole volume; use --exposure push (the default with tokens), or add "
+          "--region-with-tokens if every client is trusted (docs/security.md)");
+      return 1;
+    }
     spdlog::warn(
-        "exposure 'region' with read tokens: a client holding a token for one fid gets the key to "
-        "its whole volume; use --exposure push for untrusted clients (docs/security.md)");
+        "exposure 'region' with read tokens (--region-with-tokens): a client holding a token for "
+        "one fid gets the key to its whole volume (docs/security.md)");
   }
 
   std::error_code ec;
