@@ -4,7 +4,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps configure build test demo asan sanitize fuzz bench compare deb format clean vm-test
+.PHONY: all deps configure build test demo asan sanitize fuzz bench compare deb format clean vm-test seaweedfs-test
 
 all: build
 
@@ -44,6 +44,11 @@ sanitize: deps
 FUZZ_SECONDS ?= 10
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Against the real SeaweedFS (tests/seaweedfs/): weed built from the Go module proxy by
+# scripts/build-weed.sh into /var/cache/swrdma (minutes the first time, cached after).
+seaweedfs-test: build
+	cd $(BUILD) && ctest --output-on-failure -L seaweedfs
 
 bench: build
 	scripts/bench-index.sh $(BUILD)

@@ -101,13 +101,22 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
   app.add_option("--jwt-read-key", c.jwt_read_key,
                  "HS256 key SeaweedFS signs read tokens with ([jwt.signing.read] key); turns on "
                  "read authorization. Prefer the env SWRDMA_JWT_READ_KEY or --security-toml");
-  app.add_option("--security-toml", c.security_toml,
-                 "SeaweedFS security.toml to take [jwt.signing.read] key from (reloaded on SIGHUP)")
+  app.add_option(
+         "--security-toml", c.security_toml,
+         "SeaweedFS security.toml to take [jwt.signing.read] key from (reloaded on SIGHUP); "
+         "default: the first of ./, ~/.seaweedfs/, /usr/local/etc/seaweedfs/, "
+         "/etc/seaweedfs/ that has one, as weed searches (WEED_JWT_SIGNING_READ_KEY wins)")
       ->check(CLI::ExistingFile);
+  app.add_flag("--no-read-auth", c.no_read_auth,
+               "Do not check read tokens even when a read key is found (a volume server with "
+               "that key refuses reads without one: only for trusted networks)");
   app.add_option("--exposure", c.exposure,
                  "region: clients get volume rkeys (trusted networks, fastest) | push: the agent "
                  "writes needles into client buffers and never hands out rkeys (default with JWT)")
       ->check(CLI::IsMember({"region", "push"}));
+  app.add_flag("--region-with-tokens", c.region_with_tokens,
+               "Allow --exposure region with read tokens on: a client with a token for one fid "
+               "gets the rkey of its whole volume (trusted clients only)");
   app.add_flag("--list-devices", c.list_devices,
                "Print RDMA devices and UCX transports, then exit");
 }

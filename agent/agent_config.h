@@ -55,6 +55,12 @@ struct AgentConfig {
   std::optional<std::filesystem::path>
       security_toml;                    // SeaweedFS security.toml ([jwt.signing.read])
   std::optional<std::string> exposure;  // "region" | "push"; default push when JWT is on
+  // Serve without read checks even though a read key was found (weed's search path or env):
+  // running open beside a volume server that checks tokens must be asked for explicitly.
+  bool no_read_auth = false;
+  // Allow --exposure region together with a read key (a token for one fid then yields the key
+  // to its whole volume): refused without this.
+  bool region_with_tokens = false;
 };
 
 // Declares every flag on `app`, bound to `config`. Validation of values happens in the

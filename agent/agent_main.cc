@@ -139,17 +139,40 @@ int Run(const AgentConfig& config) {
     return 1;
   }
   // Read authorization before anything is served: a bad security.toml stops the start.
-  auto auth = ReadAuthorizer::Open({config.jwt_read_key, config.security_toml});
-  if (!auth) {
-    spdlog::error("read authorization: {}", auth.error().ToString());
+  // The key is found where the volume server finds it (issue 15, 11): not finding it must not
+  // silently run open beside a volume server that checks tokens.
+  ReadKeySource key_source =
+      FindReadKeySource(config.jwt_read_key, config.security_toml, ProcessEnvironment(),
+                        WeedConfigDirs(ProcessEnvironment()("HOME")));
+  auto auth = ReadAuthorizer::Open(key_source);
+  if (config.no_read_auth) {
+    if (!auth || (*auth)->enabled()) {
+      spdlog::warn(
+          "--no-read-auth: NOT checking read tokens although {} has a read key; anyone "
+          "reaching this agent reads every needle",
+          auth ? (*auth)->source() : key_source.security_toml->string());
+    }
+    auth = ReadAuthorizer::Open(ReadKeySource{});
+  } else if (!auth) {
+    spdlog::error("read authorization: {} (or pass --no-read-auth to serve without checks)",
+                  auth.error().ToString());
     return 1;
   }
   const std::string exposure = config.exposure.value_or((*auth)->enabled() ? "push" : "region");
   spdlog::info("read tokens: {}; exposure: {}", (*auth)->source(), exposure);
   if ((*auth)->enabled() && exposure == "region") {
+    // A token covers one fid, an rkey the whole volume (issue 15, 12): handing volume keys to
+    // token holders defeats the tokens, so it has to be asked for explicitly.
+    if (!config.region_with_tokens) {
+      spdlog::error(
+          "--exposure region with read tokens on would give any holder of a token for one fid the "
+          "key to its whole volume; use --exposure push (the default with tokens), or add "
+          "--region-with-tokens if every client is trusted (docs/security.md)");
+      return 1;
+    }
     spdlog::warn(
-        "exposure 'region' with read tokens: a client holding a token for one fid gets the key to "
-        "its whole volume; use --exposure push for untrusted clients (docs/security.md)");
+        "exposure 'region' with read tokens (--region-with-tokens): a client holding a token for "
+        "one fid gets the key to its whole volume (docs/security.md)");
   }
 
   std::error_code ec;

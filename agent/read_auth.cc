@@ -53,6 +53,45 @@ Result<std::string> ReadKeyFromSecurityToml(const std::filesystem::path& path) {
   return std::string(*key.value<std::string>());
 }
 
+std::vector<std::filesystem::path> WeedConfigDirs(const std::optional<std::string>& home) {
+  std::vector<std::filesystem::path> dirs{"."};
+  if (home && !home->empty()) dirs.push_back(std::filesystem::path(*home) / ".seaweedfs");
+  dirs.emplace_back("/usr/local/etc/seaweedfs");
+  dirs.emplace_back("/etc/seaweedfs");
+  return dirs;
+}
+
+ReadKeySource FindReadKeySource(
+    const std::optional<std::string>& flag_key,
+    const std::optional<std::filesystem::path>& explicit_toml,
+    const std::function<std::optional<std::string>(const std::string&)>& env,
+    const std::vector<std::filesystem::path>& search_dirs) {
+  ReadKeySource out;
+  if (flag_key) {
+    out.key = flag_key;
+    out.key_origin = "--jwt-read-key / SWRDMA_JWT_READ_KEY";
+    return out;
+  }
+  if (auto weed_env = env("WEED_JWT_SIGNING_READ_KEY"); weed_env && !weed_env->empty()) {
+    out.key = weed_env;
+    out.key_origin = "WEED_JWT_SIGNING_READ_KEY";
+    return out;
+  }
+  if (explicit_toml) {
+    out.security_toml = explicit_toml;
+    return out;
+  }
+  for (const auto& dir : search_dirs) {
+    std::error_code ec;
+    const auto candidate = dir / "security.toml";
+    if (std::filesystem::is_regular_file(candidate, ec)) {
+      out.security_toml = candidate;
+      return out;
+    }
+  }
+  return out;
+}
+
 Result<std::unique_ptr<ReadAuthorizer>> ReadAuthorizer::Open(const ReadKeySource& source) {
   std::unique_ptr<ReadAuthorizer> auth(new ReadAuthorizer(source));
   if (source.key) {
@@ -73,7 +112,9 @@ Status ReadAuthorizer::Reload() {
 
 std::string ReadAuthorizer::source() const {
   if (!enabled()) return "none (reads are not authorized)";
-  if (source_.key) return "--jwt-read-key / SWRDMA_JWT_READ_KEY";
+  if (source_.key) {
+    return source_.key_origin.empty() ? "--jwt-read-key / SWRDMA_JWT_READ_KEY" : source_.key_origin;
+  }
   return fmt::format("{} [jwt.signing.read]", source_.security_toml->string());
 }
 

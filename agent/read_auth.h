@@ -1,10 +1,11 @@
 // Read authorization with SeaweedFS's own read tokens (see protocol/jwt.h).
 //
-// The key comes from --jwt-read-key / SWRDMA_JWT_READ_KEY, or from SeaweedFS's security.toml
-// (`[jwt.signing.read] key`), the file the volume server reads. With neither, or an empty key,
-// authorization is off, as on a volume server. Reload() (SIGHUP) re-reads security.toml; an
-// unreadable or invalid file keeps the key in force and reports why. The key itself is never
-// logged or returned.
+// The key comes from --jwt-read-key / SWRDMA_JWT_READ_KEY, or is found as the volume server finds
+// it (FindReadKeySource): WEED_JWT_SIGNING_READ_KEY, then `[jwt.signing.read] key` of the
+// security.toml given with --security-toml or else the first one in weed's search path. With
+// none, or an empty key, authorization is off, as on a volume server. Reload() (SIGHUP) re-reads
+// security.toml; an unreadable or invalid file keeps the key in force and reports why. The key
+// itself is never logged or returned.
 //
 // Thread-safe: Check runs on every HTTP thread while Reload runs on the main thread.
 #pragma once
@@ -12,9 +13,11 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "http/http_server.h"
 #include "protocol/jwt.h"
@@ -25,7 +28,26 @@ namespace swrdma::agent {
 struct ReadKeySource {
   std::optional<std::string> key;                      // flag or env: wins over the file
   std::optional<std::filesystem::path> security_toml;  // SeaweedFS security.toml
+  std::string key_origin = {};  // where `key` came from, for logs (default: the flag)
 };
+
+// The directories weed searches for security.toml (weed/util/config.go LoadConfiguration), in
+// its order: ".", "$HOME/.seaweedfs", "/usr/local/etc/seaweedfs", "/etc/seaweedfs" (no HOME:
+// that one is skipped). "." is the agent's working directory, which need not be the volume
+// server's: pass --security-toml when they differ.
+std::vector<std::filesystem::path> WeedConfigDirs(const std::optional<std::string>& home);
+
+// Where the read key comes from, as weed's viper would find it:
+//   1. `flag_key` (--jwt-read-key / SWRDMA_JWT_READ_KEY): ours, explicit, wins;
+//   2. WEED_JWT_SIGNING_READ_KEY (weed reads its config with AutomaticEnv, prefix WEED; an empty
+//      value counts as unset, as in viper);
+//   3. `explicit_toml` (--security-toml), else the first security.toml in `search_dirs`.
+// Nothing found: an empty source (authorization off). `env` looks a variable up.
+ReadKeySource FindReadKeySource(
+    const std::optional<std::string>& flag_key,
+    const std::optional<std::filesystem::path>& explicit_toml,
+    const std::function<std::optional<std::string>(const std::string&)>& env,
+    const std::vector<std::filesystem::path>& search_dirs);
 
 // `[jwt.signing.read] key` of a SeaweedFS security.toml: the key, or empty when the file has none
 // (authorization off). Errors name the file and what is wrong with it.

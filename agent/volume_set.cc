@@ -67,6 +67,20 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
       continue;
     }
     ++report.volumes;
+    // weed's vacuum commit writes <base>.cpc, renames .cpd -> .dat and .cpx -> .idx one after
+    // the other, then removes the marker: meanwhile .dat and .idx may be of different
+    // generations, and pairing them would index the new file with the old offsets (issue 15,
+    // 14). Keep serving the previous export (its mapping holds the old file) until it is gone.
+    const auto cpc = std::filesystem::path(files.dat).replace_extension(".cpc");
+    if (std::error_code cpc_ec; std::filesystem::exists(cpc, cpc_ec)) {
+      auto old = old_map->volumes.find(files.volume_id);
+      report.messages.push_back(fmt::format(
+          "volume {}: vacuum commit in progress ({}); {}", files.volume_id, cpc.string(),
+          old != old_map->volumes.end() ? "serving the previous export until it ends"
+                                        : "exporting it once it ends"));
+      if (old != old_map->volumes.end()) next->volumes[files.volume_id] = old->second;
+      continue;
+    }
     if (progress)
       progress(fmt::format("indexing volume {} ({})", files.volume_id, files.dat.string()));
     SyncOptions so;

@@ -130,10 +130,18 @@ int Outcome(swrdma::Result<NeedleView> view, std::string_view fid, bool raw, voi
     *message = view.error().ToString();
     return ToStatus(view.error().code());
   }
+  if (!raw && view->is_chunk_manifest()) {  // as Client::Read (issue 15, 1)
+    *message = Status(Code::kUnsupported,
+                      fmt::format("{}: is a chunk manifest (needle flag 0x80): read its chunks, or "
+                                  "the manifest itself raw",
+                                  fid))
+                   .ToString();
+    return ToStatus(Code::kUnsupported);
+  }
   std::span<const uint8_t> data = view->data();
   std::vector<uint8_t> plain;
   if (!raw && view->stored_gzipped() && !view->decompressed()) {
-    auto p = swrdma::Gunzip(data);
+    auto p = swrdma::DecompressNeedleData(data);
     if (!p) {
       *message = Status(p.error().code(), fmt::format("{}: verified gzip data does not "
                                                       "decompress: {}",

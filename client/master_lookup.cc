@@ -172,7 +172,11 @@ Result<std::optional<std::string>> MasterClient::ReadToken(std::string_view fid)
     std::lock_guard lock(mu_);
     ++stats_.token_requests;
   }
-  SWRDMA_ASSIGN_OR_RETURN(auto reply, Get(fmt::format("/dir/lookup?fileId={}&read=yes", fid)));
+  // The master signs the fileId exactly as asked; the volume server (and the agent) compare the
+  // token's fid with the requested one without its "_N" suffix. So a token for "3,01637037d6_2"
+  // must be asked for "3,01637037d6", or it is refused (issue 15, 7).
+  SWRDMA_ASSIGN_OR_RETURN(
+      auto reply, Get(fmt::format("/dir/lookup?fileId={}&read=yes", StripDeltaSuffix(fid))));
   if (reply.status != 200) {
     auto parsed_reply = ParseDirLookup(reply.status, reply.body);
     const Status why = parsed_reply ? Status(Code::kUnavailable,

@@ -114,6 +114,9 @@ class NeedleView {
   std::string_view name() const { return Text(name_); }
   std::string_view mime() const { return http_ ? std::string_view(http_mime_) : Text(mime_); }
   bool stored_gzipped() const { return stored_gzipped_; }
+  // Flag 0x80: the data is a chunk manifest (JSON list of the file's chunks), which the volume
+  // server resolves into the file; Client::Read/ReadMany refuse it unless decompress is off (raw).
+  bool is_chunk_manifest() const { return chunk_manifest_; }
   // True only for HTTP-fallback views whose body the agent already decompressed.
   bool decompressed() const { return decompressed_; }
   CrcForm crc_form() const { return crc_form_; }
@@ -143,6 +146,7 @@ class NeedleView {
   BufferKeeper buffer_;
   Range data_, name_, mime_;
   bool stored_gzipped_ = false;
+  bool chunk_manifest_ = false;
   bool decompressed_ = false;
   bool http_ = false;
   CrcForm crc_form_ = CrcForm::kRaw;

@@ -1,6 +1,7 @@
 #include "protocol/file_id.h"
 
 #include <charconv>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -61,7 +62,14 @@ Result<FileId> ParseNeedleIdCookie(uint32_t volume_id, std::string_view key_cook
           fmt::format("file id '{}' has a bad delta suffix '_{}': expected a decimal number",
                       key_cookie, delta));
     }
-    needle_id += d;  // wraps like SeaweedFS's uint64 addition
+    // weed's Needle.ParsePath refuses a delta that would carry the id past 2^64 (the volume
+    // server answers 400): wrapping would name another needle.
+    if (d > std::numeric_limits<uint64_t>::max() - needle_id) {
+      return Error(Code::kInvalidArgument,
+                   fmt::format("file id '{}': delta _{} overflows needle id {:x}", key_cookie, d,
+                               needle_id));
+    }
+    needle_id += d;
   }
   return FileId{volume_id, needle_id, static_cast<uint32_t>(cookie)};
 }

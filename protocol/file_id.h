@@ -18,7 +18,8 @@ struct FileId {
 };
 
 // Parses "3,01637037d6" or "3,01637037d6_2". The key part is 9..24 hex characters, the last 8 the
-// cookie; "_N" adds the decimal N to the needle id, as SeaweedFS's Needle.ParsePath does.
+// cookie; "_N" adds the decimal N to the needle id, as SeaweedFS's Needle.ParsePath does (an
+// N that carries the id past 2^64 is an error there too, not a wrap to another needle).
 // Errors name the input and what is wrong with it (kInvalidArgument).
 Result<FileId> ParseFileId(std::string_view fid);
 

@@ -35,7 +35,17 @@ Result<std::vector<uint8_t>> Gunzip(std::span<const uint8_t> compressed, size_t 
     rc = inflate(&zs, Z_NO_FLUSH);
     produced += out_before - zs.avail_out;
     in_left -= in_chunk - zs.avail_in;
-    if (rc == Z_STREAM_END) break;
+    if (rc == Z_STREAM_END) {
+      // A gzip file may hold several members, one after another (RFC 1952 2.2); Go's reader,
+      // and so the volume server, returns all of them concatenated. Anything after a member
+      // must be another member: a bad header there is corruption, as in Go.
+      if (in_left == 0) break;
+      if (inflateReset(&zs) != Z_OK) {
+        inflateEnd(&zs);
+        return Error(Code::kInternal, "gunzip: inflateReset failed");
+      }
+      continue;
+    }
     if (rc != Z_OK && rc != Z_BUF_ERROR) {
       std::string why = zs.msg ? zs.msg : "invalid data";
       inflateEnd(&zs);
@@ -49,6 +59,16 @@ Result<std::vector<uint8_t>> Gunzip(std::span<const uint8_t> compressed, size_t 
   inflateEnd(&zs);
   out.resize(produced);
   return out;
+}
+
+bool IsGzipData(std::span<const uint8_t> data) {
+  return data.size() >= 2 && data[0] == 0x1f && data[1] == 0x8b;
+}
+
+Result<std::vector<uint8_t>> DecompressNeedleData(std::span<const uint8_t> data,
+                                                  size_t max_output) {
+  if (!IsGzipData(data)) return std::vector<uint8_t>(data.begin(), data.end());
+  return Gunzip(data, max_output);
 }
 
 Result<std::vector<uint8_t>> Gzip(std::span<const uint8_t> data, int level) {

@@ -19,12 +19,21 @@ Status Denied(std::string_view why) {
   return Status(Code::kPermissionDenied, fmt::format("read token rejected: {}", why));
 }
 
-std::array<unsigned char, 32> HmacSha256(std::string_view key, std::string_view data) {
-  std::array<unsigned char, 32> mac{};
+// The HMAC algorithms golang-jwt registers (SigningMethodHS256/384/512), which weed's DecodeJwt
+// accepts alike: it only checks that the method is an HMAC.
+const EVP_MD* HmacDigest(std::string_view alg) {
+  if (alg == "HS256") return EVP_sha256();
+  if (alg == "HS384") return EVP_sha384();
+  if (alg == "HS512") return EVP_sha512();
+  return nullptr;
+}
+
+std::string Hmac(const EVP_MD* md, std::string_view key, std::string_view data) {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> mac{};
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+  HMAC(md, key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac.data(), &len);
-  return mac;
+  return std::string(reinterpret_cast<const char*>(mac.data()), len);
 }
 
 // A JSON segment of a token: base64url, then an object.
@@ -112,14 +121,16 @@ Result<ReadClaims> VerifyReadJwt(std::string_view token, std::string_view key,
   }
   SWRDMA_ASSIGN_OR_RETURN(json header, DecodeSegment(token.substr(0, dot1), "header"));
   auto alg = header.find("alg");
-  if (alg == header.end() || !alg->is_string() || alg->get<std::string>() != "HS256") {
-    return Error(Denied("header alg is not HS256"));
-  }
+  const EVP_MD* md =
+      alg != header.end() && alg->is_string() ? HmacDigest(alg->get<std::string>()) : nullptr;
+  if (md == nullptr) return Error(Denied("header alg is not HS256, HS384 or HS512"));
   if (header.contains("crit")) return Error(Denied("critical header extensions are not supported"));
 
   auto signature = Base64UrlDecode(token.substr(dot2 + 1));
-  if (!signature || signature->size() != 32) return Error(Denied("signature is not 32 bytes"));
-  const auto mac = HmacSha256(key, token.substr(0, dot2));
+  const std::string mac = Hmac(md, key, token.substr(0, dot2));
+  if (!signature || signature->size() != mac.size()) {
+    return Error(Denied(fmt::format("signature is not {} bytes", mac.size())));
+  }
   if (CRYPTO_memcmp(mac.data(), signature->data(), mac.size()) != 0) {
     return Error(Denied("signature does not verify with the read key"));
   }
@@ -147,15 +158,15 @@ Status CheckFidClaim(const ReadClaims& claims, std::string_view fid) {
 }
 
 std::string SignReadJwt(std::string_view fid, std::string_view key, std::optional<int64_t> exp,
-                        std::optional<int64_t> nbf) {
+                        std::optional<int64_t> nbf, std::string_view alg) {
   json claims{{"fid", fid}};
   if (exp) claims["exp"] = *exp;
   if (nbf) claims["nbf"] = *nbf;
-  std::string signing_input =
-      Base64UrlEncode(R"({"alg":"HS256","typ":"JWT"})") + "." + Base64UrlEncode(claims.dump());
-  const auto mac = HmacSha256(key, signing_input);
-  return signing_input + "." +
-         Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
+  const EVP_MD* md = HmacDigest(alg);
+  if (md == nullptr) md = EVP_sha256();
+  json header{{"alg", md == EVP_sha256() ? "HS256" : std::string(alg)}, {"typ", "JWT"}};
+  std::string signing_input = Base64UrlEncode(header.dump()) + "." + Base64UrlEncode(claims.dump());
+  return signing_input + "." + Base64UrlEncode(Hmac(md, key, signing_input));
 }
 
 }  // namespace swrdma

@@ -1,5 +1,6 @@
 #include "protocol/needle.h"
 #include <cstring>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -238,6 +239,22 @@ Status EncodeNeedle(const NeedleSpec& spec, NeedleVersion version, std::vector<u
   p += kNeedleChecksumSize;
   if (version == NeedleVersion::kV3) StoreBe64(p, spec.append_at_ns);
   return Status::Ok();
+}
+
+uint32_t TtlMinutes(uint8_t count, uint8_t unit) {
+  static constexpr uint32_t kMinutes[] = {
+      0, 1, 60, 60 * 24, 60 * 24 * 7, 60 * 24 * 30, 60 * 24 * 365};
+  return unit < std::size(kMinutes) ? count * kMinutes[unit] : 0;
+}
+
+bool NeedleExpired(const NeedleRecord& record, uint64_t now_ns) {
+  if (!(record.flags & needle_flags::kHasTtl)) return false;
+  const uint64_t minutes = TtlMinutes(record.ttl_count, record.ttl_unit);
+  if (minutes == 0) return false;
+  if (!(record.flags & needle_flags::kHasLastModified)) return false;
+  // Go: time.Now().Before(time.Unix(0, AppendAtNs).Add(minutes)) means still alive.
+  const uint64_t until = record.append_at_ns + minutes * 60'000'000'000ull;
+  return now_ns >= until;
 }
 
 }  // namespace swrdma

@@ -92,6 +92,16 @@ struct NeedleRecord {
 // lengths inside the body agree with the header's size. kCorruption with the reason otherwise.
 Result<NeedleRecord> ParseNeedleRecord(std::span<const uint8_t> bytes, NeedleVersion version);
 
+// Minutes a stored TTL {count, unit} lasts, as weed's needle.TTL.Minutes: units 1..6 are minute,
+// hour, day, week, month (30 days), year (365 days); unit 0 or above 6 is 0 (never expires).
+uint32_t TtlMinutes(uint8_t count, uint8_t unit);
+
+// weed's expiry rule (weed/storage/volume_read.go readNeedle), the same on every read path: a
+// needle is gone when it has the TTL flag with a non-zero TTL, has the LastModified flag, and
+// `now` is not before AppendAtNs + TTL. AppendAtNs is 0 in version 1/2 records, so such a needle
+// with a TTL reads as expired, as on the volume server. `now_ns`: nanoseconds since the epoch.
+bool NeedleExpired(const NeedleRecord& record, uint64_t now_ns);
+
 // What the reader asked for, to check a fetched record against.
 struct ExpectedNeedle {
   uint64_t id = 0;

@@ -40,6 +40,11 @@ TEST(FileId, DeltaSuffixAddsToNeedleId) {
   EXPECT_EQ(StripDeltaSuffix("3,01637037d6_5"), "3,01637037d6");
   EXPECT_EQ(StripDeltaSuffix("3,01637037d6"), "3,01637037d6");
   EXPECT_EQ(StripDeltaSuffix("pics_3,01637037d6"), "pics_3,01637037d6");
+  // Up to exactly 2^64 - 1 is fine; an empty suffix is ignored, as in weed.
+  auto top = ParseFileId("3,fffffffffffffff0637037d6_15");
+  ASSERT_TRUE(top);
+  EXPECT_EQ(top->needle_id, ~uint64_t{0});
+  EXPECT_EQ(ParseFileId("3,01637037d6_")->needle_id, 1u);
 }
 
 TEST(FileId, RoundTripsThroughFormat) {
@@ -77,6 +82,11 @@ TEST(FileId, RejectsMalformedIdsWithClearErrors) {
       {"3,0x637037d6", "not hexadecimal"},
       {"3,01637037d6_x", "delta"},
       {"3,01637037d6_-1", "delta"},
+      // Issue 15 (7): past 2^64 weed answers 400; wrapping would read another needle.
+      {"3,ffffffffffffffff637037d6_1", "overflows"},
+      {"3,fffffffffffffff0637037d6_16", "overflows"},
+      {"3,01637037d6_18446744073709551615", "overflows"},
+      {"3,01637037d6_18446744073709551616", "delta"},
   };
   for (const auto& c : cases) {
     auto r = ParseFileId(c.fid);

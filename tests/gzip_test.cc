@@ -38,6 +38,45 @@ TEST(Gzip, GarbageAndTruncationAreCorruption) {
   EXPECT_EQ(Gunzip({}).error().code(), Code::kCorruption);
 }
 
+// Issue 15 (2): a client may upload several gzip members one after another with
+// Content-Encoding: gzip; weed (Go's multistream gzip.Reader) returns all of them.
+TEST(Gzip, ConcatenatedMembersAreAllRead) {
+  auto a = Text(20000), b = Text(3000), c = Text(1);
+  std::vector<uint8_t> z = *Gzip(a);
+  for (const auto* part : {&b, &c}) {
+    auto more = *Gzip(*part);
+    z.insert(z.end(), more.begin(), more.end());
+  }
+  auto back = Gunzip(z);
+  ASSERT_TRUE(back) << back.error().ToString();
+  std::vector<uint8_t> want = a;
+  want.insert(want.end(), b.begin(), b.end());
+  want.insert(want.end(), c.begin(), c.end());
+  EXPECT_EQ(*back, want);
+  // A second member cut short, or garbage after a member, is corruption (as in Go).
+  std::vector<uint8_t> cut(z.begin(), z.end() - 5);
+  EXPECT_EQ(Gunzip(cut).error().code(), Code::kCorruption);
+  std::vector<uint8_t> trailing = *Gzip(a);
+  trailing.push_back(0);
+  trailing.push_back(0);
+  EXPECT_EQ(Gunzip(trailing).error().code(), Code::kCorruption);
+}
+
+// Issue 15 (6): the compressed flag on data that is not gzip: weed serves the bytes as stored.
+TEST(Gzip, NeedleDataWithoutTheMagicIsServedAsStored) {
+  std::vector<uint8_t> raw = {1, 2, 3, 4, 5};
+  EXPECT_FALSE(IsGzipData(raw));
+  EXPECT_EQ(*DecompressNeedleData(raw), raw);
+  EXPECT_EQ(*DecompressNeedleData(std::vector<uint8_t>{0x1f}), std::vector<uint8_t>{0x1f});
+  EXPECT_TRUE(DecompressNeedleData(std::vector<uint8_t>{}).has_value());
+  auto z = *Gzip(Text(100));
+  EXPECT_TRUE(IsGzipData(z));
+  EXPECT_EQ(*DecompressNeedleData(z), Text(100));
+  // With the magic but broken: corruption, not the stored bytes.
+  z.resize(z.size() / 2);
+  EXPECT_EQ(DecompressNeedleData(z).error().code(), Code::kCorruption);
+}
+
 TEST(Gzip, OutputLimitStopsBombs) {
   auto z = *Gzip(std::vector<uint8_t>(10 << 20, 0));
   EXPECT_LT(z.size(), 100000u);

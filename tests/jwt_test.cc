@@ -49,6 +49,31 @@ void ExpectDenied(std::string_view token, std::string_view why_contains,
   EXPECT_NE(r.error().message().find(why_contains), std::string::npos) << r.error().message();
 }
 
+// Issue 15 (10): weed's DecodeJwt accepts any golang-jwt HMAC method: HS384 and HS512 too. The
+// tokens were made with Python's hmac (exp = 2100-01-01).
+TEST(Jwt, AcceptsHs384AndHs512LikeWeed) {
+  const std::string claims = "eyJleHAiOjQxMDI0NDQ4MDAsImZpZCI6IjMsMDE2MzcwMzdkNiJ9";
+  const std::string hs384 = "eyJhbGciOiJIUzM4NCIsInR5cCI6IkpXVCJ9." + claims +
+                            ".4ADndogSnmLXXdPi_6w_7bVGb793wPBFeXJIJIooy2s1DjOnbbtrmQIgvC6vmOy5";
+  const std::string hs512 =
+      "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9." + claims +
+      ".vo2z1oQAbF7qFI_ZaAIvwFWGuV0FpxrGb75nqYiEXMkktvUP0ah7aCwKXW5eA3Bg5TyprB9BupBrOY09I1PHBQ";
+  for (const auto& token : {hs384, hs512}) {
+    auto c = VerifyReadJwt(token, kKey, kNow);
+    ASSERT_TRUE(c.has_value()) << c.error().ToString();
+    EXPECT_EQ(c->fid, "3,01637037d6");
+    ExpectDenied(token, "signature", "another-key");
+  }
+  // A signature of the wrong length for the alg (an HS256 MAC under an HS512 header) is refused.
+  const std::string hs256 = SignReadJwt("3,01637037d6", kKey, At(60));
+  ExpectDenied(Base64UrlEncode(R"({"alg":"HS512","typ":"JWT"})") + hs256.substr(hs256.find('.')),
+               "64 bytes");
+  for (std::string_view alg : {"HS384", "HS512"}) {
+    auto t = SignReadJwt("3,01637037d6", kKey, At(60), std::nullopt, alg);
+    EXPECT_TRUE(VerifyReadJwt(t, kKey, kNow)) << alg;
+  }
+}
+
 TEST(Jwt, TimeBounds) {
   ExpectDenied(SignReadJwt("3,01", kKey, At(-1)), "expired");
   ExpectDenied(SignReadJwt("3,01", kKey, At(0)), "expired");  // valid while now < exp
@@ -74,7 +99,9 @@ TEST(Jwt, WrongKeyAndTampering) {
 TEST(Jwt, AlgNoneAndOtherAlgorithmsAreRefused) {
   const std::string claims = Base64UrlEncode(R"({"fid":"3,01637037d6"})");
   ExpectDenied(Base64UrlEncode(R"({"alg":"none","typ":"JWT"})") + "." + claims + ".", "alg");
-  ExpectDenied(Base64UrlEncode(R"({"alg":"HS512"})") + "." + claims + ".c2ln", "alg");
+  ExpectDenied(Base64UrlEncode(R"({"alg":"RS256"})") + "." + claims + ".c2ln", "alg");
+  ExpectDenied(Base64UrlEncode(R"({"alg":"hs256"})") + "." + claims + ".c2ln", "alg");
+  ExpectDenied(Base64UrlEncode(R"({"alg":"HS512"})") + "." + claims + ".c2ln", "64 bytes");
   ExpectDenied(Base64UrlEncode(R"({"typ":"JWT"})") + "." + claims + ".c2ln", "alg");
 }
 

@@ -230,6 +230,22 @@ TEST(MasterStandIn, ReadTokenFromTheAuthorizationHeader) {
   EXPECT_EQ(unknown.error().code(), Code::kUnknownVolume);
 }
 
+// Issue 15 (7): the master signs the fileId as asked, the volume server compares the token with
+// the fid without "_N": the token for fid_N is asked for the base fid, or weed refuses it.
+TEST(MasterStandIn, ReadTokenOfAnNFidCoversIt) {
+  MasterStandIn master;
+  master.Set(3, {"127.0.0.1:8080"});
+  master.key = "read-key";
+  auto m = MasterClient::Create({.master_url = master.url()});
+  ASSERT_TRUE(m);
+  auto t = (*m)->ReadToken("3,01637037d6_2");
+  ASSERT_TRUE(t && *t) << (t ? "no token" : t.error().ToString());
+  auto claims = VerifyReadJwt(**t, "read-key", std::chrono::system_clock::now());
+  ASSERT_TRUE(claims) << claims.error().ToString();
+  EXPECT_EQ(claims->fid, "3,01637037d6");
+  EXPECT_TRUE(CheckFidClaim(*claims, "3,01637037d6_2").ok());
+}
+
 using Expected = testing::ExpectedNeedle;
 
 class ClusterFailoverTest : public ::testing::Test {

@@ -190,5 +190,54 @@ TEST(Needle, VersionsOtherThanOneToThreeAreCorruption) {
   EXPECT_EQ(ToNeedleVersion(4).error().code(), Code::kCorruption);
 }
 
+// Issue 15 (4): weed's expiry rule, exactly (weed/storage/volume_read.go, needle/volume_ttl.go).
+TEST(Needle, TtlExpiryIsWeedsRule) {
+  EXPECT_EQ(TtlMinutes(3, 1), 3u);
+  EXPECT_EQ(TtlMinutes(2, 2), 120u);
+  EXPECT_EQ(TtlMinutes(1, 3), 1440u);
+  EXPECT_EQ(TtlMinutes(1, 4), 10080u);
+  EXPECT_EQ(TtlMinutes(1, 5), 43200u);
+  EXPECT_EQ(TtlMinutes(255, 6), 255u * 525600u);
+  EXPECT_EQ(TtlMinutes(5, 0), 0u);
+  EXPECT_EQ(TtlMinutes(5, 7), 0u);
+  EXPECT_EQ(TtlMinutes(0, 2), 0u);
+
+  const uint64_t append = 1'800'000'000'000'000'000ull;  // ns
+  const uint64_t minute = 60'000'000'000ull;
+  auto record = [&](std::optional<std::pair<uint8_t, uint8_t>> ttl, bool last_modified,
+                    NeedleVersion v, std::vector<uint8_t>& buf) {
+    static const auto data = Data(10);
+    NeedleSpec spec;
+    spec.id = 1;
+    spec.cookie = 2;
+    spec.data = data;
+    spec.ttl = ttl;
+    if (last_modified) spec.last_modified = append / 1'000'000'000;
+    spec.append_at_ns = append;
+    buf = Encode(spec, v);
+    return *ParseNeedleRecord(buf, v);
+  };
+  std::vector<uint8_t> buf;
+  auto r = record(std::pair<uint8_t, uint8_t>{2, 1}, true, NeedleVersion::kV3, buf);  // 2 minutes
+  EXPECT_FALSE(NeedleExpired(r, append));
+  EXPECT_FALSE(NeedleExpired(r, append + 2 * minute - 1));
+  EXPECT_TRUE(NeedleExpired(r, append + 2 * minute));  // alive only while now is before
+  // Base is AppendAtNs, not LastModified: a LastModified far in the past changes nothing.
+  r.last_modified = 1;
+  EXPECT_FALSE(NeedleExpired(r, append + minute));
+  // No LastModified flag, no TTL flag, unit 0 or > 6: never expires.
+  EXPECT_FALSE(
+      NeedleExpired(record(std::pair<uint8_t, uint8_t>{2, 1}, false, NeedleVersion::kV3, buf),
+                    append + 100 * minute));
+  EXPECT_FALSE(NeedleExpired(record(std::nullopt, true, NeedleVersion::kV3, buf), ~0ull));
+  EXPECT_FALSE(NeedleExpired(
+      record(std::pair<uint8_t, uint8_t>{2, 0}, true, NeedleVersion::kV3, buf), ~0ull));
+  EXPECT_FALSE(NeedleExpired(
+      record(std::pair<uint8_t, uint8_t>{2, 9}, true, NeedleVersion::kV3, buf), ~0ull));
+  // Version 2 has no AppendAtNs (0): with a TTL it reads as expired, as on the volume server.
+  EXPECT_TRUE(NeedleExpired(
+      record(std::pair<uint8_t, uint8_t>{1, 6}, true, NeedleVersion::kV2, buf), append));
+}
+
 }  // namespace
 }  // namespace swrdma

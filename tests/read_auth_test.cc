@@ -379,5 +379,60 @@ TEST(SecurityToml, KeyIsReadAndReloaded) {
   EXPECT_TRUE((*flag)->Check(SignReadJwt(fid, "flag-key", Now() + 60), fid).ok());
 }
 
+// Issue 15 (11): the key is found where weed finds it (weed/util/config.go): the env
+// WEED_JWT_SIGNING_READ_KEY over security.toml, the file searched in ., ~/.seaweedfs,
+// /usr/local/etc/seaweedfs, /etc/seaweedfs; our flag over everything.
+TEST(SecurityToml, FoundLikeWeed) {
+  EXPECT_EQ(agent::WeedConfigDirs("/home/u"),
+            (std::vector<fs::path>{".", "/home/u/.seaweedfs", "/usr/local/etc/seaweedfs",
+                                   "/etc/seaweedfs"}));
+  EXPECT_EQ(agent::WeedConfigDirs(std::nullopt).size(), 3u);
+
+  testing::TempDir tmp;
+  const fs::path first = tmp / "first", second = tmp / "second", empty = tmp / "empty";
+  fs::create_directories(first);
+  fs::create_directories(second);
+  fs::create_directories(empty);
+  std::ofstream(second / "security.toml") << "[jwt.signing.read]\nkey = \"second-key\"\n";
+  std::ofstream(first / "security.toml") << "[jwt.signing.read]\nkey = \"first-key\"\n";
+  std::map<std::string, std::string> vars;
+  auto env = [&](const std::string& n) -> std::optional<std::string> {
+    auto it = vars.find(n);
+    return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
+  };
+  const std::string fid = "3,01637037d6";
+  auto key_of = [&](const agent::ReadKeySource& src) -> std::string {
+    auto auth = agent::ReadAuthorizer::Open(src);
+    if (!auth) return "error: " + auth.error().ToString();
+    if (!(*auth)->enabled()) return "off";
+    for (std::string k : {"first-key", "second-key", "env-key", "flag-key"}) {
+      if ((*auth)->Check(SignReadJwt(fid, k, Now() + 60), fid).ok()) return k;
+    }
+    return "other";
+  };
+  // The first directory that has a security.toml wins.
+  auto src = agent::FindReadKeySource(std::nullopt, std::nullopt, env, {empty, first, second});
+  EXPECT_EQ(src.security_toml, first / "security.toml");
+  EXPECT_EQ(key_of(src), "first-key");
+  EXPECT_EQ(key_of(agent::FindReadKeySource(std::nullopt, std::nullopt, env, {empty, second})),
+            "second-key");
+  // None anywhere: off, as on a volume server without a key.
+  EXPECT_EQ(key_of(agent::FindReadKeySource(std::nullopt, std::nullopt, env, {empty})), "off");
+  // --security-toml is taken instead of the search.
+  EXPECT_EQ(key_of(agent::FindReadKeySource(std::nullopt, second / "security.toml", env, {first})),
+            "second-key");
+  // WEED_JWT_SIGNING_READ_KEY overrides the file, as viper's AutomaticEnv does; empty is unset.
+  vars["WEED_JWT_SIGNING_READ_KEY"] = "";
+  EXPECT_EQ(key_of(agent::FindReadKeySource(std::nullopt, std::nullopt, env, {first})),
+            "first-key");
+  vars["WEED_JWT_SIGNING_READ_KEY"] = "env-key";
+  src = agent::FindReadKeySource(std::nullopt, second / "security.toml", env, {first});
+  EXPECT_EQ(key_of(src), "env-key");
+  EXPECT_EQ(agent::ReadAuthorizer::Open(src).value()->source(), "WEED_JWT_SIGNING_READ_KEY");
+  // Our own flag (or SWRDMA_JWT_READ_KEY) wins over everything.
+  EXPECT_EQ(key_of(agent::FindReadKeySource(std::string("flag-key"), std::nullopt, env, {first})),
+            "flag-key");
+}
+
 }  // namespace
 }  // namespace swrdma

@@ -82,6 +82,26 @@ TEST(VolumeFiles, DiscoversVolumesWithCollectionsAndWarnsAboutTheRest) {
   EXPECT_NE(all.find("duplicate volume id 3"), std::string::npos) << all;
 }
 
+// Issue 15 (5): what the volume server does not load is not exported either.
+TEST(VolumeFiles, SkipsVolumesWeedDoesNotLoad) {
+  testing::TempDir dir;
+  for (const char* base : {"1", "2", "pics_3"}) {
+    Touch(dir / (std::string(base) + ".dat"));
+    Touch(dir / (std::string(base) + ".idx"));
+  }
+  Touch(dir / "2.note", "copy interrupted");  // unfinished copy: weed deletes it at load
+  Touch(dir / "pics_3.ecx");                  // EC volume: served from its shards
+  auto report = DiscoverVolumes(dir.path());
+  ASSERT_TRUE(report) << report.error().ToString();
+  ASSERT_EQ(report->volumes.size(), 1u);
+  EXPECT_EQ(report->volumes[0].volume_id, 1u);
+  std::string all;
+  for (const auto& w : report->warnings)
+    all += w + "\n";
+  EXPECT_NE(all.find("2.note"), std::string::npos) << all;
+  EXPECT_NE(all.find("pics_3.ecx"), std::string::npos) << all;
+}
+
 TEST(VolumeFiles, MissingDirectoryIsAnIOError) {
   testing::TempDir dir;
   auto report = DiscoverVolumes(dir / "nope");

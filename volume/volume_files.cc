@@ -83,6 +83,22 @@ Result<DiscoveryReport> DiscoverVolumes(const fs::path& dir) {
           dat.string(), v.idx.filename().string()));
       continue;
     }
+    // As weed's DiskLocation.loadExistingVolume (issue 15, 5): a .note left beside a volume marks
+    // an unfinished copy, which weed deletes at load and never serves; a .dat beside an .ecx is
+    // served from its EC shards (deletes go to .ecx/.ecj, not this .idx). weed loads the .dat
+    // only after removing an invalid EC set, so skipping until the .ecx is gone is safe.
+    if (fs::exists(dir / (base + ".note"), exists_ec)) {
+      report.warnings.push_back(fmt::format(
+          "skipping {}: {}.note beside it (an unfinished copy; the volume server does not load it)",
+          dat.string(), base));
+      continue;
+    }
+    if (fs::exists(dir / (base + ".ecx"), exists_ec)) {
+      report.warnings.push_back(fmt::format(
+          "skipping {}: {}.ecx beside it (the volume server serves this volume from its EC shards)",
+          dat.string(), base));
+      continue;
+    }
     const fs::path vif = dir / (base + ".vif");
     if (fs::is_regular_file(vif, exists_ec)) v.vif = vif;
     auto [pos, inserted] = by_id.emplace(v.volume_id, v);

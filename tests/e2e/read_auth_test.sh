@@ -40,10 +40,19 @@ get_f0_with() { e2e_t "$CLI" get --agent "$AG" --jwt "$(token "$1" "$f0")" -o ne
 
 printf '[jwt.signing.read]\nkey = "first-key"\nexpires_after_seconds = 10\n' >security.toml
 
+# Region exposure with a key hands volume keys to holders of one-fid tokens: refused at start
+# unless asked for with --region-with-tokens (issue 15, 12).
+rc=0
+e2e_t "$AGENT" --no-supervise --dir "$D" --index-dir "$W/index-refused" --http 127.0.0.1:0 \
+  --security-toml "$W/security.toml" --exposure region >refused.log 2>&1 || rc=$?
+((rc != 0)) || e2e_fail "the agent started with --exposure region and a read key"
+grep -q -- "--region-with-tokens" refused.log ||
+  e2e_fail "the refusal does not name --region-with-tokens: $(tail -n 3 refused.log)"
+
 for exposure in push region; do
   e2e_log "exposure $exposure"
   args=()
-  [[ $exposure == region ]] && args=(--exposure region)
+  [[ $exposure == region ]] && args=(--exposure region --region-with-tokens)
   e2e_serve --log "$W/agent-$exposure.log" "$D" --security-toml "$W/security.toml" "${args[@]}"
   grep -q "exposure: $exposure" "$W/agent-$exposure.log" ||
     e2e_fail "the agent did not log 'exposure: $exposure'"
