@@ -61,18 +61,5 @@ TEST(UcxStatusTest, UnknownStatusKeepsItsNumber) {
   EXPECT_NE(s.message().find("-42"), std::string::npos) << s.message();
 }
 
-TEST(UcxStatusTest, VerbsWorkCompletions) {
-  EXPECT_TRUE(FromIbvWc(IBV_WC_SUCCESS, "read").ok());
-  EXPECT_EQ(IbvWcCode(IBV_WC_REM_ACCESS_ERR), Code::kRdmaRemoteAccess);
-  EXPECT_EQ(IbvWcCode(IBV_WC_REM_INV_REQ_ERR), Code::kRdmaRemoteAccess);
-  EXPECT_EQ(IbvWcCode(IBV_WC_WR_FLUSH_ERR), Code::kCancelled);
-  EXPECT_EQ(IbvWcCode(IBV_WC_RETRY_EXC_ERR), Code::kRdmaTransport);
-  EXPECT_EQ(IbvWcCode(IBV_WC_RESP_TIMEOUT_ERR), Code::kTimeout);
-  EXPECT_EQ(IbvWcCode(IBV_WC_LOC_LEN_ERR), Code::kInvalidArgument);
-  Status s = FromIbvWc(IBV_WC_REM_ACCESS_ERR, "rdma read of 4096 bytes");
-  EXPECT_NE(s.message().find("rdma read of 4096 bytes: "), std::string::npos);
-  EXPECT_NE(s.message().find(ibv_wc_status_str(IBV_WC_REM_ACCESS_ERR)), std::string::npos);
-}
-
 }  // namespace
 }  // namespace swrdma::rdma

@@ -1,11 +1,10 @@
-// The one translation of foreign RDMA status codes (UCX ucs_status_t, verbs ibv_wc_status) into
-// swrdma::Status. Every owner in rdma/ reports failures through these functions so that a code
-// means the same thing wherever it comes from.
+// The one translation of UCX status codes (ucs_status_t) into swrdma::Status. Every owner in
+// rdma/ucx/ reports failures through these functions; verbs statuses (ibv_wc_status, errno) have
+// theirs in rdma/verbs/verbs_status.h, with the same codes for the same meanings.
 #pragma once
 
 #include <string_view>
 
-#include <infiniband/verbs.h>
 #include <ucs/type/status.h>
 
 #include "protocol/status.h"
@@ -23,12 +22,5 @@ Status FromUcs(ucs_status_t status, std::string_view what);
 
 // Name of the UCX constant ("UCS_ERR_UNREACHABLE"), or "ucs status <n>" for unknown values.
 std::string_view UcsStatusName(ucs_status_t status);
-
-// The swrdma code for a verbs work-completion status. IBV_WC_SUCCESS -> kOk.
-Code IbvWcCode(ibv_wc_status status);
-
-// Status for a work completion with `status` while doing `what` (message from
-// ibv_wc_status_str). Ok when status is IBV_WC_SUCCESS.
-Status FromIbvWc(ibv_wc_status status, std::string_view what);
 
 }  // namespace swrdma::rdma

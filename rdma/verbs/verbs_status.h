@@ -1,8 +1,7 @@
 // The verbs transport's one translation of foreign codes into swrdma::Status: work-completion
 // statuses (ibv_wc_status) and the errno values libibverbs / librdmacm calls leave behind.
 // Every owner in rdma/verbs/ reports through these, so a code means the same thing wherever a
-// verbs failure is met. (rdma/ucx/ucx_status.h has an older copy of the ibv_wc_status table for
-// UCX's verbs transports; it should forward here once both live in one library.)
+// verbs failure is met.
 #pragma once
 
 #include <string_view>
