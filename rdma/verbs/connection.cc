@@ -276,7 +276,7 @@ Result<Connection> Listener::Accept(const ProtectionDomain& pd, const Completion
   uint8_t peer_serves = request->param.conn.initiator_depth;
   auto reject = [&](Status status) -> Result<Connection> {
     rdma_reject(id.get(), nullptr, 0);
-    return Error(std::move(status.WithContext("accepting a connection")));
+    return Error(status.WithContext("accepting a connection"));
   };
   {
     Event acked = std::move(request);  // acknowledged here: migration needs no pending events
