@@ -111,12 +111,14 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
                "Do not check read tokens even when a read key is found (a volume server with "
                "that key refuses reads without one: only for trusted networks)");
   app.add_option("--exposure", c.exposure,
-                 "region: clients get volume rkeys (trusted networks, fastest) | push: the agent "
-                 "writes needles into client buffers and never hands out rkeys (default with JWT)")
-      ->check(CLI::IsMember({"region", "push"}));
+                 "checked (default): the agent checks and sends every read | region: one-sided "
+                 "reads under volume keys | push: the agent writes records into client buffers. "
+                 "region and push need an RDMA device that enforces keys (verbs); on tcp and "
+                 "shared memory every read is checked whatever is asked (docs/security.md)")
+      ->check(CLI::IsMember({"checked", "region", "push"}));
   app.add_flag("--region-with-tokens", c.region_with_tokens,
-               "Allow --exposure region with read tokens on: a client with a token for one fid "
-               "gets the rkey of its whole volume (trusted clients only)");
+               "Allow --exposure region with read tokens on: where region is in force, a client "
+               "with a token for one fid gets the rkey of its whole volume (trusted clients only)");
   app.add_flag("--list-devices", c.list_devices,
                "Print RDMA devices and UCX transports, then exit");
 }

@@ -54,12 +54,13 @@ struct AgentConfig {
   std::optional<std::string> jwt_read_key;  // HS256 key; env SWRDMA_JWT_READ_KEY
   std::optional<std::filesystem::path>
       security_toml;                    // SeaweedFS security.toml ([jwt.signing.read])
-  std::optional<std::string> exposure;  // "region" | "push"; default push when JWT is on
+  std::optional<std::string> exposure;  // "checked" | "region" | "push"; default checked
   // Serve without read checks even though a read key was found (weed's search path or env):
   // running open beside a volume server that checks tokens must be asked for explicitly.
   bool no_read_auth = false;
   // Allow --exposure region together with a read key (a token for one fid then yields the key
-  // to its whole volume): refused without this.
+  // to its whole volume where region is in force, i.e. on a NIC that enforces keys): refused
+  // without this.
   bool region_with_tokens = false;
 };
 

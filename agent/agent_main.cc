@@ -1,6 +1,8 @@
 // swrdma-agent: exports the SeaweedFS volumes beside a volume server for one-sided RDMA reads.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <map>
 #include <memory>
 
 #include <fmt/format.h>
@@ -12,7 +14,6 @@
 #include "agent/agent_service.h"
 #include "agent/device_monitor.h"
 #include "agent/progress_thread.h"
-#include "agent/push_engine.h"
 #include "agent/read_auth.h"
 #include "agent/read_server.h"
 #include "agent/supervisor.h"
@@ -158,21 +159,35 @@ int Run(const AgentConfig& config) {
                   auth.error().ToString());
     return 1;
   }
-  const std::string exposure = config.exposure.value_or((*auth)->enabled() ? "push" : "region");
-  spdlog::info("read tokens: {}; exposure: {}", (*auth)->source(), exposure);
-  if ((*auth)->enabled() && exposure == "region") {
-    // A token covers one fid, an rkey the whole volume (issue 15, 12): handing volume keys to
-    // token holders defeats the tokens, so it has to be asked for explicitly.
-    if (!config.region_with_tokens) {
-      spdlog::error(
-          "--exposure region with read tokens on would give any holder of a token for one fid the "
-          "key to its whole volume; use --exposure push (the default with tokens), or add "
-          "--region-with-tokens if every client is trusted (docs/security.md)");
-      return 1;
-    }
+  // Every transport of this agent is a UCX one without keys a NIC enforces (tcp, shared memory):
+  // there the agent checks every read, whatever was asked for. One-sided `region` and `push`
+  // need verbs (docs/security.md).
+  const std::string asked = config.exposure.value_or("checked");
+  if ((*auth)->enabled() && asked == "region" && !config.region_with_tokens) {
+    // A token covers one fid, an rkey the whole volume (issue 15, 12): where region is in force
+    // that defeats the tokens, so it has to be asked for explicitly, whatever the transports.
+    spdlog::error(
+        "--exposure region with read tokens on would give any holder of a token for one fid the "
+        "key to its whole volume; use --exposure checked (the default), or add "
+        "--region-with-tokens if every client is trusted (docs/security.md)");
+    return 1;
+  }
+  std::map<std::string, std::string> exposures;
+  for (const auto& t : transports)
+    exposures[t] = "checked";
+  spdlog::info("read tokens: {}; exposure: checked on {}", (*auth)->source(),
+               fmt::join(transports, ","));
+  if (asked != "checked") {
     spdlog::warn(
-        "exposure 'region' with read tokens (--region-with-tokens): a client holding a token for "
-        "one fid gets the key to its whole volume (docs/security.md)");
+        "--exposure {} needs an RDMA device whose NIC enforces read-only keys; UCX transports "
+        "({}) cannot enforce them, so every read here is a checked read (docs/security.md)",
+        asked, fmt::join(transports, ","));
+  }
+  if (std::find(transports.begin(), transports.end(), "tcp") != transports.end()) {
+    spdlog::warn(
+        "UCX tcp is on: a peer that forges UCX's own tcp frames (not our protocol) can write "
+        "agent memory; expose the agent's UCX port to trusted hosts only, or run with "
+        "--transports posix,sysv,cma (docs/security.md, 'tcp and untrusted peers')");
   }
 
   std::error_code ec;
@@ -203,7 +218,6 @@ int Run(const AgentConfig& config) {
     return 1;
   }
 
-  PushEngine push(**progress, PushOptions{});
   auto reads = ReadServer::Start(**progress, volumes, auth->get());
   if (!reads) {
     spdlog::error("{}", reads.error().ToString());
@@ -216,9 +230,9 @@ int Run(const AgentConfig& config) {
   so.transports = transports;
   so.shm_peer_failure = context->shm_peer_failure();
   so.max_lookup_batch = config.max_lookup_batch;
-  so.exposure = exposure;
+  so.exposure = "checked";
+  so.exposures = std::move(exposures);
   so.auth = auth->get();
-  so.push = &push;
   so.reads = reads->get();
   AgentService service(volumes, so);
   service.metrics().SetTransports(transports);
@@ -295,8 +309,7 @@ int Run(const AgentConfig& config) {
   if (device_monitor) device_monitor->Stop();
   service.SetReady(false);
   (*server)->Stop(std::chrono::seconds(5));
-  push.Shutdown();  // client endpoints close on the progress thread, before it stops
-  // The checked-read handler leaves the worker, likewise; replies UCX still owes to clients
+  // The checked-read handler leaves the worker on the progress thread, before it stops; replies UCX still owes to clients
   // that vanished mean the worker (and its context) must not be destroyed: UCX would abort.
   const uint64_t unsent = (*reads)->Shutdown();
   reads->reset();

@@ -123,16 +123,6 @@ AgentMetrics::AgentMetrics()
                          "allocator in ASan builds)")),
       tokens_denied_(Counter(*registry_, "swrdma_read_tokens_denied_total",
                              "Requests or fids refused for a missing or invalid read token (401)")),
-      push_requests_(BuildCounter()
-                         .Name("swrdma_push_requests_total")
-                         .Help("POST /v1/push batches put into client buffers, by result")
-                         .Register(*registry_)),
-      push_bytes_(Counter(*registry_, "swrdma_push_bytes_total",
-                          "Needle record bytes put into client buffers (push mode)")),
-      push_endpoints_(Gauge(*registry_, "swrdma_push_endpoints",
-                            "Endpoints open to client workers (push mode)")),
-      push_endpoints_created_(Counter(*registry_, "swrdma_push_endpoints_created_total",
-                                      "Endpoints created to client workers (push mode)")),
       checked_requests_(BuildCounter()
                             .Name("swrdma_checked_read_requests_total")
                             .Help("Checked read requests (UCX active messages) by outcome: "
@@ -157,11 +147,6 @@ AgentMetrics::AgentMetrics()
 void AgentMetrics::SetSecurityTotals(const SecurityTotals& t) {
   std::lock_guard lock(mu_);
   CatchUp(tokens_denied_, t.tokens_denied);
-  CatchUp(push_requests_.Add({{"result", "ok"}}), t.push_requests - t.push_failures);
-  CatchUp(push_requests_.Add({{"result", "failed"}}), t.push_failures);
-  CatchUp(push_bytes_, t.push_bytes);
-  push_endpoints_.Set(static_cast<double>(t.push_endpoints));
-  CatchUp(push_endpoints_created_, t.push_endpoints_created);
 }
 
 void AgentMetrics::SetCheckedReadTotals(const ReadServerStats& t) {

@@ -47,16 +47,10 @@ class AgentMetrics {
   // Where connection and response counters come from (the HTTP server); read at scrape time.
   void SetHttpStatsSource(std::function<HttpServerStats()> source);
 
-  // Read authorization and push mode, as monotonic totals kept by their owners (set before
-  // Render): tokens refused, push requests (and failed ones), bytes put, client endpoints open
-  // and created.
+  // Read authorization, as monotonic totals kept by its owner (set before Render): tokens
+  // refused.
   struct SecurityTotals {
     uint64_t tokens_denied = 0;
-    uint64_t push_requests = 0;
-    uint64_t push_failures = 0;
-    uint64_t push_bytes = 0;
-    uint64_t push_endpoints = 0;
-    uint64_t push_endpoints_created = 0;
   };
   void SetSecurityTotals(const SecurityTotals& totals);
   // Checked reads (agent/read_server.h), as its monotonic counters (set before Render).
@@ -106,12 +100,8 @@ class AgentMetrics {
   prometheus::Gauge& rdma_ports_active_;
   // The process: heap bytes in use (agent/heap.h), read at scrape time.
   prometheus::Gauge& heap_in_use_;
-  // Read tokens and push mode.
+  // Read tokens.
   prometheus::Counter& tokens_denied_;
-  prometheus::Family<prometheus::Counter>& push_requests_;
-  prometheus::Counter& push_bytes_;
-  prometheus::Gauge& push_endpoints_;
-  prometheus::Counter& push_endpoints_created_;
   // Checked reads.
   prometheus::Family<prometheus::Counter>& checked_requests_;
   prometheus::Family<prometheus::Counter>& checked_records_;

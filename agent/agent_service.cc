@@ -55,7 +55,7 @@ uint64_t Micros(std::chrono::steady_clock::duration d) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
 }
 
-// Decodes a batch of fids (POST /v1/lookup, /v1/push): msgpack or JSON by Content-Type, within
+// Decodes a batch of fids (POST /v1/lookup): msgpack or JSON by Content-Type, within
 // the unpack limits, at most `max_fids`. The error is the 400 answer to send.
 template <typename T>
 std::expected<T, HttpResponse> DecodeFidBatch(const HttpRequest& req, std::string_view what,
@@ -112,14 +112,6 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
     if (!get) return HttpResponse::JsonError(405, "use GET");
     AgentMetrics::SecurityTotals totals;
     if (options_.auth != nullptr) totals.tokens_denied = options_.auth->denied();
-    if (options_.push != nullptr) {
-      const PushStats p = options_.push->stats();
-      totals.push_requests = p.jobs;
-      totals.push_failures = p.failures;
-      totals.push_bytes = p.bytes;
-      totals.push_endpoints = p.peers;
-      totals.push_endpoints_created = p.peers_created;
-    }
     metrics_.SetSecurityTotals(totals);
     if (options_.reads != nullptr) metrics_.SetCheckedReadTotals(options_.reads->stats());
     HttpResponse r = HttpResponse::Text(200, metrics_.Render(*volumes_.snapshot()));
@@ -141,8 +133,13 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
       return Lookup(req);
     }
     if (path == "/v1/push") {
-      if (req.method != "POST") return ApiError(405, "POST a push request to /v1/push", f);
-      return Push(req);
+      // Push (the agent writing records into client memory) needs a NIC that enforces the
+      // client's keys; over tcp and shared memory UCX would emulate the writes with handlers that
+      // serve any address (docs/security.md). Checked reads replace it there.
+      return ApiError(501,
+                      "push reads need an RDMA device (verbs); this agent serves checked reads "
+                      "(/v1/info checked_reads): upgrade the client",
+                      f);
     }
     if (!get) return ApiError(405, "use GET", f);
     if (path == "/v1/info") return Info(req);
@@ -170,6 +167,7 @@ HttpResponse AgentService::Info(const HttpRequest& req) const {
   nlohmann::json j = ToJson(info);
   j["shm_peer_failure"] = options_.shm_peer_failure;  // optional: older agents leave it out
   j["checked_reads"] = options_.reads != nullptr;     // likewise
+  j["exposures"] = options_.exposures;                // transport -> exposure in force
   return Encoded(200, j, ResponseFormat(req));
 }
 
@@ -291,66 +289,6 @@ Status AgentService::Authorize(const HttpRequest& req, std::span<const std::stri
     }
   }
   return Status::Ok();
-}
-
-HttpResponse AgentService::Push(const HttpRequest& req) const {
-  const WireFormat out = ResponseFormat(req);
-  if (options_.push == nullptr) {
-    return ApiError(503, "this agent does not serve push reads (no progress thread attached)", out);
-  }
-  // Default binary limit (64 KiB): worker addresses with many transports are a few KiB.
-  auto push = DecodeFidBatch(req, "push request", options_.max_lookup_batch, &PushRequestFromJson);
-  if (!push) return std::move(push.error());
-  if (push->client_address.empty() || push->buffer_rkey.empty() || push->buffer_length == 0 ||
-      push->buffer_address + push->buffer_length < push->buffer_address) {
-    return ApiError(400, "push request needs client_address, buffer_rkey and a non-empty buffer",
-                    out);
-  }
-  if (Status s = Authorize(req, push->fids, push->jwts); !s.ok()) {
-    if (s.code() == Code::kInvalidArgument) return ApiError(400, s.message(), out);
-    return WrongJwt();
-  }
-
-  // Lay the records out one after another (8-byte aligned) in the client's buffer.
-  LookupResponse resp;
-  PushJob job;
-  auto holders = std::make_shared<std::vector<std::shared_ptr<const ExportedVolume>>>();
-  uint64_t cursor = 0;
-  for (const auto& fid : push->fids) {
-    ResolvedNeedle found = volumes_.Resolve(fid);
-    LookupResult r = std::move(found.result);
-    metrics_.CountLookup(r.status);
-    if (r.status == LookupStatus::kOk) {
-      const uint64_t at = (cursor + 7) & ~uint64_t{7};
-      if (at + r.length > push->buffer_length) {
-        r.status = LookupStatus::kNoRoom;
-        r.error = fmt::format("the record needs {} bytes; {} are left in the buffer", r.length,
-                              push->buffer_length - std::min(at, push->buffer_length));
-        r.address = 0;
-      } else {
-        const auto src = found.exported->bytes().subspan(found.offset, r.length);
-        job.ops.push_back({src.data(), src.size(), push->buffer_address + at});
-        r.address = push->buffer_address + at;
-        r.version = static_cast<uint8_t>(found.exported->version());
-        holders->push_back(found.exported);
-        cursor = at + r.length;
-      }
-    }
-    resp.results.push_back(std::move(r));
-  }
-  if (!job.ops.empty()) {
-    job.client_address = std::move(push->client_address);
-    job.buffer.address = push->buffer_address;
-    job.buffer.length = push->buffer_length;
-    job.buffer.rkey = std::move(push->buffer_rkey);
-    job.keep_alive = holders;
-    job.peer_failure = push->peer_failure;
-    if (Status s = options_.push->Execute(std::move(job)); !s.ok()) {
-      spdlog::warn("[{}] push from {}: {}", req.request_id, req.remote, s.ToString());
-      return ApiError(502, s.ToString(), out);
-    }
-  }
-  return Encoded(200, ToJson(resp), out);
 }
 
 }  // namespace swrdma::agent

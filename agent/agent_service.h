@@ -5,21 +5,22 @@
 //   GET  /v1/info, /v1/volumes, /v1/volumes/<vid>    msgpack, or JSON (Accept: application/json)
 //   GET  /v1/volumes/<vid>/sample?n=N[&seed=S]       up to N random live fids (benchmarks)
 //   POST /v1/lookup                                  body msgpack or JSON (by Content-Type)
-//   POST /v1/push                                    push exposure: records put into the client
+//   POST /v1/push                                    501: push needs an RDMA device (verbs)
 //
 // With a read key (ReadAuthorizer enabled) every fid needs a SeaweedFS read token; failures are
-// 401 {"error":"wrong jwt"} with nothing else. Exposure "push" (or any read key) keeps volume rkeys
-// out of /v1/volumes; in "region" mode with a key, /v1/volumes/<vid> needs a token for a fid of
-// that volume.
+// 401 {"error":"wrong jwt"} with nothing else. Volume rkeys leave the agent only in "region"
+// exposure, which needs keys a NIC enforces (never on tcp or shared memory: there every read is a
+// checked read, agent/read_server.h); in "region" mode with a key, /v1/volumes/<vid> needs a token
+// for a fid of that volume.
 //   GET  /<vid>,<fid>[.ext]  /<vid>/<fid>[.ext]  /<vid>/<fid>/<name>   volume-server style read
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "agent/agent_metrics.h"
-#include "agent/push_engine.h"
 #include "agent/read_auth.h"
 #include "agent/read_server.h"
 #include "agent/volume_set.h"
@@ -37,11 +38,12 @@ struct ServiceOptions {
   // /v1/info "shm_peer_failure": the agent's UCX context lets shared memory take peer error
   // handling (rdma::UcxContext::shm_peer_failure), so clients may ask for it (see client.cc).
   bool shm_peer_failure = false;
-  // "region": volume rkeys are handed out (gets); "push": never, records are put into client
-  // buffers (POST /v1/push). See docs/security.md.
-  std::string exposure = "region";
+  // "checked": no rkeys leave the agent, every read is checked (read_server.h); "region": volume
+  // rkeys are handed out (only where a NIC enforces them). See docs/security.md.
+  std::string exposure = "checked";
+  // /v1/info "exposures": what is in force per transport (name -> exposure).
+  std::map<std::string, std::string> exposures;
   const ReadAuthorizer* auth = nullptr;  // null or disabled: no tokens needed
-  PushEngine* push = nullptr;            // null: POST /v1/push answers 503
   // Checked reads on the worker (agent/read_server.h): /v1/info "checked_reads", /metrics.
   const ReadServer* reads = nullptr;
 };
@@ -64,7 +66,6 @@ class AgentService {
   HttpResponse Volume(const HttpRequest& req, std::string_view vid) const;
   HttpResponse Lookup(const HttpRequest& req) const;
   HttpResponse Sample(const HttpRequest& req, std::string_view vid) const;
-  HttpResponse Push(const HttpRequest& req) const;
   bool auth_on() const { return options_.auth != nullptr && options_.auth->enabled(); }
   // Ok when every fid is covered by its token: jwts empty (the request's own token for all),
   // one (for all) or one per fid. kInvalidArgument for a bad count, kPermissionDenied otherwise.

@@ -120,6 +120,7 @@ struct AnonBuffer {
 Status RunTarget(const Args& a, int info_fd, int stop_fd) {
   rdma::UcxContextOptions co;
   co.transports = a.transports;
+  co.rma = true;  // the bare-UCX ceiling: emulated gets, never used toward untrusted peers
   SWRDMA_ASSIGN_OR_RETURN(rdma::UcxContext context, rdma::UcxContext::Create(co));
   SWRDMA_ASSIGN_OR_RETURN(rdma::UcxWorker worker, rdma::UcxWorker::Create(context));
   std::optional<rdma::MappedFile> file;
@@ -195,6 +196,7 @@ Result<Measured> RunInitiator(const Args& a, int info_fd) {
 
   rdma::UcxContextOptions co;
   co.transports = a.transports;
+  co.rma = true;  // the bare-UCX ceiling: emulated gets, never used toward untrusted peers
   SWRDMA_ASSIGN_OR_RETURN(rdma::UcxContext context, rdma::UcxContext::Create(co));
   SWRDMA_ASSIGN_OR_RETURN(rdma::UcxWorker worker, rdma::UcxWorker::Create(context));
   rdma::UcxEndpointOptions eo;

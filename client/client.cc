@@ -31,7 +31,7 @@ Status LookupStatusToError(const LookupResult& r) {
       return Status(Code::kInvalidArgument, what);
     case LookupStatus::kUnknownVolume:
       return Status(Code::kUnknownVolume, what);
-    case LookupStatus::kNoRoom:  // push answers only; the push round asks again
+    case LookupStatus::kNoRoom:  // push answers only (verbs push, not in this client)
       return Status(Code::kResourceExhausted, what);
   }
   return Status(Code::kInternal, what);
@@ -84,7 +84,6 @@ Client::Impl::~Impl() = default;
 Status Client::Impl::ConnectUcx() {
   // Keys and endpoint belong to the worker, the worker to the context: release in that order.
   keys_.clear();
-  push_landing_.Release();
   checked_.reset();
   endpoint_.reset();
   worker_.reset();
@@ -106,10 +105,14 @@ Status Client::Impl::ConnectUcx() {
   auto worker = rdma::UcxWorker::Create(*context_);
   if (!worker) return worker.error();
   worker_.emplace(std::move(*worker));
-  // Push exposure without checked reads (older agents): the agent connects to this worker (its
-  // address goes with every request) and puts the records here; we never connect to it nor get
-  // its keys. With checked reads we connect in every exposure: the agent answers on our endpoint.
-  if (info_.exposure == "push" && !info_checked_reads_) return Status::Ok();
+  // Agents before checked reads served emulated gets and puts, which this client no longer
+  // does (their UCX handlers serve any address: docs/security.md).
+  if (!info_checked_reads_) {
+    return Status(Code::kUnsupported,
+                  fmt::format("the agent at {} (version {}) does not serve checked reads: "
+                              "upgrade it to this client's version",
+                              options_.agent_url, info_.agent_version));
+  }
   rdma::UcxEndpointOptions eo;
   eo.connect_timeout = options_.timeout;
   // Without shm_peer_failure UCX refuses peer mode on shared memory (and restricts a mixed
@@ -269,10 +272,6 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
                              const OnRead* emit) {
   if (checked_mode()) {
     CheckedRound(fids, which, options, out, emit);
-    return;
-  }
-  if (push_mode()) {
-    PushRound(fids, which, options, out, emit);
     return;
   }
   // 1. Where is each needle? Cached answers first, one batched lookup for the rest.

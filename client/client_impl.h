@@ -1,7 +1,8 @@
 // Client::Impl: what a Client is behind its pointer (client/client.h): the agent's HTTP API, the
 // UCX context, worker and endpoint, the registered buffer pool, the volume keys and the lookup
-// cache. Implemented in client.cc (connection, lookups, keys, rounds), read_round.cc (gets,
-// verification, the read entry points) and push_read.cc (push exposure). Not a public API.
+// cache. Implemented in client.cc (connection, lookups, keys, rounds), checked_round.cc (checked
+// reads: the path on tcp and shared memory) and read_round.cc (one-sided gets, verification, the
+// read entry points). Not a public API.
 #pragma once
 
 #include <chrono>
@@ -76,14 +77,8 @@ class Client::Impl {
   static std::string_view TokenFor(const ReadOptions& o, size_t i) {
     return i < o.jwts.size() ? std::string_view(o.jwts[i]) : std::string_view(o.jwt);
   }
-  bool push_mode() const { return info_.exposure == "push" && worker_.has_value(); }
   Result<NeedleData> ReadOverHttp(std::string_view fid, const ReadOptions& options);
   using ViewResults = std::vector<Result<NeedleView>>;
-  // client/push_read.cc: the round in push exposure mode: the agent puts the records into a
-  // registered landing buffer of ours (we never get its keys), then each is verified.
-  void PushRound(std::span<const std::string> fids, std::span<const size_t> which,
-                 const ReadOptions& options, ViewResults& out, const OnRead* emit);
-  Result<HttpReply> RequestProgressing(std::string_view target, std::string body);
   // client/checked_round.cc: the round over checked reads (the agent checks every read and sends
   // the records; agents that serve them say so in /v1/info "checked_reads").
   bool checked_mode() const { return info_checked_reads_ && worker_.has_value(); }
@@ -151,7 +146,6 @@ class Client::Impl {
   mutable ClientStats stats_;
   // Reused across rounds: posting a get then allocates nothing. Bound to endpoint_'s core.
   std::unique_ptr<rdma::GetBatch> batch_;
-  rdma::PooledBuffer push_landing_;  // push mode: where the agent puts records
   const void* batch_endpoint_ = nullptr;
   bool info_checked_reads_ = false;  // /v1/info "checked_reads"
   // After endpoint_ and worker_: destroyed before them. Bound to checked_endpoint_'s core.

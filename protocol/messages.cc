@@ -145,18 +145,6 @@ json ToJson(const LookupRequest& m) {
   return j;
 }
 
-json ToJson(const PushRequest& m) {
-  json j = Versioned();
-  j["client_address"] = json::binary(m.client_address);
-  j["buffer_address"] = m.buffer_address;
-  j["buffer_length"] = m.buffer_length;
-  j["buffer_rkey"] = json::binary(m.buffer_rkey);
-  j["fids"] = m.fids;
-  if (!m.jwts.empty()) j["jwts"] = m.jwts;
-  if (m.peer_failure) j["peer_failure"] = true;
-  return j;
-}
-
 json ToJson(const LookupResponse& m) {
   json j = Versioned();
   json results = json::array();
@@ -224,26 +212,6 @@ Result<VolumeList> VolumeListFromJson(const json& j) {
 Result<LookupRequest> LookupRequestFromJson(const json& j) {
   SWRDMA_RETURN_IF_ERROR(CheckProtocol(j));
   LookupRequest m;
-  SWRDMA_ASSIGN_OR_RETURN(m.fids, GetStringArray(j, "fids"));
-  if (j.contains("jwts")) {
-    SWRDMA_ASSIGN_OR_RETURN(m.jwts, GetStringArray(j, "jwts"));
-  }
-  return m;
-}
-
-Result<PushRequest> PushRequestFromJson(const json& j) {
-  SWRDMA_RETURN_IF_ERROR(CheckProtocol(j));
-  PushRequest m;
-  SWRDMA_ASSIGN_OR_RETURN(m.client_address, GetBytes(j, "client_address"));
-  SWRDMA_ASSIGN_OR_RETURN(m.buffer_address, GetUint(j, "buffer_address"));
-  SWRDMA_ASSIGN_OR_RETURN(m.buffer_length, GetUint(j, "buffer_length"));
-  SWRDMA_ASSIGN_OR_RETURN(m.buffer_rkey, GetBytes(j, "buffer_rkey"));
-  if (auto it = j.find("peer_failure"); it != j.end()) {
-    if (!it->is_boolean()) {
-      return Error(Code::kInvalidArgument, "field 'peer_failure' must be true or false");
-    }
-    m.peer_failure = it->get<bool>();
-  }
   SWRDMA_ASSIGN_OR_RETURN(m.fids, GetStringArray(j, "fids"));
   if (j.contains("jwts")) {
     SWRDMA_ASSIGN_OR_RETURN(m.jwts, GetStringArray(j, "jwts"));

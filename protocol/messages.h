@@ -28,7 +28,10 @@ struct AgentInfo {
   std::vector<uint8_t> worker_address;  // packed UCX worker address, for ucp_ep_create
   std::vector<std::string> transports;  // UCX transports the agent's context uses
   uint64_t volume_count = 0;
-  std::string exposure = "region";  // how clients get bytes: "region" (rkeys handed out)
+  // How clients get bytes: "checked" (the agent checks and sends every record: tcp, shared
+  // memory), "region" (one-sided reads under keys a NIC enforces) or "push" (the agent writes
+  // records into client buffers). /v1/info also says it per transport ("exposures").
+  std::string exposure = "checked";
 };
 
 // One registered slice of a volume's `.dat`: bytes [file_offset, file_offset + length) of the
@@ -63,7 +66,7 @@ struct LookupRequest {
   std::vector<std::string> jwts;
 };
 
-// kNoRoom: push answers only: the record did not fit in the rest of the client's buffer
+// kNoRoom: push answers only (verbs push): the record did not fit in the rest of the client's buffer
 // (`length` says how much it needs); ask again for it.
 enum class LookupStatus : uint8_t { kOk, kNotFound, kDeleted, kBadFid, kUnknownVolume, kNoRoom };
 std::string_view LookupStatusName(LookupStatus s);  // "ok", "not_found", ...
@@ -95,23 +98,6 @@ struct LookupResponse {
   std::optional<LookupTiming> timing;  // encoded only when set
 };
 
-// POST /v1/push (exposure "push"): the agent writes the records of `fids` into the client's
-// registered buffer with ucp_put_nbx, one after another at 8-byte aligned offsets, flushes, and
-// answers a LookupResponse whose `address` fields point into that buffer. The agent's own rkeys
-// never leave it. The client's worker must be progressing until the answer arrives.
-struct PushRequest {
-  std::vector<uint8_t> client_address;  // packed UCX worker address of the client
-  uint64_t buffer_address = 0;          // client's registered buffer
-  uint64_t buffer_length = 0;
-  std::vector<uint8_t> buffer_rkey;  // ucp_rkey_pack of that buffer
-  std::vector<std::string> fids;
-  std::vector<std::string> jwts;  // as in LookupRequest
-  // The client's context takes peer-error-handling endpoints over shared memory too
-  // (UcxContext::shm_peer_failure). Only then may the agent connect to it in PEER mode: UCX 1.13
-  // aborts a process whose shared-memory reply endpoint cannot have the mode asked for.
-  bool peer_failure = false;
-};
-
 // Random live needles of one volume, for benchmarks and spot checks: clients cannot enumerate
 // needles, and a production agent has no manifest of them.
 struct SampleResponse {
@@ -129,11 +115,9 @@ nlohmann::json ToJson(const VolumeDescriptor& m);
 nlohmann::json ToJson(const VolumeList& m);
 nlohmann::json ToJson(const LookupRequest& m);
 nlohmann::json ToJson(const LookupResponse& m);
-nlohmann::json ToJson(const PushRequest& m);
 nlohmann::json ToJson(const SampleResponse& m);
 
 Result<AgentInfo> AgentInfoFromJson(const nlohmann::json& j);
-Result<PushRequest> PushRequestFromJson(const nlohmann::json& j);
 Result<VolumeDescriptor> VolumeDescriptorFromJson(const nlohmann::json& j);
 Result<VolumeList> VolumeListFromJson(const nlohmann::json& j);
 Result<LookupRequest> LookupRequestFromJson(const nlohmann::json& j);

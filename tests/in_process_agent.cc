@@ -38,10 +38,10 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
   auto auth = agent::ReadAuthorizer::Open({options.jwt_read_key, std::nullopt});
   if (!auth) throw std::runtime_error(auth.error().ToString());
   auth_ = std::move(*auth);
-  push_ = std::make_unique<agent::PushEngine>(*progress_, agent::PushOptions{});
   so.exposure = options.exposure;
+  for (const auto& t : so.transports)
+    so.exposures[t] = "checked";
   so.auth = auth_.get();
-  so.push = push_.get();
   auto reads = agent::ReadServer::Start(*progress_, *volumes_, auth_.get());
   if (!reads) throw std::runtime_error(reads.error().ToString());
   reads_ = std::move(*reads);
@@ -66,7 +66,6 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
 InProcessAgent::~InProcessAgent() {
   if (watcher_) watcher_->Stop();
   server_->Stop(std::chrono::seconds(2));
-  push_->Shutdown();
   // As swrdma-agent: replies still owed to vanished clients mean the worker must not be destroyed.
   const uint64_t unsent = reads_->Shutdown();
   reads_.reset();

@@ -10,7 +10,6 @@
 
 #include "agent/agent_service.h"
 #include "agent/progress_thread.h"
-#include "agent/push_engine.h"
 #include "agent/read_auth.h"
 #include "agent/read_server.h"
 #include "agent/volume_set.h"
@@ -28,7 +27,9 @@ struct InProcessAgentOptions {
   uint64_t growth_reserve = uint64_t{1} << 30;
   uint16_t port = 0;                        // 0: any free port
   std::optional<std::string> jwt_read_key;  // read authorization on
-  std::string exposure = "region";          // or "push"
+  // What the HTTP API says and does about keys ("region": /v1/volumes hands them out, as an
+  // agent with a NIC that enforces them would). Reads are checked reads whatever it says.
+  std::string exposure = "checked";
 };
 
 class InProcessAgent {
@@ -56,7 +57,6 @@ class InProcessAgent {
   agent::ScanReport report_;
   std::unique_ptr<agent::ProgressThread> progress_;
   std::unique_ptr<agent::ReadAuthorizer> auth_;
-  std::unique_ptr<agent::PushEngine> push_;
   std::unique_ptr<agent::ReadServer> reads_;
   std::unique_ptr<agent::AgentService> service_;
   std::unique_ptr<agent::HttpServer> server_;

@@ -1,5 +1,7 @@
 // Real one-sided gets on this machine: a target thread maps and registers a file and progresses
-// its own worker; the test thread connects by worker address, unpacks the rkey and reads.
+// its own worker; the test thread connects by worker address, unpacks the rkey and reads. Both
+// contexts ask for RMA: this is the bare-UCX ceiling the benchmark compares against; the agent
+// and the client never do (UcxContextOptions::rma).
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -77,7 +79,8 @@ class Target {
     auto context = UcxContext::Create({.transports = options.transports,
                                        .net_devices = "lo",
                                        .wakeup = options.event_driven,
-                                       .tcp_segment_bytes = options.tcp_segment_bytes});
+                                       .tcp_segment_bytes = options.tcp_segment_bytes,
+                                       .rma = true});
     if (!context) return fail(context.error());
     auto worker = UcxWorker::Create(*context);
     if (!worker) return fail(worker.error());
@@ -142,7 +145,8 @@ class UcxGetTest : public ::testing::TestWithParam<TransportCase> {
 
     auto context = UcxContext::Create({.transports = GetParam().transports,
                                        .net_devices = "lo",
-                                       .tcp_segment_bytes = GetParam().client_segment});
+                                       .tcp_segment_bytes = GetParam().client_segment,
+                                       .rma = true});
     ASSERT_TRUE(context.has_value()) << context.error().ToString();
     context_.emplace(std::move(*context));
     auto worker = UcxWorker::Create(*context_);

@@ -116,7 +116,8 @@ Result<UcxContext> UcxContext::Create(const UcxContextOptions& options) {
 
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES;
-  params.features = UCP_FEATURE_RMA | UCP_FEATURE_AM;
+  params.features = UCP_FEATURE_AM;
+  if (options.rma) params.features |= UCP_FEATURE_RMA;
   if (options.wakeup) params.features |= UCP_FEATURE_WAKEUP;
 
   ucp_context_h context = nullptr;

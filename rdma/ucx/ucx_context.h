@@ -47,13 +47,21 @@ struct UcxContextOptions {
   // Not applied to a variable the environment or `config` sets, nor when the transports cannot
   // include tcp.
   size_t tcp_segment_bytes = size_t{64} << 10;
+  // UCP_FEATURE_RMA: one-sided gets and puts. Off by default, and off in the agent and the
+  // client: on transports without hardware RMA (tcp, shared memory) UCX emulates it with active
+  // messages whose handlers read and write whatever address a peer names (src/ucp/rma/rma_sw.c;
+  // no rkey or bounds check up to UCX 1.22), and on InfiniBand UCX registers memory remotely
+  // writable. Those handlers exist only on workers of a context that asked for RMA or AMO
+  // (ucp_worker_set_am_handlers), so a context without them answers no forged get or put
+  // (tests/e2e/hostile_peer_test.sh). Only the bare-UCX benchmark ceiling turns it on.
+  bool rma = false;
 };
 
 // Configuration is read from the environment first (ucp_config_read: every UCX_* variable
 // applies), then the explicit options above are applied on top: an option that is set wins over
 // the environment variable of the same name, an unset one leaves the environment in charge.
-// Features requested: RMA and AM always (one-sided gets; UCX emulates RMA over active messages on
-// transports without hardware RMA), WAKEUP when asked.
+// Features requested: AM always, RMA only when asked (see UcxContextOptions::rma), WAKEUP when
+// asked. Never AMO.
 class UcxContext {
  public:
   static Result<UcxContext> Create(const UcxContextOptions& options = {});
