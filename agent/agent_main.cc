@@ -309,8 +309,9 @@ int Run(const AgentConfig& config) {
   if (device_monitor) device_monitor->Stop();
   service.SetReady(false);
   (*server)->Stop(std::chrono::seconds(5));
-  // The checked-read handler leaves the worker on the progress thread, before it stops; replies UCX still owes to clients
-  // that vanished mean the worker (and its context) must not be destroyed: UCX would abort.
+  // The checked-read handler leaves the worker on the progress thread, before it stops; replies UCX
+  // still owes to clients that vanished mean the worker (and its context) must not be destroyed:
+  // UCX would abort.
   const uint64_t unsent = (*reads)->Shutdown();
   reads->reset();
   if (unsent > 0) {

@@ -44,6 +44,10 @@ class AgentServiceTest : public ::testing::Test {
     so.worker_address = {1, 2, 3};
     so.transports = {"tcp"};
     so.max_lookup_batch = 100;
+    // The HTTP API as an agent whose NIC enforces keys answers it (rkeys and addresses handed
+    // out); the default checked exposure is covered by read_auth_test.
+    so.exposure = "region";
+    so.exposures = {{"tcp", "checked"}};
     service_ = std::make_unique<AgentService>(*volumes_, so);
     for (const auto& n : report_.needles) {
       if (!n.deleted && !live_) live_ = &n;
@@ -102,6 +106,8 @@ TEST_F(AgentServiceTest, InfoAndVolumesInBothFormats) {
   ASSERT_TRUE(parsed) << parsed.error().ToString();
   EXPECT_EQ(parsed->worker_address, (std::vector<uint8_t>{1, 2, 3}));
   EXPECT_EQ(parsed->volume_count, 1u);
+  EXPECT_EQ(JsonOf(Call("GET", "/v1/info", {}, {kJsonAccept}))["exposures"],
+            json({{"tcp", "checked"}}));
 
   auto vols = Call("GET", "/v1/volumes", {}, {kJsonAccept});
   EXPECT_EQ(vols.content_type, "application/json");

@@ -194,7 +194,7 @@ TEST_P(CheckedReadTest, TokensAreCheckedPerFid) {
                             expected);
   const std::string key = "checked-read-test-key";
   testing::InProcessAgent agent({tmp / "vols"}, tmp / "index",
-                                {.jwt_read_key = key, .exposure = "push"});
+                                {.jwt_read_key = key, .exposure = "checked"});
   auto peer = Peer::Connect(agent.worker_address(), GetParam());
   ASSERT_TRUE(peer);
   std::vector<std::string> fids, tokens;

@@ -9,7 +9,7 @@ namespace swrdma::testing {
 InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
                                const std::filesystem::path& index_dir,
                                InProcessAgentOptions options) {
-  rdma::UcxContextOptions co;
+  rdma::UcxContextOptions co = options.ucx;
   co.wakeup = true;
   co.config.emplace("PROTO_INDIRECT_ID", "on");  // as swrdma-agent (agent_main.cc)
   auto context = rdma::UcxContext::Create(co);

@@ -30,6 +30,9 @@ struct InProcessAgentOptions {
   // What the HTTP API says and does about keys ("region": /v1/volumes hands them out, as an
   // agent with a NIC that enforces them would). Reads are checked reads whatever it says.
   std::string exposure = "checked";
+  // The agent's UCX context beyond what swrdma-agent always sets (wakeup, PROTO_INDIRECT_ID):
+  // transports, shared-memory peer failure, extra UCX settings (e.g. a short keepalive).
+  rdma::UcxContextOptions ucx;
 };
 
 class InProcessAgent {

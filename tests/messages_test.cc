@@ -69,7 +69,7 @@ TEST(Messages, RoundTripInBothFormats) {
     EXPECT_EQ(resp2.results[0].version, 0);  // not sent
     EXPECT_EQ(resp2.results[1].status, LookupStatus::kBadFid);
     EXPECT_EQ(resp2.results[1].error, "no comma");
-    EXPECT_EQ(resp2.results[2].version, 3);  // push answers carry it
+    EXPECT_EQ(resp2.results[2].version, 3);  // push answers (verbs) carry it
     EXPECT_EQ(resp2.results[3].status, LookupStatus::kNoRoom);
     EXPECT_EQ(resp2.results[3].length, 5000000u);  // how much room it needs
   }

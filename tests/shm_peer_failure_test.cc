@@ -8,8 +8,10 @@
 // UCX's keepalive can release it: ucp_ep_set_failed on an endpoint not exposed to the user destroys
 // it. Keepalive runs only on peer-error-handling endpoints, which posix offers only with
 // UCX_MM_ERROR_HANDLING=y (UcxContextOptions::shm_peer_failure). These tests run real client
-// processes (this binary re-executed) against a target worker in the test process and count its
-// shared mappings (/proc/self/maps).
+// processes (this binary re-executed) against an in-process agent (its worker on its progress
+// thread) and count the test process's shared mappings (/proc/self/maps). Each client makes one
+// checked read (the agent answers on its reply endpoint, over the client's segments, as it does for
+// every reader: the agent's context has no RMA, so a get would get no answer).
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -27,12 +29,15 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "rdma/mapped_file.h"
-#include "rdma/ucx/get.h"
+#include "client/checked_reader.h"
+#include "protocol/file_id.h"
+#include "rdma/buffer_pool.h"
 #include "rdma/ucx/memory_region.h"
 #include "rdma/ucx/ucx_context.h"
 #include "rdma/ucx/ucx_endpoint.h"
 #include "rdma/ucx/ucx_worker.h"
+#include "tests/generated_volume.h"
+#include "tests/in_process_agent.h"
 #include "tests/test_util.h"
 
 extern char** environ;
@@ -46,7 +51,7 @@ constexpr char kShmTransports[] = "posix,sysv,cma";
 constexpr char kAddressEnv[] = "SWRDMA_SHM_TEST_TARGET";
 constexpr char kPeerEnv[] = "SWRDMA_SHM_TEST_PEER";
 constexpr char kLingerEnv[] = "SWRDMA_SHM_TEST_LINGER_MS";
-constexpr char kRegionEnv[] = "SWRDMA_SHM_TEST_REGION";  // "<address hex>:<rkey hex>"
+constexpr char kFidEnv[] = "SWRDMA_SHM_TEST_FID";  // a live needle to read
 constexpr int kClients = 4;
 
 // Shared mappings of this process (/proc/self/maps lines with an 's' permission): the peers'
@@ -116,17 +121,26 @@ TEST(ShmPeerFailureChild, ConnectAndExit) {
     auto transports = ep->Transports();
     ASSERT_TRUE(transports.has_value()) << transports.error().ToString();
     std::cerr << "client endpoint lanes: " << transports->Summary() << "\n";
-    const std::string region_spec = std::getenv(kRegionEnv);
-    const size_t colon = region_spec.find(':');
-    RemoteRegion region;
-    region.address = std::stoull(region_spec.substr(0, colon), nullptr, 16);
-    region.length = 4096;
-    region.rkey = Unhex(std::string_view(region_spec).substr(colon + 1));
-    auto rkey = RemoteKey::Unpack(*ep, region);
-    ASSERT_TRUE(rkey.has_value()) << rkey.error().ToString();
-    auto bytes = Read(*ep, *rkey, region.address, 64, DeadlineIn(10s));
-    ASSERT_TRUE(bytes.has_value()) << bytes.error().ToString();
-    EXPECT_EQ((*bytes)[0], std::byte{0x5a});
+    UcxRegistrar registrar(*context);
+    auto pool = BufferPool::Create(registrar);
+    ASSERT_TRUE(pool.has_value()) << pool.error().ToString();
+    auto reader = client::CheckedReader::Create(*worker, *ep, *pool);
+    ASSERT_TRUE(reader.has_value()) << reader.error().ToString();
+    const std::string fid = std::getenv(kFidEnv);
+    const ReadRequestEntry entry{fid, {}};
+    const size_t tag = 0;
+    ASSERT_TRUE((*reader)->Send({&entry, 1}, {&tag, 1}).ok());
+    std::vector<client::CheckedArrival> arrivals;
+    const auto deadline = DeadlineIn(10s);
+    while (arrivals.empty()) {
+      Status s = (*reader)->Poll(arrivals, deadline);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+    ASSERT_TRUE(arrivals[0].error.ok()) << arrivals[0].error.ToString();
+    EXPECT_EQ(arrivals[0].header.status, ReadStatus::kOk) << arrivals[0].reason;
+    EXPECT_GT(arrivals[0].header.length, 0u);
+    arrivals.clear();
+    reader->reset();
   }
   // Linger: the process stays a while after its UCX state is gone.
   if (const char* linger = std::getenv(kLingerEnv); linger != nullptr && std::atoi(linger) > 0) {
@@ -138,35 +152,25 @@ class ShmPeerFailureTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     if (!ShmUsable()) GTEST_SKIP() << "Yama ptrace_scope >= 2: CMA cannot work here";
-    auto context = UcxContext::Create(ContextOptions(GetParam()));
-    ASSERT_TRUE(context.has_value()) << context.error().ToString();
-    context_.emplace(std::move(*context));
-    auto worker = UcxWorker::Create(*context_);
-    ASSERT_TRUE(worker.has_value()) << worker.error().ToString();
-    worker_.emplace(std::move(*worker));
-    // A file mapping, like the agent's exports: gets on it are answered by this worker (cma and
-    // posix cannot read it one-sidedly), so the target maps each client's segments to reply.
-    {
-      std::ofstream out(dir_ / "data", std::ios::binary);
-      const std::string data(4096, '\x5a');
-      out.write(data.data(), static_cast<std::streamsize>(data.size()));
-    }
-    auto file = MappedFile::Open(dir_ / "data");
-    ASSERT_TRUE(file.has_value()) << file.error().ToString();
-    file_.emplace(std::move(*file));
-    auto region = MemoryRegion::Map(*context_, const_cast<std::byte*>(file_->data()), 4096);
-    ASSERT_TRUE(region.has_value()) << region.error().ToString();
-    auto described = region->Describe(1);
-    ASSERT_TRUE(described.has_value()) << described.error().ToString();
-    region_spec_ = fmt::format("{:x}:{}", described->address, Hex(described->rkey));
-    region_.emplace(std::move(*region));
+    std::filesystem::create_directories(dir_ / "vols");
+    GenerateOptions g;
+    g.dir = dir_ / "vols";
+    g.volume_id = 3;
+    g.needles = 8;
+    g.min_size = 64;
+    g.max_size = 4096;
+    g.delete_fraction = 0;
+    g.seed = 7;
+    testing::ExpectedNeedles expected;
+    testing::GenerateExpected(g, expected);
+    ASSERT_FALSE(expected.empty());
+    fid_ = expected.begin()->first;
+    testing::InProcessAgentOptions ao;
+    ao.ucx = ContextOptions(GetParam());
+    ao.ucx.wakeup = true;
+    agent_.emplace(std::vector<std::filesystem::path>{dir_ / "vols"}, dir_ / "index", ao);
   }
-  void TearDown() override {
-    region_.reset();
-    file_.reset();
-    worker_.reset();
-    context_.reset();
-  }
+  void TearDown() override { agent_.reset(); }
 
   // Runs one client process to its end, progressing the target worker meanwhile.
   void RunClient() {
@@ -181,9 +185,9 @@ class ShmPeerFailureTest : public ::testing::TestWithParam<bool> {
     std::vector<std::string> env_strings;
     for (char** e = environ; *e != nullptr; ++e)
       env_strings.emplace_back(*e);
-    env_strings.push_back(std::string(kAddressEnv) + "=" + Hex(worker_->address()));
+    env_strings.push_back(std::string(kAddressEnv) + "=" + Hex(agent_->worker_address()));
     env_strings.push_back(std::string(kPeerEnv) + "=" + (GetParam() ? "1" : "0"));
-    env_strings.push_back(std::string(kRegionEnv) + "=" + region_spec_);
+    env_strings.push_back(std::string(kFidEnv) + "=" + fid_);
     env_strings.push_back(std::string(kLingerEnv) + "=" + std::to_string(linger.count()));
     std::vector<char*> env;
     for (auto& s : env_strings)
@@ -201,11 +205,12 @@ class ShmPeerFailureTest : public ::testing::TestWithParam<bool> {
     ASSERT_EQ(spawned, 0);
   }
 
+  // The agent's progress thread answers meanwhile.
   void WaitClient(pid_t pid) {
     int status = 0;
     const auto deadline = DeadlineIn(30s);
     while (waitpid(pid, &status, WNOHANG) == 0) {
-      worker_->Progress();
+      std::this_thread::sleep_for(5ms);
       if (Clock::now() > deadline) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
@@ -215,24 +220,21 @@ class ShmPeerFailureTest : public ::testing::TestWithParam<bool> {
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client process failed";
   }
 
-  // Progresses the target until its mappings are back to `limit` or `wait` passed.
+  // Waits (the agent's progress thread runs keepalive) until the mappings are back to `limit` or
+  // `wait` passed.
   size_t ProgressUntilMapsAtMost(size_t limit, std::chrono::milliseconds wait) {
     const auto deadline = DeadlineIn(wait);
     size_t maps = MapsLines();
     while (maps > limit && Clock::now() < deadline) {
-      for (int i = 0; i < 1000; ++i)
-        worker_->Progress();
+      std::this_thread::sleep_for(5ms);
       maps = MapsLines();
     }
     return maps;
   }
 
-  std::optional<UcxContext> context_;
-  std::optional<UcxWorker> worker_;
   testing::TempDir dir_{"swrdma-shm-peer"};
-  std::optional<MappedFile> file_;
-  std::optional<MemoryRegion> region_;
-  std::string region_spec_;
+  std::optional<testing::InProcessAgent> agent_;
+  std::string fid_;
 };
 
 TEST_P(ShmPeerFailureTest, TargetReleasesEndpointsOfExitedClients) {
@@ -294,7 +296,7 @@ TEST_P(ShmPeerFailureTest, ReleasedWhenTheProcessExitsNotBefore) {
   // the client (its UCX state destroyed) still lives.
   const auto appear_deadline = DeadlineIn(20s);
   while (MapsLines() <= baseline && Clock::now() < appear_deadline)
-    worker_->Progress();
+    std::this_thread::sleep_for(1ms);
   const size_t mapped = MapsLines();
   const size_t while_alive = ProgressUntilMapsAtMost(baseline, 2s);
   ASSERT_NO_FATAL_FAILURE(WaitClient(pid));

@@ -4,8 +4,9 @@
 #   read_auth_test.sh AGENT_BINARY CLIENT_BINARY
 #
 # The agent takes its key from a SeaweedFS security.toml ([jwt.signing.read] key). Tokens are
-# minted here with Python's hmac (an implementation independent of the agent's). Checks, in both
-# exposure modes (push, the default with a key, and region): `swrdma get` without or with a wrong
+# minted here with Python's hmac (an implementation independent of the agent's). Checks, with
+# --exposure checked (the default) and region (which UCX transports cannot enforce: the agent says
+# so and serves checked reads all the same): `swrdma get` without or with a wrong
 # token fails with "wrong jwt"; with the right token (one per fid) every byte equals the HTTP
 # fallback's; the fallback itself answers 401 {"error":"wrong jwt"} without a token. Then SIGHUP
 # with a new key in security.toml: old tokens are refused, new ones accepted; a broken file on
@@ -49,13 +50,25 @@ e2e_t "$AGENT" --no-supervise --dir "$D" --index-dir "$W/index-refused" --http 1
 grep -q -- "--region-with-tokens" refused.log ||
   e2e_fail "the refusal does not name --region-with-tokens: $(tail -n 3 refused.log)"
 
-for exposure in push region; do
+for exposure in checked region; do
   e2e_log "exposure $exposure"
   args=()
   [[ $exposure == region ]] && args=(--exposure region --region-with-tokens)
   e2e_serve --log "$W/agent-$exposure.log" "$D" --security-toml "$W/security.toml" "${args[@]}"
-  grep -q "exposure: $exposure" "$W/agent-$exposure.log" ||
-    e2e_fail "the agent did not log 'exposure: $exposure'"
+  grep -q "exposure: checked on" "$W/agent-$exposure.log" ||
+    e2e_fail "the agent did not log 'exposure: checked on ...'"
+  if [[ $exposure == region ]]; then
+    grep -q -- "--exposure region needs an RDMA device" "$W/agent-$exposure.log" ||
+      e2e_fail "the agent did not warn that region cannot be enforced on its transports"
+  fi
+  curl -sf -H 'Accept: application/json' "http://$AG/v1/info" >info.json
+  python3 - info.json <<'PY' || e2e_fail "/v1/info does not say checked for every transport"
+import json, sys
+info = json.load(open(sys.argv[1]))
+assert info["exposure"] == "checked", info
+assert info["exposures"] and set(info["exposures"].values()) == {"checked"}, info
+assert info["checked_reads"] is True, info
+PY
   if grep -q "first-key" "$W/agent-$exposure.log"; then e2e_fail "the read key appears in the log"; fi
 
   mapfile -t fids <live.txt

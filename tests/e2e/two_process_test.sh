@@ -83,43 +83,51 @@ e2e_compare_dirs "$W/tcp" "$W/http" live.txt
 e2e_check_sizes "$W/tcp" "$W/all.tsv"
 e2e_log "every live fid read over tcp and shm equals the HTTP fallback and the manifest sizes"
 
-# Independent decode: where /v1/lookup says the record is, read it from the .dat with od/dd.
+# Independent decode: where the volume's .idx says the record is (the agent no longer tells
+# where records live in its memory: checked exposure), read it from the .dat with od/dd; the
+# status and size come from /v1/lookup.
 jq -R . live.txt | jq -s '{protocol: 1, fids: .}' >lookup_req.json
 e2e_t curl -sf -X POST -H 'Accept: application/json' -H 'Content-Type: application/json' \
   --data-binary @lookup_req.json "$(e2e_url /v1/lookup)" >lookup.json || e2e_fail "/v1/lookup failed"
-e2e_get_json /v1/volumes volumes.json
-# (jq holds numbers as doubles: exact for user-space addresses, which are < 2^47.)
 jq -r '.results[] | "\(.fid) \(.status) \(.volume_id) \(.address) \(.size)"' lookup.json >loc.txt
-jq -r '.volumes[] | .volume_id as $v | .regions[] |
-  "\($v) \(.address) \(.file_offset) \(.length)"' volumes.json >regions.txt
 (($(wc -l <loc.txt) == $(wc -l <live.txt))) || e2e_fail "/v1/lookup answered a different count"
+jq -e '[.results[].address] | all(. == 0)' lookup.json >/dev/null ||
+  e2e_fail "/v1/lookup told agent addresses in checked exposure"
 
 be_uint() {  # be_uint FILE OFFSET N: big-endian unsigned integer of N bytes at OFFSET
   local hex
   hex=$(od -An -v -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n')
   echo $((16#$hex))
 }
-file_offset_of() {  # file_offset_of VID ADDRESS: translates an exported address to a file offset
-  local vid=$1 addr=$2 v base foff len
-  while read -r v base foff len; do
-    if [[ "$v" == "$vid" ]] && ((addr >= base && addr < base + len)); then
-      echo $((addr - base + foff))
-      return 0
-    fi
-  done <"$W/regions.txt"
-  e2e_fail "address $addr is in no region of volume $vid"
+# .idx entries: needle id u64, offset u32 (in 8-byte units), size u32, big-endian; the last entry
+# of an id wins (SeaweedFS's default 4-byte offsets, as e2e_mkvolume writes).
+declare -A IDXOFF
+load_idx() {  # load_idx VID
+  local vid=$1 line
+  while read -r line; do
+    line=${line// /}
+    [[ ${#line} == 32 ]] || continue
+    IDXOFF[$vid:$((16#${line:0:16}))]=$((16#${line:16:8} * 8))
+  done < <(od -An -v -tx1 -w16 "${VOLFILE[$vid]%.dat}.idx")
+}
+for vid in "${!VOLFILE[@]}"; do load_idx "$vid"; done
+file_offset_of() {  # file_offset_of FID: the record's offset in the .dat
+  local vid=${1%%,*} key=${1#*,}
+  local id=$((16#${key:0:${#key}-8}))
+  [[ -n ${IDXOFF[$vid:$id]+x} ]] || e2e_fail "$1 is not in the .idx of volume $vid"
+  echo "${IDXOFF[$vid:$id]}"
 }
 declare -A GZ
 while IFS=$'\t' read -r fid _ _ enc; do GZ[$fid]=$enc; done <all.tsv
 mkdir -p stored
 decoded=0
-while read -r fid status vid addr size; do
+while read -r fid status vid _ size; do
   [[ "$status" == ok ]] || e2e_fail "lookup of live $fid: $status"
   dat=${VOLFILE[$vid]}
-  off=$(file_offset_of "$vid" "$addr")
   key=${fid#*,}
   cookie=$((16#${key: -8}))
   id=$((16#${key:0:${#key}-8}))
+  off=$(file_offset_of "$fid")
   # Header: cookie u32, id u64, size u32; then DataSize u32 (all big-endian).
   hdr=$(od -An -v -tx1 -j "$off" -N 20 "$dat" | tr -d ' \n')
   ((16#${hdr:0:8} == cookie)) || e2e_fail "$fid: cookie in the .dat differs"
@@ -215,10 +223,9 @@ write_byte() {  # write_byte FILE OFFSET VALUE: overwrites one byte in place
   printf '%b' "\\x$(printf %02x "$3")" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 corrupt_and_check() {  # corrupt_and_check FID
-  local fid=$1 vid addr off dsize pos old new others rc tls
+  local fid=$1 vid off dsize pos old new others rc tls
   vid=${fid%%,*}
-  read -r _ _ _ addr _ < <(grep "^$fid " loc.txt)
-  off=$(file_offset_of "$vid" "$addr")
+  off=$(file_offset_of "$fid")
   dsize=$(be_uint "${VOLFILE[$vid]}" $((off + 16)) 4)
   pos=$((off + 20 + dsize / 2))
   old=$(be_uint "${VOLFILE[$vid]}" "$pos" 1)
@@ -256,10 +263,10 @@ corrupt_and_check() {  # corrupt_and_check FID
 # Damaged record framing (header size, DataSize, stored CRC, absurd sizes) must be reported as
 # corruption by the client and as 500 by the HTTP fallback, never crash either side.
 corrupt_framing_and_check() {  # corrupt_framing_and_check FID
-  local fid=$1 vid addr size off rel mask pos old rc
+  local fid=$1 vid size off rel mask pos old rc
   vid=${fid%%,*}
-  read -r _ _ _ addr size < <(grep "^$fid " loc.txt)
-  off=$(file_offset_of "$vid" "$addr")
+  read -r _ _ _ _ size < <(grep "^$fid " loc.txt)
+  off=$(file_offset_of "$fid")
   # <offset in the record> <xor mask>: size low byte, size high byte, DataSize low byte, DataSize
   # high byte, stored CRC.
   for c in "15 1" "12 128" "19 1" "16 64" "$((16 + size)) 1"; do
