@@ -194,7 +194,7 @@ HttpResponse AgentService::Volume(const HttpRequest& req, std::string_view vid_t
   }
   VolumeDescriptor d = Describe(it->second);
   if (options_.exposure != "region") {
-    d.regions.clear();  // push: the agent's keys never leave it
+    d.regions.clear();  // checked: the agent's keys never leave it
   } else if (auth_on()) {
     // Region mode with tokens: the key goes to a holder of a valid token for a fid of this volume.
     auto claims = options_.auth->Verify(ReadAuthorizer::TokenOf(req));
@@ -256,7 +256,7 @@ HttpResponse AgentService::Lookup(const HttpRequest& req) const {
   LookupResponse resp = volumes_.Lookup(*lookup);
   if (options_.exposure != "region") {
     for (auto& r : resp.results)
-      r.address = 0;  // push: where a record lives in the agent is nobody's business
+      r.address = 0;  // checked: where a record lives in the agent is nobody's business
   }
   for (const auto& r : resp.results)
     metrics_.CountLookup(r.status);

@@ -52,10 +52,10 @@ class ProgressThread {
   // then not be destroyed either (UcxContext::Leak).
   void LeakWorker();
 
-  // Runs `task` on this thread, with the worker, between two progress rounds (the push exposure
-  // mode posts its puts this way: only this thread may touch the worker). The task may progress
-  // the worker itself while it waits for its own operations. kUnavailable once stopped (the task
-  // is then dropped, never run).
+  // Runs `task` on this thread, with the worker, between two progress rounds (the checked-read
+  // server registers and unregisters its handler this way: only this thread may touch the worker).
+  // The task may progress the worker itself while it waits for its own operations. kUnavailable
+  // once stopped (the task is then dropped, never run).
   using Task = std::function<void(rdma::UcxWorker&)>;
   Status Post(Task task);
 

@@ -181,6 +181,33 @@ Status SetHandler(ucp_worker_h worker, Handler* handler) {
                        "registering the checked-read handler (ucp_worker_set_am_recv_handler)");
 }
 
+// Every other user AM id gets a handler that drops the message. UCX 1.13 indexes its handler
+// array with the id a peer sends before checking it against the array's length
+// (ucp_am_handler_common in src/ucp/core/ucp_am.c reads am_cb->flags first): an id beyond the
+// highest one registered reads past the array, and a peer sending id 0xffff crashed the agent
+// (tests/hostile_peer). With a handler at every id the array spans all 65536 and nothing is
+// logged per unknown message (UCX warns once per message otherwise: a log flood).
+ucs_status_t DropMessage(void*, const void*, size_t, void*, size_t, const ucp_am_recv_param_t*) {
+  return UCS_OK;
+}
+
+Status SetDropHandlers(ucp_worker_h worker) {
+  ucp_am_handler_param_t p{};
+  p.field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_FLAGS |
+                 UCP_AM_HANDLER_PARAM_FIELD_CB | UCP_AM_HANDLER_PARAM_FIELD_ARG;
+  p.flags = UCP_AM_FLAG_WHOLE_MSG;
+  p.cb = &DropMessage;
+  p.arg = nullptr;
+  // Highest first: the array grows once.
+  for (uint32_t id = 0xffff + 1; id-- > 0;) {
+    if (id == kReadRequestAmId) continue;
+    p.id = static_cast<uint16_t>(id);
+    SWRDMA_RETURN_IF_ERROR(rdma::FromUcs(ucp_worker_set_am_recv_handler(worker, &p),
+                                         "registering the drop handler for unknown AM ids"));
+  }
+  return Status::Ok();
+}
+
 // Runs `fn` on the progress thread and waits for its status.
 Status OnProgressThread(ProgressThread& progress, std::function<Status(rdma::UcxWorker&)> fn) {
   auto promise = std::make_shared<std::promise<Status>>();
@@ -207,8 +234,10 @@ Result<std::unique_ptr<ReadServer>> ReadServer::Start(ProgressThread& progress,
   std::unique_ptr<ReadServer> server(new ReadServer(progress));
   auto* handler = new Handler{&volumes, auth, server->counters_};
   server->handler_ = handler;
-  Status s = OnProgressThread(
-      progress, [handler](rdma::UcxWorker& w) { return SetHandler(w.get(), handler); });
+  Status s = OnProgressThread(progress, [handler](rdma::UcxWorker& w) -> Status {
+    SWRDMA_RETURN_IF_ERROR(SetDropHandlers(w.get()));
+    return SetHandler(w.get(), handler);
+  });
   if (!s.ok()) return Error(s.WithContext("starting checked reads"));
   server->registered_ = true;
   return server;

@@ -1,4 +1,5 @@
-// Helpers shared by the client's translation units (client.cc, push_read.cc); not a public API.
+// Helpers shared by the client's translation units (client.cc, checked_round.cc, read_round.cc);
+// not a public API.
 #pragma once
 
 #include <string_view>
