@@ -170,6 +170,7 @@ HttpResponse AgentService::Info(const HttpRequest& req) const {
   nlohmann::json j = ToJson(info);
   j["shm_peer_failure"] = options_.shm_peer_failure;  // optional: older agents leave it out
   j["checked_reads"] = options_.reads != nullptr;     // likewise
+  if (options_.tcp_read_port != 0) j["tcp_read"] = {{"port", options_.tcp_read_port}};
   return Encoded(200, j, ResponseFormat(req));
 }
 

@@ -44,6 +44,8 @@ struct ServiceOptions {
   PushEngine* push = nullptr;            // null: POST /v1/push answers 503
   // Checked reads on the worker (agent/read_server.h): /v1/info "checked_reads", /metrics.
   const ReadServer* reads = nullptr;
+  // Checked reads over plain TCP (agent/tcp_read_server.h): /v1/info "tcp_read": {"port": N}.
+  uint16_t tcp_read_port = 0;  // 0: not served
 };
 
 class AgentService {
