@@ -46,6 +46,14 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
   if (!reads) throw std::runtime_error(reads.error().ToString());
   reads_ = std::move(*reads);
   so.reads = reads_.get();
+  if (options.tcp_read) {
+    agent::TcpReadServerOptions to = options.tcp_read_options;
+    to.listen = "127.0.0.1:0";
+    auto tcp = agent::TcpReadServer::Start(to, *volumes_, auth_.get());
+    if (!tcp) throw std::runtime_error(tcp.error().ToString());
+    tcp_reads_ = std::move(*tcp);
+    so.tcp_read_port = tcp_reads_->port();
+  }
   service_ = std::make_unique<agent::AgentService>(*volumes_, so);
   service_->SetReady(true);
   agent::HttpServerOptions ho;
@@ -66,6 +74,7 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
 InProcessAgent::~InProcessAgent() {
   if (watcher_) watcher_->Stop();
   server_->Stop(std::chrono::seconds(2));
+  if (tcp_reads_) tcp_reads_->Stop();
   push_->Shutdown();
   // As swrdma-agent: replies still owed to vanished clients mean the worker must not be destroyed.
   const uint64_t unsent = reads_->Shutdown();
