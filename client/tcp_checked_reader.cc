@@ -213,7 +213,6 @@ Status TcpCheckedReader::StartReply() {
   current_ = CheckedArrival{};
   current_.tag = std::exchange(it->second[h->index], kArrived);
   current_.header = *h;
-  --outstanding_;
   if (std::all_of(it->second.begin(), it->second.end(), [](size_t t) { return t == kArrived; })) {
     asked_.erase(it);
   }
@@ -244,6 +243,7 @@ Status TcpCheckedReader::Advance(size_t n) {
     return StartReply();
   }
   if (have_ < want_) return Status::Ok();
+  --outstanding_;  // only now: a reply still being received is outstanding
   ready_.push_back(std::move(current_));
   current_ = CheckedArrival{};
   state_ = State::kHeader;

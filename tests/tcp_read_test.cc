@@ -10,6 +10,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <array>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -441,6 +443,47 @@ TEST(TcpReadTest, TruncatedVolumeDoesNotKillTheAgent) {
   auto r = Reader::Connect(agent.tcp_read_port());
   ASSERT_TRUE(r);
   EXPECT_EQ(r->ReadAll({fids.front()}).size(), 1u);
+}
+
+// A reply whose record arrives in pieces is outstanding until its last byte: a round that
+// counted it done at its header would stop waiting and lose the fid.
+TEST(TcpReadTest, ReplyInPiecesStaysOutstandingUntilWhole) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  client::PlainRegistrar registrar;
+  auto pool = rdma::BufferPool::Create(registrar);
+  ASSERT_TRUE(pool.has_value());
+  auto reader = client::TcpCheckedReader::Adopt(fds[0], *pool);
+  std::vector<ReadRequestEntry> entries = {{"3,01637037d6", ""}};
+  std::vector<size_t> tags = {42};
+  ASSERT_TRUE(reader->Send(entries, tags).ok());
+  std::array<uint8_t, kReadReplyHeaderBytes> header{};
+  EncodeReadReplyHeader({.status = ReadStatus::kOk,
+                         .needle_version = 3,
+                         .request_id = 1,
+                         .index = 0,
+                         .volume_id = 3,
+                         .generation = 1,
+                         .length = 100,
+                         .needle_size = 100},
+                        header);
+  std::vector<uint8_t> record(100, 0x5a);
+  ASSERT_EQ(::send(fds[1], header.data(), header.size(), 0), static_cast<ssize_t>(header.size()));
+  ASSERT_EQ(::send(fds[1], record.data(), 50, 0), 50);
+  std::vector<client::CheckedArrival> out;
+  // Nothing whole can come: the wait ends at its (short) deadline whatever the machine's speed.
+  Status s = reader->Poll(out, rdma::DeadlineIn(50ms));
+  EXPECT_EQ(s.code(), Code::kTimeout) << s.ToString();
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(reader->outstanding(), 1u);
+  ASSERT_EQ(::send(fds[1], record.data() + 50, 50, 0), 50);
+  s = reader->Poll(out, rdma::DeadlineIn(20s));
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].tag, 42u);
+  EXPECT_EQ(reader->outstanding(), 0u);
+  EXPECT_EQ(std::memcmp(out[0].record.data(), record.data(), record.size()), 0);
+  ::close(fds[1]);
 }
 
 // The Client takes the TCP read port when asked for tcp only, and reads every needle exactly.
