@@ -192,7 +192,12 @@ Status Client::Impl::ConnectAgent() {
     return Status::Ok();
   }
   Status ucx = ConnectUcx();
-  if (tcp_offered && (!ucx.ok() || !endpoint_ || !SharesMemory(*endpoint_))) use_tcp_reads_ = true;
+  // A client that named transports without tcp (rc, shared memory) does not get it instead.
+  const bool tcp_allowed =
+      !options_.transports || options_.transports->find("tcp") != std::string::npos;
+  if (tcp_offered && tcp_allowed && (!ucx.ok() || !endpoint_ || !SharesMemory(*endpoint_))) {
+    use_tcp_reads_ = true;
+  }
   if (!ucx.ok()) {
     keys_.clear();
     checked_.reset();

@@ -126,6 +126,22 @@ void TcpCheckedReader::Close() {
 }
 
 Status TcpCheckedReader::Fail(Status why) {
+  // Every fid still asked for gets its own arrival with the error: a round that goes on
+  // sending (another batch) must not wait for, or forget, replies this connection took along.
+  if (state_ != State::kHeader) {
+    current_.record = {};
+    current_.error = why;
+    ready_.push_back(std::move(current_));
+  }
+  for (auto& [id, tags] : asked_) {
+    for (size_t tag : tags) {
+      if (tag == kArrived) continue;
+      CheckedArrival a;
+      a.tag = tag;
+      a.error = why;
+      ready_.push_back(std::move(a));
+    }
+  }
   Close();
   return why;
 }
@@ -133,6 +149,7 @@ Status TcpCheckedReader::Fail(Status why) {
 void TcpCheckedReader::Forget() {
   // Replies to what we forget may still be on their way: a new connection cannot mix them up.
   Close();
+  ready_.clear();
 }
 
 Status TcpCheckedReader::Send(std::span<const ReadRequestEntry> entries,
