@@ -10,6 +10,8 @@
 
 #include <toml++/toml.h>
 
+#include "http/http_util.h"
+
 namespace swrdma::agent {
 
 void AddAgentFlags(CLI::App& app, AgentConfig& c) {
@@ -21,6 +23,19 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
   app.add_option("--http", c.http,
                  "HOST:PORT to serve the key-exchange API on; repeat for several NICs")
       ->capture_default_str();
+  app.add_option_function<std::string>(
+      "--read-port",
+      [&c](const std::string& v) {
+        if (v != "off" && v != "0") {
+          if (auto a = ParseListenAddress(v); !a) {
+            throw CLI::ValidationError("--read-port", a.error().message());
+          }
+        }
+        c.read_port = v;
+      },
+      "HOST:PORT to serve checked reads over plain TCP on (clients on other hosts read there; "
+      "shared memory stays on UCX), or off; default: the first --http host, port + 1 "
+      "(0.0.0.0:18516)");
   app.add_option_function<std::string>(
       "--transports", [&c](const std::string& v) { c.transports = v; },
       "UCX transports to use (UCX_TLS), e.g. tcp | posix,sysv,cma | rc,dc,self");
@@ -57,7 +72,8 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
   app.add_option("--http-threads", c.http_threads, "Threads serving HTTP")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  app.add_option("--max-connections", c.max_connections, "HTTP connections served at once")
+  app.add_option("--max-connections", c.max_connections,
+                 "HTTP connections served at once (and, separately, checked-read TCP connections)")
       ->check(CLI::Range(1, 1'000'000))
       ->capture_default_str();
   app.add_option("--max-lookup-batch", c.max_lookup_batch, "File ids in one /v1/lookup")

@@ -28,6 +28,9 @@ struct AgentConfig {
   std::vector<std::filesystem::path> dirs;  // volume directories (the volume server's -dir)
   std::filesystem::path index_dir = "/var/lib/swrdma/index";
   std::vector<std::string> http = {"0.0.0.0:18515"};
+  // Checked reads over TCP (agent/tcp_read_server.h): "HOST:PORT", "off"; unset: the first
+  // --http host with its port + 1.
+  std::optional<std::string> read_port;
   std::optional<std::string> transports;   // UCX_TLS
   bool require_transports = false;         // fail instead of falling back to other transports
   std::optional<std::string> net_devices;  // UCX_NET_DEVICES

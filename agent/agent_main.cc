@@ -17,6 +17,7 @@
 #include "agent/read_auth.h"
 #include "agent/read_server.h"
 #include "agent/supervisor.h"
+#include "agent/tcp_read_server.h"
 #include "agent/volume_set.h"
 #include "agent/volume_watcher.h"
 #include "http/http_server.h"
@@ -234,8 +235,42 @@ int Run(const AgentConfig& config) {
   so.exposures = std::move(exposures);
   so.auth = auth->get();
   so.reads = reads->get();
+  // Checked reads for peers on other hosts, over our own framing on plain TCP (UCX tcp cannot
+  // face a hostile peer). Bound here, served once the metrics exist: /v1/info names the port.
+  auto read_listen = ReadListenAddress(config.read_port, config.http.front());
+  if (!read_listen) {
+    spdlog::error("--read-port: {}", read_listen.error().ToString());
+    return 1;
+  }
+  int read_fd = -1;
+  if (*read_listen) {
+    auto fd = OpenListenSocket(**read_listen);
+    if (!fd) {
+      spdlog::error("checked reads over tcp: {} (or pass --read-port off)", fd.error().ToString());
+      return 1;
+    }
+    read_fd = *fd;
+    so.tcp_read_port = BoundPort(read_fd);
+  }
   AgentService service(volumes, so);
   service.metrics().SetTransports(transports);
+  std::unique_ptr<TcpReadServer> tcp_reads;
+  if (read_fd >= 0) {
+    TcpReadServerOptions to;
+    to.listen = **read_listen;
+    to.listen_fd = read_fd;
+    to.threads = config.http_threads;
+    to.max_connections = config.max_connections;
+    to.registry = service.metrics().registry();
+    auto started = TcpReadServer::Start(to, volumes, auth->get());
+    if (!started) {
+      spdlog::error("checked reads over tcp: {}", started.error().ToString());
+      return 1;
+    }
+    tcp_reads = std::move(*started);
+    spdlog::info("serving checked reads over tcp on {} (port {})", **read_listen,
+                 tcp_reads->port());
+  }
   service.metrics().ObserveScan(initial_scan);
 
   HttpServerOptions ho;
@@ -309,6 +344,7 @@ int Run(const AgentConfig& config) {
   if (device_monitor) device_monitor->Stop();
   service.SetReady(false);
   (*server)->Stop(std::chrono::seconds(5));
+  if (tcp_reads) tcp_reads->Stop();
   // The checked-read handler leaves the worker on the progress thread, before it stops; replies UCX
   // still owes to clients that vanished mean the worker (and its context) must not be destroyed:
   // UCX would abort.

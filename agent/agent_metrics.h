@@ -58,6 +58,8 @@ class AgentMetrics {
 
   // Prometheus text exposition, with the volume gauges taken from `volumes`.
   std::string Render(const VolumeMap& volumes);
+  // For metrics kept by their owners (agent/tcp_read_server.h registers its own families).
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
  private:
   // Raises a counter that mirrors a monotonic value kept elsewhere to `value`.

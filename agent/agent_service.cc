@@ -168,6 +168,7 @@ HttpResponse AgentService::Info(const HttpRequest& req) const {
   j["shm_peer_failure"] = options_.shm_peer_failure;  // optional: older agents leave it out
   j["checked_reads"] = options_.reads != nullptr;     // likewise
   j["exposures"] = options_.exposures;                // transport -> exposure in force
+  if (options_.tcp_read_port != 0) j["tcp_read"] = {{"port", options_.tcp_read_port}};
   return Encoded(200, j, ResponseFormat(req));
 }
 

@@ -46,6 +46,8 @@ struct ServiceOptions {
   const ReadAuthorizer* auth = nullptr;  // null or disabled: no tokens needed
   // Checked reads on the worker (agent/read_server.h): /v1/info "checked_reads", /metrics.
   const ReadServer* reads = nullptr;
+  // Checked reads over plain TCP (agent/tcp_read_server.h): /v1/info "tcp_read": {"port": N}.
+  uint16_t tcp_read_port = 0;  // 0: not served
 };
 
 class AgentService {

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <ucp/api/ucp.h>
 
+#include "agent/checked_read.h"
 #include "protocol/read_messages.h"
 #include "rdma/ucx/ucx_status.h"
 
@@ -19,24 +20,6 @@ struct ReadServer::Counters {
 };
 
 namespace {
-
-ReadStatus ToReadStatus(LookupStatus s) {
-  switch (s) {
-    case LookupStatus::kOk:
-      return ReadStatus::kOk;
-    case LookupStatus::kNotFound:
-      return ReadStatus::kNotFound;
-    case LookupStatus::kDeleted:
-      return ReadStatus::kDeleted;
-    case LookupStatus::kBadFid:
-      return ReadStatus::kBadFid;
-    case LookupStatus::kUnknownVolume:
-      return ReadStatus::kUnknownVolume;
-    case LookupStatus::kNoRoom:
-      break;
-  }
-  return ReadStatus::kInternal;
-}
 
 // One reply in flight: its header and whatever the data points into must live until UCX is done
 // (UCX 1.13 copies neither before completion for zero-copy and rendezvous sends).
@@ -105,44 +88,19 @@ struct Handler {
 
   void Serve(ucp_ep_h ep, const ReadRequest& request) {
     for (uint32_t i = 0; i < request.entries.size(); ++i) {
-      const ReadRequestEntry& e = request.entries[i];
-      if (auth != nullptr) {
-        if (Status s = auth->Check(e.token, e.fid); !s.ok()) {
-          // The same answer for every reason (as the volume server's "wrong jwt").
-          Refuse(ep, request, i, ReadStatus::kDenied, 0, "wrong jwt");
-          continue;
-        }
-      }
-      ResolvedNeedle found = volumes->Resolve(e.fid);
-      const LookupResult& r = found.result;
-      if (r.status != LookupStatus::kOk || found.exported == nullptr) {
-        Refuse(ep, request, i, ToReadStatus(r.status), r.volume_id, r.error);
-        continue;
-      }
-      // The index answer is checked once more against the export it will be sent from: only
-      // bytes inside the served part of this generation's mapping ever leave.
-      const auto bytes = found.exported->bytes();
-      if (found.offset > bytes.size() || r.length > bytes.size() - found.offset) {
-        Refuse(ep, request, i, ReadStatus::kNotFound, r.volume_id,
-               "the record lies outside the exported file; retry after the next scan");
+      CheckedRecord c = CheckRead(*volumes, auth, request.entries[i]);
+      if (c.status != ReadStatus::kOk) {
+        Refuse(ep, request, i, c.status, c.volume_id, std::move(c.reason));
         continue;
       }
       auto reply = std::make_unique<Reply>();
       reply->counters = counters;
-      EncodeReadReplyHeader({.status = ReadStatus::kOk,
-                             .needle_version = static_cast<uint8_t>(found.exported->version()),
-                             .request_id = request.request_id,
-                             .index = i,
-                             .volume_id = r.volume_id,
-                             .generation = found.exported->generation(),
-                             .length = r.length,
-                             .needle_size = r.size},
-                            reply->header);
-      const uint8_t* data = bytes.data() + found.offset;
-      reply->source = std::move(found.exported);
+      EncodeReadReplyHeader(c.Header(request.request_id, i), reply->header);
+      const std::span<const uint8_t> data = c.record;
+      reply->source = std::move(c.source);
       counters->replies_ok.fetch_add(1, std::memory_order_relaxed);
-      counters->bytes.fetch_add(r.length, std::memory_order_relaxed);
-      Send(ep, std::move(reply), data, r.length);
+      counters->bytes.fetch_add(data.size(), std::memory_order_relaxed);
+      Send(ep, std::move(reply), data.data(), data.size());
     }
   }
 

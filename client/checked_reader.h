@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "client/checked_reads.h"
 #include "protocol/read_messages.h"
 #include "protocol/status.h"
 #include "rdma/buffer_pool.h"
@@ -26,34 +27,26 @@
 
 namespace swrdma::client {
 
-struct CheckedArrival {
-  size_t tag = 0;  // what the caller passed with the fid
-  ReadReplyHeader header;
-  rdma::PooledBuffer record;  // status kOk: the record, header.length bytes
-  std::string reason;         // other statuses: the agent's reason
-  Status error;               // the reply could not be received (transport failure)
-};
-
-class CheckedReader {
+class CheckedReader final : public CheckedReads {
  public:
   // Registers the reply handler on `worker` (replacing any other for kReadReplyAmId).
   static Result<std::unique_ptr<CheckedReader>> Create(rdma::UcxWorker& worker,
                                                        rdma::UcxEndpoint& endpoint,
                                                        rdma::BufferPool& pool);
-  ~CheckedReader();
+  ~CheckedReader() override;
   CheckedReader(const CheckedReader&) = delete;
   CheckedReader& operator=(const CheckedReader&) = delete;
 
   // Sends one request for `entries`; `tags[i]` comes back with entry i's arrival. Splits
   // nothing: at most kMaxReadBatch entries of at most kMaxReadRequestBytes.
-  Status Send(std::span<const ReadRequestEntry> entries, std::span<const size_t> tags);
+  Status Send(std::span<const ReadRequestEntry> entries, std::span<const size_t> tags) override;
   // Progresses the worker until at least one arrival is ready or `deadline` passes; moves the
   // ready ones to `out`. kTimeout when nothing came (outstanding() still counts the missing).
-  Status Poll(std::vector<CheckedArrival>& out, rdma::Deadline deadline);
+  Status Poll(std::vector<CheckedArrival>& out, rdma::Deadline deadline) override;
   // Replies asked for and not yet ready (including those still being received).
-  size_t outstanding() const { return outstanding_ + receiving_.size(); }
+  size_t outstanding() const override { return outstanding_ + receiving_.size(); }
   // Forgets every outstanding reply (after a timeout): late replies are dropped on arrival.
-  void Forget();
+  void Forget() override;
 
   uint64_t dropped() const { return dropped_; }  // replies that matched nothing we asked
 

@@ -7,6 +7,7 @@
 
 #include "client/checked_reader.h"
 #include "client/client_impl.h"
+#include "client/tcp_checked_reader.h"
 
 namespace swrdma::client {
 namespace {
@@ -35,7 +36,16 @@ Status RefusalToError(std::string_view fid, ReadStatus status, std::string_view 
 
 }  // namespace
 
-Result<CheckedReader*> Client::Impl::Checked() {
+Result<CheckedReads*> Client::Impl::Checked() {
+  if (use_tcp_reads_) {
+    if (!tcp_checked_) {
+      SWRDMA_ASSIGN_OR_RETURN(rdma::BufferPool * pool, Pool());
+      SWRDMA_ASSIGN_OR_RETURN(
+          tcp_checked_,
+          TcpCheckedReader::Connect(http_->url().host, tcp_read_port_, *pool, options_.timeout));
+    }
+    return tcp_checked_.get();
+  }
   if (!endpoint_ || !worker_) {
     return Error(Code::kUnavailable, "not connected to the agent's UCX worker");
   }
@@ -57,7 +67,7 @@ void Client::Impl::CheckedRound(std::span<const std::string> fids, std::span<con
           Error(reader.error().code(), fmt::format("{}: {}", fids[i], reader.error().message()));
     return;
   }
-  CheckedReader& r = **reader;
+  CheckedReads& r = **reader;
   const size_t window = std::max<size_t>(1, options_.max_inflight);
   // Tags are positions in `which`; `answered` catches a second answer (never sent by an agent).
   std::vector<char> answered(which.size(), 0);

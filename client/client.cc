@@ -74,6 +74,45 @@ Result<nlohmann::json> DecodeReply(const Result<HttpReply>& reply, std::string_v
 }
 
 }  // namespace detail
+
+namespace {
+
+// /v1/info "tcp_read": {"port": N}; 0 when absent (older agents) or malformed.
+uint16_t TcpReadPort(const nlohmann::json& info) {
+  const auto t = info.find("tcp_read");
+  if (t == info.end() || !t->is_object()) return 0;
+  const auto p = t->find("port");
+  if (p == t->end() || !p->is_number_unsigned()) return 0;
+  const auto port = p->get<uint64_t>();
+  return port <= 65535 ? static_cast<uint16_t>(port) : 0;
+}
+
+// The client's UCX_TLS names tcp and nothing else (no shared memory, no RDMA device).
+bool AsksTcpOnly(const std::optional<std::string>& transports) {
+  if (!transports || transports->empty()) return false;
+  std::string_view rest = *transports;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    if (rest.substr(0, comma) != "tcp") return false;
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return true;
+}
+
+// UCX reaches the agent over shared memory (the same host): checked reads stay on UCX.
+bool SharesMemory(const rdma::UcxEndpoint& endpoint) {
+  auto t = endpoint.Transports();
+  if (!t) return false;
+  for (const auto& name : t->names()) {
+    if (name == "posix" || name == "sysv" || name == "cma" || name == "xpmem" || name == "knem") {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 using namespace detail;
 
 Client::Impl::Impl(ClientOptions options, std::unique_ptr<AgentHttp> http)
@@ -140,7 +179,28 @@ Status Client::Impl::ConnectAgent() {
   const auto checked = tree.find("checked_reads");  // likewise
   info_checked_reads_ = checked != tree.end() && checked->is_boolean() && checked->get<bool>();
   lookup_cache_.clear();
+  tcp_checked_.reset();
+  use_tcp_reads_ = false;
+  tcp_read_port_ = TcpReadPort(tree);
+  // Checked reads over the agent's TCP port (UCX tcp cannot face a hostile peer, so the agent
+  // serves other hosts there): at once when the client asked for tcp only; else when UCX finds
+  // no shared memory to the agent (another host) or cannot connect. Shared memory stays UCX.
+  const bool tcp_offered = info_checked_reads_ && tcp_read_port_ != 0;
+  if (tcp_offered && AsksTcpOnly(options_.transports)) {
+    keys_.clear();
+    checked_.reset();
+    endpoint_.reset();
+    worker_.reset();
+    use_tcp_reads_ = true;
+    return Status::Ok();
+  }
   Status ucx = ConnectUcx();
+  // A client that named transports without tcp (rc, shared memory) does not get it instead.
+  const bool tcp_allowed =
+      !options_.transports || options_.transports->find("tcp") != std::string::npos;
+  if (tcp_offered && tcp_allowed && (!ucx.ok() || !endpoint_ || !SharesMemory(*endpoint_))) {
+    use_tcp_reads_ = true;
+  }
   if (!ucx.ok()) {
     keys_.clear();
     checked_.reset();
@@ -148,7 +208,7 @@ Status Client::Impl::ConnectAgent() {
     worker_.reset();
     pool_.reset();  // its registrations belong to the context
     context_.reset();
-    if (options_.fallback != FallbackMode::kHttp) {
+    if (options_.fallback != FallbackMode::kHttp && !use_tcp_reads_) {
       return ucx.WithContext(
           fmt::format("connecting UCX to the agent at {} (try --transports, or --fallback http)",
                       options_.agent_url));
@@ -183,6 +243,7 @@ Result<VolumeList> Client::Impl::Volumes() {
 }
 
 Result<std::vector<std::string>> Client::Impl::Transports() const {
+  if (use_tcp_reads_) return std::vector<std::string>{"tcp"};  // ours, not UCX's
   if (!endpoint_) return std::vector<std::string>{};
   SWRDMA_ASSIGN_OR_RETURN(auto t, endpoint_->Transports());
   return t.names();

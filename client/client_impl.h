@@ -21,6 +21,7 @@
 #include "client/checked_reader.h"
 #include "client/client.h"
 #include "client/needle_view.h"
+#include "client/tcp_checked_reader.h"
 #include "protocol/file_id.h"
 #include "protocol/messages.h"
 #include "protocol/status.h"
@@ -81,10 +82,15 @@ class Client::Impl {
   using ViewResults = std::vector<Result<NeedleView>>;
   // client/checked_round.cc: the round over checked reads (the agent checks every read and sends
   // the records; agents that serve them say so in /v1/info "checked_reads").
-  bool checked_mode() const { return info_checked_reads_ && worker_.has_value(); }
+  // Over the agent's TCP read port (client/tcp_checked_reader.h) when the agent is on another
+  // host (UCX found no shared memory to it) or the client asked for tcp only; UCX (shared
+  // memory) otherwise. See ConnectAgent.
+  bool checked_mode() const {
+    return info_checked_reads_ && (worker_.has_value() || use_tcp_reads_);
+  }
   void CheckedRound(std::span<const std::string> fids, std::span<const size_t> which,
                     const ReadOptions& options, ViewResults& out, const OnRead* emit);
-  Result<CheckedReader*> Checked();
+  Result<CheckedReads*> Checked();
   // `emit`, when set, receives successful reads as they complete (out[i] is then left as is).
   void ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
                  const ReadOptions& options, ViewResults& out, bool last,
@@ -116,6 +122,7 @@ class Client::Impl {
   std::optional<rdma::UcxContext> context_;
   bool agent_shm_peer_failure_ = false;          // /v1/info "shm_peer_failure": see ConnectUcx
   std::optional<rdma::UcxRegistrar> registrar_;  // the pool's way to register with context_
+  PlainRegistrar plain_registrar_;  // the pool's without a UCX context (reads over tcp only)
   // After the context (which must outlive it), before the worker: buffers of abandoned gets
   // return to the pool when the worker is destroyed.
   std::optional<rdma::BufferPool> pool_;
@@ -151,6 +158,9 @@ class Client::Impl {
   // After endpoint_ and worker_: destroyed before them. Bound to checked_endpoint_'s core.
   std::unique_ptr<CheckedReader> checked_;
   const void* checked_endpoint_ = nullptr;
+  uint16_t tcp_read_port_ = 0;  // /v1/info "tcp_read": {"port": N}; 0: not offered
+  bool use_tcp_reads_ = false;
+  std::unique_ptr<TcpCheckedReader> tcp_checked_;  // before pool_ goes
   bool stamp_reads_ = false;  // ReadEach: views carry issued/verified times (2 clock reads)
 };
 

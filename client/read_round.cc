@@ -22,11 +22,13 @@ namespace swrdma::client {
 
 Result<rdma::BufferPool*> Client::Impl::Pool() {
   if (!pool_) {
-    if (!context_) return Error(Code::kUnavailable, "no UCX context: not connected over UCX");
     rdma::BufferPoolOptions po;
     po.hugepages = options_.hugepages;
-    registrar_.emplace(*context_);
-    SWRDMA_ASSIGN_OR_RETURN(auto pool, rdma::BufferPool::Create(*registrar_, po));
+    // Without a UCX context (reads over tcp only) buffers are plain memory.
+    if (context_) registrar_.emplace(*context_);
+    const rdma::Registrar& registrar =
+        context_ ? static_cast<const rdma::Registrar&>(*registrar_) : plain_registrar_;
+    SWRDMA_ASSIGN_OR_RETURN(auto pool, rdma::BufferPool::Create(registrar, po));
     pool_.emplace(std::move(pool));
   }
   return &*pool_;

@@ -219,6 +219,20 @@ def seeds():
         read_request(3, [(b"1,01", b"")], version=2),
         struct.pack("<IHBBQIIQQII", 0x50525753, 1, 0, 3, 1, 0, 3, 7, 4096, 4000, 0),
     ]
+    # The agent's reply stream over TCP to a request (id 1) for three fids
+    # (client/tcp_checked_reader.h): header + data per entry.
+    def reply(status, index, data, needle_size=None, rid=1):
+        size = len(data) if needle_size is None else needle_size
+        return struct.pack("<IHBBQIIQQII", 0x50525753, 1, status, 3, rid, index, 3, 7, len(data),
+                           size, 0) + data
+
+    s["fuzz_tcp_reply"] = [
+        reply(0, 0, b"r" * 64) + reply(2, 1, b"deleted") + reply(4, 2, b"unknown volume"),
+        reply(0, 2, b"") + reply(0, 0, b"x" * 100) + reply(1, 1, b""),
+        reply(0, 0, b"r" * 64)[:70],
+        reply(0, 0, b"r" * 10, needle_size=1) + reply(0, 0, b"again"),
+        reply(0, 1, b"y" * 5000, rid=2),
+    ]
     return s
 
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "http/http_util.h"
 #include "rdma/ucx/ucx_worker.h"
 
 namespace swrdma::testing {
@@ -46,7 +47,23 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
   if (!reads) throw std::runtime_error(reads.error().ToString());
   reads_ = std::move(*reads);
   so.reads = reads_.get();
+  int read_fd = -1;  // bound first: /v1/info names the port, the server counts into /metrics
+  if (options.tcp_read) {
+    auto fd = agent::OpenListenSocket("127.0.0.1:0");
+    if (!fd) throw std::runtime_error(fd.error().ToString());
+    read_fd = *fd;
+    so.tcp_read_port = agent::BoundPort(read_fd);
+  }
   service_ = std::make_unique<agent::AgentService>(*volumes_, so);
+  if (read_fd >= 0) {
+    agent::TcpReadServerOptions to = options.tcp_read_options;
+    to.listen = "127.0.0.1:0";
+    to.listen_fd = read_fd;
+    to.registry = service_->metrics().registry();
+    auto tcp = agent::TcpReadServer::Start(to, *volumes_, auth_.get());
+    if (!tcp) throw std::runtime_error(tcp.error().ToString());
+    tcp_reads_ = std::move(*tcp);
+  }
   service_->SetReady(true);
   agent::HttpServerOptions ho;
   ho.listen = {"127.0.0.1:" + std::to_string(options.port)};
@@ -66,6 +83,7 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
 InProcessAgent::~InProcessAgent() {
   if (watcher_) watcher_->Stop();
   server_->Stop(std::chrono::seconds(2));
+  if (tcp_reads_) tcp_reads_->Stop();
   // As swrdma-agent: replies still owed to vanished clients mean the worker must not be destroyed.
   const uint64_t unsent = reads_->Shutdown();
   reads_.reset();

@@ -12,6 +12,7 @@
 #include "agent/progress_thread.h"
 #include "agent/read_auth.h"
 #include "agent/read_server.h"
+#include "agent/tcp_read_server.h"
 #include "agent/volume_set.h"
 #include "agent/volume_watcher.h"
 #include "http/http_server.h"
@@ -33,6 +34,10 @@ struct InProcessAgentOptions {
   // The agent's UCX context beyond what swrdma-agent always sets (wakeup, PROTO_INDIRECT_ID):
   // transports, shared-memory peer failure, extra UCX settings (e.g. a short keepalive).
   rdma::UcxContextOptions ucx;
+  // Checked reads over TCP (agent/tcp_read_server.h) on an ephemeral loopback port, advertised
+  // in /v1/info as swrdma-agent does; these limits as given.
+  bool tcp_read = true;
+  agent::TcpReadServerOptions tcp_read_options;
 };
 
 class InProcessAgent {
@@ -51,6 +56,9 @@ class InProcessAgent {
   // Generation of the volume's current export, 0 if not exported.
   uint64_t generation(uint32_t vid) const;
   const agent::ReadServer& read_server() const { return *reads_; }
+  // Null when options.tcp_read was false.
+  const agent::TcpReadServer* tcp_read_server() const { return tcp_reads_.get(); }
+  uint16_t tcp_read_port() const { return tcp_reads_ ? tcp_reads_->port() : 0; }
   const std::vector<uint8_t>& worker_address() const { return progress_->worker_address(); }
 
  private:
@@ -61,6 +69,7 @@ class InProcessAgent {
   std::unique_ptr<agent::ProgressThread> progress_;
   std::unique_ptr<agent::ReadAuthorizer> auth_;
   std::unique_ptr<agent::ReadServer> reads_;
+  std::unique_ptr<agent::TcpReadServer> tcp_reads_;
   std::unique_ptr<agent::AgentService> service_;
   std::unique_ptr<agent::HttpServer> server_;
   std::unique_ptr<agent::VolumeWatcher> watcher_;

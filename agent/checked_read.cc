@@ -1,0 +1,81 @@
+#include "agent/checked_read.h"
+
+namespace swrdma::agent {
+namespace {
+
+ReadStatus ToReadStatus(LookupStatus s) {
+  switch (s) {
+    case LookupStatus::kOk:
+      return ReadStatus::kOk;
+    case LookupStatus::kNotFound:
+      return ReadStatus::kNotFound;
+    case LookupStatus::kDeleted:
+      return ReadStatus::kDeleted;
+    case LookupStatus::kBadFid:
+      return ReadStatus::kBadFid;
+    case LookupStatus::kUnknownVolume:
+      return ReadStatus::kUnknownVolume;
+    case LookupStatus::kNoRoom:
+      break;
+  }
+  return ReadStatus::kInternal;
+}
+
+CheckedRecord Refusal(ReadStatus status, uint32_t volume_id, std::string reason) {
+  CheckedRecord r;
+  r.status = status;
+  r.volume_id = volume_id;
+  r.reason = std::move(reason);
+  return r;
+}
+
+}  // namespace
+
+ReadReplyHeader CheckedRecord::Header(uint64_t request_id, uint32_t index) const {
+  return {.status = status,
+          .needle_version = needle_version,
+          .request_id = request_id,
+          .index = index,
+          .volume_id = volume_id,
+          .generation = generation,
+          .length = status == ReadStatus::kOk ? record.size() : reason.size(),
+          .needle_size = needle_size};
+}
+
+std::span<const uint8_t> CheckedRecord::data() const {
+  if (status == ReadStatus::kOk) return record;
+  return {reinterpret_cast<const uint8_t*>(reason.data()), reason.size()};
+}
+
+CheckedRecord CheckRead(const VolumeSet& volumes, const ReadAuthorizer* auth,
+                        const ReadRequestEntry& e) {
+  if (auth != nullptr) {
+    if (Status s = auth->Check(e.token, e.fid); !s.ok()) {
+      // The same answer for every reason (as the volume server's "wrong jwt").
+      return Refusal(ReadStatus::kDenied, 0, "wrong jwt");
+    }
+  }
+  ResolvedNeedle found = volumes.Resolve(e.fid);
+  const LookupResult& r = found.result;
+  if (r.status != LookupStatus::kOk || found.exported == nullptr) {
+    return Refusal(ToReadStatus(r.status), r.volume_id, r.error);
+  }
+  // The index answer is checked once more against the export it will be sent from: only bytes
+  // inside the served part of this generation's mapping ever leave.
+  const auto bytes = found.exported->bytes();
+  if (found.offset > bytes.size() || r.length > bytes.size() - found.offset) {
+    return Refusal(ReadStatus::kNotFound, r.volume_id,
+                   "the record lies outside the exported file; retry after the next scan");
+  }
+  CheckedRecord out;
+  out.status = ReadStatus::kOk;
+  out.volume_id = r.volume_id;
+  out.record = bytes.subspan(found.offset, r.length);
+  out.needle_size = r.size;
+  out.needle_version = static_cast<uint8_t>(found.exported->version());
+  out.generation = found.exported->generation();
+  out.source = std::move(found.exported);
+  return out;
+}
+
+}  // namespace swrdma::agent

@@ -1,0 +1,40 @@
+// One fid of a checked read (protocol/read_messages.h), decided: the token checked, the record
+// resolved in the index and bounds-checked against the export it will be sent from. Shared by
+// every transport that serves checked reads (agent/read_server.h over UCX active messages,
+// agent/tcp_read_server.h over plain TCP), so they refuse and serve exactly the same fids.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "agent/read_auth.h"
+#include "agent/volume_set.h"
+#include "protocol/read_messages.h"
+
+namespace swrdma::agent {
+
+struct CheckedRecord {
+  ReadStatus status = ReadStatus::kInternal;
+  uint32_t volume_id = 0;
+  std::string reason;  // a refusal's reason (the reply's data), empty for kOk
+  // kOk: the export the record is sent from (keep it alive until the bytes are sent) and the
+  // record inside its mapping.
+  std::shared_ptr<const ExportedVolume> source;
+  std::span<const uint8_t> record;
+  uint32_t needle_size = 0;
+  uint8_t needle_version = 0;
+  uint64_t generation = 0;
+
+  // The reply header for entry `index` of request `request_id`.
+  ReadReplyHeader Header(uint64_t request_id, uint32_t index) const;
+  // The reply's data: the record, or the reason.
+  std::span<const uint8_t> data() const;
+};
+
+// `auth` may be null (no tokens needed). Never throws; every failure is a refusal.
+CheckedRecord CheckRead(const VolumeSet& volumes, const ReadAuthorizer* auth,
+                        const ReadRequestEntry& entry);
+
+}  // namespace swrdma::agent
