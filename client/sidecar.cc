@@ -171,6 +171,7 @@ HttpResponse Sidecar::StatsJson() const {
   j["errors"] = s.errors;
   j["bytes"] = s.bytes;
   j["tokens"] = s.tokens;
+  j["past_end"] = s.past_end;
   j["agents_connected"] = s.agents_connected;
   const NeedleCacheStats c = cache_.stats();
   j["cache"] = {{"hits", c.hits}, {"misses", c.misses}, {"bytes", c.bytes}, {"entries", c.entries}};
@@ -181,7 +182,8 @@ HttpResponse Sidecar::StatsJson() const {
 }
 
 SidecarStats Sidecar::stats() const {
-  return {reads_.load(), errors_.load(), bytes_.load(), tokens_.load(), pool_.connected()};
+  return {reads_.load(),  errors_.load(),   bytes_.load(),
+          tokens_.load(), past_end_.load(), pool_.connected()};
 }
 
 bool Sidecar::NeedsToken(const std::string& agent) {
@@ -276,15 +278,20 @@ HttpResponse Sidecar::Read(const agent::HttpRequest& request) {
   read_ok_.store(true, std::memory_order_relaxed);
 
   const std::vector<uint8_t>& bytes = **data;
-  if (*offset > bytes.size()) {
+  // A range that does not lie wholly inside the data is refused, never cut short: weed mount
+  // (tryRDMARead) places chunks by summing chunk sizes and copies whatever body arrives, so a
+  // short 200 would become a short FUSE read (the kernel then takes it as the end of the file)
+  // and a wrong one would become wrong bytes. A non-200 makes it read the range over HTTP.
+  // size 0 alone still means "to the end".
+  if (*offset > bytes.size() || (*size != 0 && *size > bytes.size() - *offset)) {
     errors_.fetch_add(1, std::memory_order_relaxed);
+    past_end_.fetch_add(1, std::memory_order_relaxed);
     return HttpResponse::JsonError(
-        416, fmt::format("{}: offset {} is past the end of its {} data bytes", fid_text, *offset,
-                         bytes.size()));
+        416, fmt::format("{}: range offset {} size {} runs past the end of its {} data bytes",
+                         fid_text, *offset, *size, bytes.size()));
   }
   const size_t begin = *offset;
-  const size_t avail = bytes.size() - begin;
-  const size_t n = *size == 0 ? avail : static_cast<size_t>(std::min<uint64_t>(*size, avail));
+  const size_t n = *size == 0 ? bytes.size() - begin : static_cast<size_t>(*size);
   HttpResponse r;
   r.status = 200;
   r.content_type = "application/octet-stream";

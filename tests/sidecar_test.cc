@@ -130,9 +130,9 @@ TEST_F(SidecarTest, HealthThenChunkReadsMatchWhatWasWritten) {
     for (size_t k = 0; k < 8 && k < fids.size(); ++k) {
       const std::string& fid = fids[k];
       const auto& d = needles_[fid].data;
-      // Whole, a middle chunk, a chunk running past the end (clamped), size 0 (to the end).
+      // Whole, a middle chunk, the last bytes exactly, size 0 (to the end).
       const std::vector<std::pair<size_t, size_t>> ranges = {
-          {0, d.size()}, {d.size() / 3, d.size() / 3 + 1}, {d.size() - 7, 4096}, {5, 0}};
+          {0, d.size()}, {d.size() / 3, d.size() / 3 + 1}, {d.size() - 7, 7}, {5, 0}};
       for (auto [offset, size] : ranges) {
         auto r = Get(ReadTarget(fid, offset, size));
         ASSERT_EQ(r.status, 200) << fid << " " << r.body;
@@ -169,6 +169,7 @@ TEST_F(SidecarTest, FailuresAreNon200JsonSoTheMountFallsBack) {
       {ReadTarget("5,01637037d6", 0, 10), 404},                 // volume not on that agent
       {ReadTarget(live, 0, 10, "http://127.0.0.1:8099"), 502},  // agent down
       {ReadTarget(live, needles_[live].data.size() + 1, 10), 416},
+      {ReadTarget(live, needles_[live].data.size() + 1, 0), 416},
       {"/read?offset=0&size=10&volume_server=http://127.0.0.1:8080", 400},  // no file_id
       {ReadTarget("4,zz", 0, 10), 400},
       {ReadTarget("nonsense", 0, 10), 400},
@@ -189,6 +190,38 @@ TEST_F(SidecarTest, FailuresAreNon200JsonSoTheMountFallsBack) {
   auto cleanup = http.Request("DELETE", "/cleanup?temp_file=/tmp/x");
   ASSERT_TRUE(cleanup);
   EXPECT_EQ(cleanup->status, 200);
+}
+
+// weed mount's tryRDMARead places a chunk by summing chunk sizes and copies whatever 200 body
+// arrives: a range running past the needle's data must be refused, not cut short (a short body
+// would be a short FUSE read, taken as the end of the file).
+TEST_F(SidecarTest, RangePastTheDataIsRefusedNotCutShort) {
+  StartSidecar();
+  for (bool gz : {false, true}) {
+    const std::string fid = LiveFids(gz).front();
+    const auto& d = needles_[fid].data;
+    const std::vector<std::pair<uint64_t, uint64_t>> past = {
+        {d.size() - 7, 8},  // one byte too many
+        {0, d.size() + 1},  // the whole data and one more
+        {d.size(), 1},      // at the end
+        {1, UINT64_MAX},    // offset + size overflows
+        {UINT64_MAX, 1}};
+    for (auto [offset, size] : past) {
+      auto r = Get(ReadTarget(fid, offset, size));
+      EXPECT_EQ(r.status, 416) << fid << " offset " << offset << " size " << size << ": " << r.body;
+      EXPECT_TRUE(r.Header("X-RDMA-Used").empty());
+      EXPECT_NE(r.body.find("past the end"), std::string::npos) << r.body;
+    }
+    // Exactly to the end is served; so is an empty range at the end with size 0 (to the end).
+    auto last = Get(ReadTarget(fid, d.size() - 7, 7));
+    EXPECT_EQ(last.status, 200);
+    EXPECT_EQ(last.body, Slice(d, d.size() - 7, 7));
+    auto empty = Get(ReadTarget(fid, d.size(), 0));
+    EXPECT_EQ(empty.status, 200);
+    EXPECT_TRUE(empty.body.empty());
+  }
+  EXPECT_EQ(sidecar_->stats().past_end, 10u);
+  EXPECT_EQ(sidecar_->stats().reads, 4u);
 }
 
 TEST_F(SidecarTest, EscapedAndLegacyParametersNameTheSameNeedle) {
@@ -226,8 +259,9 @@ TEST_F(SidecarTest, ManyConcurrentReadsLikeTheMountsMaxConcurrent) {
         const std::string& fid = fids[(t * kReads + i) % fids.size()];
         const auto& d = needles_.at(fid).data;
         const size_t offset = (static_cast<size_t>(i) * 131) % d.size();
-        auto r = http.Request("GET", ReadTarget(fid, offset, 1000));
-        (r && r->status == 200 && r->body == Slice(d, offset, 1000)) ? ++ok : ++bad;
+        const size_t n = std::min<size_t>(1000, d.size() - offset);  // inside the data
+        auto r = http.Request("GET", ReadTarget(fid, offset, n));
+        (r && r->status == 200 && r->body == Slice(d, offset, n)) ? ++ok : ++bad;
       }
     });
   }
@@ -336,8 +370,10 @@ TEST_F(SidecarTest, PiecesOfOneChunkShareOneNeedleRead) {
   for (size_t offset = 0; offset < d.size(); offset += 16 * 1024) {
     threads.emplace_back([&, offset] {
       client::AgentHttp http({"127.0.0.1", sidecar_->port(), ""}, std::chrono::seconds(10));
-      auto r = http.Request("GET", ReadTarget(fid, offset, 16 * 1024));
-      if (r && r->status == 200 && r->body == Slice(d, offset, 16 * 1024)) ++ok;
+      // As the mount cuts its last piece at the chunk's end.
+      const size_t n = std::min<size_t>(16 * 1024, d.size() - offset);
+      auto r = http.Request("GET", ReadTarget(fid, offset, n));
+      if (r && r->status == 200 && r->body == Slice(d, offset, n)) ++ok;
     });
   }
   for (auto& t : threads)
