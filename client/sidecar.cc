@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "client/filer_manifest.h"
 #include "protocol/file_id.h"
 
 namespace swrdma::client {
@@ -74,6 +75,8 @@ int HttpStatusFor(const Status& s) {
       return 404;
     case Code::kPermissionDenied:
       return 403;
+    case Code::kUnsupported:  // a chunk manifest (0x80 flag, or a filer one): not file bytes
+      return 409;
     case Code::kResourceExhausted:
       return 503;
     case Code::kTimeout:
@@ -172,6 +175,7 @@ HttpResponse Sidecar::StatsJson() const {
   j["bytes"] = s.bytes;
   j["tokens"] = s.tokens;
   j["past_end"] = s.past_end;
+  j["filer_manifests"] = s.filer_manifests;
   j["agents_connected"] = s.agents_connected;
   const NeedleCacheStats c = cache_.stats();
   j["cache"] = {{"hits", c.hits}, {"misses", c.misses}, {"bytes", c.bytes}, {"entries", c.entries}};
@@ -182,8 +186,8 @@ HttpResponse Sidecar::StatsJson() const {
 }
 
 SidecarStats Sidecar::stats() const {
-  return {reads_.load(),  errors_.load(),   bytes_.load(),
-          tokens_.load(), past_end_.load(), pool_.connected()};
+  return {reads_.load(),    errors_.load(),          bytes_.load(),    tokens_.load(),
+          past_end_.load(), filer_manifests_.load(), pool_.connected()};
 }
 
 bool Sidecar::NeedsToken(const std::string& agent) {
@@ -219,6 +223,15 @@ Result<std::vector<uint8_t>> Sidecar::ReadNeedle(const std::string& agent, const
   if (!data) {
     if (AgentLevel(data.error())) lease->Discard();  // a fresh Client next time
     return Error(data.error());
+  }
+  // weed mount reads a filer manifest chunk's needle as if it held the file's bytes (its RDMA
+  // path ignores is_chunk_manifest): refuse it, so the mount resolves the chunk over HTTP.
+  if (data->name.empty() && data->mime.empty() && LooksLikeFilerChunkManifest(data->data)) {
+    filer_manifests_.fetch_add(1, std::memory_order_relaxed);
+    return Error(Code::kUnsupported,
+                 fmt::format("{}: holds a filer chunk manifest (filer_pb.FileChunkManifest), not "
+                             "file bytes; read the file's range over HTTP",
+                             fid));
   }
   return std::move(data->data);
 }

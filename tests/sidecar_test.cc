@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/agent_http.h"
+#include "client/filer_manifest.h"
 #include "client/needle_cache.h"
 #include "client/sidecar.h"
 #include "protocol/file_id.h"
@@ -25,6 +27,7 @@
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
 #include "volume/volume_generator.h"
+#include "volume/volume_writer.h"
 
 namespace swrdma {
 namespace {
@@ -45,6 +48,78 @@ uint16_t DeadPort() {
 
 using Needle = testing::ExpectedNeedle;
 
+// Protobuf encoding, as the filer writes a filer_pb.FileChunkManifest (mergeIntoManifest).
+void PutVarint(std::vector<uint8_t>& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+void PutLen(std::vector<uint8_t>& out, int field, const std::vector<uint8_t>& b) {
+  PutVarint(out, (static_cast<uint64_t>(field) << 3) | 2);
+  PutVarint(out, b.size());
+  out.insert(out.end(), b.begin(), b.end());
+}
+void PutVarintField(std::vector<uint8_t>& out, int field, uint64_t v) {
+  PutVarint(out, static_cast<uint64_t>(field) << 3);
+  PutVarint(out, v);
+}
+// chunks {volume_id, file_key, cookie, offset, size}; after BeforeEntrySerialization (fid set,
+// file_id cleared).
+std::vector<uint8_t> FilerManifest(size_t chunks) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < chunks; ++i) {
+    std::vector<uint8_t> fid, chunk;
+    PutVarintField(fid, 1, 3);
+    PutVarintField(fid, 2, 0x1234 + i);
+    PutVarint(fid, (3 << 3) | 5);
+    for (int k = 0; k < 4; ++k)
+      fid.push_back(static_cast<uint8_t>(0xA0 + k));
+    PutVarintField(chunk, 2, i * 101);
+    PutVarintField(chunk, 3, 101);
+    PutVarintField(chunk, 4, 1'780'000'000'000'000'000ull + i);
+    PutLen(chunk, 7, fid);
+    PutLen(out, 1, chunk);
+  }
+  return out;
+}
+
+TEST(FilerManifestTest, RecognisesTheFilersManifestAndLittleElse) {
+  for (size_t n : {1, 2, 256}) {
+    EXPECT_TRUE(client::LooksLikeFilerChunkManifest(FilerManifest(n))) << n;
+  }
+  // A chunk naming its needle by the old file_id string is one too.
+  std::vector<uint8_t> legacy, chunk;
+  const std::string id = "3,01637037d6";
+  PutLen(chunk, 1, std::vector<uint8_t>(id.begin(), id.end()));
+  PutVarintField(chunk, 3, 10);
+  PutLen(legacy, 1, chunk);
+  EXPECT_TRUE(client::LooksLikeFilerChunkManifest(legacy));
+
+  EXPECT_FALSE(client::LooksLikeFilerChunkManifest({}));
+  auto cut = FilerManifest(3);
+  cut.pop_back();
+  EXPECT_FALSE(client::LooksLikeFilerChunkManifest(cut));
+  std::vector<uint8_t> anonymous, size_only;  // a chunk that names no needle
+  PutVarintField(size_only, 3, 10);
+  PutLen(anonymous, 1, size_only);
+  EXPECT_FALSE(client::LooksLikeFilerChunkManifest(anonymous));
+  const std::string text = "\n{\"chunks\":[]} hello world\n";
+  EXPECT_FALSE(client::LooksLikeFilerChunkManifest(std::vector<uint8_t>(text.begin(), text.end())));
+  // Random data of every size up to 4 KiB, and generated needle data: never.
+  std::mt19937_64 rng(15);
+  size_t positives = 0;
+  for (size_t size = 1; size <= 4096; ++size) {
+    std::vector<uint8_t> d(size);
+    for (auto& b : d)
+      b = static_cast<uint8_t>(rng());
+    positives += client::LooksLikeFilerChunkManifest(d);
+    positives += client::LooksLikeFilerChunkManifest(GeneratedNeedleData(4, size, size, false));
+  }
+  EXPECT_EQ(positives, 0u);
+}
+
 constexpr const char* kVolumeServer = "http://127.0.0.1:8080";  // mapped to the agent
 
 class SidecarTest : public ::testing::Test {
@@ -62,6 +137,24 @@ class SidecarTest : public ::testing::Test {
     o.seed = 9;
     testing::GenerateExpected(o, needles_);
     ASSERT_FALSE(needles_.empty());
+    // Volume 7: a filer manifest chunk's needle as the filer stores it (no name, no mime, no
+    // 0x80 flag), the same bytes with a name (an ordinary file), and with the 0x80 flag.
+    VolumeWriterOptions vo;
+    vo.dir = tmp_ / "vols";
+    vo.volume_id = 7;
+    auto w = VolumeWriter::Create(vo);
+    ASSERT_TRUE(w) << w.error().ToString();
+    manifest_ = FilerManifest(256);
+    for (uint64_t id : {1, 2, 3}) {
+      NeedleSpec spec;
+      spec.id = id;
+      spec.cookie = 0x5EED0000 + static_cast<uint32_t>(id);
+      spec.data = manifest_;
+      if (id == 2) spec.name = "manifest.pb";
+      spec.chunk_manifest = id == 3;
+      ASSERT_TRUE(w->Append(spec)) << id;
+      manifest_fids_.push_back(FormatFileId(FileId{7, id, spec.cookie}));
+    }
     agent_ = std::make_unique<testing::InProcessAgent>(std::vector<fs::path>{tmp_ / "vols"},
                                                        tmp_ / "index");
     std::ofstream map(tmp_ / "agents.map");
@@ -110,6 +203,8 @@ class SidecarTest : public ::testing::Test {
 
   testing::TempDir tmp_;
   std::map<std::string, Needle> needles_;
+  std::vector<uint8_t> manifest_;
+  std::vector<std::string> manifest_fids_;  // filer manifest, named file, 0x80 manifest
   std::unique_ptr<testing::InProcessAgent> agent_;
   std::unique_ptr<client::Sidecar> sidecar_;
 };
@@ -222,6 +317,24 @@ TEST_F(SidecarTest, RangePastTheDataIsRefusedNotCutShort) {
   }
   EXPECT_EQ(sidecar_->stats().past_end, 10u);
   EXPECT_EQ(sidecar_->stats().reads, 4u);
+}
+
+// weed mount's RDMA path ignores a chunk's is_chunk_manifest and asks for the manifest needle's
+// bytes as if they were the file's: refused (409), so the mount resolves it over HTTP.
+TEST_F(SidecarTest, ChunkManifestNeedlesAreRefusedNotServedAsFileBytes) {
+  StartSidecar();
+  ASSERT_EQ(manifest_fids_.size(), 3u);
+  for (size_t k : {0, 2}) {
+    auto r = Get(ReadTarget(manifest_fids_[k], 0, 4096));
+    EXPECT_EQ(r.status, 409) << manifest_fids_[k] << ": " << r.body;
+    EXPECT_NE(r.body.find("manifest"), std::string::npos) << r.body;
+    EXPECT_TRUE(r.Header("X-RDMA-Used").empty());
+  }
+  EXPECT_EQ(sidecar_->stats().filer_manifests, 1u);
+  // The same bytes stored as a named file are a file: served.
+  auto named = Get(ReadTarget(manifest_fids_[1], 0, 4096));
+  ASSERT_EQ(named.status, 200) << named.body;
+  EXPECT_EQ(named.body, std::string(manifest_.begin(), manifest_.begin() + 4096));
 }
 
 TEST_F(SidecarTest, EscapedAndLegacyParametersNameTheSameNeedle) {
