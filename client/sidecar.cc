@@ -175,6 +175,7 @@ HttpResponse Sidecar::StatsJson() const {
   j["bytes"] = s.bytes;
   j["tokens"] = s.tokens;
   j["past_end"] = s.past_end;
+  j["at_end"] = s.at_end;
   j["filer_manifests"] = s.filer_manifests;
   j["agents_connected"] = s.agents_connected;
   const NeedleCacheStats c = cache_.stats();
@@ -186,8 +187,8 @@ HttpResponse Sidecar::StatsJson() const {
 }
 
 SidecarStats Sidecar::stats() const {
-  return {reads_.load(),    errors_.load(),          bytes_.load(),    tokens_.load(),
-          past_end_.load(), filer_manifests_.load(), pool_.connected()};
+  return {reads_.load(),    errors_.load(), bytes_.load(),           tokens_.load(),
+          past_end_.load(), at_end_.load(), filer_manifests_.load(), pool_.connected()};
 }
 
 bool Sidecar::NeedsToken(const std::string& agent) {
@@ -291,17 +292,23 @@ HttpResponse Sidecar::Read(const agent::HttpRequest& request) {
   read_ok_.store(true, std::memory_order_relaxed);
 
   const std::vector<uint8_t>& bytes = **data;
-  // A range that does not lie wholly inside the data is refused, never cut short: weed mount
-  // (tryRDMARead) places chunks by summing chunk sizes and copies whatever body arrives, so a
-  // short 200 would become a short FUSE read (the kernel then takes it as the end of the file)
-  // and a wrong one would become wrong bytes. A non-200 makes it read the range over HTTP.
-  // size 0 alone still means "to the end".
-  if (*offset > bytes.size() || (*size != 0 && *size > bytes.size() - *offset)) {
+  // Only ranges that end before the end of the data are served. weed mount (tryRDMARead) places
+  // a FUSE read in one chunk by summing chunk sizes, asks for min(read size, rest of the chunk)
+  // and returns whatever body arrives as the whole read. A read that straddles a chunk boundary
+  // thus comes here as a range ending exactly at the needle's end, and serving it gives the
+  // kernel a short read: it zero-fills the rest and takes the short end as the end of the file
+  // (the real mount then shows files cut at the first chunk boundary). Such a range cannot be
+  // told from one that merely fits, so every range reaching the end is refused (416), as is one
+  // running past it: the mount then reads that piece over HTTP, correctly. size 0 ("to the end",
+  // never sent by the mount) is still served, for curl and other callers.
+  const bool past = *offset > bytes.size() || (*size != 0 && *size > bytes.size() - *offset);
+  if (past || (*size != 0 && *size == bytes.size() - *offset)) {
     errors_.fetch_add(1, std::memory_order_relaxed);
-    past_end_.fetch_add(1, std::memory_order_relaxed);
+    (past ? past_end_ : at_end_).fetch_add(1, std::memory_order_relaxed);
     return HttpResponse::JsonError(
-        416, fmt::format("{}: range offset {} size {} runs past the end of its {} data bytes",
-                         fid_text, *offset, *size, bytes.size()));
+        416, fmt::format("{}: range offset {} size {} {} the end of its {} data bytes (weed mount "
+                         "would take a short read for the end of the file; read it over HTTP)",
+                         fid_text, *offset, *size, past ? "runs past" : "reaches", bytes.size()));
   }
   const size_t begin = *offset;
   const size_t n = *size == 0 ? bytes.size() - begin : static_cast<size_t>(*size);

@@ -225,9 +225,9 @@ TEST_F(SidecarTest, HealthThenChunkReadsMatchWhatWasWritten) {
     for (size_t k = 0; k < 8 && k < fids.size(); ++k) {
       const std::string& fid = fids[k];
       const auto& d = needles_[fid].data;
-      // Whole, a middle chunk, the last bytes exactly, size 0 (to the end).
+      // All but the last byte, a middle chunk, bytes just before the end, size 0 (to the end).
       const std::vector<std::pair<size_t, size_t>> ranges = {
-          {0, d.size()}, {d.size() / 3, d.size() / 3 + 1}, {d.size() - 7, 7}, {5, 0}};
+          {0, d.size() - 1}, {d.size() / 3, d.size() / 3 + 1}, {d.size() - 7, 6}, {5, 0}};
       for (auto [offset, size] : ranges) {
         auto r = Get(ReadTarget(fid, offset, size));
         ASSERT_EQ(r.status, 200) << fid << " " << r.body;
@@ -287,10 +287,11 @@ TEST_F(SidecarTest, FailuresAreNon200JsonSoTheMountFallsBack) {
   EXPECT_EQ(cleanup->status, 200);
 }
 
-// weed mount's tryRDMARead places a chunk by summing chunk sizes and copies whatever 200 body
-// arrives: a range running past the needle's data must be refused, not cut short (a short body
-// would be a short FUSE read, taken as the end of the file).
-TEST_F(SidecarTest, RangePastTheDataIsRefusedNotCutShort) {
+// weed mount's tryRDMARead places a FUSE read in one chunk, asks for min(read size, rest of the
+// chunk) and returns whatever 200 body arrives as the whole read: a read straddling two chunks
+// comes as a range reaching the needle's end, and a short answer is taken for the end of the
+// file. Ranges at or past the end are refused; ranges ending inside the data are served.
+TEST_F(SidecarTest, RangesAtOrPastTheEndAreRefusedNotCutShort) {
   StartSidecar();
   for (bool gz : {false, true}) {
     const std::string fid = LiveFids(gz).front();
@@ -301,21 +302,26 @@ TEST_F(SidecarTest, RangePastTheDataIsRefusedNotCutShort) {
         {d.size(), 1},      // at the end
         {1, UINT64_MAX},    // offset + size overflows
         {UINT64_MAX, 1}};
-    for (auto [offset, size] : past) {
-      auto r = Get(ReadTarget(fid, offset, size));
-      EXPECT_EQ(r.status, 416) << fid << " offset " << offset << " size " << size << ": " << r.body;
-      EXPECT_TRUE(r.Header("X-RDMA-Used").empty());
-      EXPECT_NE(r.body.find("past the end"), std::string::npos) << r.body;
+    const std::vector<std::pair<uint64_t, uint64_t>> at_end = {{d.size() - 7, 7}, {0, d.size()}};
+    for (const auto& ranges : {past, at_end}) {
+      for (auto [offset, size] : ranges) {
+        auto r = Get(ReadTarget(fid, offset, size));
+        EXPECT_EQ(r.status, 416) << fid << " offset " << offset << " size " << size << ": "
+                                 << r.body;
+        EXPECT_TRUE(r.Header("X-RDMA-Used").empty());
+        EXPECT_NE(r.body.find("the end of its"), std::string::npos) << r.body;
+      }
     }
-    // Exactly to the end is served; so is an empty range at the end with size 0 (to the end).
-    auto last = Get(ReadTarget(fid, d.size() - 7, 7));
+    // Ending one byte before the end is served; so is size 0 (to the end, not sent by the mount).
+    auto last = Get(ReadTarget(fid, d.size() - 7, 6));
     EXPECT_EQ(last.status, 200);
-    EXPECT_EQ(last.body, Slice(d, d.size() - 7, 7));
-    auto empty = Get(ReadTarget(fid, d.size(), 0));
-    EXPECT_EQ(empty.status, 200);
-    EXPECT_TRUE(empty.body.empty());
+    EXPECT_EQ(last.body, Slice(d, d.size() - 7, 6));
+    auto rest = Get(ReadTarget(fid, d.size() - 7, 0));
+    EXPECT_EQ(rest.status, 200);
+    EXPECT_EQ(rest.body, Slice(d, d.size() - 7, 7));
   }
   EXPECT_EQ(sidecar_->stats().past_end, 10u);
+  EXPECT_EQ(sidecar_->stats().at_end, 4u);
   EXPECT_EQ(sidecar_->stats().reads, 4u);
 }
 
@@ -371,8 +377,9 @@ TEST_F(SidecarTest, ManyConcurrentReadsLikeTheMountsMaxConcurrent) {
       for (int i = 0; i < kReads; ++i) {
         const std::string& fid = fids[(t * kReads + i) % fids.size()];
         const auto& d = needles_.at(fid).data;
-        const size_t offset = (static_cast<size_t>(i) * 131) % d.size();
-        const size_t n = std::min<size_t>(1000, d.size() - offset);  // inside the data
+        // Ending inside the data (a range reaching its end is refused).
+        const size_t offset = (static_cast<size_t>(i) * 131) % (d.size() - 1);
+        const size_t n = std::min<size_t>(1000, d.size() - 1 - offset);
         auto r = http.Request("GET", ReadTarget(fid, offset, n));
         (r && r->status == 200 && r->body == Slice(d, offset, n)) ? ++ok : ++bad;
       }
@@ -480,11 +487,11 @@ TEST_F(SidecarTest, PiecesOfOneChunkShareOneNeedleRead) {
   const auto& d = needles_[fid].data;
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
-  for (size_t offset = 0; offset < d.size(); offset += 16 * 1024) {
+  for (size_t offset = 0; offset < d.size() - 1; offset += 16 * 1024) {
     threads.emplace_back([&, offset] {
       client::AgentHttp http({"127.0.0.1", sidecar_->port(), ""}, std::chrono::seconds(10));
-      // As the mount cuts its last piece at the chunk's end.
-      const size_t n = std::min<size_t>(16 * 1024, d.size() - offset);
+      // Up to the last byte (a range reaching the end is refused).
+      const size_t n = std::min<size_t>(16 * 1024, d.size() - 1 - offset);
       auto r = http.Request("GET", ReadTarget(fid, offset, n));
       if (r && r->status == 200 && r->body == Slice(d, offset, n)) ++ok;
     });

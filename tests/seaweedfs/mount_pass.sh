@@ -20,12 +20,12 @@ MOUNT_FILES=0
 MOUNT_MISMATCHES=0
 MOUNT_RDMA_READS=0
 MOUNT_BYTES=0
-MOUNT_PAST_END=0
+MOUNT_END_REFUSED=0
 MOUNT_WEED=""       # the weed binary that mounts ("" = no mount pass)
 MOUNT_WEED_DESC=""  # for the summary
 MOUNT_RDMA=0        # 1: MOUNT_WEED has -rdma.enabled / -rdma.sidecar
 
-has_rdma_flags() { "$1" mount -h 2>&1 | grep -q -- '-rdma.sidecar'; }
+has_rdma_flags() { [[ $("$1" mount -h 2>&1) == *-rdma.sidecar* ]]; }
 
 mount_setup() {
   if [[ "${SWRDMA_SEAWEEDFS_NO_MOUNT:-}" == 1 ]]; then
@@ -84,7 +84,7 @@ mount_stop() {
   e2e_stop_hard "$MOUNT_PID"
 }
 
-sidecar_stat() { e2e_t curl -sf "http://127.0.0.1:$SIDECAR_PORT/stats" | jq -r ".$1"; }
+sidecar_stat() { e2e_t curl -sf "http://127.0.0.1:$SIDECAR_PORT/stats" | jq -r "$1"; }
 
 # mount_read LABEL DIR: mount_read.py read; adds to the totals; its JSON in MOUNT_OUT.
 mount_read() {
@@ -116,16 +116,19 @@ mount_pass() {
   SIDECAR_PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\) .*/\1/p' "$P/sidecar.log" | head -n1)
   e2e_log "[$name] swrdma sidecar on 127.0.0.1:$SIDECAR_PORT; mounting with $MOUNT_WEED_DESC"
 
-  local t0=$SECONDS r0 e0 p0
+  local t0=$SECONDS r0 e0 p0 m0
   mount_start "$P/mnt" "$P/mcache1" "$SIDECAR_PORT"
-  r0=$(sidecar_stat reads) e0=$(sidecar_stat errors) p0=$(sidecar_stat past_end)
+  r0=$(sidecar_stat .reads) e0=$(sidecar_stat .errors) p0=$(sidecar_stat '.past_end + .at_end')
+  m0=$(sidecar_stat .filer_manifests)
   mount_read "$name-mount" "$P/mnt"
-  local reads=$(($(sidecar_stat reads) - r0)) errors=$(($(sidecar_stat errors) - e0))
-  local past=$(($(sidecar_stat past_end) - p0))
+  local reads=$(($(sidecar_stat .reads) - r0)) errors=$(($(sidecar_stat .errors) - e0))
+  local past=$(($(sidecar_stat '.past_end + .at_end') - p0))
+  local manifests=$(($(sidecar_stat .filer_manifests) - m0))
   MOUNT_RDMA_READS=$((MOUNT_RDMA_READS + reads))
-  MOUNT_PAST_END=$((MOUNT_PAST_END + past))
+  MOUNT_END_REFUSED=$((MOUNT_END_REFUSED + past))
   e2e_log "[$name] through the mount: $MOUNT_OUT; sidecar: $reads RDMA reads (200), $errors refused" \
-    "($past past the needle's data), $((SECONDS - t0)) s"
+    "($past ranges at or past a needle's end, $manifests filer manifest needles; the mount read" \
+    "those over HTTP), $((SECONDS - t0)) s"
   grep -q 'RDMA acceleration enabled' "$P/mnt.log" && ((MOUNT_RDMA)) ||
     ((!MOUNT_RDMA)) || e2e_log "[$name] weed mount did not log 'RDMA acceleration enabled'"
   if ((MOUNT_RDMA && reads == 0)); then
@@ -136,10 +139,10 @@ mount_pass() {
 
   # The agent stopped: the sidecar cannot read; the mount must still return the filer's bytes.
   e2e_sigterm_agent
-  t0=$SECONDS r0=$(sidecar_stat reads) e0=$(sidecar_stat errors)
+  t0=$SECONDS r0=$(sidecar_stat .reads) e0=$(sidecar_stat .errors)
   mount_start "$P/mnt2" "$P/mcache2" "$SIDECAR_PORT"
   mount_read "$name-mount-no-agent" "$P/mnt2"
-  reads=$(($(sidecar_stat reads) - r0)) errors=$(($(sidecar_stat errors) - e0))
+  reads=$(($(sidecar_stat .reads) - r0)) errors=$(($(sidecar_stat .errors) - e0))
   e2e_log "[$name] through the mount, agent stopped: $MOUNT_OUT; sidecar: $reads reads, $errors" \
     "refused (the mount fell back to HTTP), $((SECONDS - t0)) s"
   if ((MOUNT_RDMA && (reads != 0 || errors == 0))); then

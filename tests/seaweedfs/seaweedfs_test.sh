@@ -26,7 +26,7 @@
 # until the agent exports every .dat as it is on disk.
 # Differences go to report.txt of each pass (printed). The last line on stdout is one JSON
 # object: {"fids","mismatches","mount_files","mount_mismatches","mount_rdma_reads","weed_version"}
-# (plus "mount_bytes", "mount_past_end" and "mount_weed"). Then, in each pass, a real `weed mount`
+# (plus "mount_bytes", "mount_end_refused": ranges the sidecar refused at or past a needle's end, and "mount_weed"). Then, in each pass, a real `weed mount`
 # of the filer with -rdma.enabled -rdma.sidecar= through `swrdma sidecar`: every file read through
 # it (offsets around the chunk boundaries first, then whole) and compared with the filer's bytes,
 # the sidecar's counters checked (reads went over RDMA), and again through a fresh mount with the
@@ -194,8 +194,8 @@ e2e_log "harness wall time: $((SECONDS - start)) s"
 jq -cn --argjson fids "$TOTAL_FIDS" --argjson mismatches "$TOTAL_MISMATCHES" \
   --argjson mount_files "$MOUNT_FILES" --argjson mount_mismatches "$MOUNT_MISMATCHES" \
   --argjson mount_rdma_reads "$MOUNT_RDMA_READS" --arg weed_version "$WEED_VERSION" \
-  --argjson mount_bytes "$MOUNT_BYTES" --argjson mount_past_end "$MOUNT_PAST_END" \
+  --argjson mount_bytes "$MOUNT_BYTES" --argjson mount_end_refused "$MOUNT_END_REFUSED" \
   --arg mount_weed "$MOUNT_WEED_DESC" \
   '{$fids, $mismatches, $mount_files, $mount_mismatches, $mount_rdma_reads, $weed_version,
-    $mount_bytes, $mount_past_end, $mount_weed}'
+    $mount_bytes, $mount_end_refused, $mount_weed}'
 ((TOTAL_MISMATCHES == 0 && MOUNT_MISMATCHES == 0)) || exit 1
