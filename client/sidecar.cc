@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "client/filer_manifest.h"
 #include "protocol/file_id.h"
 
 namespace swrdma::client {
@@ -74,6 +75,8 @@ int HttpStatusFor(const Status& s) {
       return 404;
     case Code::kPermissionDenied:
       return 403;
+    case Code::kUnsupported:  // a chunk manifest (0x80 flag, or a filer one): not file bytes
+      return 409;
     case Code::kResourceExhausted:
       return 503;
     case Code::kTimeout:
@@ -171,6 +174,9 @@ HttpResponse Sidecar::StatsJson() const {
   j["errors"] = s.errors;
   j["bytes"] = s.bytes;
   j["tokens"] = s.tokens;
+  j["past_end"] = s.past_end;
+  j["at_end"] = s.at_end;
+  j["filer_manifests"] = s.filer_manifests;
   j["agents_connected"] = s.agents_connected;
   const NeedleCacheStats c = cache_.stats();
   j["cache"] = {{"hits", c.hits}, {"misses", c.misses}, {"bytes", c.bytes}, {"entries", c.entries}};
@@ -181,7 +187,8 @@ HttpResponse Sidecar::StatsJson() const {
 }
 
 SidecarStats Sidecar::stats() const {
-  return {reads_.load(), errors_.load(), bytes_.load(), tokens_.load(), pool_.connected()};
+  return {reads_.load(),    errors_.load(), bytes_.load(),           tokens_.load(),
+          past_end_.load(), at_end_.load(), filer_manifests_.load(), pool_.connected()};
 }
 
 bool Sidecar::NeedsToken(const std::string& agent) {
@@ -217,6 +224,15 @@ Result<std::vector<uint8_t>> Sidecar::ReadNeedle(const std::string& agent, const
   if (!data) {
     if (AgentLevel(data.error())) lease->Discard();  // a fresh Client next time
     return Error(data.error());
+  }
+  // weed mount reads a filer manifest chunk's needle as if it held the file's bytes (its RDMA
+  // path ignores is_chunk_manifest): refuse it, so the mount resolves the chunk over HTTP.
+  if (data->name.empty() && data->mime.empty() && LooksLikeFilerChunkManifest(data->data)) {
+    filer_manifests_.fetch_add(1, std::memory_order_relaxed);
+    return Error(Code::kUnsupported,
+                 fmt::format("{}: holds a filer chunk manifest (filer_pb.FileChunkManifest), not "
+                             "file bytes; read the file's range over HTTP",
+                             fid));
   }
   return std::move(data->data);
 }
@@ -276,15 +292,26 @@ HttpResponse Sidecar::Read(const agent::HttpRequest& request) {
   read_ok_.store(true, std::memory_order_relaxed);
 
   const std::vector<uint8_t>& bytes = **data;
-  if (*offset > bytes.size()) {
+  // Only ranges that end before the end of the data are served. weed mount (tryRDMARead) places
+  // a FUSE read in one chunk by summing chunk sizes, asks for min(read size, rest of the chunk)
+  // and returns whatever body arrives as the whole read. A read that straddles a chunk boundary
+  // thus comes here as a range ending exactly at the needle's end, and serving it gives the
+  // kernel a short read: it zero-fills the rest and takes the short end as the end of the file
+  // (the real mount then shows files cut at the first chunk boundary). Such a range cannot be
+  // told from one that merely fits, so every range reaching the end is refused (416), as is one
+  // running past it: the mount then reads that piece over HTTP, correctly. size 0 ("to the end",
+  // never sent by the mount) is still served, for curl and other callers.
+  const bool past = *offset > bytes.size() || (*size != 0 && *size > bytes.size() - *offset);
+  if (past || (*size != 0 && *size == bytes.size() - *offset)) {
     errors_.fetch_add(1, std::memory_order_relaxed);
+    (past ? past_end_ : at_end_).fetch_add(1, std::memory_order_relaxed);
     return HttpResponse::JsonError(
-        416, fmt::format("{}: offset {} is past the end of its {} data bytes", fid_text, *offset,
-                         bytes.size()));
+        416, fmt::format("{}: range offset {} size {} {} the end of its {} data bytes (weed mount "
+                         "would take a short read for the end of the file; read it over HTTP)",
+                         fid_text, *offset, *size, past ? "runs past" : "reaches", bytes.size()));
   }
   const size_t begin = *offset;
-  const size_t avail = bytes.size() - begin;
-  const size_t n = *size == 0 ? avail : static_cast<size_t>(std::min<uint64_t>(*size, avail));
+  const size_t n = *size == 0 ? bytes.size() - begin : static_cast<size_t>(*size);
   HttpResponse r;
   r.status = 200;
   r.content_type = "application/octet-stream";

@@ -8,13 +8,17 @@
 //                -> 200, the needle's data (decompressed) from `offset`, `size` bytes, with
 //                   X-RDMA-Used: true, X-Source: rdma, Content-Type: application/octet-stream.
 //                   The legacy form volume=VID&needle=ID&cookie=C (decimal) names the needle too.
-//                   size 0 or absent: to the end of the data; offset + size past the end: the
-//                   bytes up to the end (a short body, as a short file read); offset past the end:
-//                   416. Without volume_server the master (--master) is asked where the volume is.
+//                   size 0 or absent: to the end of the data. Without volume_server the master
+//                   (--master) is asked where the volume is.
 //                -> non-200 with {"error":"..."} otherwise, so the mount falls back to HTTP:
-//                   400 bad parameters, 404 needle/volume not found or deleted, 403 read token
-//                   refused, 502 agent unreachable or a record that failed verification, 503 all
-//                   clients of the agent busy, 504 timeout.
+//                   400 bad parameters, 416 offset + size at or past the end of the data
+//                   (the mount would take the short piece of a read straddling two chunks
+//                   for the end of the file: only ranges ending inside the data are served;
+//                   size 0 is not refused), 404 needle/volume not found or
+//                   deleted, 409 a chunk-manifest needle (flag 0x80, or a filer one:
+//                   client/filer_manifest.h), 403 read token refused, 502 agent unreachable or a
+//                   record that failed verification, 503 all clients of the agent busy, 504
+//                   timeout.
 //   DELETE /cleanup -> 200 (no temporary files are ever made; accepted for the mount's sake)
 //   GET /stats   -> 200 JSON counters
 //
@@ -55,10 +59,13 @@ struct SidecarOptions {
 };
 
 struct SidecarStats {
-  uint64_t reads = 0;   // 200 answers to /read
-  uint64_t errors = 0;  // non-200 answers to /read
-  uint64_t bytes = 0;   // body bytes of those 200 answers
-  uint64_t tokens = 0;  // read tokens fetched from the master
+  uint64_t reads = 0;            // 200 answers to /read
+  uint64_t errors = 0;           // non-200 answers to /read
+  uint64_t bytes = 0;            // body bytes of those 200 answers
+  uint64_t tokens = 0;           // read tokens fetched from the master
+  uint64_t past_end = 0;         // 416 answers: offset + size past the needle's data (of errors)
+  uint64_t at_end = 0;           // 416 answers: offset + size exactly at the end (of errors)
+  uint64_t filer_manifests = 0;  // needles refused as filer chunk manifests (not file bytes)
   uint64_t agents_connected = 0;
 };
 
@@ -96,7 +103,8 @@ class Sidecar {
   std::mutex jwt_mu_;
   std::set<std::string> needs_token_;  // agents that refused a read without a token
   std::atomic<bool> read_ok_{false};
-  std::atomic<uint64_t> reads_{0}, errors_{0}, bytes_{0}, tokens_{0};
+  std::atomic<uint64_t> reads_{0}, errors_{0}, bytes_{0}, tokens_{0}, past_end_{0}, at_end_{0},
+      filer_manifests_{0};
   std::unique_ptr<agent::HttpServer> server_;  // last: stopped before the rest goes
 };
 

@@ -4,6 +4,15 @@
 #
 #   scripts/build-weed.sh            build (or reuse) and print the path
 #   scripts/build-weed.sh --version  print the pinned version and exit
+#   scripts/build-weed.sh --mount    the same for a weed whose `weed mount` still has -rdma.enabled
+#                                    and -rdma.sidecar (see below); --mount-version prints its pin
+#
+# weed mount's RDMA client (weed/mount/rdma_client.go, the -rdma.* flags) is in SeaweedFS's
+# 2026-08-22 snapshot (commit WEED_MOUNT_COMMIT below) and gone from the pinned 4.53, and the Go
+# module proxy here serves only the pinned version. So --mount builds from a SeaweedFS source tree
+# at that commit that you provide: SWRDMA_WEED_MOUNT_SRC=DIR (a checkout, or `git archive` of
+# go.mod go.sum weed telemetry/proto), into $CACHE/weed-mount-<commit>/bin/weed, reused when
+# present; exit 77 when neither the binary nor the source is there.
 #
 # The version below is the one place it is pinned. Nothing is written into the repository:
 #   $SWRDMA_CACHE (default /var/cache/swrdma, or ~/.cache/swrdma when that is not writable)
@@ -17,11 +26,16 @@ set -euo pipefail
 
 WEED_MODULE=github.com/seaweedfs/seaweedfs/weed
 WEED_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+WEED_MOUNT_COMMIT=cc8364a03ebf5cf9f8eab3315ded2000cd07fff6  # 2026-08-22, has weed mount -rdma.*
 
-if [[ "${1:-}" == "--version" ]]; then
-  echo "$WEED_VERSION"
-  exit 0
-fi
+MODE=proxy
+case "${1:-}" in
+  --version) echo "$WEED_VERSION"; exit 0 ;;
+  --mount-version) echo "seaweedfs@${WEED_MOUNT_COMMIT:0:12} (2026-08-22, source tree)"; exit 0 ;;
+  --mount) MODE=mount ;;
+  "") ;;
+  *) echo "usage: $0 [--version|--mount|--mount-version]" >&2; exit 2 ;;
+esac
 
 default_cache=/var/cache/swrdma
 if ! mkdir -p "$default_cache" 2>/dev/null || [[ ! -w "$default_cache" ]]; then
@@ -29,12 +43,26 @@ if ! mkdir -p "$default_cache" 2>/dev/null || [[ ! -w "$default_cache" ]]; then
 fi
 CACHE=${SWRDMA_CACHE:-$default_cache}
 DEST=$CACHE/weed-$WEED_VERSION
+if [[ $MODE == mount ]]; then
+  DEST=$CACHE/weed-mount-${WEED_MOUNT_COMMIT:0:12}
+  WEED_VERSION="(mount) ${WEED_MOUNT_COMMIT:0:12}"
+fi
 BIN=$DEST/bin/weed
 
 if [[ -x "$BIN" ]]; then
   echo "weed $WEED_VERSION: cached at $BIN" >&2
   echo "$BIN"
   exit 0
+fi
+if [[ $MODE == mount ]]; then
+  SRC=${SWRDMA_WEED_MOUNT_SRC:-}
+  if [[ -z "$SRC" || ! -f "$SRC/go.mod" || ! -f "$SRC/weed/mount/rdma_client.go" ]]; then
+    echo "build-weed --mount: no cached $BIN, and SWRDMA_WEED_MOUNT_SRC='$SRC' is not a SeaweedFS" \
+      "source tree with weed/mount/rdma_client.go. Get one at commit $WEED_MOUNT_COMMIT" \
+      "(git clone https://github.com/seaweedfs/seaweedfs; git checkout $WEED_MOUNT_COMMIT)" \
+      "and set SWRDMA_WEED_MOUNT_SRC to it." >&2
+    exit 77
+  fi
 fi
 
 GO=${GO:-go}
@@ -58,9 +86,13 @@ set +e
   # `go install module@version` refuses modules whose go.mod has replace directives (seaweedfs
   # has one), so fetch the module's source from the proxy and build it as the main module, the
   # way `go build` in a checkout would, honouring its go.mod and go.sum.
-  echo "go: downloading $WEED_MODULE@$WEED_VERSION (module source)"
-  src=$("$GO" mod download -json "${WEED_MODULE%/weed}@$WEED_VERSION" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') || exit 1
+  if [[ $MODE == mount ]]; then
+    src=$SRC
+  else
+    echo "go: downloading $WEED_MODULE@$WEED_VERSION (module source)"
+    src=$("$GO" mod download -json "${WEED_MODULE%/weed}@$WEED_VERSION" |
+      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p') || exit 1
+  fi
   [[ -n "$src" && -d "$src/weed" ]] || { echo "module source not found in go mod download output"; exit 1; }
   cd "$src" && "$GO" build -v -trimpath -o "$tmpbin/weed" ./weed
 ) 2>&1 | tee "$LOG" | awk '

@@ -12,6 +12,7 @@ PKGS=(
   clang-19 libclang-rt-19-dev  # make fuzz / scripts/fuzz.sh (libFuzzer, ASan, UBSan)
   iproute2 procps
   curl jq  # tests/e2e
+  fuse3  # tests/seaweedfs: weed mount (fusermount3)
   dpkg-dev  # make deb: dpkg-shlibdeps
   ccache  # rebuilds of a second tree or a fresh clone (CMakeLists.txt)
 )

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/agent_http.h"
+#include "client/filer_manifest.h"
 #include "client/needle_cache.h"
 #include "client/sidecar.h"
 #include "protocol/file_id.h"
@@ -25,6 +27,7 @@
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
 #include "volume/volume_generator.h"
+#include "volume/volume_writer.h"
 
 namespace swrdma {
 namespace {
@@ -45,6 +48,78 @@ uint16_t DeadPort() {
 
 using Needle = testing::ExpectedNeedle;
 
+// Protobuf encoding, as the filer writes a filer_pb.FileChunkManifest (mergeIntoManifest).
+void PutVarint(std::vector<uint8_t>& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<uint8_t>(v));
+}
+void PutLen(std::vector<uint8_t>& out, int field, const std::vector<uint8_t>& b) {
+  PutVarint(out, (static_cast<uint64_t>(field) << 3) | 2);
+  PutVarint(out, b.size());
+  out.insert(out.end(), b.begin(), b.end());
+}
+void PutVarintField(std::vector<uint8_t>& out, int field, uint64_t v) {
+  PutVarint(out, static_cast<uint64_t>(field) << 3);
+  PutVarint(out, v);
+}
+// chunks {volume_id, file_key, cookie, offset, size}; after BeforeEntrySerialization (fid set,
+// file_id cleared).
+std::vector<uint8_t> FilerManifest(size_t chunks) {
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i < chunks; ++i) {
+    std::vector<uint8_t> fid, chunk;
+    PutVarintField(fid, 1, 3);
+    PutVarintField(fid, 2, 0x1234 + i);
+    PutVarint(fid, (3 << 3) | 5);
+    for (int k = 0; k < 4; ++k)
+      fid.push_back(static_cast<uint8_t>(0xA0 + k));
+    PutVarintField(chunk, 2, i * 101);
+    PutVarintField(chunk, 3, 101);
+    PutVarintField(chunk, 4, 1'780'000'000'000'000'000ull + i);
+    PutLen(chunk, 7, fid);
+    PutLen(out, 1, chunk);
+  }
+  return out;
+}
+
+TEST(FilerManifestTest, RecognisesTheFilersManifestAndLittleElse) {
+  for (size_t n : {1, 2, 256}) {
+    EXPECT_TRUE(client::LooksLikeFilerChunkManifest(FilerManifest(n))) << n;
+  }
+  // A chunk naming its needle by the old file_id string is one too.
+  std::vector<uint8_t> legacy, chunk;
+  const std::string id = "3,01637037d6";
+  PutLen(chunk, 1, std::vector<uint8_t>(id.begin(), id.end()));
+  PutVarintField(chunk, 3, 10);
+  PutLen(legacy, 1, chunk);
+  EXPECT_TRUE(client::LooksLikeFilerChunkManifest(legacy));
+
+  EXPECT_FALSE(client::LooksLikeFilerChunkManifest({}));
+  auto cut = FilerManifest(3);
+  cut.pop_back();
+  EXPECT_FALSE(client::LooksLikeFilerChunkManifest(cut));
+  std::vector<uint8_t> anonymous, size_only;  // a chunk that names no needle
+  PutVarintField(size_only, 3, 10);
+  PutLen(anonymous, 1, size_only);
+  EXPECT_FALSE(client::LooksLikeFilerChunkManifest(anonymous));
+  const std::string text = "\n{\"chunks\":[]} hello world\n";
+  EXPECT_FALSE(client::LooksLikeFilerChunkManifest(std::vector<uint8_t>(text.begin(), text.end())));
+  // Random data of every size up to 4 KiB, and generated needle data: never.
+  std::mt19937_64 rng(15);
+  size_t positives = 0;
+  for (size_t size = 1; size <= 4096; ++size) {
+    std::vector<uint8_t> d(size);
+    for (auto& b : d)
+      b = static_cast<uint8_t>(rng());
+    positives += client::LooksLikeFilerChunkManifest(d);
+    positives += client::LooksLikeFilerChunkManifest(GeneratedNeedleData(4, size, size, false));
+  }
+  EXPECT_EQ(positives, 0u);
+}
+
 constexpr const char* kVolumeServer = "http://127.0.0.1:8080";  // mapped to the agent
 
 class SidecarTest : public ::testing::Test {
@@ -62,6 +137,24 @@ class SidecarTest : public ::testing::Test {
     o.seed = 9;
     testing::GenerateExpected(o, needles_);
     ASSERT_FALSE(needles_.empty());
+    // Volume 7: a filer manifest chunk's needle as the filer stores it (no name, no mime, no
+    // 0x80 flag), the same bytes with a name (an ordinary file), and with the 0x80 flag.
+    VolumeWriterOptions vo;
+    vo.dir = tmp_ / "vols";
+    vo.volume_id = 7;
+    auto w = VolumeWriter::Create(vo);
+    ASSERT_TRUE(w) << w.error().ToString();
+    manifest_ = FilerManifest(256);
+    for (uint64_t id : {1, 2, 3}) {
+      NeedleSpec spec;
+      spec.id = id;
+      spec.cookie = 0x5EED0000 + static_cast<uint32_t>(id);
+      spec.data = manifest_;
+      if (id == 2) spec.name = "manifest.pb";
+      spec.chunk_manifest = id == 3;
+      ASSERT_TRUE(w->Append(spec)) << id;
+      manifest_fids_.push_back(FormatFileId(FileId{7, id, spec.cookie}));
+    }
     agent_ = std::make_unique<testing::InProcessAgent>(std::vector<fs::path>{tmp_ / "vols"},
                                                        tmp_ / "index");
     std::ofstream map(tmp_ / "agents.map");
@@ -110,6 +203,8 @@ class SidecarTest : public ::testing::Test {
 
   testing::TempDir tmp_;
   std::map<std::string, Needle> needles_;
+  std::vector<uint8_t> manifest_;
+  std::vector<std::string> manifest_fids_;  // filer manifest, named file, 0x80 manifest
   std::unique_ptr<testing::InProcessAgent> agent_;
   std::unique_ptr<client::Sidecar> sidecar_;
 };
@@ -130,9 +225,9 @@ TEST_F(SidecarTest, HealthThenChunkReadsMatchWhatWasWritten) {
     for (size_t k = 0; k < 8 && k < fids.size(); ++k) {
       const std::string& fid = fids[k];
       const auto& d = needles_[fid].data;
-      // Whole, a middle chunk, a chunk running past the end (clamped), size 0 (to the end).
+      // All but the last byte, a middle chunk, bytes just before the end, size 0 (to the end).
       const std::vector<std::pair<size_t, size_t>> ranges = {
-          {0, d.size()}, {d.size() / 3, d.size() / 3 + 1}, {d.size() - 7, 4096}, {5, 0}};
+          {0, d.size() - 1}, {d.size() / 3, d.size() / 3 + 1}, {d.size() - 7, 6}, {5, 0}};
       for (auto [offset, size] : ranges) {
         auto r = Get(ReadTarget(fid, offset, size));
         ASSERT_EQ(r.status, 200) << fid << " " << r.body;
@@ -169,6 +264,7 @@ TEST_F(SidecarTest, FailuresAreNon200JsonSoTheMountFallsBack) {
       {ReadTarget("5,01637037d6", 0, 10), 404},                 // volume not on that agent
       {ReadTarget(live, 0, 10, "http://127.0.0.1:8099"), 502},  // agent down
       {ReadTarget(live, needles_[live].data.size() + 1, 10), 416},
+      {ReadTarget(live, needles_[live].data.size() + 1, 0), 416},
       {"/read?offset=0&size=10&volume_server=http://127.0.0.1:8080", 400},  // no file_id
       {ReadTarget("4,zz", 0, 10), 400},
       {ReadTarget("nonsense", 0, 10), 400},
@@ -189,6 +285,62 @@ TEST_F(SidecarTest, FailuresAreNon200JsonSoTheMountFallsBack) {
   auto cleanup = http.Request("DELETE", "/cleanup?temp_file=/tmp/x");
   ASSERT_TRUE(cleanup);
   EXPECT_EQ(cleanup->status, 200);
+}
+
+// weed mount's tryRDMARead places a FUSE read in one chunk, asks for min(read size, rest of the
+// chunk) and returns whatever 200 body arrives as the whole read: a read straddling two chunks
+// comes as a range reaching the needle's end, and a short answer is taken for the end of the
+// file. Ranges at or past the end are refused; ranges ending inside the data are served.
+TEST_F(SidecarTest, RangesAtOrPastTheEndAreRefusedNotCutShort) {
+  StartSidecar();
+  for (bool gz : {false, true}) {
+    const std::string fid = LiveFids(gz).front();
+    const auto& d = needles_[fid].data;
+    const std::vector<std::pair<uint64_t, uint64_t>> past = {
+        {d.size() - 7, 8},  // one byte too many
+        {0, d.size() + 1},  // the whole data and one more
+        {d.size(), 1},      // at the end
+        {1, UINT64_MAX},    // offset + size overflows
+        {UINT64_MAX, 1}};
+    const std::vector<std::pair<uint64_t, uint64_t>> at_end = {{d.size() - 7, 7}, {0, d.size()}};
+    for (const auto& ranges : {past, at_end}) {
+      for (auto [offset, size] : ranges) {
+        auto r = Get(ReadTarget(fid, offset, size));
+        EXPECT_EQ(r.status, 416) << fid << " offset " << offset << " size " << size << ": "
+                                 << r.body;
+        EXPECT_TRUE(r.Header("X-RDMA-Used").empty());
+        EXPECT_NE(r.body.find("the end of its"), std::string::npos) << r.body;
+      }
+    }
+    // Ending one byte before the end is served; so is size 0 (to the end, not sent by the mount).
+    auto last = Get(ReadTarget(fid, d.size() - 7, 6));
+    EXPECT_EQ(last.status, 200);
+    EXPECT_EQ(last.body, Slice(d, d.size() - 7, 6));
+    auto rest = Get(ReadTarget(fid, d.size() - 7, 0));
+    EXPECT_EQ(rest.status, 200);
+    EXPECT_EQ(rest.body, Slice(d, d.size() - 7, 7));
+  }
+  EXPECT_EQ(sidecar_->stats().past_end, 10u);
+  EXPECT_EQ(sidecar_->stats().at_end, 4u);
+  EXPECT_EQ(sidecar_->stats().reads, 4u);
+}
+
+// weed mount's RDMA path ignores a chunk's is_chunk_manifest and asks for the manifest needle's
+// bytes as if they were the file's: refused (409), so the mount resolves it over HTTP.
+TEST_F(SidecarTest, ChunkManifestNeedlesAreRefusedNotServedAsFileBytes) {
+  StartSidecar();
+  ASSERT_EQ(manifest_fids_.size(), 3u);
+  for (size_t k : {0, 2}) {
+    auto r = Get(ReadTarget(manifest_fids_[k], 0, 4096));
+    EXPECT_EQ(r.status, 409) << manifest_fids_[k] << ": " << r.body;
+    EXPECT_NE(r.body.find("manifest"), std::string::npos) << r.body;
+    EXPECT_TRUE(r.Header("X-RDMA-Used").empty());
+  }
+  EXPECT_EQ(sidecar_->stats().filer_manifests, 1u);
+  // The same bytes stored as a named file are a file: served.
+  auto named = Get(ReadTarget(manifest_fids_[1], 0, 4096));
+  ASSERT_EQ(named.status, 200) << named.body;
+  EXPECT_EQ(named.body, std::string(manifest_.begin(), manifest_.begin() + 4096));
 }
 
 TEST_F(SidecarTest, EscapedAndLegacyParametersNameTheSameNeedle) {
@@ -225,9 +377,11 @@ TEST_F(SidecarTest, ManyConcurrentReadsLikeTheMountsMaxConcurrent) {
       for (int i = 0; i < kReads; ++i) {
         const std::string& fid = fids[(t * kReads + i) % fids.size()];
         const auto& d = needles_.at(fid).data;
-        const size_t offset = (static_cast<size_t>(i) * 131) % d.size();
-        auto r = http.Request("GET", ReadTarget(fid, offset, 1000));
-        (r && r->status == 200 && r->body == Slice(d, offset, 1000)) ? ++ok : ++bad;
+        // Ending inside the data (a range reaching its end is refused).
+        const size_t offset = (static_cast<size_t>(i) * 131) % (d.size() - 1);
+        const size_t n = std::min<size_t>(1000, d.size() - 1 - offset);
+        auto r = http.Request("GET", ReadTarget(fid, offset, n));
+        (r && r->status == 200 && r->body == Slice(d, offset, n)) ? ++ok : ++bad;
       }
     });
   }
@@ -333,11 +487,13 @@ TEST_F(SidecarTest, PiecesOfOneChunkShareOneNeedleRead) {
   const auto& d = needles_[fid].data;
   std::vector<std::thread> threads;
   std::atomic<int> ok{0};
-  for (size_t offset = 0; offset < d.size(); offset += 16 * 1024) {
+  for (size_t offset = 0; offset < d.size() - 1; offset += 16 * 1024) {
     threads.emplace_back([&, offset] {
       client::AgentHttp http({"127.0.0.1", sidecar_->port(), ""}, std::chrono::seconds(10));
-      auto r = http.Request("GET", ReadTarget(fid, offset, 16 * 1024));
-      if (r && r->status == 200 && r->body == Slice(d, offset, 16 * 1024)) ++ok;
+      // Up to the last byte (a range reaching the end is refused).
+      const size_t n = std::min<size_t>(16 * 1024, d.size() - 1 - offset);
+      auto r = http.Request("GET", ReadTarget(fid, offset, n));
+      if (r && r->status == 200 && r->body == Slice(d, offset, n)) ++ok;
     });
   }
   for (auto& t : threads)

@@ -50,13 +50,16 @@ e2e_client curl -sf --max-time 5 "http://$SC/health" >health.json || e2e_fail "G
 # Reference bytes: swrdma get straight from the agent (verified).
 e2e_get_all "$W/ref" live.txt tcp --transports tcp
 
-# Chunk reads: whole, a middle slice, a slice running past the end, size 0; 16 in parallel.
+# Chunk reads: all but the last byte, a middle slice, bytes just before the end, size 0 (to the
+# end); 16 in parallel. (A range reaching the end is refused: checked below.)
 : >jobs.txt
 while read -r fid; do
   size=$(stat -c %s "ref/$fid")
   mid=$((size / 3))
+  midsize=$((mid + 1 < size - mid ? mid + 1 : size - mid - 1))  # ends inside (0: to the end)
   tail=$((size > 7 ? size - 7 : 0))
-  printf '%s %s %s\n' "$fid" 0 "$size" "$fid" "$mid" $((mid + 1)) "$fid" "$tail" 4096 \
+  printf '%s %s %s\n' "$fid" 0 $((size - 1)) "$fid" "$mid" "$midsize" "$fid" "$tail" \
+    $((size - tail - 1)) \
     "$fid" 0 0 >>jobs.txt
 done <live.txt
 mkdir -p got
@@ -99,6 +102,12 @@ check_status 404 "/read?file_id=3,ffff0000aaaa&offset=0&size=10&$VS"
 check_status 404 "/read?file_id=$DELETED&offset=0&size=10&$VS"
 check_status 404 "/read?file_id=9,01637037d6&offset=0&size=10&$VS"
 check_status 502 "/read?file_id=$LIVE&offset=0&size=10&volume_server=http://127.0.0.1:8099"
+# A range reaching or running past the end of the data: refused (416), never a short body the
+# mount would copy as is.
+LIVE_SIZE=$(stat -c %s "ref/$LIVE")
+check_status 416 "/read?file_id=$LIVE&offset=0&size=$LIVE_SIZE&$VS"
+check_status 416 "/read?file_id=$LIVE&offset=$((LIVE_SIZE - 1))&size=2&$VS"
+check_status 416 "/read?file_id=$LIVE&offset=$((LIVE_SIZE + 1))&size=0&$VS"
 check_status 400 "/read?offset=0&size=10&$VS"
 check_status 400 "/read?file_id=3,zz&offset=0&size=10&$VS"
 check_status 400 "/read?file_id=$LIVE&offset=x&size=10&$VS"

@@ -24,9 +24,16 @@
 # latter folded into filer manifest chunks); then deletes and volume.vacuum through `weed shell`.
 # Half of it is written before the agent starts, half while it runs, and the comparison waits
 # until the agent exports every .dat as it is on disk.
+# Then, in each pass, a real `weed mount` of the filer with -rdma.enabled -rdma.sidecar= through
+# `swrdma sidecar`: every file read through it (offsets around the chunk boundaries first, then
+# whole) and compared with the filer's bytes, the sidecar's counters checked (reads went over
+# RDMA), and again through a fresh mount with the agent stopped (the mount falls back to HTTP);
+# see mount_pass.sh for which weed mounts and what happens without /dev/fuse.
 # Differences go to report.txt of each pass (printed). The last line on stdout is one JSON
 # object: {"fids","mismatches","mount_files","mount_mismatches","mount_rdma_reads","weed_version"}
-# (the mount fields stay 0: `weed mount` is not part of this test yet). Needs python3, curl, jq.
+# plus "mount_bytes", "mount_end_refused" (ranges the sidecar refused at or past a needle's end),
+# "mount_known_wrong" (files weed mount's RDMA path is known to read wrong, see mount_read.py;
+# not mismatches) and "mount_weed". Needs python3, curl, jq (and fuse3 for the mount).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../e2e/e2e_lib.sh
@@ -55,6 +62,9 @@ e2e_log "weed: $WEED ($WEED_VERSION)"
 e2e_workdir
 e2e_shm_in_workdir
 PY=$HERE/weed_corpus.py
+# shellcheck source=mount_pass.sh
+source "$HERE/mount_pass.sh"
+mount_setup
 
 # Three HTTP ports whose gRPC companions (port + 10000, weed's default) are free too.
 free_ports() {
@@ -157,6 +167,7 @@ $(tail -n 5 "$P/volume.log") $(tail -n 5 "$P/filer.log")"
   fi
   e2e_log "[$name] phase 2: corpus while the agent runs"
   e2e_t python3 "$PY" write --master "$MASTER" --filer "$FILER" --phase 2 --out "$P/corpus.jsonl"
+  mount_write_corpus
   e2e_t python3 "$PY" delete --master "$MASTER" --corpus "$P/corpus.jsonl"
   e2e_log "[$name] volume.vacuum through weed shell"
   printf 'lock\nvolume.vacuum -garbageThreshold=0.0001\nunlock\n' |
@@ -171,17 +182,22 @@ $(tail -n 5 "$P/volume.log") $(tail -n 5 "$P/filer.log")"
     "${cmp_args[@]}") || e2e_fail "the comparison did not finish"
   TOTAL_FIDS=$((TOTAL_FIDS + $(jq -r .fids <<<"$summary")))
   TOTAL_MISMATCHES=$((TOTAL_MISMATCHES + $(jq -r .mismatches <<<"$summary")))
+  mount_pass "$name" "$mode"  # stops the agent
   if [[ -s "$P/report.txt" ]]; then
     e2e_log "[$name] differences ($P/report.txt):"
     cat "$P/report.txt" >&2
   fi
-  e2e_sigterm_agent
   cd "$W"
 }
 
 run_pass jwt jwt
 run_pass open open
 e2e_log "harness wall time: $((SECONDS - start)) s"
-printf '{"fids":%d,"mismatches":%d,"mount_files":0,"mount_mismatches":0,"mount_rdma_reads":0,"weed_version":"%s"}\n' \
-  "$TOTAL_FIDS" "$TOTAL_MISMATCHES" "$WEED_VERSION"
-((TOTAL_MISMATCHES == 0)) || exit 1
+jq -cn --argjson fids "$TOTAL_FIDS" --argjson mismatches "$TOTAL_MISMATCHES" \
+  --argjson mount_files "$MOUNT_FILES" --argjson mount_mismatches "$MOUNT_MISMATCHES" \
+  --argjson mount_rdma_reads "$MOUNT_RDMA_READS" --arg weed_version "$WEED_VERSION" \
+  --argjson mount_bytes "$MOUNT_BYTES" --argjson mount_end_refused "$MOUNT_END_REFUSED" \
+  --argjson mount_known_wrong "$MOUNT_KNOWN_WRONG" --arg mount_weed "$MOUNT_WEED_DESC" \
+  '{$fids, $mismatches, $mount_files, $mount_mismatches, $mount_rdma_reads, $weed_version,
+    $mount_bytes, $mount_end_refused, $mount_known_wrong, $mount_weed}'
+((TOTAL_MISMATCHES == 0 && MOUNT_MISMATCHES == 0)) || exit 1
