@@ -12,6 +12,7 @@ PKGS=(
   clang-19 libclang-rt-19-dev  # make fuzz / scripts/fuzz.sh (libFuzzer, ASan, UBSan)
   iproute2 procps
   curl jq  # tests/e2e
+  python3-dev python3-venv python3-pip  # the Python package (pip install ./python, docs/python.md)
   dpkg-dev  # make deb: dpkg-shlibdeps
   ccache  # rebuilds of a second tree or a fresh clone (CMakeLists.txt)
 )

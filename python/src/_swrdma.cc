@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -187,6 +188,7 @@ class Client {
     std::string error;
     {
       nb::gil_scoped_release unlocked;
+      Timed timed{c_ns_};
       rc = swrdma_read(c_, f, j, raw ? SWRDMA_READ_RAW : 0, view.buf,
                        static_cast<size_t>(view.len), &len);
       if (rc != SWRDMA_OK) error = swrdma_last_error(c_);
@@ -227,6 +229,7 @@ class Client {
     }
     {
       nb::gil_scoped_release unlocked;
+      Timed timed{c_ns_};
       (void)swrdma_read_many(c_, b.n, b.fids.data(), b.jwts.empty() ? nullptr : b.jwts.data(),
                              raw ? SWRDMA_READ_RAW : 0, bufs.data(), caps.data(), lens.data(),
                              statuses.data());
@@ -260,6 +263,8 @@ class Client {
     Use use(this);
     return Text(swrdma_client_transports);
   }
+
+  uint64_t CTimeNs() const { return c_ns_; }
 
   nb::dict Stats() {
     Use use(this);
@@ -349,6 +354,7 @@ class Client {
     std::string error;
     {
       nb::gil_scoped_release unlocked;
+      Timed timed{c_ns_};
       rc = swrdma_read_each(c_, n, fids, jwts, raw ? SWRDMA_READ_RAW : 0, &Client::OnRead, this);
       if (rc != SWRDMA_OK && order_.size() != n) error = swrdma_last_error(c_);
     }
@@ -389,6 +395,19 @@ class Client {
       return text;
     }
   }
+
+  // Time spent inside the C API's read calls (GIL released), for the benchmark's split of
+  // the per-read cost into the library's and this binding's (c_time_ns()).
+  struct Timed {
+    uint64_t& total;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    ~Timed() {
+      total += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now() - start)
+                                         .count());
+    }
+  };
+  uint64_t c_ns_ = 0;
 
   swrdma_client_t* c_ = nullptr;
   pid_t pid_;
@@ -431,5 +450,7 @@ NB_MODULE(_swrdma, m) {
            nb::arg("jwts").none(), nb::arg("raw"))
       .def("info", &Client::Info)
       .def("transports", &Client::Transports)
-      .def("stats", &Client::Stats);
+      .def("stats", &Client::Stats)
+      .def("c_time_ns", &Client::CTimeNs,
+           "Nanoseconds spent inside the C API's read calls so far (GIL released).");
 }

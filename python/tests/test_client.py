@@ -291,3 +291,19 @@ def test_python_m_swrdma(agent, volumes, tmp_path):
     assert r.returncode != 0 and b"deleted" in r.stderr and d.fid.encode() in r.stderr
     r = _main("info", "--agent", agent.url, "--json")
     assert r.returncode == 0 and b'"volumes"' in r.stdout
+
+
+def test_example_map_style_dataset(agent, volumes):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+    try:
+        from dataset import FidDataset
+    finally:
+        sys.path.pop(0)
+    live = volumes.live[:12]
+    ds = FidDataset(agent.url, [n.fid for n in live], transports="tcp")
+    assert len(ds) == len(live)
+    assert [ds[i] for i in range(len(ds))] == [n.expected for n in live]
+    assert ds.__getitems__([5, 0, 11]) == [live[5].expected, live[0].expected, live[11].expected]
+    bad = FidDataset(agent.url, [volumes.deleted[0].fid], transports="tcp")
+    with pytest.raises(swrdma.Deleted):
+        bad.__getitems__([0])
