@@ -63,13 +63,15 @@ struct Batch {
   size_t n = 0;
 
   Batch(nb::handle fids_obj, nb::handle jwts_obj) {
-    if (PyUnicode_Check(fids_obj.ptr())) throw nb::type_error("fids must be a sequence of str, not a str");
+    if (PyUnicode_Check(fids_obj.ptr()))
+      throw nb::type_error("fids must be a sequence of str, not a str");
     fid_seq = nb::steal(PySequence_Fast(fids_obj.ptr(), "fids must be a sequence of str"));
     if (!fid_seq.is_valid()) throw nb::python_error();
     n = static_cast<size_t>(PySequence_Fast_GET_SIZE(fid_seq.ptr()));
     PyObject** items = PySequence_Fast_ITEMS(fid_seq.ptr());
     fids.resize(n);
-    for (size_t i = 0; i < n; ++i) fids[i] = Utf8(items[i], "each fid");
+    for (size_t i = 0; i < n; ++i)
+      fids[i] = Utf8(items[i], "each fid");
     if (!jwts_obj.is_none()) {
       jwt_seq = nb::steal(PySequence_Fast(jwts_obj.ptr(), "jwts must be a sequence"));
       if (!jwt_seq.is_valid()) throw nb::python_error();
@@ -189,8 +191,8 @@ class Client {
     {
       nb::gil_scoped_release unlocked;
       Timed timed{c_ns_};
-      rc = swrdma_read(c_, f, j, raw ? SWRDMA_READ_RAW : 0, view.buf,
-                       static_cast<size_t>(view.len), &len);
+      rc = swrdma_read(c_, f, j, raw ? SWRDMA_READ_RAW : 0, view.buf, static_cast<size_t>(view.len),
+                       &len);
       if (rc != SWRDMA_OK) error = swrdma_last_error(c_);
     }
     PyBuffer_Release(&view);
@@ -213,7 +215,8 @@ class Client {
       std::vector<Py_buffer>& v;
       size_t& n;
       ~Release() {
-        for (size_t i = 0; i < n; ++i) PyBuffer_Release(&v[i]);
+        for (size_t i = 0; i < n; ++i)
+          PyBuffer_Release(&v[i]);
       }
     } release{views, got};
     PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
@@ -440,12 +443,11 @@ NB_MODULE(_swrdma, m) {
       .def("close", &Client::Close)
       .def_prop_ro("closed", &Client::closed)
       .def("read", &Client::Read, nb::arg("fid"), nb::arg("jwt").none(), nb::arg("raw"))
-      .def("read_many", &Client::ReadMany, nb::arg("fids"), nb::arg("jwts").none(),
-           nb::arg("raw"))
+      .def("read_many", &Client::ReadMany, nb::arg("fids"), nb::arg("jwts").none(), nb::arg("raw"))
       .def("read_completed", &Client::ReadCompleted, nb::arg("fids"), nb::arg("jwts").none(),
            nb::arg("raw"))
-      .def("read_into", &Client::ReadInto, nb::arg("fid"), nb::arg("buffer"),
-           nb::arg("jwt").none(), nb::arg("raw"))
+      .def("read_into", &Client::ReadInto, nb::arg("fid"), nb::arg("buffer"), nb::arg("jwt").none(),
+           nb::arg("raw"))
       .def("read_many_into", &Client::ReadManyInto, nb::arg("fids"), nb::arg("buffers"),
            nb::arg("jwts").none(), nb::arg("raw"))
       .def("info", &Client::Info)

@@ -9,7 +9,8 @@
 # requirements and the Python version>; it is built when missing (Debian's pip refuses system
 # installs, PEP 668). The package is installed with --target into BUILD_DIR/python-site (never
 # into the shared venv), built in BUILD_DIR/python-ext. Exit 77 (skipped, said loudly) when
-# python3-venv is missing or PyPI cannot be reached to build the venv; any other failure fails.
+# python3-venv is missing or PyPI cannot be reached to build the venv (a failure under CI=true or
+# SWRDMA_REQUIRE_PYTHON=1); any other failure fails.
 set -euo pipefail
 if [[ -z "${SWRDMA_PY_UNDER_DEADLINE:-}" ]]; then  # the whole run is bounded in time
   export SWRDMA_PY_UNDER_DEADLINE=1
@@ -22,7 +23,11 @@ shift 3
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PKG=$(dirname "$HERE")
 log() { printf '[python-tests %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-skip() {
+skip() {  # in CI (CI=true) or with SWRDMA_REQUIRE_PYTHON=1 not running is a failure
+  if [[ "${CI:-}" == "true" || "${SWRDMA_REQUIRE_PYTHON:-}" == "1" ]]; then
+    log "FAIL: cannot run the Python tests: $*"
+    exit 1
+  fi
   log "SKIPPED, NOT RUN: $*"
   exit 77
 }
