@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "client/c_api_internal.h"
 #include "client/client.h"
 #include "protocol/gzip.h"
 #include "protocol/status.h"
@@ -30,18 +31,7 @@ using swrdma::Code;
 using swrdma::Status;
 using swrdma::client::NeedleView;
 
-struct swrdma_client {
-  std::unique_ptr<swrdma::client::Client> client;
-  std::string last_error;
-  // Reused from call to call: their capacity stays, so a read allocates no fid or token copies
-  // beyond what the Client itself does.
-  swrdma::client::ReadOptions read_options;
-  std::vector<std::string> fids;
-};
-
-namespace {
-
-thread_local std::string g_open_error;  // swrdma_last_error(NULL)
+namespace swrdma::c_api {
 
 int ToStatus(Code code) {
   switch (code) {
@@ -121,11 +111,11 @@ int Caught(std::string* last_error) noexcept {
   return status;
 }
 
-// One read's outcome: the view's data copied into the caller's buffer, gunzipped unless `raw` (a
-// view read over the HTTP fallback is already as asked), or the status and message of why not.
-int Outcome(swrdma::Result<NeedleView> view, std::string_view fid, bool raw, void* buf, size_t cap,
-            size_t* len_out, std::string* message) {
-  *len_out = 0;
+// The verified data of one read, gunzipped unless `raw` (a view read over the HTTP fallback is
+// already as asked; gunzipped data lands in *plain). SWRDMA_OK and *data, or the status and
+// *message of why not.
+int Verified(const swrdma::Result<NeedleView>& view, std::string_view fid, bool raw,
+             std::vector<uint8_t>* plain, std::span<const uint8_t>* data, std::string* message) {
   if (!view) {
     *message = view.error().ToString();
     return ToStatus(view.error().code());
@@ -138,10 +128,9 @@ int Outcome(swrdma::Result<NeedleView> view, std::string_view fid, bool raw, voi
                    .ToString();
     return ToStatus(Code::kUnsupported);
   }
-  std::span<const uint8_t> data = view->data();
-  std::vector<uint8_t> plain;
+  *data = view->data();
   if (!raw && view->stored_gzipped() && !view->decompressed()) {
-    auto p = swrdma::DecompressNeedleData(data);
+    auto p = swrdma::DecompressNeedleData(*data);
     if (!p) {
       *message = Status(p.error().code(), fmt::format("{}: verified gzip data does not "
                                                       "decompress: {}",
@@ -149,9 +138,14 @@ int Outcome(swrdma::Result<NeedleView> view, std::string_view fid, bool raw, voi
                      .ToString();
       return ToStatus(p.error().code());
     }
-    plain = std::move(*p);
-    data = plain;
+    *plain = std::move(*p);
+    *data = *plain;
   }
+  return SWRDMA_OK;
+}
+
+int CopyOut(std::span<const uint8_t> data, std::string_view fid, void* buf, size_t cap,
+            size_t* len_out, std::string* message) {
   *len_out = data.size();
   if (data.size() > cap) {
     *message = fmt::format("{}: {}: needs a buffer of {} bytes, got {}",
@@ -160,6 +154,25 @@ int Outcome(swrdma::Result<NeedleView> view, std::string_view fid, bool raw, voi
   }
   if (!data.empty()) std::memcpy(buf, data.data(), data.size());
   return SWRDMA_OK;
+}
+
+}  // namespace swrdma::c_api
+
+namespace {
+
+using namespace swrdma::c_api;
+
+thread_local std::string g_open_error;  // swrdma_last_error(NULL)
+
+// One read's outcome: the view's data copied into the caller's buffer, or the status and
+// message of why not.
+int Outcome(swrdma::Result<NeedleView> view, std::string_view fid, bool raw, void* buf, size_t cap,
+            size_t* len_out, std::string* message) {
+  *len_out = 0;
+  std::vector<uint8_t> plain;
+  std::span<const uint8_t> data;
+  const int status = Verified(view, fid, raw, &plain, &data, message);
+  return status != SWRDMA_OK ? status : CopyOut(data, fid, buf, cap, len_out, message);
 }
 
 }  // namespace
@@ -232,6 +245,11 @@ void swrdma_client_options_init(swrdma_client_options_t* options) {
     options->lookup_cache_ttl_ms = static_cast<uint32_t>(d.lookup_cache_ttl.count());
     options->reconnect_attempts = d.reconnect_attempts;
     options->hugepages = d.hugepages ? 1 : 0;
+    const swrdma::client::ClusterClientOptions cd;
+    options->master_url = nullptr;
+    options->agent_port = cd.agent_port;
+    options->agent_map = nullptr;
+    options->read_tokens = cd.read_tokens ? 1 : 0;
     options->struct_size = sizeof(swrdma_client_options_t);
   } catch (...) {
     (void)Caught(nullptr);
@@ -274,10 +292,27 @@ int swrdma_client_open(const swrdma_client_options_t* options, swrdma_client_t**
     co.lookup_cache_ttl = std::chrono::milliseconds(o.lookup_cache_ttl_ms);
     co.reconnect_attempts = o.reconnect_attempts;
     co.hugepages = o.hugepages != 0;
-    auto client = swrdma::client::Client::Connect(co);
-    if (!client) return Fail(g_open_error, client.error());
     auto handle = std::make_unique<swrdma_client>();
-    handle->client = std::move(*client);
+    if (o.master_url != nullptr && *o.master_url != '\0') {
+      if (o.agent_port == 0 || o.agent_port > 65535) {
+        return Fail(g_open_error, SWRDMA_E_INVALID_ARGUMENT,
+                    fmt::format("agent_port {} is not a port", o.agent_port));
+      }
+      swrdma::client::ClusterClientOptions cc;
+      cc.master.master_url = o.master_url;
+      cc.master.timeout = co.timeout;
+      cc.agent_port = static_cast<uint16_t>(o.agent_port);
+      if (o.agent_map != nullptr) cc.agent_map = o.agent_map;
+      cc.client = co;
+      cc.read_tokens = o.read_tokens != 0;
+      auto cluster = swrdma::client::ClusterClient::Create(cc);
+      if (!cluster) return Fail(g_open_error, cluster.error());
+      handle->cluster = std::move(*cluster);
+    } else {
+      auto client = swrdma::client::Client::Connect(co);
+      if (!client) return Fail(g_open_error, client.error());
+      handle->client = std::move(*client);
+    }
     *out = handle.release();
     return SWRDMA_OK;
   } catch (...) {
@@ -303,6 +338,10 @@ int swrdma_read(swrdma_client_t* client, const char* fid, const char* jwt, uint3
     ro.decompress = !raw;
     ro.jwt.assign(jwt != nullptr ? jwt : "");
     ro.jwts.clear();
+    if (client->cluster) {  // through the master: the batch path, with one fid
+      int status = SWRDMA_E_INTERNAL;
+      return swrdma_read_many(client, 1, &fid, &jwt, flags, &buf, &cap, len_out, &status);
+    }
     auto view = client->client->ReadView(fid, ro);
     return Outcome(std::move(view), fid, raw, buf, cap, len_out, &client->last_error);
   } catch (...) {
@@ -333,39 +372,33 @@ int swrdma_read_many(swrdma_client_t* client, size_t n, const char* const* fids,
             fmt::format("entry {}: fids[i] must not be NULL, nor bufs[i] when caps[i] > 0", i));
       }
     }
-    const bool raw = (flags & SWRDMA_READ_RAW) != 0;
-    swrdma::client::ReadOptions& ro = client->read_options;
-    ro.decompress = !raw;
-    ro.jwt.clear();
-    ro.jwts.resize(jwts != nullptr ? n : 0);
-    client->fids.resize(n);
-    for (size_t i = 0; i < n; ++i) {
-      client->fids[i].assign(fids[i]);
-      if (jwts != nullptr) ro.jwts[i].assign(jwts[i] != nullptr ? jwts[i] : "");
-    }
     // Each view is copied out as soon as it is verified (ReadEach), so its registered buffer
-    // goes straight back to the pool, however many fids there are. The callback never throws:
-    // an exception must not unwind through the read round with gets in flight.
-    size_t first_failed = n;
-    std::string first_message;
-    client->client->ReadEach(
-        client->fids,
-        [&](size_t i, swrdma::Result<NeedleView> view) {
-          std::string message;
-          int status = SWRDMA_E_INTERNAL;
-          try {
-            status = Outcome(std::move(view), client->fids[i], raw, bufs[i], caps[i], &lens_out[i],
-                             &message);
-          } catch (...) {
-            status = Caught(&message);
-          }
-          statuses_out[i] = status;
-          if (status != SWRDMA_OK && i < first_failed) {
-            first_failed = i;
-            first_message.swap(message);
-          }
-        },
-        ro);
+    // goes straight back to the pool, however many fids there are.
+    struct Ctx {
+      void* const* bufs;
+      const size_t* caps;
+      size_t* lens_out;
+      int* statuses_out;
+      const char* const* fids;
+      size_t first_failed;
+      std::string first_message;
+    } ctx{bufs, caps, lens_out, statuses_out, fids, n, {}};
+    OnData on_data = [](void* p, size_t i, int status, std::span<const uint8_t> data,
+                        const std::string& message) {
+      auto& c = *static_cast<Ctx*>(p);
+      std::string copy_message;
+      if (status == SWRDMA_OK) {
+        status = CopyOut(data, c.fids[i], c.bufs[i], c.caps[i], &c.lens_out[i], &copy_message);
+      }
+      c.statuses_out[i] = status;
+      if (status != SWRDMA_OK && i < c.first_failed) {
+        c.first_failed = i;
+        c.first_message = status == SWRDMA_E_TOO_SMALL ? std::move(copy_message) : message;
+      }
+    };
+    ReadEachAny(client, n, fids, jwts, (flags & SWRDMA_READ_RAW) != 0, on_data, &ctx);
+    const size_t first_failed = ctx.first_failed;
+    std::string& first_message = ctx.first_message;
     if (first_failed == n) return SWRDMA_OK;
     client->last_error = std::move(first_message);
     return statuses_out[first_failed];
@@ -383,6 +416,11 @@ int swrdma_client_transports(swrdma_client_t* client, char* buf, size_t cap, siz
                   "len_out must not be NULL, nor buf when cap > 0");
     }
     *len_out = 0;
+    if (client->cluster) {  // one Client per agent: no single answer
+      if (cap == 0) return Fail(client->last_error, SWRDMA_E_TOO_SMALL, "needs 1 byte");
+      *buf = '\0';
+      return SWRDMA_OK;
+    }
     auto names = client->client->Transports();
     if (!names) return Fail(client->last_error, names.error());
     const std::string joined = fmt::format("{}", fmt::join(*names, ","));
@@ -406,10 +444,15 @@ int swrdma_client_stats(swrdma_client_t* client, swrdma_stats_t* out) {
       return Fail(client->last_error, SWRDMA_E_INVALID_ARGUMENT,
                   "out is NULL or out->struct_size is not set");
     }
-    const swrdma::client::ClientStats& s = client->client->stats();
-    const swrdma::client::BufferPoolStats p = client->client->buffer_pool_stats();
     swrdma_stats_t all{};
     all.struct_size = out->struct_size;
+    if (client->cluster) {  // the Clients per agent are the ClusterClient's own
+      all.reads = client->cluster->stats().reads;
+      std::memcpy(out, &all, std::min(out->struct_size, sizeof(all)));
+      return SWRDMA_OK;
+    }
+    const swrdma::client::ClientStats& s = client->client->stats();
+    const swrdma::client::BufferPoolStats p = client->client->buffer_pool_stats();
     all.reads = s.reads;
     all.bytes = s.bytes;
     all.lookups = s.lookups;

@@ -75,6 +75,12 @@ typedef struct swrdma_client_options {
   uint32_t lookup_cache_ttl_ms;  /* how long a lookup is reused; default 1000 */
   int32_t reconnect_attempts;    /* after a broken connection; default 6 */
   int hugepages;                 /* nonzero: 2 MiB pages for the registered buffers */
+  /* Through a SeaweedFS master: it says where each volume's replicas are, each replica's agent
+   * is read (agent_url is then unused) and a failed replica fails over to the next. */
+  const char* master_url; /* "http://master:9333[,...]"; NULL or "": agent_url only */
+  uint32_t agent_port;    /* with master_url: the agents' port on each volume host; 18515 */
+  const char* agent_map;  /* with master_url: file of "VOLUME_HOST:PORT AGENT_URL" lines */
+  int read_tokens;        /* with master_url: nonzero asks the master for each fid's token */
 } swrdma_client_options_t;
 
 /* Counters of one client (swrdma_client_stats). */
@@ -130,9 +136,33 @@ int swrdma_read_many(swrdma_client_t* client, size_t n, const char* const* fids,
                      const char* const* jwts, uint32_t flags, void* const* bufs, const size_t* caps,
                      size_t* lens_out, int* statuses_out);
 
+/* One read's outcome for swrdma_read_each: index into the fids, the status (as swrdma_read's),
+ * and on SWRDMA_OK the verified data (gunzipped unless SWRDMA_READ_RAW): len bytes at data,
+ * valid only during the call (it is the registered buffer the record landed in, or the gunzip
+ * output). On an error data is NULL, len 0 and message (also valid only during the call) says
+ * why, naming the fid. The callback must not call into the same client. */
+typedef void (*swrdma_read_fn)(void* ctx, size_t index, int status, const void* data, size_t len,
+                               const char* message);
+
+/* Reads n needles as swrdma_read_many does, handing each one to on_read(ctx, ...) as soon as it
+ * is verified (completion order, every index exactly once): no buffer sizes to know in advance,
+ * and no copy beyond the one the callback makes. Returns SWRDMA_OK when every read succeeded,
+ * else the status of the lowest index that failed (swrdma_last_error names it), or an error of
+ * the call itself (then on_read is not called). */
+int swrdma_read_each(swrdma_client_t* client, size_t n, const char* const* fids,
+                     const char* const* jwts, uint32_t flags, swrdma_read_fn on_read, void* ctx);
+
+/* The agent and the client as JSON, NUL-terminated into buf: {"library_version", "agent_version",
+ * "agent_transports": [...], "transports": [...] (the client's), "exposure",
+ * "volume_count", "volumes": [{"id", "collection", "version", "size", "live_needles",
+ * "deleted_needles", "generation"}]} (asks the agent for its volumes); through a master:
+ * {"library_version", "master_url", "reads", "failovers", "connects", "connect_failures"}.
+ * *len_out and SWRDMA_E_TOO_SMALL as swrdma_client_transports. */
+int swrdma_client_info(swrdma_client_t* client, char* buf, size_t cap, size_t* len_out);
+
 /* The UCX transports the client reads over, comma-separated ("tcp", "posix,sysv"; "" over the
- * HTTP fallback), NUL-terminated into buf. *len_out: the length without the NUL;
- * SWRDMA_E_TOO_SMALL when cap < *len_out + 1. */
+ * HTTP fallback and through a master), NUL-terminated into buf. *len_out: the length without
+ * the NUL; SWRDMA_E_TOO_SMALL when cap < *len_out + 1. */
 int swrdma_client_transports(swrdma_client_t* client, char* buf, size_t cap, size_t* len_out);
 
 /* Copies the client's counters into *out; out->struct_size must be set (fields past it are not

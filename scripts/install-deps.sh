@@ -13,6 +13,7 @@ PKGS=(
   iproute2 procps
   curl jq  # tests/e2e
   fuse3  # tests/seaweedfs: weed mount (fusermount3)
+  python3-dev python3-venv python3-pip  # the Python package (pip install ./python, docs/python.md)
   dpkg-dev  # make deb: dpkg-shlibdeps
   ccache  # rebuilds of a second tree or a fresh clone (CMakeLists.txt)
 )

@@ -3,9 +3,9 @@
  * expected bytes over the agent's HTTP fallback (an independent read path).
  *
  *   c_api_test read URL MANIFEST EXPECTED_DIR VERSION TRANSPORTS
- *     every fid of the mkvolume manifest, single and batched, into exact-size, too-small and
+ *     every fid of the mkvolume manifest, single, batched and streamed (swrdma_read_each), into exact-size, too-small and
  *     zero-size buffers, gzip needles decompressed and raw; error codes of deleted, malformed,
- *     absent, unknown-volume and wrong-cookie fids; options, stats, version, NULL arguments.
+ *     absent, unknown-volume and wrong-cookie fids; options, stats, info, version, NULL arguments.
  *   c_api_test fallback URL MANIFEST EXPECTED_DIR
  *     a client that cannot use UCX (transport "bogus"): SWRDMA_E_NO_DEVICE, and with the HTTP
  *     fallback the same bytes, no transports.
@@ -245,6 +245,77 @@ static void ReadAllBatched(swrdma_client_t* c, int too_small) {
   free(statuses);
 }
 
+/* swrdma_read_each: every fid once, in completion order; the data the callback sees is the
+ * expected bytes, errors come with a message naming the fid. */
+typedef struct {
+  size_t calls;
+  unsigned char* seen;
+  int* statuses;
+} EachCtx;
+
+static void OnEach(void* ctx, size_t index, int status, const void* data, size_t len,
+                   const char* message) {
+  EachCtx* e = ctx;
+  ++e->calls;
+  if (index >= g_count + 1) {
+    CHECK(0, "read_each: index %zu out of range", index);
+    return;
+  }
+  CHECK(!e->seen[index], "read_each: index %zu handed out twice", index);
+  e->seen[index] = 1;
+  e->statuses[index] = status;
+  if (index == g_count) return; /* the malformed fid */
+  const Needle* nd = &g_needles[index];
+  if (status == SWRDMA_OK) {
+    CHECK(nd->live && len == nd->size && (len == 0 || memcmp(data, nd->expected, len) == 0),
+          "read_each %s: %zu bytes differ from the expected %zu", nd->fid, len, nd->size);
+  } else {
+    CHECK(data == NULL && len == 0 && strstr(message, nd->fid) != NULL,
+          "read_each %s: error %d without NULL data or a message naming it (%s)", nd->fid, status,
+          message);
+  }
+}
+
+static void ReadStreamed(swrdma_client_t* c) {
+  const size_t n = g_count + 1;
+  const char** fids = calloc(n, sizeof *fids);
+  EachCtx e = {0, calloc(n, 1), calloc(n, sizeof(int))};
+  for (size_t i = 0; i < g_count; ++i)
+    fids[i] = g_needles[i].fid;
+  fids[g_count] = "not-a-fid";
+  const int rc = swrdma_read_each(c, n, fids, NULL, 0, OnEach, &e);
+  CHECK(e.calls == n, "read_each: %zu callbacks for %zu fids", e.calls, n);
+  int first = SWRDMA_OK;
+  for (size_t i = 0; i < g_count; ++i) {
+    const int want = g_needles[i].live ? SWRDMA_OK : SWRDMA_E_DELETED;
+    CHECK(e.statuses[i] == want, "read_each %s: status %d, want %d", g_needles[i].fid,
+          e.statuses[i], want);
+    if (first == SWRDMA_OK) first = e.statuses[i];
+  }
+  CHECK_STATUS(e.statuses[g_count], SWRDMA_E_INVALID_ARGUMENT, c);
+  CHECK_STATUS(rc, first != SWRDMA_OK ? first : SWRDMA_E_INVALID_ARGUMENT, c);
+  CHECK_STATUS(swrdma_read_each(c, 1, fids, NULL, 0, NULL, NULL), SWRDMA_E_INVALID_ARGUMENT, c);
+  CHECK_STATUS(swrdma_read_each(c, 0, NULL, NULL, 0, NULL, NULL), SWRDMA_OK, c);
+  fprintf(stderr, "c_api_test: read_each of %zu fids: every one once, bytes as expected\n", n);
+  free(fids);
+  free(e.seen);
+  free(e.statuses);
+}
+
+/* swrdma_client_info: JSON naming the agent's volumes; too small a buffer says how much. */
+static void Info(swrdma_client_t* c) {
+  char buf[1 << 14];
+  size_t len = 0;
+  CHECK_STATUS(swrdma_client_info(c, buf, sizeof buf, &len), SWRDMA_OK, c);
+  CHECK(len == strlen(buf) && buf[0] == '{' && strstr(buf, "\"volumes\":[{") != NULL &&
+            strstr(buf, "\"agent_version\"") != NULL,
+        "info: %s", buf);
+  size_t need = 0;
+  CHECK_STATUS(swrdma_client_info(c, buf, 4, &need), SWRDMA_E_TOO_SMALL, c);
+  CHECK(need == len, "info: too-small says %zu, want %zu", need, len);
+  CHECK_STATUS(swrdma_client_info(c, NULL, 0, NULL), SWRDMA_E_INVALID_ARGUMENT, c);
+}
+
 static void ErrorCodes(swrdma_client_t* c) {
   unsigned char buf[64];
   size_t len = 7;
@@ -373,6 +444,8 @@ static int ReadMode(const char* url, const char* version, const char* transports
   ReadEachAlone(c);
   ReadAllBatched(c, 0);
   ReadAllBatched(c, 1);
+  ReadStreamed(c);
+  Info(c);
   ErrorCodes(c);
   size_t live = 0;
   for (size_t i = 0; i < g_count; ++i)
@@ -422,6 +495,7 @@ static int FallbackMode(const char* url) {
           "fallback raw %s is not gzip", gz->fid);
     free(raw);
   }
+  ReadStreamed(fc);
   swrdma_stats_t s;
   memset(&s, 0, sizeof s);
   s.struct_size = sizeof s;

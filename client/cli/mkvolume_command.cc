@@ -34,7 +34,8 @@ struct MkvolumeArgs {
   uint64_t seed = 1;
   bool legacy_crc = false;
   int offset_bytes = 4;
-  std::string fids_file;  // manifest of every needle, for demos and scripts
+  std::string fids_file;   // manifest of every needle, for demos and scripts
+  std::string expect_dir;  // each live needle's data, for tests in other languages
 };
 
 // "1.5 MiB": human sizes for progress and the summary.
@@ -76,8 +77,33 @@ GenerateOptions ToGenerateOptions(const MkvolumeArgs& a) {
   o.legacy_crc = a.legacy_crc;
   o.offset_width = a.offset_bytes == 5 ? OffsetWidth::k5 : OffsetWidth::k4;
   o.seed = a.seed;
-  o.record_needles = !a.fids_file.empty();  // otherwise only totals are printed
+  o.record_needles =
+      !a.fids_file.empty() || !a.expect_dir.empty();  // otherwise only totals are printed
   return o;
+}
+
+// --expect-dir: the generator's own data of every live needle (uncompressed), one file per fid
+// named like the fid, so tests outside C++ (Python) check reads byte for byte against it.
+void WriteExpected(const MkvolumeArgs& args, const GenerateReport& report) {
+  std::error_code ec;
+  std::filesystem::create_directories(args.expect_dir, ec);
+  if (ec) {
+    throw CommandError(fmt::format("creating {}: {}", args.expect_dir, ec.message()), kExitFailure);
+  }
+  for (const auto& n : report.needles) {
+    if (n.deleted) continue;
+    const std::vector<uint8_t> data =
+        GeneratedNeedleData(args.seed, n.fid.needle_id, n.size, n.gzipped);
+    const std::string path = fmt::format("{}/{}", args.expect_dir, FormatFileId(n.fid));
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    const bool ok = f != nullptr && std::fwrite(data.data(), 1, data.size(), f) == data.size();
+    if (f != nullptr && std::fclose(f) != 0 && ok) {
+      throw CommandError(fmt::format("writing {}: {}", path, std::strerror(errno)), kExitFailure);
+    }
+    if (!ok) {
+      throw CommandError(fmt::format("writing {}: {}", path, std::strerror(errno)), kExitFailure);
+    }
+  }
 }
 
 void RunMkvolume(const MkvolumeArgs& args) {
@@ -124,6 +150,7 @@ void RunMkvolume(const MkvolumeArgs& args) {
                          kExitFailure);
     }
   }
+  if (!args.expect_dir.empty()) WriteExpected(args, *report);
   fmt::print(
       "created {}: {} needles ({} gzipped, {} deleted, {} live), data {}, stored {}, "
       ".dat {}, .idx {} B, {:.2f} s\n",
@@ -206,6 +233,8 @@ void AddMkvolumeCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--fids", args->fids_file,
                   "Write a manifest of every needle to FILE: fid, size, live|deleted, gzip|plain");
+  cmd->add_option("--expect-dir", args->expect_dir,
+                  "Write each live needle's data (uncompressed) to DIR/<fid>, for tests");
   cmd->callback([args] { RunMkvolume(*args); });
 }
 
