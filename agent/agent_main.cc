@@ -11,6 +11,7 @@
 #include "agent/agent_config.h"
 #include "agent/agent_service.h"
 #include "agent/device_monitor.h"
+#include "agent/local_server.h"
 #include "agent/progress_thread.h"
 #include "agent/push_engine.h"
 #include "agent/read_auth.h"
@@ -210,8 +211,15 @@ int Run(const AgentConfig& config) {
     return 1;
   }
 
+  auto local = StartLocalServer(config, volumes, (*auth)->enabled());
+  if (!local) {
+    spdlog::error("{}", local.error().ToString());
+    return 1;
+  }
+
   ServiceOptions so;
   so.agent_version = SWRDMA_VERSION;
+  so.local = local->get();
   so.worker_address = (*progress)->worker_address();
   so.transports = transports;
   so.shm_peer_failure = context->shm_peer_failure();
@@ -295,6 +303,7 @@ int Run(const AgentConfig& config) {
   if (device_monitor) device_monitor->Stop();
   service.SetReady(false);
   (*server)->Stop(std::chrono::seconds(5));
+  if (*local) (*local)->Stop();
   push.Shutdown();  // client endpoints close on the progress thread, before it stops
   // The checked-read handler leaves the worker, likewise; replies UCX still owes to clients
   // that vanished mean the worker (and its context) must not be destroyed: UCX would abort.

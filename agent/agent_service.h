@@ -28,6 +28,8 @@
 
 namespace swrdma::agent {
 
+class LocalServer;
+
 struct ServiceOptions {
   size_t max_lookup_batch = 10'000;  // fids in one /v1/lookup
   size_t max_sample = 10'000;        // fids in one /v1/volumes/<vid>/sample answer
@@ -44,6 +46,8 @@ struct ServiceOptions {
   PushEngine* push = nullptr;            // null: POST /v1/push answers 503
   // Checked reads on the worker (agent/read_server.h): /v1/info "checked_reads", /metrics.
   const ReadServer* reads = nullptr;
+  // Same-host reads (agent/local_server.h): /v1/info "local_socket"/"local_instance", /metrics.
+  const LocalServer* local = nullptr;
 };
 
 class AgentService {

@@ -77,7 +77,9 @@ Result<nlohmann::json> DecodeReply(const Result<HttpReply>& reply, std::string_v
 using namespace detail;
 
 Client::Impl::Impl(ClientOptions options, std::unique_ptr<AgentHttp> http)
-    : options_(std::move(options)), http_(std::move(http)) {}
+    : options_(std::move(options)), http_(std::move(http)) {
+  ConfigureLocal();
+}
 
 Client::Impl::~Impl() = default;
 
@@ -137,7 +139,18 @@ Status Client::Impl::ConnectAgent() {
   const auto checked = tree.find("checked_reads");  // likewise
   info_checked_reads_ = checked != tree.end() && checked->is_boolean() && checked->get<bool>();
   lookup_cache_.clear();
-  Status ucx = ConnectUcx();
+  // Same host as the agent (its socket answers as this agent): no UCX needed.
+  const auto sock = tree.find("local_socket");
+  const auto inst = tree.find("local_instance");
+  Status local = ConnectLocal(
+      sock != tree.end() && sock->is_string() ? sock->get<std::string>() : std::string(),
+      inst != tree.end() && inst->is_number_unsigned() ? inst->get<uint64_t>() : 0);
+  if (local.ok()) return local;
+  if (local_only_ && options_.fallback != FallbackMode::kHttp) {
+    return local.WithContext(
+        fmt::format("--transports local: no same-host path to {}", options_.agent_url));
+  }
+  Status ucx = local_only_ ? local : ConnectUcx();
   if (!ucx.ok()) {
     keys_.clear();
     checked_.reset();
@@ -180,6 +193,7 @@ Result<VolumeList> Client::Impl::Volumes() {
 }
 
 Result<std::vector<std::string>> Client::Impl::Transports() const {
+  if (local_) return std::vector<std::string>{"local"};
   if (!endpoint_) return std::vector<std::string>{};
   SWRDMA_ASSIGN_OR_RETURN(auto t, endpoint_->Transports());
   return t.names();
@@ -267,6 +281,10 @@ Result<NeedleData> Client::Impl::ReadOverHttp(std::string_view fid, const ReadOp
 void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
                              const ReadOptions& options, ViewResults& out, bool last,
                              const OnRead* emit) {
+  if (local_) {
+    LocalRound(fids, which, out, last, emit);
+    return;
+  }
   if (checked_mode()) {
     CheckedRound(fids, which, options, out, emit);
     return;

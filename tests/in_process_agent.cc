@@ -46,6 +46,15 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
   if (!reads) throw std::runtime_error(reads.error().ToString());
   reads_ = std::move(*reads);
   so.reads = reads_.get();
+  if (options.local_socket) {
+    agent::LocalServerOptions lo;
+    lo.path = *options.local_socket;
+    lo.allow_uids = options.local_allow_uids;
+    auto local = agent::LocalServer::Start(*volumes_, lo);
+    if (!local) throw std::runtime_error(local.error().ToString());
+    local_ = std::move(*local);
+    so.local = local_.get();
+  }
   service_ = std::make_unique<agent::AgentService>(*volumes_, so);
   service_->SetReady(true);
   agent::HttpServerOptions ho;
@@ -66,6 +75,7 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
 InProcessAgent::~InProcessAgent() {
   if (watcher_) watcher_->Stop();
   server_->Stop(std::chrono::seconds(2));
+  if (local_) local_->Stop();
   push_->Shutdown();
   // As swrdma-agent: replies still owed to vanished clients mean the worker must not be destroyed.
   const uint64_t unsent = reads_->Shutdown();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/agent_service.h"
+#include "agent/local_server.h"
 #include "agent/progress_thread.h"
 #include "agent/push_engine.h"
 #include "agent/read_auth.h"
@@ -29,6 +30,9 @@ struct InProcessAgentOptions {
   uint16_t port = 0;                        // 0: any free port
   std::optional<std::string> jwt_read_key;  // read authorization on
   std::string exposure = "region";          // or "push"
+  // Same-host reads (agent/local_server.h): the socket to serve, with these allowed uids.
+  std::optional<std::filesystem::path> local_socket;
+  std::vector<uint32_t> local_allow_uids;
 };
 
 class InProcessAgent {
@@ -47,6 +51,7 @@ class InProcessAgent {
   // Generation of the volume's current export, 0 if not exported.
   uint64_t generation(uint32_t vid) const;
   const agent::ReadServer& read_server() const { return *reads_; }
+  agent::LocalServer* local_server() const { return local_.get(); }
   const std::vector<uint8_t>& worker_address() const { return progress_->worker_address(); }
 
  private:
@@ -58,6 +63,7 @@ class InProcessAgent {
   std::unique_ptr<agent::ReadAuthorizer> auth_;
   std::unique_ptr<agent::PushEngine> push_;
   std::unique_ptr<agent::ReadServer> reads_;
+  std::unique_ptr<agent::LocalServer> local_;
   std::unique_ptr<agent::AgentService> service_;
   std::unique_ptr<agent::HttpServer> server_;
   std::unique_ptr<agent::VolumeWatcher> watcher_;
