@@ -128,6 +128,8 @@ void Client::Impl::LocalRound(std::span<const std::string> fids, std::span<const
     const std::shared_ptr<const LocalMapping>& m = *mapping;
     lr.length = e.length;
     lr.size = e.size;
+    // ReadEach's per-read latency: from here (the bytes are already mapped) to verified.
+    const auto issued = stamp_reads_ ? std::chrono::steady_clock::now() : NeedleView::TimePoint{};
     LocalSlice slice(m, m->data() + e.offset, static_cast<size_t>(e.length));
     auto view = VerifyInPlace(fids[i], lr, e.version, BufferKeeper(std::move(slice)),
                               parsed_ok[k] ? &parsed[k] : nullptr);
@@ -141,7 +143,10 @@ void Client::Impl::LocalRound(std::span<const std::string> fids, std::span<const
     }
     if (view) {
       view->local_ = true;
-      if (stamp_reads_) view->issued_ = view->verified_ = std::chrono::steady_clock::now();
+      if (stamp_reads_) {
+        view->issued_ = issued;
+        view->verified_ = std::chrono::steady_clock::now();
+      }
       if (emit != nullptr) {
         (*emit)(i, std::move(view));
         continue;
