@@ -86,6 +86,40 @@ class LocalReadTest : public ::testing::Test {
   testing::TempDir tmp_{"swrdma-local"};
 };
 
+TEST(LocalMessages, RoundTripAndRejectGarbage) {
+  LocalRequest lookup{.op = LocalOp::kLookup, .fids = {"3,01637037d6", "", "7,ff"}};
+  auto back = DecodeLocalRequest(EncodeLocalRequest(lookup));
+  ASSERT_TRUE(back) << back.error().ToString();
+  EXPECT_EQ(back->fids, lookup.fids);
+  auto open = DecodeLocalRequest(EncodeLocalRequest({.op = LocalOp::kOpen, .volume_id = 77}));
+  ASSERT_TRUE(open);
+  EXPECT_EQ(open->volume_id, 77u);
+  std::vector<LocalLookupEntry> entries(2);
+  entries[0] = {LocalStatus::kOk, 3, 9, 4096, 128, 100, 3, ""};
+  entries[1] = {LocalStatus::kDeleted, 3, 0, 0, 0, 0, 3, std::string(5000, 'x')};
+  auto reply = DecodeLookupReply(EncodeLookupReply(LocalStatus::kOk, entries));
+  ASSERT_TRUE(reply);
+  EXPECT_EQ((*reply)[0].offset, 4096u);
+  EXPECT_EQ((*reply)[1].reason.size(), kMaxLocalReason);  // cut: a reply always fits a packet
+  EXPECT_LE(
+      EncodeLookupReply(LocalStatus::kOk, std::vector<LocalLookupEntry>(
+                                              kMaxLocalLookup, {.reason = std::string(9999, 'y')}))
+          .size(),
+      kMaxLocalMessage);
+  // Every truncation and a flipped op or magic is refused, never read past the end.
+  auto bytes = EncodeLocalRequest(lookup);
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_FALSE(DecodeLocalRequest(std::span(bytes).first(n))) << n;
+  bytes[4] = 99;
+  EXPECT_FALSE(DecodeLocalRequest(bytes));
+  auto hello = EncodeHelloReply({.instance = 5});
+  hello[0] ^= 1;
+  EXPECT_FALSE(DecodeHelloReply(hello));
+  auto too_many = EncodeLocalRequest(
+      {.op = LocalOp::kLookup, .fids = std::vector<std::string>(kMaxLocalLookup + 1, "1,1")});
+  EXPECT_FALSE(DecodeLocalRequest(too_many));
+}
+
 TEST_F(LocalReadTest, GeneratedVolumesReadByteExactInPlace) {
   testing::ExpectedNeedles expected;
   std::vector<std::string> fids;
