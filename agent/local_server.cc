@@ -412,8 +412,12 @@ bool LocalServer::Serve(int fd) {
         reply.version = static_cast<uint8_t>(exp.version());
       }
       const bool ok = reply.status == LocalStatus::kOk;
-      if (!rdma::SendMessage(fd, EncodeOpenReply(reply), ok ? file.get() : -1).ok()) return false;
+      // Counted before the send: a client that got it may look at the metrics at once.
       if (ok) fds_sent_.fetch_add(1);
+      if (!rdma::SendMessage(fd, EncodeOpenReply(reply), ok ? file.get() : -1).ok()) {
+        if (ok) fds_sent_.fetch_sub(1);
+        return false;
+      }
       return true;
     }
     case LocalOp::kLookup: {
