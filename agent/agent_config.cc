@@ -135,6 +135,30 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
   app.add_flag("--region-with-tokens", c.region_with_tokens,
                "Allow --exposure region with read tokens on: where region is in force, a client "
                "with a token for one fid gets the rkey of its whole volume (trusted clients only)");
+  app.add_option("--local-socket", c.local_socket,
+                 "Unix socket on which same-host clients get read-only volume descriptors and "
+                 "read without copies (transport 'local'); empty: off (agent/local_server.h)");
+  app.add_option("--local-allow-uids", c.local_allow_uids,
+                 "Users (ids or names) allowed on --local-socket besides root and the agent's own "
+                 "user; each gets read access to whole volumes")
+      ->delimiter(',');
+  app.add_option("--local-allow-gids", c.local_allow_gids,
+                 "Groups (ids or names, primary or supplementary) allowed on --local-socket")
+      ->delimiter(',');
+  app.add_option("--local-socket-mode", c.local_socket_mode,
+                 "Octal permissions of the --local-socket file")
+      ->check([](const std::string& v) -> std::string {
+        if (v.empty() || v.size() > 4 || v.find_first_not_of("01234567") != std::string::npos) {
+          return "expected an octal mode like 0660";
+        }
+        return {};
+      })
+      ->capture_default_str();
+  app.add_option("--local-socket-group", c.local_socket_group,
+                 "Group (id or name) that owns the --local-socket file; default the agent's");
+  app.add_flag("--local-with-tokens", c.local_with_tokens,
+               "Serve --local-socket although read tokens are on: every allowed local user can "
+               "then read whole volumes without tokens");
   app.add_flag("--list-devices", c.list_devices,
                "Print RDMA devices and UCX transports, then exit");
 }
@@ -386,7 +410,8 @@ std::string DescribeConfig(const AgentConfig& c) {
       "retire_grace={}s "
       "device_rescan_interval={}s "
       "growth_reserve_mb={} log_level={} supervise={} jwt_read_key={} security_toml={} "
-      "exposure={}",
+      "exposure={} local_socket={} local_allow_uids=[{}] local_allow_gids=[{}] "
+      "local_socket_mode={} local_socket_group={} local_with_tokens={}",
       c.config_file ? c.config_file->string() : "(none)", fmt::join(dirs, ","),
       c.index_dir.string(), fmt::join(c.http, ","), c.transports.value_or("(UCX default)"),
       c.require_transports, c.net_devices.value_or("(UCX default)"),
@@ -395,7 +420,9 @@ std::string DescribeConfig(const AgentConfig& c) {
       c.tcp_segment_bytes, c.rescan_interval.count(), c.retire_grace.count(),
       c.device_rescan_interval.count(), c.growth_reserve >> 20, c.log_level, c.supervise,
       c.jwt_read_key ? "(set)" : "(unset)", c.security_toml ? c.security_toml->string() : "(none)",
-      c.exposure.value_or("(default)"));
+      c.exposure.value_or("(default)"), c.local_socket.empty() ? "(off)" : c.local_socket,
+      fmt::join(c.local_allow_uids, ","), fmt::join(c.local_allow_gids, ","), c.local_socket_mode,
+      c.local_socket_group.empty() ? "(agent's)" : c.local_socket_group, c.local_with_tokens);
 }
 
 }  // namespace swrdma::agent

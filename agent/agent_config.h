@@ -65,6 +65,16 @@ struct AgentConfig {
   // to its whole volume where region is in force, i.e. on a NIC that enforces keys): refused
   // without this.
   bool region_with_tokens = false;
+
+  // Same-host reads (agent/local_server.h, issue 18): the Unix socket handing read-only volume
+  // descriptors to local clients. Empty: off.
+  std::string local_socket;
+  std::vector<std::string> local_allow_uids;  // ids or user names
+  std::vector<std::string> local_allow_gids;  // ids or group names
+  std::string local_socket_mode = "0660";
+  std::string local_socket_group;  // empty: the agent's group
+  // Serve the local socket although read tokens are on (a local user gets whole volumes).
+  bool local_with_tokens = false;
 };
 
 // Declares every flag on `app`, bound to `config`. Validation of values happens in the

@@ -13,6 +13,7 @@
 #include "agent/agent_config.h"
 #include "agent/agent_service.h"
 #include "agent/device_monitor.h"
+#include "agent/local_server.h"
 #include "agent/progress_thread.h"
 #include "agent/read_auth.h"
 #include "agent/read_server.h"
@@ -225,8 +226,15 @@ int Run(const AgentConfig& config) {
     return 1;
   }
 
+  auto local = StartLocalServer(config, volumes, (*auth)->enabled());
+  if (!local) {
+    spdlog::error("{}", local.error().ToString());
+    return 1;
+  }
+
   ServiceOptions so;
   so.agent_version = SWRDMA_VERSION;
+  so.local = local->get();
   so.worker_address = (*progress)->worker_address();
   so.transports = transports;
   so.shm_peer_failure = context->shm_peer_failure();
@@ -344,6 +352,7 @@ int Run(const AgentConfig& config) {
   if (device_monitor) device_monitor->Stop();
   service.SetReady(false);
   (*server)->Stop(std::chrono::seconds(5));
+  if (*local) (*local)->Stop();
   if (tcp_reads) tcp_reads->Stop();
   // The checked-read handler leaves the worker on the progress thread, before it stops; replies UCX
   // still owes to clients that vanished mean the worker (and its context) must not be destroyed:

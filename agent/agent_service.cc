@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "agent/local_server.h"
 #include "protocol/wire.h"
 
 namespace swrdma::agent {
@@ -115,6 +116,7 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
     metrics_.SetSecurityTotals(totals);
     if (options_.reads != nullptr) metrics_.SetCheckedReadTotals(options_.reads->stats());
     HttpResponse r = HttpResponse::Text(200, metrics_.Render(*volumes_.snapshot()));
+    if (options_.local != nullptr) r.body += options_.local->RenderMetrics();
     r.content_type = "text/plain; version=0.0.4";
     return r;
   }
@@ -169,6 +171,10 @@ HttpResponse AgentService::Info(const HttpRequest& req) const {
   j["checked_reads"] = options_.reads != nullptr;     // likewise
   j["exposures"] = options_.exposures;                // transport -> exposure in force
   if (options_.tcp_read_port != 0) j["tcp_read"] = {{"port", options_.tcp_read_port}};
+  if (options_.local != nullptr) {  // same-host reads: a client on this host may use the socket
+    j["local_socket"] = options_.local->path().string();
+    j["local_instance"] = options_.local->instance();
+  }
   return Encoded(200, j, ResponseFormat(req));
 }
 

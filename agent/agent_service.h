@@ -29,6 +29,8 @@
 
 namespace swrdma::agent {
 
+class LocalServer;
+
 struct ServiceOptions {
   size_t max_lookup_batch = 10'000;  // fids in one /v1/lookup
   size_t max_sample = 10'000;        // fids in one /v1/volumes/<vid>/sample answer
@@ -48,6 +50,8 @@ struct ServiceOptions {
   const ReadServer* reads = nullptr;
   // Checked reads over plain TCP (agent/tcp_read_server.h): /v1/info "tcp_read": {"port": N}.
   uint16_t tcp_read_port = 0;  // 0: not served
+  // Same-host reads (agent/local_server.h): /v1/info "local_socket"/"local_instance", /metrics.
+  const LocalServer* local = nullptr;
 };
 
 class AgentService {

@@ -4,6 +4,8 @@
 #   (a) `swrdma bench` one-sided reads over tcp loopback,
 #   (b) the same over shared memory (--transports posix,sysv,cma),
 #   (c) the agent's HTTP fallback (`swrdma bench --mode http`),
+#   (c') same-host reads over the agent's local socket (--transports local: the client maps the
+#       volume files and verifies in place; compared with single-core memcpy),
 #   (d) the bare UCX ceiling: swrdma-bench-ucx, same transport, size and window, its target
 #       mapping the same volume file and busy-polling (no agent, no HTTP, no verification),
 #   (e) single-core memcpy of the same size.
@@ -112,7 +114,8 @@ stop_agent() {
 trap stop_agent EXIT
 start_agent() {
   "$agent_bin" --dir "$data/volumes" --index-dir "$data/index" --http "127.0.0.1:$port" \
-    --progress "$progress" --log-level warn >>"$out/agent.log" 2>&1 &
+    --progress "$progress" --log-level warn --local-socket "$out/agent.sock" \
+    >>"$out/agent.log" 2>&1 &
   agent_pid=$!
   for _ in $(seq 150); do
     curl -sf "$url/readyz" >/dev/null && break
@@ -128,10 +131,11 @@ for round in $(seq "$rounds"); do
   start_agent
   for size in $sizes; do
     for window in $windows; do
-      for path in tcp shm http; do
+      for path in tcp shm local http; do
         case $path in
           tcp) extra=(--transports tcp "${bench_mode_args[@]}" "${bench_args[@]}") ;;
           shm) extra=(--transports "$shm_tls" "${bench_mode_args[@]}" "${bench_args[@]}") ;;
+          local) extra=(--transports local "${bench_mode_args[@]}" "${bench_args[@]}") ;;
           http) extra=(--mode http) ;;
         esac
         # A long lookup TTL: the warm-up fills the client's lookup cache, so the timed reads are
@@ -192,7 +196,7 @@ jq_lib='
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'); host: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')),"
   echo "UCX $(ucx_info -v 2>/dev/null | sed -n 's/^# Version //p' | head -1); agent --progress $progress; $seconds s per run, $rounds rounds (medians; ops/s range in brackets); load average at the runs $(jq -s 'map(.loadavg) | "\(min)-\(max)"' -r "$results")."
   echo "K = reads in flight ($window_mode windows; lockstep: for K > 1 the latency is that of the whole window). Ceiling: tcp and"
-  echo "HTTP against swrdma-bench-ucx over tcp, shared memory against it over $shm_tls. Agent CPU: cores used by the agent over the"
+  echo "HTTP against swrdma-bench-ucx over tcp, shared memory against it over $shm_tls, local (same-host mapping) against memcpy. Agent CPU: cores used by the agent over the"
   echo "whole bench invocation (connect, warm-up, timed part); its progress thread busy-polls in this comparison."
   echo
   echo "| needle | K | path | ops/s (range) | MiB/s | p50 µs | p99 µs | agent CPU | of ceiling |"
@@ -203,9 +207,12 @@ jq_lib='
     cells as $all
     | ($all | map(select(.path != "memcpy"))
        | sort_by([(.size | if . == "4K" then 0 else 1 end), .window,
-                  ({"tcp":0,"ucx-tcp":1,"shm":2,"ucx-shm":3,"http":4}[.path])])[]) as $c
-    | ($all | map(select(.size == $c.size and .window == $c.window and
-         .path == (if $c.path == "shm" then "ucx-shm" else "ucx-tcp" end))) | first | .ops) as $ceil
+                  ({"tcp":0,"ucx-tcp":1,"shm":2,"ucx-shm":3,"local":4,"http":5}[.path])])[]) as $c
+    | ($all | map(select(.size == $c.size and
+         (if $c.path == "local" then .path == "memcpy"
+          else .window == $c.window and
+               .path == (if $c.path == "shm" then "ucx-shm" else "ucx-tcp" end) end)))
+       | first | .ops) as $ceil
     | (if ($c.path | startswith("ucx")) then "ceiling"
        elif $ceil then "\($c.ops / $ceil * 100 | round) %" else "-" end) as $ratio
     | "| \($c.size) | \($c.window) | \($c.path) | \($c.ops | k) (\($c.lo | k)-\($c.hi | k)) | \($c.bytes / 1048576 | r1) | \($c.p50 | r1) | \($c.p99 | r1) | \(if $c.cpu then ($c.cpu | tostring) else "-" end) | \($ratio)\(if $c.errors > 0 then ", \($c.errors) errors" else "" end) |"
@@ -228,11 +235,11 @@ fi
 if command -v gnuplot >/dev/null; then
   # One cluster per (needle, K), one bar per path: MiB/s on a log scale.
   jq -rs "$jq_lib"'
-    (["case","tcp","ucx-tcp","shm","ucx-shm","http","memcpy"] | join(" ")),
+    (["case","tcp","ucx-tcp","shm","ucx-shm","local","http","memcpy"] | join(" ")),
     (cells as $all | $all | map(select(.path != "memcpy")) | group_by([.size, .window])[]
      | . as $g
      | [("\($g[0].size)-K\($g[0].window)")] +
-       (["tcp","ucx-tcp","shm","ucx-shm","http"] | map(. as $p
+       (["tcp","ucx-tcp","shm","ucx-shm","local","http"] | map(. as $p
          | ($g | map(select(.path == $p)) | first | .bytes / 1048576) // "NaN")) +
        [($all | map(select(.path == "memcpy" and .size == $g[0].size)) | first
          | .bytes / 1048576) // "NaN"]
@@ -248,7 +255,7 @@ set logscale y
 set ylabel "MiB/s"
 set key outside right
 set grid ytics
-plot for [i=2:7] "$out/compare.dat" using i:xtic(1) title columnheader(i)
+plot for [i=2:8] "$out/compare.dat" using i:xtic(1) title columnheader(i)
 EOF
   echo "plot: $out/compare.png" >&2
 else

@@ -116,7 +116,9 @@ bool SharesMemory(const rdma::UcxEndpoint& endpoint) {
 using namespace detail;
 
 Client::Impl::Impl(ClientOptions options, std::unique_ptr<AgentHttp> http)
-    : options_(std::move(options)), http_(std::move(http)) {}
+    : options_(std::move(options)), http_(std::move(http)) {
+  ConfigureLocal();
+}
 
 Client::Impl::~Impl() = default;
 
@@ -182,10 +184,21 @@ Status Client::Impl::ConnectAgent() {
   tcp_checked_.reset();
   use_tcp_reads_ = false;
   tcp_read_port_ = TcpReadPort(tree);
+  // Same host as the agent (its socket answers as this agent): no UCX needed.
+  const auto sock = tree.find("local_socket");
+  const auto inst = tree.find("local_instance");
+  Status local = ConnectLocal(
+      sock != tree.end() && sock->is_string() ? sock->get<std::string>() : std::string(),
+      inst != tree.end() && inst->is_number_unsigned() ? inst->get<uint64_t>() : 0);
+  if (local.ok()) return local;
+  if (local_only_ && options_.fallback != FallbackMode::kHttp) {
+    return local.WithContext(
+        fmt::format("--transports local: no same-host path to {}", options_.agent_url));
+  }
   // Checked reads over the agent's TCP port (UCX tcp cannot face a hostile peer, so the agent
   // serves other hosts there): at once when the client asked for tcp only; else when UCX finds
   // no shared memory to the agent (another host) or cannot connect. Shared memory stays UCX.
-  const bool tcp_offered = info_checked_reads_ && tcp_read_port_ != 0;
+  const bool tcp_offered = !local_only_ && info_checked_reads_ && tcp_read_port_ != 0;
   if (tcp_offered && AsksTcpOnly(options_.transports)) {
     keys_.clear();
     checked_.reset();
@@ -194,7 +207,7 @@ Status Client::Impl::ConnectAgent() {
     use_tcp_reads_ = true;
     return Status::Ok();
   }
-  Status ucx = ConnectUcx();
+  Status ucx = local_only_ ? local : ConnectUcx();
   // A client that named transports without tcp (rc, shared memory) does not get it instead.
   const bool tcp_allowed =
       !options_.transports || options_.transports->find("tcp") != std::string::npos;
@@ -243,6 +256,7 @@ Result<VolumeList> Client::Impl::Volumes() {
 }
 
 Result<std::vector<std::string>> Client::Impl::Transports() const {
+  if (local_) return std::vector<std::string>{"local"};
   if (use_tcp_reads_) return std::vector<std::string>{"tcp"};  // ours, not UCX's
   if (!endpoint_) return std::vector<std::string>{};
   SWRDMA_ASSIGN_OR_RETURN(auto t, endpoint_->Transports());
@@ -331,6 +345,10 @@ Result<NeedleData> Client::Impl::ReadOverHttp(std::string_view fid, const ReadOp
 void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
                              const ReadOptions& options, ViewResults& out, bool last,
                              const OnRead* emit) {
+  if (local_) {
+    LocalRound(fids, which, out, last, emit);
+    return;
+  }
   if (checked_mode()) {
     CheckedRound(fids, which, options, out, emit);
     return;

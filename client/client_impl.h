@@ -20,6 +20,7 @@
 #include "client/agent_http.h"
 #include "client/checked_reader.h"
 #include "client/client.h"
+#include "client/local_reader.h"
 #include "client/needle_view.h"
 #include "client/tcp_checked_reader.h"
 #include "protocol/file_id.h"
@@ -109,6 +110,14 @@ class Client::Impl {
   // `parsed`: `fid` already parsed (the read path parses each fid once per round); null: parse.
   Result<NeedleView> VerifyInPlace(std::string_view fid, const LookupResult& where, uint8_t version,
                                    rdma::PooledBuffer buffer, const FileId* parsed = nullptr);
+  // The same over any buffer owner (local mappings: client/local_round.cc).
+  Result<NeedleView> VerifyInPlace(std::string_view fid, const LookupResult& where, uint8_t version,
+                                   BufferKeeper buffer, const FileId* parsed);
+  // client/local_round.cc: same-host reads over the agent's Unix socket (issue 18).
+  void ConfigureLocal();  // takes "local" out of options_.transports (constructor)
+  Status ConnectLocal(std::string_view socket, uint64_t instance);
+  void LocalRound(std::span<const std::string> fids, std::span<const size_t> which,
+                  ViewResults& out, bool last, const OnRead* emit);
   // ReadMany's copy out of a view (gunzip when asked); counts the read in stats_.
   Result<NeedleData> ToNeedleData(std::string_view fid, Result<NeedleView> view,
                                   const ReadOptions& options);
@@ -162,6 +171,11 @@ class Client::Impl {
   bool use_tcp_reads_ = false;
   std::unique_ptr<TcpCheckedReader> tcp_checked_;  // before pool_ goes
   bool stamp_reads_ = false;  // ReadEach: views carry issued/verified times (2 clock reads)
+  // Same-host reads: set while the agent's local socket serves this client (then no UCX).
+  std::unique_ptr<LocalReader> local_;
+  std::string local_note_;     // why not local (transport info)
+  bool local_allowed_ = true;  // --transports names "local", or names nothing
+  bool local_only_ = false;    // --transports local: local or an error
 };
 
 }  // namespace swrdma::client

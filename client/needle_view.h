@@ -120,7 +120,7 @@ class NeedleView {
   // True only for HTTP-fallback views whose body the agent already decompressed.
   bool decompressed() const { return decompressed_; }
   CrcForm crc_form() const { return crc_form_; }
-  std::string_view via() const { return http_ ? "http" : "rdma"; }
+  std::string_view via() const { return http_ ? "http" : local_ ? "local" : "rdma"; }
   // When the read's get was posted and when it was verified: its own latency, also inside a
   // window of many reads. Set by Client::ReadEach only (zero otherwise: clock reads cost).
   TimePoint issued() const { return issued_; }
@@ -149,6 +149,7 @@ class NeedleView {
   bool chunk_manifest_ = false;
   bool decompressed_ = false;
   bool http_ = false;
+  bool local_ = false;  // verified in place in a same-host mapping (client/local_round.cc)
   CrcForm crc_form_ = CrcForm::kRaw;
   std::vector<uint8_t> http_body_;  // HTTP fallback only
   std::string http_mime_;           // HTTP fallback only

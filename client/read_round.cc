@@ -66,6 +66,12 @@ void Client::Impl::CountRead(const NeedleView& view) {
 Result<NeedleView> Client::Impl::VerifyInPlace(std::string_view fid, const LookupResult& where,
                                                uint8_t version, rdma::PooledBuffer buffer,
                                                const FileId* parsed) {
+  return VerifyInPlace(fid, where, version, BufferKeeper(std::move(buffer)), parsed);
+}
+
+Result<NeedleView> Client::Impl::VerifyInPlace(std::string_view fid, const LookupResult& where,
+                                               uint8_t version, BufferKeeper buffer,
+                                               const FileId* parsed) {
   auto fail = [&](const Status& s) {
     return Error(s.code(), fmt::format("{}: {}", fid, s.message()));
   };
@@ -215,7 +221,7 @@ Result<NeedleData> Client::Impl::ToNeedleData(std::string_view fid, Result<Needl
                              "manifest itself with --raw",
                              fid));
   }
-  out.via = "rdma";
+  out.via = view->local_ ? "local" : "rdma";
   out.crc_form = view->crc_form();
   out.stored_gzipped = view->stored_gzipped();
   out.name = std::string(view->name());

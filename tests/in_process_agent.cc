@@ -47,6 +47,15 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
   if (!reads) throw std::runtime_error(reads.error().ToString());
   reads_ = std::move(*reads);
   so.reads = reads_.get();
+  if (options.local_socket) {
+    agent::LocalServerOptions lo;
+    lo.path = *options.local_socket;
+    lo.allow_uids = options.local_allow_uids;
+    auto local = agent::LocalServer::Start(*volumes_, lo);
+    if (!local) throw std::runtime_error(local.error().ToString());
+    local_ = std::move(*local);
+    so.local = local_.get();
+  }
   int read_fd = -1;  // bound first: /v1/info names the port, the server counts into /metrics
   if (options.tcp_read) {
     auto fd = agent::OpenListenSocket("127.0.0.1:0");
@@ -83,6 +92,7 @@ InProcessAgent::InProcessAgent(const std::vector<std::filesystem::path>& dirs,
 InProcessAgent::~InProcessAgent() {
   if (watcher_) watcher_->Stop();
   server_->Stop(std::chrono::seconds(2));
+  if (local_) local_->Stop();
   if (tcp_reads_) tcp_reads_->Stop();
   // As swrdma-agent: replies still owed to vanished clients mean the worker must not be destroyed.
   const uint64_t unsent = reads_->Shutdown();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "agent/agent_service.h"
+#include "agent/local_server.h"
 #include "agent/progress_thread.h"
 #include "agent/read_auth.h"
 #include "agent/read_server.h"
@@ -38,6 +39,9 @@ struct InProcessAgentOptions {
   // in /v1/info as swrdma-agent does; these limits as given.
   bool tcp_read = true;
   agent::TcpReadServerOptions tcp_read_options;
+  // Same-host reads (agent/local_server.h): the socket to serve, with these allowed uids.
+  std::optional<std::filesystem::path> local_socket;
+  std::vector<uint32_t> local_allow_uids;
 };
 
 class InProcessAgent {
@@ -59,6 +63,7 @@ class InProcessAgent {
   // Null when options.tcp_read was false.
   const agent::TcpReadServer* tcp_read_server() const { return tcp_reads_.get(); }
   uint16_t tcp_read_port() const { return tcp_reads_ ? tcp_reads_->port() : 0; }
+  agent::LocalServer* local_server() const { return local_.get(); }
   const std::vector<uint8_t>& worker_address() const { return progress_->worker_address(); }
 
  private:
@@ -70,6 +75,7 @@ class InProcessAgent {
   std::unique_ptr<agent::ReadAuthorizer> auth_;
   std::unique_ptr<agent::ReadServer> reads_;
   std::unique_ptr<agent::TcpReadServer> tcp_reads_;
+  std::unique_ptr<agent::LocalServer> local_;
   std::unique_ptr<agent::AgentService> service_;
   std::unique_ptr<agent::HttpServer> server_;
   std::unique_ptr<agent::VolumeWatcher> watcher_;

@@ -1,0 +1,161 @@
+// Client::Impl's same-host path (issue 18): when the agent advertises a Unix socket (/v1/info
+// "local_socket") and it answers as that agent, reads resolve needles through the agent's index
+// over the socket and verify the records in place in read-only mappings of the volume files
+// (client/local_reader.h): zero copies, no UCX. Reported as transport "local".
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "client/client_impl.h"
+#include "client/client_internal.h"
+
+namespace swrdma::client {
+
+void Client::Impl::ConfigureLocal() {
+  // --transports: "local" among UCX names. Unset: local when the agent offers it, else UCX.
+  // Without "local": never local. Only "local": local or an error (no UCX at all).
+  if (!options_.transports) return;
+  std::string rest;
+  bool named = false;
+  std::string_view t = *options_.transports;
+  for (size_t pos = 0; pos <= t.size();) {
+    size_t comma = t.find(',', pos);
+    if (comma == std::string_view::npos) comma = t.size();
+    std::string_view item = t.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (item == "local") {
+      named = true;
+    } else if (!item.empty()) {
+      if (!rest.empty()) rest += ',';
+      rest += item;
+    }
+  }
+  local_allowed_ = named;
+  local_only_ = named && rest.empty();
+  if (named) options_.transports = rest.empty() ? std::nullopt : std::optional(rest);
+}
+
+Status Client::Impl::ConnectLocal(std::string_view socket, uint64_t instance) {
+  local_.reset();
+  local_note_.clear();
+  if (!local_allowed_) {
+    local_note_ = "not among --transports";
+    return Status(Code::kUnavailable, local_note_);
+  }
+  if (socket.empty() || instance == 0) {
+    local_note_ = "the agent offers no local socket (--local-socket)";
+    return Status(Code::kUnavailable, local_note_);
+  }
+  auto reader = LocalReader::Connect(std::string(socket), instance, options_.timeout);
+  if (!reader) {
+    local_note_ = reader.error().message();
+    return reader.error();
+  }
+  local_ = std::move(*reader);
+  return Status::Ok();
+}
+
+void Client::Impl::LocalRound(std::span<const std::string> fids, std::span<const size_t> which,
+                              ViewResults& out, bool last, const OnRead* emit) {
+  LocalReader& reader = *local_;
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<FileId> parsed(which.size());
+  std::vector<char> parsed_ok(which.size(), 0);
+  std::vector<LocalLookupEntry> where(which.size());
+  std::vector<size_t> to_lookup;
+  std::vector<std::string> lookup_fids;
+  for (size_t k = 0; k < which.size(); ++k) {
+    auto p = ParseFileId(fids[which[k]]);
+    if (p) {
+      parsed[k] = *p;
+      parsed_ok[k] = 1;
+      const LocalReader::Cached* c = last ? nullptr : reader.Find(*p, now);
+      if (c != nullptr) {
+        LocalLookupEntry& e = where[k];
+        e.volume_id = c->volume_id;
+        e.generation = c->generation;
+        e.offset = c->offset;
+        e.length = c->length;
+        e.size = c->size;
+        e.version = c->version;
+        ++stats_.lookup_cache_hits;
+        continue;
+      }
+    }
+    to_lookup.push_back(k);
+    lookup_fids.push_back(fids[which[k]]);
+  }
+  if (!lookup_fids.empty()) {
+    ++stats_.lookups;
+    auto answers = reader.Lookup(lookup_fids);
+    if (!answers) {
+      for (size_t k : to_lookup) {
+        out[which[k]] = Error(answers.error().code(),
+                              fmt::format("{}: {}", fids[which[k]], answers.error().message()));
+        where[k].status = LocalStatus::kInternal;
+      }
+    } else {
+      const auto expires = now + options_.lookup_cache_ttl;
+      for (size_t j = 0; j < to_lookup.size(); ++j) {
+        const size_t k = to_lookup[j];
+        where[k] = std::move((*answers)[j]);
+        const LocalLookupEntry& e = where[k];
+        if (e.status == LocalStatus::kOk && parsed_ok[k]) {
+          reader.Remember(
+              parsed[k],
+              {e.volume_id, e.size, e.generation, e.offset, e.length, e.version, expires},
+              options_.lookup_cache_entries);
+        } else if (e.status != LocalStatus::kOk) {
+          out[which[k]] = Error(LocalStatusCode(e.status),
+                                fmt::format("{}: {}", fids[which[k]],
+                                            e.reason.empty() ? LocalStatusName(e.status)
+                                                             : std::string_view(e.reason)));
+        }
+      }
+    }
+  }
+  LookupResult lr;  // VerifyInPlace's view of an answer: length and size
+  for (size_t k = 0; k < which.size(); ++k) {
+    const LocalLookupEntry& e = where[k];
+    if (e.status != LocalStatus::kOk) continue;
+    const size_t i = which[k];
+    auto mapping = reader.MappingFor(e.volume_id, e.generation, e.offset + e.length);
+    if (!mapping) {
+      out[i] =
+          Error(mapping.error().code(), fmt::format("{}: {}", fids[i], mapping.error().message()));
+      continue;
+    }
+    const std::shared_ptr<const LocalMapping>& m = *mapping;
+    lr.length = e.length;
+    lr.size = e.size;
+    // ReadEach's per-read latency: from here (the bytes are already mapped) to verified.
+    const auto issued = stamp_reads_ ? std::chrono::steady_clock::now() : NeedleView::TimePoint{};
+    LocalSlice slice(m, m->data() + e.offset, static_cast<size_t>(e.length));
+    auto view = VerifyInPlace(fids[i], lr, e.version, BufferKeeper(std::move(slice)),
+                              parsed_ok[k] ? &parsed[k] : nullptr);
+    if (m->Faulted()) {
+      // The file was truncated under the mapping: what was read may be zeros. Never trust it.
+      reader.Drop(e.volume_id);
+      view = Error(Code::kStale, fmt::format("{}: volume {} was truncated during the read", fids[i],
+                                             e.volume_id));
+    } else if (!view && detail::Retryable(view.error())) {
+      reader.Drop(e.volume_id);  // a failed check: open the volume afresh on the retry
+    }
+    if (view) {
+      view->local_ = true;
+      if (stamp_reads_) {
+        view->issued_ = issued;
+        view->verified_ = std::chrono::steady_clock::now();
+      }
+      if (emit != nullptr) {
+        (*emit)(i, std::move(view));
+        continue;
+      }
+    } else if (parsed_ok[k]) {
+      reader.Forget(parsed[k]);
+    }
+    out[i] = std::move(view);
+  }
+}
+
+}  // namespace swrdma::client
