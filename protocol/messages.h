@@ -66,7 +66,8 @@ struct LookupRequest {
   std::vector<std::string> jwts;
 };
 
-// kNoRoom: push answers only (verbs push): the record did not fit in the rest of the client's buffer
+// kNoRoom: push answers only (verbs push): the record did not fit in the rest of the client's
+// buffer
 // (`length` says how much it needs); ask again for it.
 enum class LookupStatus : uint8_t { kOk, kNotFound, kDeleted, kBadFid, kUnknownVolume, kNoRoom };
 std::string_view LookupStatusName(LookupStatus s);  // "ok", "not_found", ...

@@ -3,15 +3,14 @@
  * expected bytes over the agent's HTTP fallback (an independent read path).
  *
  *   c_api_test read URL MANIFEST EXPECTED_DIR VERSION TRANSPORTS
- *     every fid of the mkvolume manifest, single, batched and streamed (swrdma_read_each), into exact-size, too-small and
- *     zero-size buffers, gzip needles decompressed and raw; error codes of deleted, malformed,
- *     absent, unknown-volume and wrong-cookie fids; options, stats, info, version, NULL arguments.
- *   c_api_test fallback URL MANIFEST EXPECTED_DIR
- *     a client that cannot use UCX (transport "bogus"): SWRDMA_E_NO_DEVICE, and with the HTTP
- *     fallback the same bytes, no transports.
- *   c_api_test auth URL TOKENS EXPECTED_DIR
- *     an agent with read tokens: TOKENS has "fid<TAB>token" lines (tokens minted by the script).
- *     Right tokens read, missing or another fid's token give SWRDMA_E_AUTH.
+ *     every fid of the mkvolume manifest, single, batched and streamed (swrdma_read_each), into
+ * exact-size, too-small and zero-size buffers, gzip needles decompressed and raw; error codes of
+ * deleted, malformed, absent, unknown-volume and wrong-cookie fids; options, stats, info, version,
+ * NULL arguments. c_api_test fallback URL MANIFEST EXPECTED_DIR a client that cannot use UCX
+ * (transport "bogus"): SWRDMA_E_NO_DEVICE, and with the HTTP fallback the same bytes, no
+ * transports. c_api_test auth URL TOKENS EXPECTED_DIR an agent with read tokens: TOKENS has
+ * "fid<TAB>token" lines (tokens minted by the script). Right tokens read, missing or another fid's
+ * token give SWRDMA_E_AUTH.
  *
  * Exit status 0 when every check passed, 1 otherwise (each failure is printed). */
 #include <stdint.h>

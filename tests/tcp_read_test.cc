@@ -227,8 +227,7 @@ TEST(TcpReadTest, TokensAreCheckedPerFid) {
   testing::GenerateExpected({.dir = tmp / "vols", .volume_id = 5, .needles = 20, .seed = 8},
                             expected);
   const std::string key = "tcp-read-test-key";
-  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index",
-                                {.jwt_read_key = key});
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index", {.jwt_read_key = key});
   auto r = Reader::Connect(agent.tcp_read_port());
   ASSERT_TRUE(r);
   std::vector<std::string> fids, tokens;
