@@ -35,6 +35,9 @@ if [[ ! -f "$BUILD/CMakeCache.txt" ]]; then
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$CXX" \
     -DCMAKE_C_COMPILER="${FUZZ_CC:-clang-19}" -DSWRDMA_FUZZ=ON -DSWRDMA_BUILD_TESTS=OFF \
     -DSWRDMA_BUILD_BENCH=OFF >/dev/null
+else
+  # An existing tree (options kept): configure again, so targets added since are known to make.
+  cmake -S "$ROOT" -B "$BUILD" >/dev/null
 fi
 cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]}"
 echo "fuzz build: $((SECONDS - build_start)) s" >&2
