@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 
@@ -111,6 +112,17 @@ int Run(const AgentConfig& config) {
   // direct ids those names are our raw pointers, and UCX 1.13 trusts them; indirect ids are
   // looked up in a table, so a forged one is refused instead of dereferenced (docs/security.md).
   co.config.emplace("PROTO_INDIRECT_ID", "on");
+  // What UCX maps for a client that connected by worker address (its reply endpoint here, with the
+  // client's SysV/posix segments attached and the pages our replies wrote into them) stays until
+  // a keepalive round finds the client process gone (docs/read-path.md). UCX's 20 s between
+  // rounds let short-lived clients pile up: 100 `swrdma get` processes over posix,sysv in 14 s
+  // (20 reads of up to 300 KiB each) held +200 SysV mappings and +62 MiB RSS until the next
+  // round; with 2 s the RSS peaked at +12 MiB (tests/hostile_peer). Per round UCX checks up to
+  // UCX_KEEPALIVE_NUM_EPS (128) endpoints; over shared memory a check reads /proc/PID/stat.
+  // The environment's UCX_KEEPALIVE_INTERVAL wins.
+  if (std::getenv("UCX_KEEPALIVE_INTERVAL") == nullptr) {
+    co.config.emplace("KEEPALIVE_INTERVAL", "2s");
+  }
   auto context = rdma::UcxContext::Create(co);
   if (!context) {
     spdlog::error("starting UCX: {}", context.error().ToString());

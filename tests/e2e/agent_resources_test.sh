@@ -29,11 +29,11 @@
 # close reaches the agent; only UCX's keepalive releases that endpoint, once it finds the client
 # process gone, and only for clients connected with peer error handling, which shared memory has
 # with UCX_MM_ERROR_HANDLING=y (rdma::UcxContextOptions::shm_peer_failure, on in both binaries).
-# Keepalive runs every UCX_KEEPALIVE_INTERVAL (20 s), so after the shared-memory cycles the test
-# waits up to RESOURCE_SETTLE_S (default 60) seconds for the numbers to come back. Meanwhile one
-# `swrdma bench` client stays connected over shared memory for RESOURCE_LIVE_S (default 25) seconds,
-# across keepalive rounds: it must see no error and no reconnect (keepalive must not cut off live
-# clients).
+# Keepalive runs every UCX_KEEPALIVE_INTERVAL (2 s in the agent unless set; UCX's default is
+# 20 s), so after the shared-memory cycles the test waits up to RESOURCE_SETTLE_S (default 60)
+# seconds for the numbers to come back. Meanwhile one `swrdma bench` client stays connected over
+# shared memory for RESOURCE_LIVE_S (default 25) seconds, across keepalive rounds: it must see no
+# error and no reconnect (keepalive must not cut off live clients).
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/e2e_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"

@@ -9,9 +9,10 @@
 # read and write it with or without UCX, docs/security.md): gets and puts with forged rkeys at
 # the exported mapping, one byte past it, the binary's ELF header, heap, stack and data (checked
 # through /proc/PID/mem), raw active messages with unknown ids and malformed read requests, a
-# flood of forged gets (the agent's RSS must not grow lastingly). Meanwhile a legitimate client
-# reads in a loop and must get only correct bytes. Then per-fid refusals: no or invalid token,
-# deleted needle, unknown volume. Needs root (another process's /proc/PID/mem, setuid), curl, jq.
+# flood of forged gets (the agent's RSS must come back within 16 MiB once UCX has released the
+# exited clients). Meanwhile a legitimate client reads in a loop and must get only correct bytes.
+# Then per-fid refusals: no or invalid token, deleted needle, unknown volume. Needs root (another
+# process's /proc/PID/mem, setuid), curl, jq.
 #
 # Over UCX tcp, UCT's own PUT_REQ frame handler writes wherever a frame says
 # (uct_tcp_ep_handle_put_req, src/uct/tcp/tcp_ep.c, UCX 1.13), whatever the agent's UCP features.
@@ -29,6 +30,10 @@ e2e_binaries "$1" "$2"
 HOSTILE=$(realpath "$3")
 [[ -x $HOSTILE ]] || e2e_fail "build hostile_peer first"
 TCP_PUT=known-hole  # -> unreachable once the agent stops offering UCX tcp
+# What the agent's RSS may keep after an attack, and how long exited clients' endpoints may take
+# to go (a few keepalive rounds of the agent's 2 s; see the check below).
+RSS_SLACK_KB=${HOSTILE_RSS_SLACK_KB:-16384}
+RSS_SETTLE_S=${HOSTILE_RSS_SETTLE_S:-30}
 e2e_need curl jq python3 cmp
 ((EUID == 0)) || e2e_skip "needs root: reads the agent's memory through /proc/PID/mem"
 e2e_cma_allowed || e2e_skip "Yama ptrace_scope >= 2: shared memory (cma) cannot work here"
@@ -155,12 +160,30 @@ for keymode in none key; do
     [[ $legit == ok* ]] ||
       e2e_fail "the legitimate client over $tls during the attack: $legit"
     e2e_log "legitimate client over $tls during the attack: $legit rounds, every byte right"
-    # The flood must not have left anything behind: RSS back within 64 MiB of before.
-    sleep 1
-    rss_after=$(e2e_proc_status_kb "$PID" VmRSS)
-    e2e_log "agent RSS: $rss_before KiB before, $rss_after KiB after the attack"
-    ((rss_after < rss_before + 65536)) ||
-      e2e_fail "the agent's RSS grew from $rss_before to $rss_after KiB over the attack"
+    # Nothing may stay behind: RSS back within RSS_SLACK_KB of before. Not right away: each
+    # `swrdma get` of legit_loop is a new process whose reply endpoint in the agent keeps the
+    # client's SysV segments attached, with the pages the agent's replies wrote into them
+    # (~0.6 MiB per round here), until a UCX keepalive round finds the process gone (every 2 s
+    # in the agent, 20 s with UCX's default: 150 rounds then held +90 MiB; docs/read-path.md).
+    # So: wait for the release, bounded, then compare. Measured: the flood alone (20000 forged
+    # gets, twice) +1.2 MiB; 100 legit rounds alone +3 MiB after the release (RssShmem back to
+    # its start), with +62 MiB before it at 20 s keepalive, +12 MiB peak at 2 s. A leak per
+    # forged request (>= 1 KiB) or per client (its segments, ~0.6 MiB) exceeds the slack.
+    rss_peak=$(e2e_proc_status_kb "$PID" VmRSS)
+    sysv_peak=$(grep -c SYSV "/proc/$PID/maps" || true)
+    t_release=$SECONDS
+    rss_settled() {
+      rss_after=$(e2e_proc_status_kb "$PID" VmRSS)
+      ((rss_after < rss_before + RSS_SLACK_KB))
+    }
+    e2e_wait_until "$RSS_SETTLE_S" 0.5 rss_settled || true
+    e2e_log "agent RSS: $rss_before KiB before, $rss_peak KiB ($sysv_peak SysV mappings) right" \
+      "after the attack, $rss_after KiB ($(grep -c SYSV "/proc/$PID/maps" || true) SysV" \
+      "mappings) $((SECONDS - t_release)) s later"
+    ((rss_after < rss_before + RSS_SLACK_KB)) ||
+      e2e_fail "the agent's RSS grew from $rss_before to $rss_after KiB over the attack and" \
+        "stayed above +$RSS_SLACK_KB KiB for $RSS_SETTLE_S s (a leak per forged request or per" \
+        "client; with UCX_KEEPALIVE_INTERVAL set above 2 s, raise HOSTILE_RSS_SETTLE_S)"
 
     # Per-fid refusals, on the same transport.
     f0=${fids[0]}
