@@ -43,9 +43,10 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
   app.add_flag("--require-transports", c.require_transports,
                "Fail at start unless every transport named by --transports is available");
   app.add_flag("--insecure-ucx-tcp", c.insecure_ucx_tcp,
-               "Let --transports / UCX_TLS select UCX tcp (off: the agent refuses to start with "
-               "it). Any peer that reaches a UCX tcp port can write agent memory; trusted networks "
-               "only. Other hosts read over --read-port without it (docs/security.md)");
+               "Offer UCX tcp (UCX's default transports, or tcp in --transports / UCX_TLS; without "
+               "this flag the agent refuses to start with tcp). Any peer that reaches a UCX tcp "
+               "port can write agent memory; trusted networks only. Other hosts read over "
+               "--read-port without it (docs/security.md)");
   app.add_option_function<std::string>(
       "--net-devices", [&c](const std::string& v) { c.net_devices = v; },
       "Devices UCX may use (UCX_NET_DEVICES), e.g. mlx5_0:1 or eth0");

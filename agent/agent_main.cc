@@ -43,7 +43,8 @@ int ListDevices(const AgentConfig& config) {
   auto discovery = rdma::DiscoverRdmaDevices();
   std::printf("%s\n", discovery.Summary().c_str());
   rdma::UcxContextOptions co;
-  co.transports = AgentUcxTransports(config.transports, std::getenv("UCX_TLS"));
+  co.transports =
+      AgentUcxTransports(config.transports, std::getenv("UCX_TLS"), config.insecure_ucx_tcp);
   co.net_devices = config.net_devices;
   auto context = rdma::UcxContext::Create(co);
   if (!context) {
@@ -106,7 +107,8 @@ int Run(const AgentConfig& config) {
 
   rdma::UcxContextOptions co;
   // Without --transports or UCX_TLS: everything but UCX tcp (agent/ucx_transports.h).
-  co.transports = AgentUcxTransports(config.transports, std::getenv("UCX_TLS"));
+  co.transports =
+      AgentUcxTransports(config.transports, std::getenv("UCX_TLS"), config.insecure_ucx_tcp);
   co.net_devices = config.net_devices;
   co.wakeup = config.progress_mode != ProgressMode::kBusy;
   co.tcp_segment_bytes = config.tcp_segment_bytes;

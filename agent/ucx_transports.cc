@@ -7,9 +7,10 @@
 namespace swrdma::agent {
 
 std::optional<std::string> AgentUcxTransports(const std::optional<std::string>& flag,
-                                              const char* env_tls) {
+                                              const char* env_tls, bool insecure_ucx_tcp) {
   if (flag) return flag;
-  if (env_tls != nullptr) return std::nullopt;  // the operator's UCX_TLS: UCX applies it
+  // The operator's UCX_TLS (UCX applies it), or UCX's default with tcp when it is allowed.
+  if (env_tls != nullptr || insecure_ucx_tcp) return std::nullopt;
   return std::string(kDefaultAgentTransports);
 }
 

@@ -21,9 +21,10 @@ namespace swrdma::agent {
 inline constexpr std::string_view kDefaultAgentTransports = "^tcp";
 
 // The UCX_TLS the agent's context asks for: `flag` (--transports) when set, else nullopt when the
-// environment has UCX_TLS (`env_tls`, UCX reads it itself), else kDefaultAgentTransports.
+// environment has UCX_TLS (`env_tls`, UCX reads it itself) or tcp is allowed (`insecure_ucx_tcp`:
+// UCX's default, all transports), else kDefaultAgentTransports.
 std::optional<std::string> AgentUcxTransports(const std::optional<std::string>& flag,
-                                              const char* env_tls);
+                                              const char* env_tls, bool insecure_ucx_tcp);
 
 // Refuses UCX tcp among `in_use` (the transports the context selected) unless `insecure_ucx_tcp`
 // (--insecure-ucx-tcp); `asked` names where the selection came from, for the message.

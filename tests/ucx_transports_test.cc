@@ -15,10 +15,12 @@ namespace swrdma::agent {
 namespace {
 
 TEST(UcxTransportsTest, DefaultLeavesTcpOutFlagAndEnvironmentWin) {
-  EXPECT_EQ(AgentUcxTransports(std::nullopt, nullptr), "^tcp");
-  EXPECT_EQ(AgentUcxTransports(std::string("posix,sysv"), nullptr), "posix,sysv");
-  EXPECT_EQ(AgentUcxTransports(std::string("rc"), "tcp"), "rc");
-  EXPECT_EQ(AgentUcxTransports(std::nullopt, "sysv"), std::nullopt);  // UCX reads UCX_TLS itself
+  EXPECT_EQ(AgentUcxTransports(std::nullopt, nullptr, false), "^tcp");
+  EXPECT_EQ(AgentUcxTransports(std::string("posix,sysv"), nullptr, false), "posix,sysv");
+  EXPECT_EQ(AgentUcxTransports(std::string("rc"), "tcp", false), "rc");
+  EXPECT_EQ(AgentUcxTransports(std::nullopt, "sysv", false), std::nullopt);  // UCX reads UCX_TLS
+  EXPECT_EQ(AgentUcxTransports(std::nullopt, nullptr, true), std::nullopt);  // UCX's default
+  EXPECT_EQ(AgentUcxTransports(std::string("posix"), nullptr, true), "posix");
 }
 
 TEST(UcxTransportsTest, TcpOnlyWithTheFlag) {
@@ -34,7 +36,7 @@ TEST(UcxTransportsTest, TcpOnlyWithTheFlag) {
 
 TEST(UcxTransportsTest, TheDefaultSelectsNoTcpResource) {
   auto context =
-      rdma::UcxContext::Create({.transports = AgentUcxTransports(std::nullopt, nullptr)});
+      rdma::UcxContext::Create({.transports = AgentUcxTransports(std::nullopt, nullptr, false)});
   ASSERT_TRUE(context.has_value()) << context.error().ToString();
   auto resources = rdma::ListUcxResources(*context);
   ASSERT_TRUE(resources.has_value()) << resources.error().ToString();
