@@ -106,7 +106,10 @@ class BenchCommandTest : public ::testing::Test {
                                      "--http",
                                      "127.0.0.1:" + std::to_string(port_),
                                      "--rescan-interval",
-                                     "3600"};
+                                     "3600",
+                                     // Not HTTP port + 1: that may be another test's port.
+                                     "--read-port",
+                                     "127.0.0.1:0"};
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());

@@ -108,6 +108,13 @@ e2e_log "uid $OUID cannot attach the agent's shared memory ($(grep -c '^PASS' ho
 e2e_sigterm_agent
 
 # The system calls of an agent serving both paths, against the unit's SystemCallFilter.
+if grep -q __asan_init "$AGENT"; then
+  # LeakSanitizer stops the world with ptrace (impossible under strace, and not a call of the
+  # shipped binary): the uninstrumented build checks this.
+  e2e_log "NOT CHECKED here: system calls against @system-service (a sanitizer build of the agent)"
+  e2e_log "PASS"
+  exit 0
+fi
 if ! command -v strace >/dev/null || ! command -v systemd-analyze >/dev/null; then
   e2e_log "NOT CHECKED: the agent's system calls against @system-service (needs strace and" \
     "systemd-analyze; scripts/install-deps.sh installs them)"
