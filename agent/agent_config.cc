@@ -38,9 +38,15 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
       "(0.0.0.0:18516)");
   app.add_option_function<std::string>(
       "--transports", [&c](const std::string& v) { c.transports = v; },
-      "UCX transports to use (UCX_TLS), e.g. tcp | posix,sysv,cma | rc,dc,self");
+      "UCX transports to use (UCX_TLS), e.g. posix,sysv,cma | rc,dc,self; default: UCX_TLS, "
+      "else ^tcp (all but tcp: shared memory, and InfiniBand/RoCE where present)");
   app.add_flag("--require-transports", c.require_transports,
                "Fail at start unless every transport named by --transports is available");
+  app.add_flag("--insecure-ucx-tcp", c.insecure_ucx_tcp,
+               "Offer UCX tcp (UCX's default transports, or tcp in --transports / UCX_TLS; without "
+               "this flag the agent refuses to start with tcp). Any peer that reaches a UCX tcp "
+               "port can write agent memory; trusted networks only. Other hosts read over "
+               "--read-port without it (docs/security.md)");
   app.add_option_function<std::string>(
       "--net-devices", [&c](const std::string& v) { c.net_devices = v; },
       "Devices UCX may use (UCX_NET_DEVICES), e.g. mlx5_0:1 or eth0");
@@ -405,7 +411,8 @@ std::string DescribeConfig(const AgentConfig& c) {
     dirs.push_back(d.string());
   return fmt::format(
       "config_file={} dir=[{}] index_dir={} http=[{}] transports={} require_transports={} "
-      "net_devices={} progress={} export_mode={} offset_bytes={} http_threads={} "
+      "insecure_ucx_tcp={} net_devices={} progress={} export_mode={} offset_bytes={} "
+      "http_threads={} "
       "max_connections={} max_lookup_batch={} tcp_segment_size={} rescan_interval={}s "
       "retire_grace={}s "
       "device_rescan_interval={}s "
@@ -413,8 +420,8 @@ std::string DescribeConfig(const AgentConfig& c) {
       "exposure={} local_socket={} local_allow_uids=[{}] local_allow_gids=[{}] "
       "local_socket_mode={} local_socket_group={} local_with_tokens={}",
       c.config_file ? c.config_file->string() : "(none)", fmt::join(dirs, ","),
-      c.index_dir.string(), fmt::join(c.http, ","), c.transports.value_or("(UCX default)"),
-      c.require_transports, c.net_devices.value_or("(UCX default)"),
+      c.index_dir.string(), fmt::join(c.http, ","), c.transports.value_or("(default)"),
+      c.require_transports, c.insecure_ucx_tcp, c.net_devices.value_or("(UCX default)"),
       ProgressModeName(c.progress_mode), ExportModeName(c.export_mode),
       static_cast<int>(c.offset_width), c.http_threads, c.max_connections, c.max_lookup_batch,
       c.tcp_segment_bytes, c.rescan_interval.count(), c.retire_grace.count(),

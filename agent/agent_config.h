@@ -65,6 +65,9 @@ struct AgentConfig {
   // to its whole volume where region is in force, i.e. on a NIC that enforces keys): refused
   // without this.
   bool region_with_tokens = false;
+  // Allow UCX tcp among the transports (agent/ucx_transports.h): any peer reaching it can write
+  // agent memory (UCT's PUT_REQ frame), so it must be asked for by name.
+  bool insecure_ucx_tcp = false;
 
   // Same-host reads (agent/local_server.h, issue 18): the Unix socket handing read-only volume
   // descriptors to local clients. Empty: off.

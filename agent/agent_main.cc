@@ -20,6 +20,7 @@
 #include "agent/read_server.h"
 #include "agent/supervisor.h"
 #include "agent/tcp_read_server.h"
+#include "agent/ucx_transports.h"
 #include "agent/volume_set.h"
 #include "agent/volume_watcher.h"
 #include "http/http_server.h"
@@ -42,7 +43,8 @@ int ListDevices(const AgentConfig& config) {
   auto discovery = rdma::DiscoverRdmaDevices();
   std::printf("%s\n", discovery.Summary().c_str());
   rdma::UcxContextOptions co;
-  co.transports = config.transports;
+  co.transports =
+      AgentUcxTransports(config.transports, std::getenv("UCX_TLS"), config.insecure_ucx_tcp);
   co.net_devices = config.net_devices;
   auto context = rdma::UcxContext::Create(co);
   if (!context) {
@@ -104,7 +106,9 @@ int Run(const AgentConfig& config) {
     spdlog::info("RDMA device {}", d.name);
 
   rdma::UcxContextOptions co;
-  co.transports = config.transports;
+  // Without --transports or UCX_TLS: everything but UCX tcp (agent/ucx_transports.h).
+  co.transports =
+      AgentUcxTransports(config.transports, std::getenv("UCX_TLS"), config.insecure_ucx_tcp);
   co.net_devices = config.net_devices;
   co.wakeup = config.progress_mode != ProgressMode::kBusy;
   co.tcp_segment_bytes = config.tcp_segment_bytes;
@@ -130,6 +134,12 @@ int Run(const AgentConfig& config) {
   }
   const auto transports = TransportNames(*context);
   spdlog::info("UCX transports in use: {}", fmt::join(transports, ","));
+  if (Status tcp =
+          CheckUcxTcp(transports, "UCX_TLS=" + context->transports(), config.insecure_ucx_tcp);
+      !tcp.ok()) {
+    spdlog::error("{}", tcp.ToString());
+    return 1;
+  }
   if (config.require_transports && config.transports) {
     // Every named transport must be there (aliases like "shm" or "all" are not checked).
     std::string_view want = *config.transports;
@@ -199,9 +209,10 @@ int Run(const AgentConfig& config) {
   }
   if (std::find(transports.begin(), transports.end(), "tcp") != transports.end()) {
     spdlog::warn(
-        "UCX tcp is on: a peer that forges UCX's own tcp frames (not our protocol) can write "
-        "agent memory; expose the agent's UCX port to trusted hosts only, or run with "
-        "--transports posix,sysv,cma (docs/security.md, 'tcp and untrusted peers')");
+        "--insecure-ucx-tcp: UCX tcp is ON. ANY PEER THAT REACHES THE AGENT'S UCX TCP PORT CAN "
+        "WRITE AGENT MEMORY (UCX's own PUT_REQ frame, not our protocol); only for a network where "
+        "every host is trusted. Other hosts read over --read-port without it (docs/security.md, "
+        "'tcp and untrusted peers')");
   }
 
   std::error_code ec;
@@ -271,6 +282,7 @@ int Run(const AgentConfig& config) {
     }
     read_fd = *fd;
     so.tcp_read_port = BoundPort(read_fd);
+    so.exposures["tcp_read"] = "checked";  // our framing, the agent checks every read
   }
   AgentService service(volumes, so);
   service.metrics().SetTransports(transports);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checked reads over tcp: the agent's own TCP read port (agent/tcp_read_server.h) against UCX tcp
-# (active-message checked reads, the agent started with --read-port off), same machine, same
-# volumes, one run. For each size (4 KiB, 1 MiB) and window (K = 1, 64 reads in flight, sliding)
+# (active-message checked reads, the agent started with --read-port off --insecure-ucx-tcp), same
+# machine, same volumes, one run. For each size (4 KiB, 1 MiB) and window (K = 1, 64 reads in flight, sliding)
 # it runs `swrdma bench --transports tcp --json` against each agent, COMPARE_ROUNDS times,
 # interleaved, and writes OUT_DIR/results.jsonl (one line per run: path, size, window, round,
 # ops/s, bytes/s, p50/p99 us, agent CPU in cores, load average) and OUT_DIR/summary.md (medians).
@@ -78,7 +78,7 @@ for round in $(seq "$rounds"); do
       curl -sf "$url/v1/info" -H 'Accept: application/json' | jq -e '.tcp_read.port' >/dev/null ||
         { echo "the agent does not advertise tcp_read" >&2; exit 1; }
     else
-      start_agent "$((port + 10))" --read-port off
+      start_agent "$((port + 10))" --read-port off --insecure-ucx-tcp
       url="http://127.0.0.1:$((port + 10))"
     fi
     for size in $sizes; do

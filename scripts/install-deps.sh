@@ -12,6 +12,7 @@ PKGS=(
   clang-19 libclang-rt-19-dev  # make fuzz / scripts/fuzz.sh (libFuzzer, ASan, UBSan)
   iproute2 procps
   curl jq  # tests/e2e
+  strace  # tests/e2e/agent_unprivileged_test.sh: the agent's system calls vs the unit's filter
   fuse3  # tests/seaweedfs: weed mount (fusermount3)
   python3-dev python3-venv python3-pip  # the Python package (pip install ./python, docs/python.md)
   dpkg-dev  # make deb: dpkg-shlibdeps

@@ -107,6 +107,8 @@ class BenchCommandTest : public ::testing::Test {
                                      "127.0.0.1:" + std::to_string(port_),
                                      "--rescan-interval",
                                      "3600"};
+    // The read port not at HTTP port + 1 (the default): that may be another test's port.
+    args.insert(args.end(), {"--read-port", "127.0.0.1:0"});
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());

@@ -25,27 +25,40 @@ Status Modify(ucp_config_t* config, const std::string& name, const std::string& 
                      " (check the name and value against `ucx_info -c`)");
 }
 
-// Could UCX_TLS `tls` select one of `names`? (Setting an option of a transport that no interface
-// uses makes UCX warn "invalid configuration" on every worker.)
-bool MaySelect(std::string_view tls, std::initializer_list<std::string_view> names) {
-  if (tls.empty() || tls.starts_with('^')) return true;  // everything, or all but a few
+// Could UCX_TLS `tls` select one of the transports `members` (or a group of them, named by one of
+// `aliases`)? (Setting an option of a transport that no interface uses makes UCX warn "invalid
+// configuration" on every worker.) A leading '^' selects everything but the names that follow.
+bool MaySelect(std::string_view tls, std::initializer_list<std::string_view> aliases,
+               std::initializer_list<std::string_view> members) {
+  if (tls.empty()) return true;
+  const bool negated = tls.starts_with('^');
+  if (negated) tls.remove_prefix(1);
+  auto listed = [](std::initializer_list<std::string_view> names, std::string_view t) {
+    return std::find(names.begin(), names.end(), t) != names.end();
+  };
+  size_t members_named = 0;
   for (size_t pos = 0; pos <= tls.size();) {
     size_t comma = tls.find(',', pos);
     if (comma == std::string_view::npos) comma = tls.size();
     std::string_view t = tls.substr(pos, comma - pos);
     if (t.starts_with('\\')) t.remove_prefix(1);  // a leading backslash: no alias expansion
-    if (t == "all" || std::find(names.begin(), names.end(), t) != names.end()) return true;
+    if (t == "all" || listed(aliases, t)) return !negated;
+    if (listed(members, t)) {
+      if (!negated) return true;
+      ++members_named;
+    }
     pos = comma + 1;
   }
-  return false;
+  // "^a,b": selectable unless every member is excluded.
+  return negated && members_named < members.size();
 }
 
 bool MaySelectSharedMemory(std::string_view tls) {
-  return MaySelect(tls, {"sm", "shm", "mm", "posix", "sysv"});
+  return MaySelect(tls, {"sm", "shm", "mm"}, {"posix", "sysv"});
 }
 
 bool MaySelectTcp(std::string_view tls) {
-  return MaySelect(tls, {"tcp"});
+  return MaySelect(tls, {}, {"tcp"});
 }
 
 bool IsYes(std::string_view value) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end: swrdma-agent's command line. Invalid values are errors naming the flag (never a
 # silent default); a transport required with --require-transports that this host lacks stops the
-# agent at start; --list-devices says plainly when there is no RDMA device; --version works.
+# agent at start, and so does UCX tcp without --insecure-ucx-tcp; --list-devices says plainly when there is no RDMA device; --version works.
 #
 #   agent_flags_test.sh AGENT_BINARY CLIENT_BINARY
 set -euo pipefail
@@ -28,7 +28,12 @@ expect_fail "missing volume directory" "dir" --dir "$W/does-not-exist"
 expect_fail "no --dir at all" "--dir" --index-dir idx --http 127.0.0.1:0 --no-supervise
 expect_fail "bad listen address" "listen|address" --dir vols --index-dir idx --http nonsense:x
 expect_fail "required transport missing" "transport 'rc' required" --dir vols --index-dir idx \
-  --http 127.0.0.1:0 --transports tcp,rc --require-transports
+  --http 127.0.0.1:0 --transports posix,rc --require-transports
+# UCX tcp lets any peer write agent memory (UCT's PUT_REQ frame): only with --insecure-ucx-tcp.
+expect_fail "UCX tcp without --insecure-ucx-tcp" "insecure-ucx-tcp" --dir vols --index-dir idx \
+  --http 127.0.0.1:0 --no-supervise --transports tcp
+UCX_TLS=tcp expect_fail "UCX tcp from UCX_TLS without --insecure-ucx-tcp" "insecure-ucx-tcp" \
+  --dir vols --index-dir idx --http 127.0.0.1:0 --no-supervise
 
 out=$(e2e_t "$AGENT" --list-devices 2>&1) || e2e_fail "--list-devices failed: $out"
 if ! ibv_devices 2>/dev/null | grep -q mlx; then

@@ -8,8 +8,9 @@
 # version) and --help (every flag documented in /etc/default/swrdma-agent and back), the installed
 # `swrdma mkvolume` writes a volume, the installed agent serves it on 127.0.0.1 (kernel-chosen
 # port), the installed `swrdma get` reads every live needle (equal to the HTTP fallback and the
-# manifest sizes), SIGTERM stops the agent with status 0, `systemd-analyze verify` accepts the
-# installed unit (when available), and `dpkg -r` removes the binaries. The package is removed (and
+# manifest sizes), SIGTERM stops the agent with status 0, the postinst created the user swrdma,
+# `systemd-analyze verify` accepts the installed unit (when available) and it keeps its hardening
+# (User=swrdma, no capabilities, @system-service), and `dpkg -r` removes the binaries. The package is removed (and
 # purged) on every exit path.
 #
 # Installing into the system is opt-in: runs only as root with CI=true or SWRDMA_TEST_INSTALL=1,
@@ -64,6 +65,7 @@ for lib in libucx0 libibverbs1 libc6; do  # (RocksDB is linked statically)
 done
 dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >files.txt
 for f in /usr/bin/swrdma-agent /usr/bin/swrdma /usr/lib/systemd/system/swrdma-agent.service \
+  /usr/lib/sysusers.d/swrdma.conf \
   /etc/default/swrdma-agent /etc/swrdma/agent.toml /usr/share/swrdma/grafana/swrdma-agent.json \
   /usr/share/doc/swrdma/README.md /usr/share/doc/swrdma/deploy.md /usr/share/doc/swrdma/security.md; do
   grep -qx "$f" files.txt || e2e_fail "the package lacks $f"
@@ -75,13 +77,18 @@ done
 e2e_log "package $PKG $VERSION: control fields, files and conffiles as expected"
 
 # ---- install ----------------------------------------------------------------------------------
-# Registered before dpkg -i, so a failed or partial install is removed too.
+# Registered before dpkg -i, so a failed or partial install is removed too. The postinst creates
+# the system user `swrdma` (kept on purge, as Debian does); this test removes it when it made it.
 e2e_on_cleanup "dpkg -r $PKG; dpkg -P $PKG"
+if ! getent passwd swrdma >/dev/null; then
+  e2e_on_cleanup "userdel swrdma 2>/dev/null; groupdel swrdma 2>/dev/null; true"
+fi
 e2e_t dpkg -i "$DEB" >dpkg.log 2>&1 || {
   cat dpkg.log >&2
   e2e_fail "dpkg -i $DEB failed"
 }
 [[ -x "$BIN/swrdma-agent" && -x "$BIN/swrdma" ]] || e2e_fail "dpkg -i did not install the binaries"
+getent passwd swrdma >/dev/null || e2e_fail "the postinst did not create the user swrdma"
 if systemctl is-active --quiet swrdma-agent 2>/dev/null; then
   e2e_fail "installing the package started swrdma-agent.service (it must not)"
 fi
@@ -140,6 +147,16 @@ if command -v systemd-analyze >/dev/null; then
     e2e_fail "systemd-analyze verify $UNIT failed"
   }
   e2e_log "systemd-analyze verify accepts $UNIT"
+  # The hardening the unit must keep (docs/deploy.md); the exposure score is logged.
+  for want in User=swrdma NoNewPrivileges=yes CapabilityBoundingSet= ProtectSystem=strict \
+    ProtectHome=yes PrivateTmp=yes SystemCallFilter=@system-service LimitMEMLOCK=infinity; do
+    grep -qx "$want" "$UNIT" || e2e_fail "the unit lacks $want"
+  done
+  if e2e_t systemd-analyze security --offline=true "$UNIT" >security.txt 2>&1; then
+    e2e_log "systemd-analyze security: $(grep -i 'overall exposure' security.txt || tail -n1 security.txt)"
+  else
+    e2e_log "systemd-analyze security --offline not usable here: $(tail -n1 security.txt)"
+  fi
 else
   e2e_log "systemd-analyze not available: unit not verified"
 fi

@@ -4,6 +4,7 @@
 //
 //   hostile_peer --pid PID --address HEX --dat FILE [--as-uid UID] [--timeout-ms N]
 //                [--flood N] [--tcp-put unreachable|known-hole]
+//                [--host IP --http-port N --read-port N]   (tcp, unreachable: the agent's ports)
 //
 // The parent (root) finds the targets in /proc/PID/maps (inside the mapping of FILE, one byte past
 // its end, the agent's ELF header, its heap, its main stack, its writable data) and snapshots
@@ -23,8 +24,12 @@
 //     (measured with UCX 1.13.1: UCP emulates them with messages the agent drops), and this
 //     program does not forge UCT frames: with --tcp-put known-hole (the default) a tcp run prints
 //     a "KNOWN ..." line for it (docs/security.md), counted by the test script, never a pass.
-//     Once the agent no longer offers UCX tcp, pass --tcp-put unreachable: then tcp must not even
-//     connect (kTcpPutDefault below is the one line to change).
+//     With --tcp-put unreachable (the default since the agent leaves UCX tcp out unless started
+//     with --insecure-ucx-tcp) a tcp run proves the frame cannot reach the agent instead: a UCX
+//     tcp endpoint to the agent's address must fail, the agent must listen on no TCP port but
+//     --http-port and --read-port, a frame shaped like UCT's PUT_REQ sent to each of those writes
+//     nothing, and garbage, lying lengths and a connection flood on the read port leave the agent
+//     up (tcp_attacks.h). kTcpPutDefault below is the one line to change back.
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -44,13 +49,15 @@
 #include <string>
 #include <vector>
 
+#include "tcp_attacks.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// What the tcp put cases expect: "known-hole" while the agent offers UCX tcp (docs/security.md),
-// "unreachable" once it does not.
-constexpr const char* kTcpPutDefault = "known-hole";
+// What the tcp put cases expect: "unreachable" now that the agent offers no UCX tcp by default
+// (docs/security.md); "known-hole" against an agent started with --insecure-ucx-tcp.
+constexpr const char* kTcpPutDefault = "unreachable";
 constexpr char kPutPattern[] = "HOSTILE-PEER-PUT";  // 16 bytes
 constexpr size_t kGetBytes = 64;
 
@@ -68,7 +75,10 @@ struct Args {
   int timeout_ms = 2000;
   int flood = 0;
   std::string tcp_put = kTcpPutDefault;
-  bool must_connect = false;  // fail when no attack got as far as an endpoint
+  bool must_connect = false;       // fail when no attack got as far as an endpoint
+  std::string host = "127.0.0.1";  // where the agent's TCP ports are
+  int http_port = 0;
+  int read_port = 0;
 };
 
 int fails = 0;
@@ -393,6 +403,93 @@ std::vector<std::string> InChild(F body, int& status, int limit_ms) {
   return lines;
 }
 
+// The agent offers no UCX tcp: nothing that speaks UCX tcp can reach it. A UCX tcp endpoint to
+// its address fails; its only TCP ports are HTTP and the read port; UCT-PUT_REQ-shaped frames,
+// garbage, lying lengths and a connection flood there write nothing and leave it up.
+int TcpUnreachable(const Args& a, const std::vector<Target>& targets,
+                   const std::vector<std::optional<std::vector<uint8_t>>>& before) {
+  {
+    int status = 0;
+    InChild(
+        [&](int) {
+          Connect(a);
+          _exit(0);
+        },
+        status, 20000);
+    Verdict(WIFEXITED(status) && WEXITSTATUS(status) == 22,
+            "UCX tcp not reachable: no endpoint to the agent's worker address over tcp");
+  }
+  if (a.read_port <= 0 || a.http_port <= 0) {
+    Verdict(false, "--http-port and --read-port are needed to check the agent's TCP ports");
+    return 1;
+  }
+  const std::vector<int> ports = hostile::ListeningTcpPorts(a.pid);
+  std::string list;
+  bool only_ours = !ports.empty();
+  for (int p : ports) {
+    list += (list.empty() ? "" : ",") + std::to_string(p);
+    only_ours = only_ours && (p == a.http_port || p == a.read_port);
+  }
+  Verdict(only_ours, "the agent listens on TCP ports [" + list + "] only (HTTP " +
+                         std::to_string(a.http_port) + ", read port " +
+                         std::to_string(a.read_port) + "): no UCX tcp port to send PUT_REQ to");
+  const std::vector<uint8_t> pattern(kPutPattern, kPutPattern + 16);
+  for (int port : ports) {
+    for (const auto& t : targets) {
+      if (!t.writable) continue;
+      auto o = hostile::SendAndDrain(a.host, port, hostile::UctPutReqShaped(t.address, pattern),
+                                     a.timeout_ms);
+      auto after = ReadMem(a.pid, t.address, 16);
+      const bool landed = after && std::memcmp(after->data(), kPutPattern, 16) == 0;
+      Verdict(o.connected && !landed, "UCT PUT_REQ-shaped frame at " + t.name + " to port " +
+                                          std::to_string(port) + " -> " +
+                                          (landed ? "LANDED" : "nothing written") +
+                                          (o.closed_by_peer ? ", connection closed" : ""));
+    }
+  }
+  // The read port: every malformed frame closes its connection (agent/tcp_read_server.h).
+  auto le32 = [](uint32_t n, std::vector<uint8_t> rest) {
+    std::vector<uint8_t> out = {static_cast<uint8_t>(n), static_cast<uint8_t>(n >> 8),
+                                static_cast<uint8_t>(n >> 16), static_cast<uint8_t>(n >> 24)};
+    out.insert(out.end(), rest.begin(), rest.end());
+    return out;
+  };
+  const std::vector<std::pair<std::string, std::vector<uint8_t>>> frames = {
+      {"64 KiB of 0xa5", std::vector<uint8_t>(65536, 0xa5)},
+      {"length 0xffffffff", le32(0xffffffffu, {1, 2, 3, 4})},
+      {"length 0", le32(0, {})},
+      {"length 3", le32(3, {1, 2, 3})},
+      {"length 64, 64 bytes of garbage", le32(64, std::vector<uint8_t>(64, 0x5a))},
+      {"a read request with a count that lies",
+       le32(21, {0x53, 0x57, 0x52, 0x51, 1, 0,    0,    0,    1,    0, 0,
+                 0,    0,    0,    0,    0, 0xff, 0xff, 0xff, 0xff, 64})},
+  };
+  for (const auto& [what, bytes] : frames) {
+    auto o = hostile::SendAndDrain(a.host, a.read_port, bytes, a.timeout_ms);
+    Verdict(o.connected && o.closed_by_peer && Alive(a.pid),
+            "read port, " + what + ": " +
+                (o.closed_by_peer ? "connection closed by the agent" : "NOT closed") + " after " +
+                std::to_string(o.received) + " bytes back; the agent is still up");
+  }
+  if (a.flood > 0) {
+    const int n = std::min(a.flood, 2000);
+    const int got = hostile::Flood(a.host, a.read_port, le32(0xa5a5a5a5u, {}), n, 64);
+    Verdict(Alive(a.pid), "read port flood: " + std::to_string(got) + " of " + std::to_string(n) +
+                              " connections (64 at a time), each a lying length: the agent is "
+                              "still up");
+  }
+  for (size_t i = 0; i < targets.size(); ++i) {
+    if (!before[i]) continue;
+    auto after = ReadMem(a.pid, targets[i].address, kGetBytes);
+    const bool same =
+        after && (!targets[i].writable || std::memcmp(after->data(), kPutPattern, 16) != 0);
+    Verdict(same && (targets[i].writable || *after == *before[i]),
+            targets[i].name + (targets[i].writable ? ": no put pattern" : " unchanged"));
+  }
+  std::printf("%s: %d failure(s), UCX tcp unreachable\n", fails == 0 ? "OK" : "FAILED", fails);
+  return fails == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -415,6 +512,12 @@ int main(int argc, char** argv) {
       a.tcp_put = v;
     else if (k == "--must-connect")
       a.must_connect = v == "1";
+    else if (k == "--host")
+      a.host = v;
+    else if (k == "--http-port")
+      a.http_port = std::stoi(v);
+    else if (k == "--read-port")
+      a.read_port = std::stoi(v);
     else {
       std::fprintf(stderr, "hostile_peer: unknown option %s (see the head of hostile_peer.cc)\n",
                    k.c_str());
@@ -437,6 +540,8 @@ int main(int argc, char** argv) {
     std::printf("target %s at 0x%llx%s\n", t.name.c_str(),
                 static_cast<unsigned long long>(t.address), before.back() ? "" : " (unreadable)");
   }
+
+  if (tcp && a.tcp_put == "unreachable") return TcpUnreachable(a, targets, before);
 
   // The rkeys are made in a throwaway child too (a context per process).
   std::map<std::string, std::vector<uint8_t>> rkeys;
@@ -543,17 +648,6 @@ int main(int argc, char** argv) {
         "(uct_tcp_ep_handle_put_req, "
         "UCX 1.13 src/uct/tcp/tcp_ep.c); not reachable through the UCP API above, not sent by this "
         "test; docs/security.md 'tcp and untrusted peers'\n");
-  }
-  if (a.tcp_put == "unreachable" && tcp) {
-    // Once the agent stops offering UCX tcp its address has no tcp lane: the endpoint must fail.
-    int status = 0;
-    InChild(
-        [&](int) {
-          Connect(a);
-          _exit(0);
-        },
-        status, 20000);
-    Verdict(WIFEXITED(status) && WEXITSTATUS(status) == 22, "UCX tcp not reachable");
   }
   std::printf("%s: %d failure(s), %d put(s) landed over tcp (known)\n",
               fails == 0 ? "OK" : "FAILED", fails, known_landed);

@@ -16,11 +16,13 @@
 #
 # Over UCX tcp, UCT's own PUT_REQ frame handler writes wherever a frame says
 # (uct_tcp_ep_handle_put_req, src/uct/tcp/tcp_ep.c, UCX 1.13), whatever the agent's UCP features.
-# The UCP puts of hostile_peer do not reach it (UCP emulates them; the agent drops those), and it
-# forges no UCT frames: each tcp run prints a "KNOWN ..." line for the case, shown and counted
-# here, never passed silently (a put that did land over tcp would also be a KNOWN line; over
-# shared memory it fails the test). When the agent no longer offers UCX tcp, change TCP_PUT below
-# to "unreachable".
+# So the agent offers no UCX tcp unless started with --insecure-ucx-tcp, and peers on the network
+# read over its TCP read port. With TCP_PUT=unreachable (below) the tcp run proves the frame
+# cannot reach the agent: no UCX tcp endpoint to its worker address, no TCP port but HTTP and the
+# read port, a UCT-PUT_REQ-shaped frame to each writes nothing, garbage / lying lengths / a
+# connection flood on the read port leave it up, while the legitimate client reads over the read
+# port. (TCP_PUT=known-hole, against an agent with --insecure-ucx-tcp, prints and counts a
+# "KNOWN ..." line for the hole instead, never a pass.)
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/../e2e/e2e_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../e2e/e2e_lib.sh"
@@ -29,7 +31,7 @@ e2e_self_deadline 840 "$@"
 e2e_binaries "$1" "$2"
 HOSTILE=$(realpath "$3")
 [[ -x $HOSTILE ]] || e2e_fail "build hostile_peer first"
-TCP_PUT=known-hole  # -> unreachable once the agent stops offering UCX tcp
+TCP_PUT=unreachable  # known-hole: only against an agent started with --insecure-ucx-tcp
 # What the agent's RSS may keep after an attack, and how long exited clients' endpoints may take
 # to go (a few keepalive rounds of the agent's 2 s; see the check below).
 RSS_SLACK_KB=${HOSTILE_RSS_SLACK_KB:-16384}
@@ -102,6 +104,7 @@ for keymode in none key; do
   [[ -n $PID ]] || e2e_fail "cannot find the serving agent process"
   e2e_get_json /v1/info info.json
   ADDRESS=$(jq -r .worker_address info.json)
+  READ_PORT=$(jq -r '.tcp_read.port // 0' info.json)
   jq -e '.checked_reads == true and .exposure == "checked"' info.json >/dev/null ||
     e2e_fail "/v1/info: $(cat info.json)"
   mapfile -t fids <live.txt
@@ -137,6 +140,7 @@ for keymode in none key; do
     rc=0
     UCX_TLS=$tls UCX_WARN_UNUSED_ENV_VARS=n e2e_t "$HOSTILE" --pid "$PID" --address "$ADDRESS" \
       --dat "$DAT" "${as[@]}" --timeout-ms 2000 --flood 20000 --tcp-put "$TCP_PUT" \
+      --host 127.0.0.1 --http-port "$E2E_AGENT_PORT" --read-port "$READ_PORT" \
       >"hostile-$keymode-$run.txt" 2>"hostile-$keymode-$run.err" || rc=$?
     touch "$W/stop"
     wait "$legit_pid" || true
@@ -212,4 +216,4 @@ if ((known_total > 0)); then
     "of UCT's tcp PUT_REQ frame writing agent memory (see hostile-*-tcp*.txt lines 'KNOWN');" \
     "closed by the own-framing tcp path, after which TCP_PUT in this script becomes 'unreachable'"
 fi
-e2e_log "hostile peer: OK (shared memory: nothing reachable; tcp: gets dropped)"
+e2e_log "hostile peer: OK (shared memory: nothing reachable; tcp: $TCP_PUT)"
