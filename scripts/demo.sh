@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: generate a SeaweedFS volume, export it with swrdma-agent, read every live needle
-# back one-sidedly with `swrdma get` (over tcp, then over shared memory), verify, and stop.
+# back with `swrdma get` (over the agent's TCP read port, then over shared memory), verify, and stop.
 set -euo pipefail
 BUILD=${1:-build}
 SWRDMA="$BUILD/client/swrdma"
@@ -38,7 +38,7 @@ done
 mapfile -t LIVE < <(awk '$3 == "live" { print $1 }' "$DATA/fids.tsv")
 mapfile -t DELETED < <(awk '$3 == "deleted" { print $1 }' "$DATA/fids.tsv")
 
-say "3. reading ${#LIVE[@]} live needles one-sidedly over tcp"
+say "3. reading ${#LIVE[@]} live needles over tcp (the agent's read port: it checks each read)"
 "$SWRDMA" get --agent "$URL" --transports tcp -v -o "$DATA/out-tcp" "${LIVE[@]}"
 say "4. reading them again over same-host shared memory"
 "$SWRDMA" get --agent "$URL" --transports posix,sysv,cma -v -o "$DATA/out-shm" "${LIVE[@]}"
