@@ -474,7 +474,9 @@ TEST_F(LocalReadTest, NoDescriptorLeaksOverAThousandConnects) {
   }
   ASSERT_TRUE(WaitFor([&] { return server.stats().open_connections == 0; }))
       << server.stats().open_connections << " connections still open in the agent";
-  EXPECT_EQ(OpenFds(), before);
+  // Not equal: another thread of the in-process agent may hold a transient descriptor when
+  // `before` is taken (seen under ASan: 40 before, 39 after). A per-connect leak shows as +1000.
+  EXPECT_LE(OpenFds(), before);
   EXPECT_EQ(server.stats().connections, 1000u);
   EXPECT_EQ(server.stats().fds_sent, 1000u);
 }
