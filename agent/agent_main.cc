@@ -384,8 +384,7 @@ int Run(const AgentConfig& config) {
   const uint64_t unsent = (*reads)->Shutdown();
   reads->reset();
   if (unsent > 0) {
-    (*progress)->LeakWorker();
-    context->Leak();
+    (*progress)->LeakWorker();  // and its context with it (rdma/ucx/keep_alive.h)
   } else {
     (*progress)->Stop();
   }

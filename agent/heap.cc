@@ -2,7 +2,6 @@
 
 #include <malloc.h>
 
-#include <atomic>
 #include <cstddef>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -20,14 +19,6 @@ extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 namespace swrdma::agent {
-namespace {
-std::atomic<bool> ucx_left_alive{false};
-}  // namespace
-
-void NoteUcxLeftAlive() {
-  ucx_left_alive.store(true);
-}
-
 bool AddressSanitizerBuild() {
 #ifdef SWRDMA_ASAN
   return true;
@@ -52,14 +43,3 @@ void CheckLeaksBeforeExit() {
 }
 
 }  // namespace swrdma::agent
-
-#ifdef SWRDMA_ASAN
-// LeakSanitizer asks for these when it first checks (at exit, or CheckLeaksBeforeExit), so they
-// apply only to a process that left UCX alive on purpose. Module names, not functions: UCX is
-// built without frame pointers and LSan's stacks stop inside it.
-extern "C" __attribute__((visibility("default"), used)) const char* __lsan_default_suppressions() {
-  return swrdma::agent::ucx_left_alive.load()
-             ? "leak:libucs.so\nleak:libuct.so\nleak:libucp.so\nleak:libucm.so\n"
-             : "";
-}
-#endif

@@ -21,10 +21,4 @@ uint64_t HeapInUseBytes();
 // the check LSan would otherwise run at exit. Does nothing in other builds.
 void CheckLeaksBeforeExit();
 
-// The process leaves its UCX worker and context alive on purpose (ProgressThread::LeakWorker):
-// from then on LeakSanitizer does not report blocks UCX allocated (libucs/libuct/libucp), which
-// UCX references in ways LSan cannot follow; it still reports every other leak. Before this is
-// called, UCX's blocks are checked like any other.
-void NoteUcxLeftAlive();
-
 }  // namespace swrdma::agent

@@ -3,8 +3,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "agent/heap.h"
-
 namespace swrdma::agent {
 
 std::string_view ProgressModeName(ProgressMode m) {
@@ -58,22 +56,9 @@ void ProgressThread::Stop() {
   thread_.join();
 }
 
-namespace {
-// Workers leaked on purpose (LeakWorker), chained from a global so that they stay reachable:
-// LeakSanitizer (ASan builds) then does not report them, and still reports real leaks.
-struct LeakedWorker {
-  rdma::UcxWorker worker;
-  LeakedWorker* next;
-};
-std::atomic<LeakedWorker*> leaked_workers{nullptr};
-}  // namespace
-
 void ProgressThread::LeakWorker() {
   Stop();
-  NoteUcxLeftAlive();  // LeakSanitizer: UCX's own blocks are no longer leaks of ours
-  auto* leaked = new LeakedWorker{std::move(worker_), leaked_workers.load()};  // never deleted
-  while (!leaked_workers.compare_exchange_weak(leaked->next, leaked)) {
-  }
+  worker_.KeepAlive();
 }
 
 Status ProgressThread::Post(Task task) {

@@ -47,9 +47,9 @@ class ProgressThread {
   const std::vector<uint8_t>& worker_address() const { return address_; }
   // Stops the loop and joins; the worker is destroyed with this object.
   void Stop();
-  // After Stop: the worker is never destroyed (the process is exiting and UCX still holds
-  // sends to clients that vanished; destroying it would abort in UCX 1.13). Its context must
-  // then not be destroyed either (UcxContext::Leak).
+  // Stops, and the worker is never destroyed (the process is exiting and UCX still holds
+  // sends to clients that vanished; destroying it would abort in UCX 1.13), nor its context
+  // (UcxWorker::KeepAlive).
   void LeakWorker();
 
   // Runs `task` on this thread, with the worker, between two progress rounds (the checked-read

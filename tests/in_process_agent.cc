@@ -98,8 +98,7 @@ InProcessAgent::~InProcessAgent() {
   const uint64_t unsent = reads_->Shutdown();
   reads_.reset();
   if (unsent > 0) {
-    progress_->LeakWorker();
-    context_->Leak();
+    progress_->LeakWorker();  // and its context with it (rdma/ucx/keep_alive.h)
   } else {
     progress_->Stop();
   }

@@ -16,6 +16,7 @@
 
 #include "rdma/mapped_file.h"
 #include "rdma/ucx/get.h"
+#include "rdma/ucx/keep_alive.h"
 #include "rdma/ucx/memory_region.h"
 #include "rdma/ucx/ucx_context.h"
 #include "rdma/ucx/ucx_endpoint.h"
@@ -367,6 +368,31 @@ TEST_P(UcxGetTest, GetToAStalledTargetTimesOutAndTheEndpointCanBeReplaced) {
   // A fresh endpoint to the same (now progressing) target works.
   Connect();
   ExpectRead(12345, 4096);
+}
+
+TEST_P(UcxGetTest, AWorkerWhoseCloseCannotFinishIsKeptAliveNotDestroyed) {
+  // A target that stops answering: the endpoint's flush close cannot finish, and UCX 1.13 aborts
+  // the whole process in ucp_worker_destroy if the worker goes with that close pending (a client
+  // under make sanitize did, against a busy agent). The worker and its context are kept alive
+  // instead, and the process goes on.
+  ExpectRead(0, 16);
+  target_->Pause(true);
+  std::this_thread::sleep_for(20ms);
+  const uint64_t kept_before = UcxWorkersKeptAlive();
+  rkey_.reset();
+  const Status closed = endpoint_->Close(UcxEndpoint::CloseMode::kFlush, DeadlineIn(200ms));
+  endpoint_.reset();
+  worker_.reset();  // neither aborts nor waits for the target
+  context_.reset();
+  std::cout << GetParam().name << ": flush close to a stalled target: " << closed.ToString()
+            << "\n";
+  if (closed.ok()) {
+    EXPECT_EQ(UcxWorkersKeptAlive(), kept_before);
+  } else {
+    EXPECT_EQ(closed.code(), Code::kTimeout) << closed.ToString();
+    EXPECT_EQ(UcxWorkersKeptAlive(), kept_before + 1);
+  }
+  target_->Pause(false);
 }
 
 TEST_P(UcxGetTest, GetsFromAVanishedTargetFailWithinTheDeadline) {

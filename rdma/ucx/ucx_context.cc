@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "rdma/ucx/capture_output.h"
+#include "rdma/ucx/keep_alive.h"
 #include "rdma/ucx/ucx_status.h"
 
 namespace swrdma::rdma {
@@ -153,7 +154,7 @@ UcxContext::UcxContext(UcxContext&& other) noexcept
 
 UcxContext& UcxContext::operator=(UcxContext&& other) noexcept {
   if (this != &other) {
-    if (context_ != nullptr) ucp_cleanup(context_);
+    if (context_ != nullptr && !UcxContextKeptAlive(context_)) ucp_cleanup(context_);
     context_ = std::exchange(other.context_, nullptr);
     wakeup_ = other.wakeup_;
     shm_peer_failure_ = other.shm_peer_failure_;
@@ -163,7 +164,9 @@ UcxContext& UcxContext::operator=(UcxContext&& other) noexcept {
 }
 
 UcxContext::~UcxContext() {
-  if (context_ != nullptr) ucp_cleanup(context_);
+  // A worker of this context was kept alive (UcxWorker::KeepAlive): cleaning up would free
+  // memory it still uses.
+  if (context_ != nullptr && !UcxContextKeptAlive(context_)) ucp_cleanup(context_);
 }
 
 std::string UcxContext::PrintInfo() const {

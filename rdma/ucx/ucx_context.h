@@ -71,10 +71,6 @@ class UcxContext {
   UcxContext(const UcxContext&) = delete;
   UcxContext& operator=(const UcxContext&) = delete;
   ~UcxContext();
-  // The context is never cleaned up (a worker of it was leaked: ProgressThread::LeakWorker);
-  // the process is about to exit.
-  void Leak() { context_ = nullptr; }
-
   ucp_context_h get() const { return context_; }
   bool wakeup() const { return wakeup_; }
   // Whether shared-memory transports may take peer-error-handling endpoints in this context

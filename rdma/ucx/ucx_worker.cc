@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "rdma/ucx/capture_output.h"
+#include "rdma/ucx/keep_alive.h"
 #include "rdma/ucx/ucx_status.h"
 
 namespace swrdma::rdma {
@@ -68,6 +69,7 @@ Result<UcxWorker> UcxWorker::Create(const UcxContext& context, const UcxWorkerOp
   params.thread_mode = ToUcs(options.thread_mode);
 
   auto core = std::make_unique<detail::WorkerCore>();
+  core->context = context.get();
   SWRDMA_RETURN_IF_ERROR(FromUcs(ucp_worker_create(context.get(), &params, &core->handle),
                                  "creating UCX worker (ucp_worker_create)"));
 
@@ -105,15 +107,26 @@ void UcxWorker::Destroy() {
   const Deadline deadline = DeadlineIn(kAbandonedGrace);
   while (!core_->abandoned_requests.empty() && Clock::now() < deadline)
     core_->Progress();
-  // Requests still pending now belong to endpoints that ucp_worker_destroy tears down; freeing
-  // them ourselves before they complete is exactly what must not happen, so they are left to UCX.
-  core_->abandoned_requests.clear();
+  if (!core_->abandoned_requests.empty()) {
+    // Neither freeing these requests (UCX asserts the endpoint has no protocol requests left) nor
+    // destroying the worker with them (UCX asserts they were released) is survivable.
+    KeepAlive();
+    return;
+  }
   ucp_worker_destroy(core_->handle);
   // No callback can run any more: what abandoned objects remain are ours to free.
   for (const detail::WorkerCore::AbandonedObject& a : core_->abandoned_objects) {
     a.destroy(a.object);
   }
   core_.reset();
+}
+
+void UcxWorker::KeepAlive() {
+  if (!core_) return;
+  KeepUcxContextAlive(core_->context);
+  KeepUcxObjectAlive(core_.release());
+  address_.clear();
+  efd_ = -1;
 }
 
 Result<int> UcxWorker::efd() {

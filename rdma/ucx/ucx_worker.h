@@ -38,6 +38,7 @@ namespace detail {
 // UcxWorker does not invalidate them.
 struct WorkerCore {
   ucp_worker_h handle = nullptr;
+  ucp_context_h context = nullptr;  // the worker's context, kept alive with it (KeepAlive)
   // Close requests whose endpoint owner gave up waiting (deadline passed). They are released
   // only once UCX reports them complete: never before (see UcxEndpoint::Close).
   std::vector<void*> abandoned_requests;
@@ -67,9 +68,15 @@ class UcxWorker {
   UcxWorker& operator=(UcxWorker&& other) noexcept;
   UcxWorker(const UcxWorker&) = delete;
   UcxWorker& operator=(const UcxWorker&) = delete;
-  // Gives abandoned close requests a short bounded time to finish, then destroys the worker
-  // (UCX then releases whatever endpoints and requests are left).
+  // Gives abandoned close requests a short bounded time to finish, then destroys the worker.
+  // Requests still in flight after that (a peer that stopped answering a flush) would make
+  // ucp_worker_destroy abort in UCX 1.13, so then the worker is kept alive instead (KeepAlive).
   ~UcxWorker();
+
+  // Never destroys the worker nor its context (rdma/ucx/keep_alive.h): for a process that ends
+  // while UCX still holds requests it cannot complete. The worker is not progressed again, so no
+  // UCX callback runs after this. Leaves this object empty. Only from the worker's thread.
+  void KeepAlive();
 
   ucp_worker_h get() const { return core_ ? core_->handle : nullptr; }
   detail::WorkerCore* core() const { return core_.get(); }
