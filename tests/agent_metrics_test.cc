@@ -154,7 +154,9 @@ TEST_F(AgentMetricsTest, HeapInUseFollowsTheAllocator) {
   auto block = std::make_unique<char[]>(kBlock);
   asm volatile("" : : "r"(block.get()) : "memory");  // the allocation must not be elided
   const double during = Series(Render(), "swrdma_heap_in_use_bytes");
-  EXPECT_GE(during - before, static_cast<double>(kBlock)) << before << " -> " << during;
+  // 7/8 of the block, not all of it: the test's other threads (Render's strings, gtest) may
+  // free a few hundred bytes between the two readings.
+  EXPECT_GE(during - before, static_cast<double>(kBlock) * 7 / 8) << before << " -> " << during;
   block.reset();
   const double after = Series(Render(), "swrdma_heap_in_use_bytes");
   EXPECT_LT(after, during - static_cast<double>(kBlock) / 2) << during << " -> " << after;
