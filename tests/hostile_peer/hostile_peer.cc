@@ -43,6 +43,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <list>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -312,8 +313,13 @@ void AttackChild(const Args& a, const std::vector<Target>& targets,
 void RawAmChild(const Args& a, int flood, const std::vector<Target>& targets, int out) {
   Ucx u = Connect(a);
   std::vector<Op> ops;
-  auto send = [&](unsigned id, const std::vector<uint8_t>& header, const std::vector<uint8_t>& data,
-                  const std::string& what) {
+  // UCX reads a pending send's buffers until it completes: they live as long as this process
+  // (a stack temporary freed under a pending send is what ASan caught here).
+  std::list<std::vector<uint8_t>> buffers;
+  auto send = [&](unsigned id, const std::vector<uint8_t>& header_in,
+                  const std::vector<uint8_t>& data_in, const std::string& what) {
+    const std::vector<uint8_t>& header = buffers.emplace_back(header_in);
+    const std::vector<uint8_t>& data = buffers.emplace_back(data_in);
     Op op;
     op.what = what;
     ucp_request_param_t rp{};

@@ -38,9 +38,10 @@ int ConnectTo(const std::string& host, int port, int timeout_ms) {
   return fd;
 }
 
+// Little-endian `v` in `bytes` bytes; fields wider than 8 bytes get zeros above it.
 void PutLe(std::vector<uint8_t>& out, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i)
-    out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    out.push_back(i < 8 ? static_cast<uint8_t>(v >> (8 * i)) : 0);
 }
 
 }  // namespace
