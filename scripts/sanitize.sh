@@ -19,6 +19,12 @@
 #   SANITIZE_BUILD  build directory (default: FUZZ_BUILD, else <repo>/build-fuzz)
 #   SANITIZE_JOBS   build and ctest parallelism (default nproc)
 #   ASAN_OPTIONS, UBSAN_OPTIONS   override the defaults below
+#   SANITIZE_VM     0: skip the VM pass below (default 1; it skips by itself without root or qemu)
+#
+# Then the verbs code under ASan on a real kernel RDMA stack: tests/vm/vm-test.sh with
+# SWRDMA_VM_SANITIZE=1 boots kernel 6.1 once (Soft-RoCE, the cached guest image `make test`'s
+# vm_softroce built) and runs this tree's verbs_test and swrdma-verbs-vmtest there, every report
+# fatal and printed symbolized. Not with CTEST_ARGS (a narrowed run is about host tests).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${SANITIZE_BUILD:-${FUZZ_BUILD:-$ROOT/build-fuzz}}
@@ -65,5 +71,20 @@ echo "sanitize: build ${build_s} s, tests $((SECONDS - t1)) s" >&2
 if ((rc != 0)); then
   echo "sanitize: tests failed under ASan/UBSan in $BUILD (reports above; rerun one with" \
     "cd $BUILD && ctest -R NAME --output-on-failure)" >&2
+fi
+
+if [[ "${SANITIZE_VM:-1}" == 1 && $# -eq 0 ]]; then
+  t2=$SECONDS
+  echo "sanitize: the verbs code under ASan in the Soft-RoCE VM (kernel 6.1)" >&2
+  vm_rc=0
+  SWRDMA_VM_SANITIZE=1 "$ROOT/tests/vm/vm-test.sh" "$BUILD" || vm_rc=$?
+  if ((vm_rc == 77)); then
+    echo "sanitize: SKIPPED the VM pass (no qemu and not root; see above)" >&2
+  elif ((vm_rc != 0)); then
+    echo "sanitize: the VM pass failed (sanitizer reports or test failures above; results in" \
+      "$BUILD/vm-test)" >&2
+    rc=1
+  fi
+  echo "sanitize: VM pass $((SECONDS - t2)) s" >&2
 fi
 exit "$rc"

@@ -28,6 +28,15 @@ ibv_devinfo -d rxe0 >"$OUT/ibv_devinfo.txt" 2>&1
 grep -E 'state|active_mtu|link_layer' "$OUT/ibv_devinfo.txt" | sed 's/^/[vm]   /'
 ulimit -l unlimited  # registrations pin memory
 
+# The sanitizer pass (vm-test.sh with SWRDMA_VM_SANITIZE=1: ASan + UBSan builds of the binaries).
+# Every report is fatal and lands in $OUT/sanitizer.<pid>, raw (the guest has no symbolizer; the
+# host symbolizes against the same binaries: tests/vm/sanitizer-report.sh).
+if [ "${SANITIZE:-0}" = 1 ]; then
+  export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0:check_initialization_order=1:strict_string_checks=1:detect_stack_use_after_return=1:symbolize=0:log_path=$OUT/sanitizer"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:symbolize=0:log_path=$OUT/sanitizer"
+  T "sanitizer pass: ASan + LSan + UBSan, every report fatal, reports in $OUT/sanitizer.<pid>"
+fi
+
 # The verbs unit tests, for real this time (the host has no RDMA device).
 T "verbs_test (rdma/verbs against rxe0)"
 SWRDMA_VERBS_TEST_DEVICE=rxe0 SWRDMA_VERBS_TEST_ADDR=$IP timeout 120 "$VERBS_TEST" \
@@ -52,5 +61,9 @@ T "swrdma-verbs-vmtest rc=$vm_rc"
 printf '{"kernel":"%s","guest_boot_to_script_s":%s,"vmtest_wall_s":%s,"verbs_test_rc":%d,"verbs_loopback_passed":%d,"vmtest_rc":%d}\n' \
   "$(uname -r)" "$t0" "$(awk "BEGIN{print $w1-$w0}")" $verbs_rc $loopback $vm_rc >"$OUT/meta.json"
 dmesg | grep -iE 'rxe|rdma|WARNING|BUG' | tail -n 20 >"$OUT/dmesg-rdma.txt"
+sanitizer_ok=1
+for f in "$OUT"/sanitizer.*; do
+  [ -e "$f" ] && sanitizer_ok=0 && T "error: sanitizer report $f (the host prints it symbolized)"
+done
 T "done"
-[ $verbs_rc -eq 0 ] && [ $vm_rc -eq 0 ] && [ $loopback -eq 1 ]
+[ $sanitizer_ok -eq 1 ] && [ $verbs_rc -eq 0 ] && [ $vm_rc -eq 0 ] && [ $loopback -eq 1 ]
