@@ -45,10 +45,9 @@ if grep -qa __asan_init "$1"; then
 detect_stack_use_after_return=0"
   e2e_log "AddressSanitizer build: processes run with ASAN_OPTIONS=$ASAN_OPTIONS"
 fi
-# Legitimate reads queue behind the flood's forged requests in the agent (one progress thread):
-# in a sanitizer build that backlog alone can take longer than swrdma's default 5 s. What this
-# test checks is that they get correct bytes, not how fast; docs/security.md says what a flood
-# costs in latency.
+# Legitimate reads share the agent's one progress thread with the flood's forged requests, and a
+# sanitizer build is several times slower: their timeout is generous, since what this test checks
+# is that they get correct bytes, not how fast (a read that never comes still fails it).
 LEGIT_TIMEOUT_MS=${HOSTILE_LEGIT_TIMEOUT_MS:-60000}
 e2e_need curl jq python3 cmp
 ((EUID == 0)) || e2e_skip "needs root: reads the agent's memory through /proc/PID/mem"
