@@ -51,7 +51,13 @@ ASAN_QUARANTINE_MB=${RESOURCE_ASAN_QUARANTINE_MB:-4}
 if grep -qa __asan_init "$AGENT"; then
   export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=$ASAN_QUARANTINE_MB:\
 detect_stack_use_after_return=0"
-  e2e_log "AddressSanitizer build: the agent runs with ASAN_OPTIONS=$ASAN_OPTIONS"
+  # ASan's allocator maps a region per size class as it first uses it, and the small quarantine
+  # cycles blocks through more of them: measured +12 mappings over tcp after 50 clients with the
+  # heap flat (+4 KiB). The heap count is the leak check there; a leaked mapping per client (50)
+  # still exceeds this slack.
+  MAPS_SLACK=${RESOURCE_MAPS_SLACK:-30}
+  e2e_log "AddressSanitizer build: the agent runs with ASAN_OPTIONS=$ASAN_OPTIONS," \
+    "maps slack $MAPS_SLACK"
 fi
 
 e2e_workdir
