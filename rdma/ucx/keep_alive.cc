@@ -8,7 +8,7 @@
 namespace swrdma::rdma {
 namespace {
 
-// Never destroyed (a function-local `new`), so neither exit nor LSan's check sees it freed, and
+// Never destroyed (allocated once, never deleted), so neither exit nor LSan's check sees it freed, and
 // what it points at stays reachable from the global below.
 struct Kept {
   std::mutex mu;
