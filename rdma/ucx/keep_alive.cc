@@ -8,8 +8,8 @@
 namespace swrdma::rdma {
 namespace {
 
-// Never destroyed (allocated once, never deleted), so neither exit nor LSan's check sees it freed, and
-// what it points at stays reachable from the global below.
+// Never destroyed (allocated once, never deleted), so neither exit nor LSan's check sees it freed,
+// and what it points at stays reachable from the global below.
 struct Kept {
   std::mutex mu;
   std::vector<ucp_context_h> contexts;
