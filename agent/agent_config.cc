@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -40,6 +41,27 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
       "--transports", [&c](const std::string& v) { c.transports = v; },
       "UCX transports to use (UCX_TLS), e.g. posix,sysv,cma | rc,dc,self; default: UCX_TLS, "
       "else ^tcp (all but tcp: shared memory, and InfiniBand/RoCE where present)");
+  app.add_option_function<std::string>(
+         "--verbs-port",
+         [&c](const std::string& v) {
+           if (v != "off") {
+             unsigned port = 0;
+             auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), port);
+             if (ec != std::errc() || end != v.data() + v.size() || port == 0 || port > 65535) {
+               throw CLI::ValidationError("--verbs-port", "expected a port (1-65535) or off");
+             }
+           }
+           c.verbs_port = v;
+         },
+         "rdma_cm port for one-sided RDMA READ (verbs: InfiniBand, RoCE) or off; verbs is used "
+         "when an RDMA device with an active port exists")
+      ->default_str("18517");
+  app.add_option("--verbs-device", c.verbs_device,
+                 "RDMA device to export on (ibv_devices), e.g. mlx5_0; default: the first device "
+                 "whose port 1 is active");
+  app.add_option("--verbs-address", c.verbs_address,
+                 "Address of an RDMA-capable interface to listen on for verbs clients")
+      ->capture_default_str();
   app.add_flag("--require-transports", c.require_transports,
                "Fail at start unless every transport named by --transports is available");
   app.add_flag("--insecure-ucx-tcp", c.insecure_ucx_tcp,
@@ -411,6 +433,7 @@ std::string DescribeConfig(const AgentConfig& c) {
     dirs.push_back(d.string());
   return fmt::format(
       "config_file={} dir=[{}] index_dir={} http=[{}] transports={} require_transports={} "
+      "verbs_port={} verbs_device={} verbs_address={} "
       "insecure_ucx_tcp={} net_devices={} progress={} export_mode={} offset_bytes={} "
       "http_threads={} "
       "max_connections={} max_lookup_batch={} tcp_segment_size={} rescan_interval={}s "
@@ -421,7 +444,8 @@ std::string DescribeConfig(const AgentConfig& c) {
       "local_socket_mode={} local_socket_group={} local_with_tokens={}",
       c.config_file ? c.config_file->string() : "(none)", fmt::join(dirs, ","),
       c.index_dir.string(), fmt::join(c.http, ","), c.transports.value_or("(default)"),
-      c.require_transports, c.insecure_ucx_tcp, c.net_devices.value_or("(UCX default)"),
+      c.require_transports, c.verbs_port, c.verbs_device.empty() ? "(first active)" : c.verbs_device,
+      c.verbs_address, c.insecure_ucx_tcp, c.net_devices.value_or("(UCX default)"),
       ProgressModeName(c.progress_mode), ExportModeName(c.export_mode),
       static_cast<int>(c.offset_width), c.http_threads, c.max_connections, c.max_lookup_batch,
       c.tcp_segment_bytes, c.rescan_interval.count(), c.retire_grace.count(),

@@ -34,6 +34,11 @@ struct AgentConfig {
   std::optional<std::string> transports;   // UCX_TLS
   bool require_transports = false;         // fail instead of falling back to other transports
   std::optional<std::string> net_devices;  // UCX_NET_DEVICES
+  // One-sided RDMA READ over verbs (agent/verbs_exporter.h): rdma_cm port ("off": none), device
+  // (empty: the first with an active port) and the address to listen on.
+  std::string verbs_port = "18517";
+  std::string verbs_device;
+  std::string verbs_address = "0.0.0.0";
   ProgressMode progress_mode = ProgressMode::kAdaptive;
   ExportMode export_mode = ExportMode::kMap;
   OffsetWidth offset_width = OffsetWidth::k4;  // .idx entries when a volume has no .vif

@@ -20,6 +20,7 @@
 #include "agent/read_server.h"
 #include "agent/supervisor.h"
 #include "agent/tcp_read_server.h"
+#include "agent/verbs_exporter.h"
 #include "agent/ucx_transports.h"
 #include "agent/volume_set.h"
 #include "agent/volume_watcher.h"
@@ -43,8 +44,9 @@ int ListDevices(const AgentConfig& config) {
   auto discovery = rdma::DiscoverRdmaDevices();
   std::printf("%s\n", discovery.Summary().c_str());
   rdma::UcxContextOptions co;
-  co.transports =
-      AgentUcxTransports(config.transports, std::getenv("UCX_TLS"), config.insecure_ucx_tcp);
+  bool verbs_named = false;
+  co.transports = AgentUcxTransports(WithoutVerbs(config.transports, &verbs_named),
+                                     std::getenv("UCX_TLS"), config.insecure_ucx_tcp);
   co.net_devices = config.net_devices;
   auto context = rdma::UcxContext::Create(co);
   if (!context) {
@@ -105,10 +107,12 @@ int Run(const AgentConfig& config) {
   for (const auto& d : discovery.devices)
     spdlog::info("RDMA device {}", d.name);
 
+  // "verbs" in --transports names our own verbs exporter, not a UCX transport.
+  bool verbs_named = false;
+  const std::optional<std::string> ucx_named = WithoutVerbs(config.transports, &verbs_named);
   rdma::UcxContextOptions co;
   // Without --transports or UCX_TLS: everything but UCX tcp (agent/ucx_transports.h).
-  co.transports =
-      AgentUcxTransports(config.transports, std::getenv("UCX_TLS"), config.insecure_ucx_tcp);
+  co.transports = AgentUcxTransports(ucx_named, std::getenv("UCX_TLS"), config.insecure_ucx_tcp);
   co.net_devices = config.net_devices;
   co.wakeup = config.progress_mode != ProgressMode::kBusy;
   co.tcp_segment_bytes = config.tcp_segment_bytes;
@@ -140,9 +144,9 @@ int Run(const AgentConfig& config) {
     spdlog::error("{}", tcp.ToString());
     return 1;
   }
-  if (config.require_transports && config.transports) {
+  if (config.require_transports && ucx_named) {
     // Every named transport must be there (aliases like "shm" or "all" are not checked).
-    std::string_view want = *config.transports;
+    std::string_view want = *ucx_named;
     for (size_t pos = 0; pos <= want.size();) {
       size_t comma = want.find(',', pos);
       if (comma == std::string_view::npos) comma = want.size();
@@ -215,6 +219,50 @@ int Run(const AgentConfig& config) {
         "'tcp and untrusted peers')");
   }
 
+  // One-sided RDMA READ where a device with an active port exists (agent/verbs_exporter.h).
+  // Declared before the volume set: its registrations live in the exporter's protection domain
+  // and go first.
+  std::unique_ptr<VerbsExporter> verbs;
+  if (config.verbs_port != "off") {
+    VerbsExporterOptions vx;
+    vx.device = config.verbs_device;
+    vx.address = config.verbs_address;
+    vx.port = static_cast<uint16_t>(std::stoul(config.verbs_port));
+    vx.probe_dir = config.dirs.empty() ? std::filesystem::path() : config.dirs.front();
+    vx.max_connections = config.max_connections;
+    if ((*auth)->enabled() && !config.region_with_tokens) {
+      // An rkey covers a whole volume, a token one fid (docs/security.md).
+      spdlog::warn(
+          "verbs: off, read tokens are on and a verbs key would open whole volumes to any token "
+          "holder; every read stays checked (add --region-with-tokens if every client is trusted)");
+    } else if (auto started = VerbsExporter::Start(vx); started) {
+      verbs = std::move(*started);
+    } else if (verbs_named && config.require_transports) {
+      spdlog::error("verbs: {} (--require-transports names verbs)", started.error().ToString());
+      return 1;
+    } else if (started.error().code() == Code::kRdmaNoDevice) {
+      spdlog::info("verbs: off ({}); reads are checked reads", started.error().message());
+    } else {
+      spdlog::warn("verbs: off: {}; reads are checked reads", started.error().ToString());
+    }
+  } else if (verbs_named && config.require_transports) {
+    spdlog::error("--transports names verbs but --verbs-port is off");
+    return 1;
+  }
+  ExportMode export_mode = config.export_mode;
+  if (verbs) {
+    spdlog::info(
+        "verbs: exporting on {} (rdma_cm port {}): registrations REMOTE_READ only, {} file "
+        "mappings; clients read one-sided",
+        verbs->device_name(), verbs->port(), rdma::verbs::ExportMappingName(verbs->mapping()));
+    if (verbs->mapping() == rdma::verbs::ExportMapping::kWritableSharedNeverWritten &&
+        export_mode == ExportMode::kMap) {
+      // This kernel pins no read-only shared file mapping (6.1): the writable one, never
+      // written by the agent, and the NIC refuses remote writes (REMOTE_READ-only keys).
+      export_mode = ExportMode::kMapWritable;
+    }
+  }
+
   std::error_code ec;
   std::filesystem::create_directories(config.index_dir, ec);
   auto index = NeedleIndex::Open(config.index_dir);
@@ -225,10 +273,11 @@ int Run(const AgentConfig& config) {
 
   VolumeSetOptions vo;
   vo.dirs = config.dirs;
-  vo.export_mode = config.export_mode;
+  vo.export_mode = export_mode;
   vo.fallback_offset_width = config.offset_width;
   vo.retire_grace = config.retire_grace;
   vo.growth_reserve = config.growth_reserve;
+  if (verbs) vo.remote = &verbs->registrar();
   VolumeSet volumes(**index, *context, vo);
   const ScanReport initial_scan =
       volumes.Scan([](std::string_view what) { spdlog::info("{}", what); });
@@ -263,6 +312,12 @@ int Run(const AgentConfig& config) {
   so.shm_peer_failure = context->shm_peer_failure();
   so.max_lookup_batch = config.max_lookup_batch;
   so.exposure = "checked";
+  if (verbs) {
+    so.exposure = "region";  // keys a NIC enforces; the UCX and tcp paths stay checked
+    exposures["verbs"] = "region";
+    so.transports.push_back("verbs");
+    so.verbs_info = [&verbs] { return verbs->Info(); };
+  }
   so.exposures = std::move(exposures);
   so.auth = auth->get();
   so.reads = reads->get();

@@ -171,6 +171,7 @@ HttpResponse AgentService::Info(const HttpRequest& req) const {
   j["checked_reads"] = options_.reads != nullptr;     // likewise
   j["exposures"] = options_.exposures;                // transport -> exposure in force
   if (options_.tcp_read_port != 0) j["tcp_read"] = {{"port", options_.tcp_read_port}};
+  if (options_.verbs_info) j["verbs"] = options_.verbs_info();
   if (options_.local != nullptr) {  // same-host reads: a client on this host may use the socket
     j["local_socket"] = options_.local->path().string();
     j["local_instance"] = options_.local->instance();

@@ -16,9 +16,12 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "agent/agent_metrics.h"
 #include "agent/read_auth.h"
@@ -52,6 +55,8 @@ struct ServiceOptions {
   uint16_t tcp_read_port = 0;  // 0: not served
   // Same-host reads (agent/local_server.h): /v1/info "local_socket"/"local_instance", /metrics.
   const LocalServer* local = nullptr;
+  // One-sided RDMA READ (agent/verbs_exporter.h): /v1/info "verbs"; unset: no verbs.
+  std::function<nlohmann::json()> verbs_info;
 };
 
 class AgentService {

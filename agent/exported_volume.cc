@@ -47,11 +47,65 @@ ExportedVolume::ExportedVolume(VolumeFiles files, SuperBlock sb, uint64_t index_
 
 bool ExportedVolume::CanServe(uint64_t file_size) const {
   if (mode_ == ExportMode::kCopy) return file_size == size();
-  return file_size <= descriptor_.length;
+  if (file_size > descriptor_.length) return false;
+  if (remote_ != nullptr) {
+    std::lock_guard lock(remote_mu_);
+    const uint64_t covered =
+        remote_extents_.empty()
+            ? 0
+            : remote_extents_.back().descriptor.file_offset + remote_extents_.back().descriptor.length;
+    if (file_size > covered && remote_extents_.size() >= max_remote_extents_) return false;
+  }
+  return true;
 }
 
-void ExportedVolume::SetServedSize(uint64_t file_size) const {
-  valid_size_.store(std::min(file_size, descriptor_.length), std::memory_order_release);
+Status ExportedVolume::RegisterRemoteUpTo(uint64_t file_size) const {
+  const uint64_t covered =
+      remote_extents_.empty()
+          ? 0
+          : remote_extents_.back().descriptor.file_offset + remote_extents_.back().descriptor.length;
+  if (file_size <= covered) return Status::Ok();
+  if (remote_extents_.size() >= max_remote_extents_) {
+    return Status(Code::kResourceExhausted,
+                  fmt::format("volume {}: {} remote extents registered; export it again",
+                              volume_id(), remote_extents_.size()));
+  }
+  // ibv_reg_mr takes a non-const address: the registration is REMOTE_READ only (the verbs
+  // registrar refuses anything else for an export), nothing writes through it.
+  auto* at = const_cast<uint8_t*>(static_cast<const uint8_t*>(region_.address())) + covered;
+  auto reg = remote_->Register(at, file_size - covered, rdma::RegionAccess::kRemoteRead);
+  if (!reg) {
+    return reg.error().WithContext(fmt::format("volume {}: registering bytes [{}, {}) for RDMA "
+                                               "READ",
+                                               volume_id(), covered, file_size));
+  }
+  auto key = (*reg)->PackKey();
+  if (!key) return key.error().WithContext("packing the remote key");
+  RegionDescriptor d{covered, reinterpret_cast<uint64_t>(at), file_size - covered,
+                     std::move(*key)};
+  remote_extents_.push_back(RemoteExtent{std::move(*reg), std::move(d)});
+  return Status::Ok();
+}
+
+Status ExportedVolume::SetServedSize(uint64_t file_size) const {
+  file_size = std::min(file_size, descriptor_.length);
+  if (remote_ != nullptr && file_size > size()) {
+    std::lock_guard lock(remote_mu_);
+    // Registered before it is published: a lookup never answers with bytes no key covers.
+    if (Status s = RegisterRemoteUpTo(file_size); !s.ok()) return s;
+  }
+  valid_size_.store(file_size, std::memory_order_release);
+  return Status::Ok();
+}
+
+std::vector<RegionDescriptor> ExportedVolume::remote_regions() const {
+  std::vector<RegionDescriptor> out;
+  if (remote_ == nullptr) return out;
+  std::lock_guard lock(remote_mu_);
+  out.reserve(remote_extents_.size());
+  for (const auto& e : remote_extents_)
+    out.push_back(e.descriptor);
+  return out;
 }
 
 namespace {
@@ -141,9 +195,16 @@ Result<std::shared_ptr<const ExportedVolume>> ExportedVolume::Create(
   if (!rkey) return Error(rkey.error().WithContext(what + ": packing the rkey"));
   RegionDescriptor desc{0, reinterpret_cast<uint64_t>(region->address()), region->length(),
                         std::move(*rkey)};
-  return std::shared_ptr<const ExportedVolume>(
+  std::shared_ptr<ExportedVolume> exported(
       new ExportedVolume(files, std::move(*sb), index_generation, generation, mode, size,
                          std::move(mapping), std::move(*region), std::move(desc), std::move(note)));
+  if (options.remote != nullptr && mode != ExportMode::kCopy) {
+    exported->remote_ = options.remote;
+    exported->max_remote_extents_ = std::max<size_t>(1, options.max_remote_extents);
+    std::lock_guard lock(exported->remote_mu_);
+    SWRDMA_RETURN_IF_ERROR(exported->RegisterRemoteUpTo(size).WithContext(what));
+  }
+  return std::shared_ptr<const ExportedVolume>(std::move(exported));
 }
 
 }  // namespace swrdma::agent

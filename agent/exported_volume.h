@@ -10,13 +10,16 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "protocol/messages.h"
 #include "protocol/status.h"
 #include "rdma/mapped_file.h"
+#include "rdma/registration.h"
 #include "rdma/ucx/memory_region.h"
 #include "rdma/ucx/ucx_context.h"
 #include "volume/superblock.h"
@@ -47,6 +50,13 @@ struct ExportOptions {
   // If the transport refuses to register past end of file (InfiniBand without ODP), the export
   // registers the file's size only and is renewed whenever the file grows.
   uint64_t growth_reserve = uint64_t{1} << 30;
+  // A transport whose NIC enforces keys (verbs, agent/verbs_exporter.h): the mapping is also
+  // registered there, REMOTE_READ only, in extents: [0, size at export), then each tail the
+  // file grows by, registered before it is served. Null: checked reads only.
+  const rdma::Registrar* remote = nullptr;
+  // More extents than this and the volume is exported again (one extent, a new generation)
+  // instead: a client keeps one key per extent.
+  size_t max_remote_extents = 32;
 };
 
 class ExportedVolume {
@@ -82,11 +92,16 @@ class ExportedVolume {
   const RegionDescriptor& region_descriptor() const { return descriptor_; }
   // Why the reserve is not registered (empty when it is, or none was asked for).
   const std::string& note() const { return note_; }
+  // The remote (verbs) registrations covering [0, size()), in file order; empty without one.
+  std::vector<RegionDescriptor> remote_regions() const;
+  bool remote() const { return remote_ != nullptr; }
 
   // True when this export can serve a file of `file_size` bytes in place.
   bool CanServe(uint64_t file_size) const;
-  // Publishes `file_size` bytes (<= registered_length) after the index applied a tail.
-  void SetServedSize(uint64_t file_size) const;
+  // Publishes `file_size` bytes (<= registered_length) after the index applied a tail; with a
+  // remote registrar the new tail is registered there first (if that fails, the served size
+  // stays where it was and the failure is returned, for the scan report).
+  Status SetServedSize(uint64_t file_size) const;
   // True (once) if a read of this export faulted (file truncated under it): export it again.
   bool TakeFaulted() const { return mapping_ && mapping_->TakeFaulted(); }
 
@@ -106,6 +121,18 @@ class ExportedVolume {
   rdma::MemoryRegion region_;
   RegionDescriptor descriptor_;
   std::string note_;
+  // After mapping_ (destroyed first): deregistered before the pages go, so a retired
+  // generation's rkeys fail with a remote access error, never read tombstoned zeros.
+  struct RemoteExtent {
+    std::unique_ptr<rdma::Registration> registration;
+    RegionDescriptor descriptor;
+  };
+  const rdma::Registrar* remote_ = nullptr;
+  size_t max_remote_extents_ = 0;
+  mutable std::mutex remote_mu_;
+  mutable std::vector<RemoteExtent> remote_extents_;  // guarded by remote_mu_
+
+  Status RegisterRemoteUpTo(uint64_t file_size) const;  // remote_mu_ held
 };
 
 }  // namespace swrdma::agent

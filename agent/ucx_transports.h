@@ -26,6 +26,11 @@ inline constexpr std::string_view kDefaultAgentTransports = "^tcp";
 std::optional<std::string> AgentUcxTransports(const std::optional<std::string>& flag,
                                               const char* env_tls, bool insecure_ucx_tcp);
 
+// --transports without "verbs" (the agent's own verbs exporter, not a UCX transport); `named`
+// says whether it was there. nullopt stays nullopt; a list of verbs only becomes nullopt (UCX
+// then takes its default for the checked paths).
+std::optional<std::string> WithoutVerbs(const std::optional<std::string>& transports, bool* named);
+
 // Refuses UCX tcp among `in_use` (the transports the context selected) unless `insecure_ucx_tcp`
 // (--insecure-ucx-tcp); `asked` names where the selection came from, for the message.
 Status CheckUcxTcp(std::span<const std::string> in_use, std::string_view asked,

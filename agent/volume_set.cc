@@ -115,7 +115,9 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
       if (!faulted && e->index_generation() == sync->state.generation &&
           e->files().dat == files.dat && e->CanServe(sync->state.dat_size)) {
         if (sync->state.dat_size != e->size()) ++report.grown;
-        e->SetServedSize(sync->state.dat_size);
+        if (Status grown = e->SetServedSize(sync->state.dat_size); !grown.ok()) {
+          report.messages.push_back(grown.ToString());  // served as before; the next scan retries
+        }
         next->volumes[files.volume_id] = VolumeEntry{e, sync->state};
         continue;
       }
@@ -127,6 +129,7 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
     ExportOptions eo;
     eo.mode = options_.export_mode;
     eo.growth_reserve = options_.growth_reserve;
+    eo.remote = options_.remote;
     const auto export_start = std::chrono::steady_clock::now();
     auto exp = ExportedVolume::Create(context_, files, sync->state.generation,
                                       next_generation_.fetch_add(1), eo);
@@ -309,7 +312,13 @@ VolumeDescriptor Describe(const VolumeEntry& entry) {
   d.deleted_needles = entry.state.deleted;
   d.compaction_revision = e.superblock().compaction_revision;
   d.generation = e.generation();
-  d.regions.push_back(e.region_descriptor());
+  // With a NIC that enforces keys the regions are its registrations (what a client may read);
+  // the UCX one only ever serves the agent's own sends.
+  if (e.remote()) {
+    d.regions = e.remote_regions();
+  } else {
+    d.regions.push_back(e.region_descriptor());
+  }
   return d;
 }
 

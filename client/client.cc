@@ -100,6 +100,27 @@ bool AsksTcpOnly(const std::optional<std::string>& transports) {
   return true;
 }
 
+// --transports without "verbs" (ours, not UCX's); nullopt when nothing else is named.
+std::optional<std::string> UcxTransports(const std::optional<std::string>& named) {
+  if (!named) return std::nullopt;
+  std::string out;
+  std::string_view rest = *named;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string_view t = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (t.empty() || t == "verbs") continue;
+    if (!out.empty()) out += ',';
+    out += t;
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
+}
+
+bool NamesVerbs(const std::optional<std::string>& named) {
+  return named && UcxTransports(named) != named;
+}
+
 // UCX reaches the agent over shared memory (the same host): checked reads stay on UCX.
 bool SharesMemory(const rdma::UcxEndpoint& endpoint) {
   auto t = endpoint.Transports();
@@ -137,7 +158,7 @@ Status Client::Impl::ConnectUcx() {
   }
   if (!context_) {
     rdma::UcxContextOptions co;
-    co.transports = options_.transports;
+    co.transports = UcxTransports(options_.transports);
     co.shm_peer_failure = agent_shm_peer_failure_;
     auto ctx = rdma::UcxContext::Create(co);
     if (!ctx) return ctx.error();
@@ -181,6 +202,8 @@ Status Client::Impl::ConnectAgent() {
   const auto checked = tree.find("checked_reads");  // likewise
   info_checked_reads_ = checked != tree.end() && checked->is_boolean() && checked->get<bool>();
   lookup_cache_.clear();
+  keys_.clear();
+  verbs_.reset();
   tcp_checked_.reset();
   use_tcp_reads_ = false;
   tcp_read_port_ = TcpReadPort(tree);
@@ -194,6 +217,14 @@ Status Client::Impl::ConnectAgent() {
   if (local_only_ && options_.fallback != FallbackMode::kHttp) {
     return local.WithContext(
         fmt::format("--transports local: no same-host path to {}", options_.agent_url));
+  }
+  // One-sided RDMA READ where the agent exports over verbs and this host has a device.
+  Status verbs = ConnectVerbs(tree);
+  if (verbs.ok()) return verbs;
+  verbs_note_ = verbs.message();
+  if (NamesVerbs(options_.transports) && !UcxTransports(options_.transports)) {
+    return verbs.WithContext(fmt::format("--transports verbs: no verbs path to {}",
+                                         options_.agent_url));
   }
   // Checked reads over the agent's TCP port (UCX tcp cannot face a hostile peer, so the agent
   // serves other hosts there): at once when the client asked for tcp only; else when UCX finds
@@ -230,6 +261,35 @@ Status Client::Impl::ConnectAgent() {
   return Status::Ok();
 }
 
+Status Client::Impl::ConnectVerbs(const nlohmann::json& info) {
+  if (options_.transports && !NamesVerbs(options_.transports)) {
+    return Status(Code::kUnsupported, "verbs not among --transports");
+  }
+  const auto v = info.find("verbs");
+  if (v == info.end() || !v->is_object()) {
+    return Status(Code::kUnsupported, "the agent offers no verbs export");
+  }
+  const auto port = v->find("port");
+  if (port == v->end() || !port->is_number_unsigned() || port->get<uint64_t>() == 0 ||
+      port->get<uint64_t>() > 65535) {
+    return Status(Code::kCorruption, "/v1/info \"verbs\" has no valid \"port\"");
+  }
+  VerbsLinkOptions vo;
+  vo.device = options_.verbs_device;
+  vo.host = http_->url().host;
+  vo.port = static_cast<uint16_t>(port->get<uint64_t>());
+  vo.timeout = options_.timeout;
+  vo.window = std::max<size_t>(1, options_.max_inflight);
+  vo.pool.hugepages = options_.hugepages;
+  SWRDMA_ASSIGN_OR_RETURN(verbs_, VerbsLink::Connect(vo));
+  // Nothing else is needed: reads go out as RDMA READs under the keys /v1/volumes hands out.
+  checked_.reset();
+  endpoint_.reset();
+  worker_.reset();
+  verbs_note_.clear();
+  return Status::Ok();
+}
+
 Status Client::Impl::Reconnect(const Status& why) {
   // The agent restarted or the connection broke: new worker address, new rkeys. Bounded retries
   // with exponential back-off, within the client's timeout.
@@ -257,6 +317,7 @@ Result<VolumeList> Client::Impl::Volumes() {
 
 Result<std::vector<std::string>> Client::Impl::Transports() const {
   if (local_) return std::vector<std::string>{"local"};
+  if (verbs_) return std::vector<std::string>{"verbs"};        // ours, not UCX's
   if (use_tcp_reads_) return std::vector<std::string>{"tcp"};  // ours, not UCX's
   if (!endpoint_) return std::vector<std::string>{};
   SWRDMA_ASSIGN_OR_RETURN(auto t, endpoint_->Transports());
@@ -307,6 +368,27 @@ Result<const Client::Impl::VolumeKey*> Client::Impl::KeyFor(uint32_t vid, uint64
                                            "lookup and key exchange",
                                            vid, generation, desc.generation));
   }
+  if (verbs_) {
+    // One key per registered extent (the file as exported, then each tail it grew by).
+    if (desc.regions.empty()) {
+      return Error(Code::kUnavailable,
+                   fmt::format("volume {}: the agent gave no RDMA key for it (its verbs "
+                               "registration failed: see the agent's log)",
+                               vid));
+    }
+    auto key = std::make_unique<VolumeKey>();
+    key->generation = desc.generation;
+    key->version = desc.version;
+    for (const auto& r : desc.regions) {
+      rdma::RemoteRegion region{r.address, r.length, r.rkey, desc.generation};
+      auto rkey = rdma::verbs::UnpackRkey(region);
+      if (!rkey) return Error(rkey.error().WithContext(fmt::format("volume {}", vid)));
+      key->verbs.push_back({r.address, r.length, *rkey});
+    }
+    const VolumeKey* out = key.get();
+    keys_[{vid, generation}] = std::move(key);
+    return out;
+  }
   if (desc.regions.size() != 1) {
     return Error(Code::kUnsupported, fmt::format("volume {} has {} regions; this client reads "
                                                  "single-region volumes",
@@ -315,7 +397,10 @@ Result<const Client::Impl::VolumeKey*> Client::Impl::KeyFor(uint32_t vid, uint64
   const auto& r = desc.regions[0];
   rdma::RemoteRegion region{r.address, r.length, r.rkey, desc.generation};
   SWRDMA_ASSIGN_OR_RETURN(auto rkey, rdma::RemoteKey::Unpack(*endpoint_, region));
-  auto key = std::make_unique<VolumeKey>(VolumeKey{desc.generation, desc.version, std::move(rkey)});
+  auto key = std::make_unique<VolumeKey>();
+  key->generation = desc.generation;
+  key->version = desc.version;
+  key->rkey.emplace(std::move(rkey));
   const VolumeKey* out = key.get();
   keys_[{vid, generation}] = std::move(key);
   return out;
@@ -349,7 +434,7 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
     LocalRound(fids, which, out, last, emit);
     return;
   }
-  if (checked_mode()) {
+  if (!verbs_ && checked_mode()) {
     CheckedRound(fids, which, options, out, emit);
     return;
   }
@@ -441,7 +526,7 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
       out[i] = Error(LookupStatusToError(where[k]));
       continue;
     }
-    if (!endpoint_) {
+    if (!endpoint_ && !verbs_) {
       // Only an explicit --fallback http reads over HTTP; otherwise no UCX endpoint is an error.
       if (options_.fallback != FallbackMode::kHttp) {
         out[i] = Error(Code::kUnavailable,
@@ -510,7 +595,8 @@ Client::Impl::ViewResults Client::Impl::ReadAllViews(std::span<const std::string
       const Code code = out[i].error().code();
       const bool broken = code == Code::kRdmaTransport || code == Code::kTimeout ||
                           code == Code::kUnavailable || code == Code::kCancelled ||
-                          (endpoint_ && !endpoint_->status().ok());
+                          (endpoint_ && !endpoint_->status().ok()) ||
+                          (verbs_ && verbs_->broken());
       if (!broken) continue;
       Status s = Reconnect(out[i].error());
       if (!s.ok()) {

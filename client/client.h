@@ -40,7 +40,10 @@ enum class FallbackMode : uint8_t {
 
 struct ClientOptions {
   std::string agent_url = "http://127.0.0.1:18515";
-  std::optional<std::string> transports;    // UCX_TLS for the client's context
+  // UCX_TLS for the client's context; "verbs" among them (or nothing named) lets the client
+  // read one-sided over verbs where the agent exports that way and this host has a device.
+  std::optional<std::string> transports;
+  std::string verbs_device;  // RDMA device for verbs (e.g. mlx5_0); empty: first active one
   std::chrono::milliseconds timeout{5000};  // per HTTP request and per batch of gets
   FallbackMode fallback = FallbackMode::kNone;
   size_t max_inflight = 64;  // gets posted at once

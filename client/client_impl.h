@@ -23,6 +23,7 @@
 #include "client/local_reader.h"
 #include "client/needle_view.h"
 #include "client/tcp_checked_reader.h"
+#include "client/verbs_link.h"
 #include "protocol/file_id.h"
 #include "protocol/messages.h"
 #include "protocol/status.h"
@@ -68,6 +69,9 @@ class Client::Impl {
   struct VolumeKey;
 
   Status ConnectUcx();
+  // Connects to the agent's verbs export when /v1/info offers one ("verbs": {"port": N}) and the
+  // client may use it (--transports unset or naming verbs). Ok and verbs_ set, or why not.
+  Status ConnectVerbs(const nlohmann::json& info);
   Status Reconnect(const Status& why);
   void PruneKeys();
   // `jwts`: one read token per fid, or empty (agent without read authorization).
@@ -105,6 +109,11 @@ class Client::Impl {
   };
   void GetAndVerify(std::span<const std::string> fids, std::span<const PendingGet> gets,
                     ViewResults& out, const OnRead* emit);
+  // The window itself, over UCX gets or verbs READs (client/read_round.cc).
+  template <typename WindowBatch, typename Post>
+  void RunWindow(WindowBatch& batch, size_t window, rdma::BufferPool& pool, const Post& post,
+                 std::span<const std::string> fids, std::span<const PendingGet> gets,
+                 ViewResults& out, const OnRead* emit);
   ViewResults ReadAllViews(std::span<const std::string> fids, const ReadOptions& options,
                            const OnRead* emit);
   // `parsed`: `fid` already parsed (the read path parses each fid once per round); null: parse.
@@ -176,6 +185,10 @@ class Client::Impl {
   std::string local_note_;     // why not local (transport info)
   bool local_allowed_ = true;  // --transports names "local", or names nothing
   bool local_only_ = false;    // --transports local: local or an error
+  // One-sided RDMA READ over verbs (client/verbs_link.h): set while the agent's verbs export
+  // serves this client (then no UCX, no checked reads). Declared last: goes first.
+  std::unique_ptr<VerbsLink> verbs_;
+  std::string verbs_note_;  // why not verbs, when the agent offered it
 };
 
 }  // namespace swrdma::client

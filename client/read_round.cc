@@ -21,6 +21,7 @@
 namespace swrdma::client {
 
 Result<rdma::BufferPool*> Client::Impl::Pool() {
+  if (verbs_) return &verbs_->pool();  // registered for the verbs link's protection domain
   if (!pool_) {
     rdma::BufferPoolOptions po;
     po.hugepages = options_.hugepages;
@@ -45,12 +46,13 @@ rdma::GetBatch& Client::Impl::Batch() {
 }
 
 rdma::BufferPoolStats Client::Impl::buffer_pool_stats() const {
+  if (verbs_) return verbs_->pool().stats();
   return pool_ ? pool_->stats() : rdma::BufferPoolStats{};
 }
 
 const ClientStats& Client::Impl::stats() const {
-  if (pool_) {
-    const rdma::BufferPoolStats p = pool_->stats();
+  if (verbs_ || pool_) {
+    const rdma::BufferPoolStats p = buffer_pool_stats();
     stats_.reg_cache_hits = p.hits;
     stats_.reg_cache_misses = p.misses;
   }
@@ -113,23 +115,10 @@ Result<NeedleView> Client::Impl::VerifyInPlace(std::string_view fid, const Looku
   return view;
 }
 
-void Client::Impl::GetAndVerify(std::span<const std::string> fids, std::span<const PendingGet> gets,
-                                ViewResults& out, const OnRead* emit) {
-  if (gets.empty()) return;
-  auto pool = Pool();
-  if (!pool) {
-    for (const PendingGet& g : gets)
-      out[g.i] =
-          Error(pool.error().code(), fmt::format("{}: {}", fids[g.i], pool.error().message()));
-    return;
-  }
-  rdma::GetBatch& batch = Batch();
-  if (Status reset = batch.Reset(); !reset.ok()) {  // cannot happen: rounds always finish
-    for (const PendingGet& g : gets)
-      out[g.i] = Error(reset.code(), fmt::format("{}: {}", fids[g.i], reset.message()));
-    return;
-  }
-  const size_t window = std::max<size_t>(1, options_.max_inflight);
+template <typename WindowBatch, typename Post>
+void Client::Impl::RunWindow(WindowBatch& batch, size_t window, rdma::BufferPool& pool, const Post& post,
+                             std::span<const std::string> fids, std::span<const PendingGet> gets,
+                             ViewResults& out, const OnRead* emit) {
   // Batch slot -> which get, and when it was posted.
   std::vector<const PendingGet*> slot_get;
   std::vector<NeedleView::TimePoint> issued;
@@ -183,21 +172,67 @@ void Client::Impl::GetAndVerify(std::span<const std::string> fids, std::span<con
       (void)batch.WaitUntilPendingAtMost(window - 1, now + options_.timeout);
       harvest();
     }
-    auto buffer = (*pool)->Acquire(static_cast<size_t>(g.where->length));
+    auto buffer = pool.Acquire(static_cast<size_t>(g.where->length));
     if (!buffer) {
       out[g.i] =
           Error(buffer.error().code(), fmt::format("{}: {}", fids[g.i], buffer.error().message()));
       continue;
     }
-    slot_get.push_back(&g);
     if (stamp_reads_ && !stamp_fresh) last_clock = std::chrono::steady_clock::now();
     stamp_fresh = false;
+    const size_t before = batch.size();
+    if (std::optional<Status> refused = post(g, std::move(*buffer)); refused) {
+      out[g.i] = Error(refused->code(), fmt::format("{}: {}", fids[g.i], refused->message()));
+      continue;
+    }
+    if (batch.size() != before + 1) continue;  // cannot happen: a post always takes one slot
+    slot_get.push_back(&g);
     issued.push_back(last_clock);
-    batch.PostPooled(g.key->rkey, g.where->address, static_cast<size_t>(g.where->length),
-                     std::move(*buffer));
   }
   (void)batch.Wait(rdma::Clock::now() + options_.timeout);
   harvest();
+}
+
+void Client::Impl::GetAndVerify(std::span<const std::string> fids, std::span<const PendingGet> gets,
+                                ViewResults& out, const OnRead* emit) {
+  if (gets.empty()) return;
+  auto fail_all = [&](const Status& s) {
+    for (const PendingGet& g : gets)
+      out[g.i] = Error(s.code(), fmt::format("{}: {}", fids[g.i], s.message()));
+  };
+  if (verbs_) {
+    rdma::verbs::ReadBatch& batch = verbs_->batch();
+    if (Status reset = batch.Reset(); !reset.ok()) return fail_all(reset);
+    // A READ outside every key the agent gave for this generation is not posted at all.
+    const auto post = [&batch](const PendingGet& g, rdma::PooledBuffer buffer) {
+      const uint64_t len = g.where->length;
+      const auto* extent = g.key->VerbsExtentFor(g.where->address, len);
+      if (extent == nullptr) {
+        return std::optional<Status>(Status(
+            Code::kStale, fmt::format("record at {:#x} (+{}) lies outside the volume's RDMA keys "
+                                      "(generation {}); looked up again",
+                                      g.where->address, len, g.key->generation)));
+      }
+      batch.PostPooled(extent->rkey, g.where->address, static_cast<size_t>(len), std::move(buffer));
+      return std::optional<Status>();
+    };
+    const size_t window = std::min(std::max<size_t>(1, options_.max_inflight), batch.capacity());
+    RunWindow(batch, window, verbs_->pool(), post, fids, gets, out, emit);
+    return;
+  }
+  auto pool = Pool();
+  if (!pool) return fail_all(pool.error());
+  rdma::GetBatch& batch = Batch();
+  if (Status reset = batch.Reset(); !reset.ok()) {  // cannot happen: rounds always finish
+    return fail_all(reset);
+  }
+  const auto post = [&batch](const PendingGet& g, rdma::PooledBuffer buffer) {
+    batch.PostPooled(*g.key->rkey, g.where->address, static_cast<size_t>(g.where->length),
+                     std::move(buffer));
+    return std::optional<Status>();
+  };
+  RunWindow(batch, std::max<size_t>(1, options_.max_inflight), **pool, post, fids, gets, out,
+            emit);
 }
 
 Result<NeedleData> Client::Impl::ToNeedleData(std::string_view fid, Result<NeedleView> view,

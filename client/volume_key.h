@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <vector>
 
 #include "client/client_impl.h"
 #include "rdma/ucx/memory_region.h"
@@ -10,9 +12,27 @@
 namespace swrdma::client {
 
 struct Client::Impl::VolumeKey {
+  // One registered extent of the volume over verbs: [address, address + length) under rkey.
+  struct VerbsExtent {
+    uint64_t address = 0;
+    uint64_t length = 0;
+    uint32_t rkey = 0;
+  };
   uint64_t generation = 0;
   uint8_t version = 3;
-  rdma::RemoteKey rkey;
+  std::optional<rdma::RemoteKey> rkey;  // over UCX
+  std::vector<VerbsExtent> verbs;       // over verbs, in address order
+
+  // The extent holding all of [address, address + length), or null (then the read is refused
+  // here: a lookup answer outside every key is stale or forged, never read).
+  const VerbsExtent* VerbsExtentFor(uint64_t address, uint64_t length) const {
+    for (const VerbsExtent& e : verbs) {
+      if (address >= e.address && length <= e.length && address - e.address <= e.length - length) {
+        return &e;
+      }
+    }
+    return nullptr;
+  }
 };
 
 }  // namespace swrdma::client

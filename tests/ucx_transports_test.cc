@@ -49,5 +49,21 @@ TEST(UcxTransportsTest, TheDefaultSelectsNoTcpResource) {
   EXPECT_TRUE(context->shm_peer_failure());
 }
 
+TEST(UcxTransportsTest, VerbsIsOursNotUcxs) {
+  bool named = false;
+  EXPECT_EQ(WithoutVerbs(std::nullopt, &named), std::nullopt);
+  EXPECT_FALSE(named);
+  EXPECT_EQ(WithoutVerbs(std::string("posix,sysv"), &named), "posix,sysv");
+  EXPECT_FALSE(named);
+  EXPECT_EQ(WithoutVerbs(std::string("verbs,posix,,sysv"), &named), "posix,sysv");
+  EXPECT_TRUE(named);
+  // Only verbs: UCX takes its default for the checked paths.
+  EXPECT_EQ(WithoutVerbs(std::string("verbs"), &named), std::nullopt);
+  EXPECT_TRUE(named);
+  // A name that merely contains it is some other transport.
+  EXPECT_EQ(WithoutVerbs(std::string("rc_verbs,ud_verbs"), &named), "rc_verbs,ud_verbs");
+  EXPECT_FALSE(named);
+}
+
 }  // namespace
 }  // namespace swrdma::agent

@@ -13,11 +13,15 @@
 
 #include <gtest/gtest.h>
 
+#include "rdma/buffer_pool.h"
+#include "rdma/mapped_file.h"
 #include "rdma/verbs/completion_queue.h"
 #include "rdma/verbs/connection.h"
 #include "rdma/verbs/device.h"
 #include "rdma/verbs/file_export.h"
 #include "rdma/verbs/memory_region.h"
+#include "rdma/verbs/read_batch.h"
+#include "rdma/verbs/registrar.h"
 #include "rdma/verbs/verbs_status.h"
 
 namespace swrdma::rdma::verbs {
@@ -190,6 +194,109 @@ TEST_F(VerbsLoopback, ExportReadAndRefusals) {
   std::vector<char> after(content.size());
   std::ifstream(path, std::ios::binary).read(after.data(), after.size());
   EXPECT_EQ(after, content) << "the file changed under a refused WRITE";
+}
+
+// The pieces the agent and the client are built from: an export registered through the
+// exporter's Registrar, a reader's pool registered through the reader's, and a ReadBatch window
+// of READs into pooled buffers; a READ outside the export breaks the connection for good.
+TEST_F(VerbsLoopback, RegistrarsAndReadBatch) {
+  std::vector<char> content(64 * 1024);
+  for (size_t i = 0; i < content.size(); ++i)
+    content[i] = static_cast<char>(i * 13 + 1);
+  auto path = dir_ / "batch.dat";
+  std::ofstream(path, std::ios::binary).write(content.data(), content.size());
+  auto mapping = ChooseExportMapping(*pd_, dir_);
+  ASSERT_TRUE(mapping.has_value()) << mapping.error().ToString();
+  auto file = MappedFile::Open(path, {.mode = *mapping == ExportMapping::kReadOnlyShared
+                                                  ? MapMode::kReadOnly
+                                                  : MapMode::kReadWrite});
+  ASSERT_TRUE(file.has_value()) << file.error().ToString();
+
+  Registrar exporter_side(*pd_, RegistrarRole::kExporter);
+  auto* base = const_cast<std::byte*>(file->data());
+  auto writable = exporter_side.Register(base, content.size(), RegionAccess::kRemoteReadWrite);
+  ASSERT_FALSE(writable.has_value()) << "an exporter must refuse a remotely writable export";
+  EXPECT_EQ(writable.error().code(), Code::kPermissionDenied);
+  auto exported = exporter_side.Register(base, content.size(), RegionAccess::kRemoteRead);
+  ASSERT_TRUE(exported.has_value()) << exported.error().ToString();
+  const auto* mr = static_cast<const ibv_mr*>((*exported)->native());
+  EXPECT_EQ(mr->length, content.size());
+  auto key = (*exported)->PackKey();
+  ASSERT_TRUE(key.has_value());
+  RemoteRegion region{reinterpret_cast<uintptr_t>(base), content.size(), *key, 1};
+  const uint32_t rkey = *UnpackRkey(region);
+  EXPECT_EQ(rkey, mr->rkey);
+
+  auto listener = Listener::Open(address_, 0);
+  ASSERT_TRUE(listener.has_value()) << listener.error().ToString();
+  auto agent_cq = CompletionQueue::Open(*device_, 16);
+  ASSERT_TRUE(agent_cq.has_value());
+  std::optional<Result<Connection>> accepted;
+  ConnectionOptions exporter;
+  exporter.initiator_depth = 0;
+  std::thread agent([&] { accepted.emplace(listener->Accept(*pd_, *agent_cq, {}, exporter)); });
+  ConnectionOptions reader;
+  reader.remote_access = 0;
+  reader.responder_resources = 0;
+  reader.max_send_wr = 8;
+  auto conn = Connection::Connect(*pd_, *cq_, address_, listener->port(), {}, reader);
+  agent.join();
+  ASSERT_TRUE(conn.has_value()) << conn.error().ToString();
+  ASSERT_TRUE(accepted->has_value()) << accepted->error().ToString();
+
+  Registrar reader_side(*pd_, RegistrarRole::kReader);
+  auto pool = BufferPool::Create(reader_side, {});
+  ASSERT_TRUE(pool.has_value()) << pool.error().ToString();
+  {
+    ReadBatch batch(*conn, *cq_);
+    EXPECT_EQ(batch.capacity(), 8u);
+    // 20 READs of 3000 bytes through a window of 8, each checked against the file.
+    std::vector<size_t> offsets;
+    for (size_t k = 0; k < 20; ++k)
+      offsets.push_back(k * 3001);
+    std::vector<size_t> done;
+    size_t posted = 0, checked = 0;
+    auto harvest = [&] {
+      batch.TakeCompleted(done);
+      for (size_t i : done) {
+        ASSERT_TRUE(batch.status(i).ok()) << batch.status(i).ToString();
+        PooledBuffer b = batch.TakePooled(i);
+        EXPECT_EQ(std::memcmp(b.data(), content.data() + offsets[i], 3000), 0) << "READ " << i;
+        ++checked;
+      }
+    };
+    for (size_t off : offsets) {
+      if (batch.pending() >= batch.capacity()) {
+        ASSERT_TRUE(batch
+                        .WaitUntilPendingAtMost(batch.capacity() - 1,
+                                                ReadBatch::Clock::now() + std::chrono::seconds(10))
+                        .ok());
+        harvest();
+      }
+      auto buffer = pool->Acquire(3000);
+      ASSERT_TRUE(buffer.has_value());
+      EXPECT_EQ(batch.PostPooled(rkey, region.address + off, 3000, std::move(*buffer)), posted++);
+    }
+    ASSERT_TRUE(batch.Wait(ReadBatch::Clock::now() + std::chrono::seconds(10)).ok());
+    harvest();
+    EXPECT_EQ(checked, offsets.size());
+    EXPECT_FALSE(batch.broken());
+    ASSERT_TRUE(batch.Reset().ok());
+
+    // Past the export's end: refused by the responder, the connection is broken for good.
+    auto buffer = pool->Acquire(4096);
+    ASSERT_TRUE(buffer.has_value());
+    const size_t oob =
+        batch.PostPooled(rkey, region.address + content.size() - 100, 4096, std::move(*buffer));
+    (void)batch.Wait(ReadBatch::Clock::now() + std::chrono::seconds(10));
+    EXPECT_EQ(batch.status(oob).code(), Code::kRdmaRemoteAccess) << batch.status(oob).ToString();
+    EXPECT_TRUE(batch.broken());
+    auto again = pool->Acquire(16);
+    ASSERT_TRUE(again.has_value());
+    const size_t after = batch.PostPooled(rkey, region.address, 16, std::move(*again));
+    EXPECT_EQ(batch.status(after).code(), Code::kCancelled) << "no post on a broken QP";
+    EXPECT_EQ(batch.Reset().code(), Code::kCancelled);
+  }
 }
 
 }  // namespace

@@ -63,6 +63,7 @@ void RunRdmaWorker(Shared& sh, Worker& w, unsigned index) {
   client::ClientOptions o;
   o.agent_url = sh.agents[index % sh.agents.size()];
   if (!a.transports.empty()) o.transports = a.transports;
+  o.verbs_device = a.verbs_device;
   o.timeout = std::chrono::milliseconds(a.timeout_ms);
   o.max_inflight = a.inflight;
   o.hugepages = a.hugepages;
@@ -392,7 +393,10 @@ void AddBenchCommand(CLI::App& app) {
       ->check(CLI::Range(size_t{1}, size_t{1'000'000}))
       ->capture_default_str();
   cmd->add_option("--transports", a->transports,
-                  "UCX transports for the clients (UCX_TLS), e.g. tcp or posix,sysv,cma");
+                  "Transports for the clients: verbs, local, tcp, or UCX's (UCX_TLS), e.g. "
+                  "posix,sysv,cma; default: the best the agent offers");
+  cmd->add_option("--verbs-device", a->verbs_device,
+                  "RDMA device for verbs reads; default: the first active one");
   cmd->add_flag("--json", a->json, "Print one JSON object instead of the summary");
   cmd->add_option("--fids", a->fids_file,
                   "Read the live fids of a manifest (swrdma mkvolume --fids) instead of asking "

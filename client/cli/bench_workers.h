@@ -30,6 +30,7 @@ struct BenchArgs {
   unsigned threads = 1;
   std::string mode = "rdma";
   std::string transports;
+  std::string verbs_device;  // --verbs-device
   bool json = false;
   std::string fids_file;
   size_t sample = 10'000;

@@ -22,6 +22,7 @@ namespace {
 struct CommonArgs {
   std::string agent = "http://127.0.0.1:18515";
   std::string transports;
+  std::string verbs_device;
   std::string fallback = "none";
   int timeout_ms = 5000;
   MasterArgs cluster;  // --master: through the master's replicas instead of one agent
@@ -32,7 +33,10 @@ void AddCommon(CLI::App* cmd, CommonArgs& a, bool tokens) {
       cmd->add_option("--agent", a.agent, "Agent URL (http://HOST:PORT)")->capture_default_str();
   AddMasterOptions(cmd, a.cluster, agent, tokens);
   cmd->add_option("--transports", a.transports,
-                  "UCX transports for this client (UCX_TLS), e.g. tcp or posix,sysv,cma");
+                  "Transports for this client: verbs (one-sided RDMA READ), local, tcp, or UCX's "
+                  "(UCX_TLS), e.g. verbs or posix,sysv,cma; default: the best the agent offers");
+  cmd->add_option("--verbs-device", a.verbs_device,
+                  "RDMA device for verbs reads (ibv_devices); default: the first active one");
   cmd->add_option("--fallback", a.fallback,
                   "none: RDMA or fail; http: read over the agent's HTTP when UCX cannot connect")
       ->check(CLI::IsMember({"none", "http"}))
@@ -46,6 +50,7 @@ client::ClientOptions ClientOptionsOf(const CommonArgs& a) {
   client::ClientOptions o;
   o.agent_url = a.agent;
   if (!a.transports.empty()) o.transports = a.transports;
+  o.verbs_device = a.verbs_device;
   o.timeout = std::chrono::milliseconds(a.timeout_ms);
   o.fallback = a.fallback == "http" ? client::FallbackMode::kHttp : client::FallbackMode::kNone;
   return o;

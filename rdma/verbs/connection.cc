@@ -314,7 +314,7 @@ Result<Connection> Listener::Accept(const ProtectionDomain& pd, const Completion
                           WaitEvent(channel->get(), options.timeout, "accepting a connection"));
   SWRDMA_RETURN_IF_ERROR(Expect(established, RDMA_CM_EVENT_ESTABLISHED, "accepting a connection"));
   return Connection(channel->release(), id.release(), qp->release(), std::move(peer_data),
-                    initiator);
+                    initiator, options.max_send_wr);
 }
 
 // ---------------------------------------------------------------------------------- Connection
@@ -383,7 +383,8 @@ Result<Connection> Connection::Connect(const ProtectionDomain& pd, const Complet
   }
   // With a QP of our own, librdmacm leaves the last step (the RTU message) to us.
   if (rdma_establish(id.get()) != 0) return Error(FromErrno(errno, what + ": rdma_establish"));
-  return Connection(channel.release(), id.release(), qp.release(), std::move(peer_data), initiator);
+  return Connection(channel.release(), id.release(), qp.release(), std::move(peer_data), initiator,
+                    options.max_send_wr);
 }
 
 Connection::Connection(Connection&& other) noexcept
@@ -392,6 +393,7 @@ Connection::Connection(Connection&& other) noexcept
       qp_(std::exchange(other.qp_, nullptr)),
       peer_data_(std::move(other.peer_data_)),
       initiator_depth_(other.initiator_depth_),
+      send_queue_depth_(other.send_queue_depth_),
       gone_(other.gone_) {}
 
 Connection& Connection::operator=(Connection&& other) noexcept {
@@ -402,6 +404,7 @@ Connection& Connection::operator=(Connection&& other) noexcept {
     qp_ = std::exchange(other.qp_, nullptr);
     peer_data_ = std::move(other.peer_data_);
     initiator_depth_ = other.initiator_depth_;
+    send_queue_depth_ = other.send_queue_depth_;
     gone_ = other.gone_;
   }
   return *this;
@@ -469,6 +472,16 @@ Status Connection::PostWrite(std::span<const std::byte> local, uint32_t lkey,
                              uint64_t remote_address, uint32_t rkey, uint64_t wr_id) {
   return PostOne(qp_, IBV_WR_RDMA_WRITE, const_cast<std::byte*>(local.data()), local.size(), lkey,
                  remote_address, rkey, wr_id, "RDMA WRITE");
+}
+
+Status Connection::Fail() {
+  if (qp_ == nullptr) return Status(Code::kInvalidArgument, "no queue pair (moved from)");
+  ibv_qp_attr attr{};
+  attr.qp_state = IBV_QPS_ERR;
+  if (int rc = ibv_modify_qp(qp_, &attr, IBV_QP_STATE); rc != 0) {
+    return FromErrno(rc, "moving the queue pair to the error state");
+  }
+  return Status::Ok();
 }
 
 Result<int> Connection::QueryRemoteAccess() const {

@@ -109,6 +109,13 @@ class Connection {
   Status PostWrite(std::span<const std::byte> local, uint32_t lkey, uint64_t remote_address,
                    uint32_t rkey, uint64_t wr_id);
 
+  // Moves the QP to the error state: every work request still queued completes at once with
+  // IBV_WC_WR_FLUSH_ERR (and no DMA into its buffer follows), new posts fail. For a reader that
+  // must give its buffers back before their reads finished (a deadline).
+  Status Fail();
+  // Send work requests this side may have posted and not yet completed (max_send_wr).
+  uint32_t send_queue_depth() const { return send_queue_depth_; }
+
   // The QP's remote access flags as the device reports them (ibv_query_qp).
   Result<int> QueryRemoteAccess() const;
   // True once the peer disconnected (or the connection failed); does not wait.
@@ -116,12 +123,13 @@ class Connection {
 
  private:
   Connection(rdma_event_channel* channel, rdma_cm_id* id, ibv_qp* qp,
-             std::vector<uint8_t> peer_data, uint8_t initiator_depth)
+             std::vector<uint8_t> peer_data, uint8_t initiator_depth, uint32_t send_queue_depth)
       : channel_(channel),
         id_(id),
         qp_(qp),
         peer_data_(std::move(peer_data)),
-        initiator_depth_(initiator_depth) {}
+        initiator_depth_(initiator_depth),
+        send_queue_depth_(send_queue_depth) {}
   void Release();
   friend class Listener;
 
@@ -130,6 +138,7 @@ class Connection {
   ibv_qp* qp_ = nullptr;
   std::vector<uint8_t> peer_data_;
   uint8_t initiator_depth_ = 0;
+  uint32_t send_queue_depth_ = 0;
   bool gone_ = false;
 };
 

@@ -1,0 +1,99 @@
+#include "agent/verbs_exporter.h"
+
+#include <poll.h>
+
+#include <spdlog/spdlog.h>
+
+namespace swrdma::agent {
+
+namespace verbs = rdma::verbs;
+
+Result<std::unique_ptr<VerbsExporter>> VerbsExporter::Start(const VerbsExporterOptions& options) {
+  SWRDMA_ASSIGN_OR_RETURN(verbs::Device device, verbs::Device::Open(options.device));
+  SWRDMA_ASSIGN_OR_RETURN(verbs::ProtectionDomain pd, verbs::ProtectionDomain::Open(device));
+  SWRDMA_ASSIGN_OR_RETURN(verbs::CompletionQueue cq, verbs::CompletionQueue::Open(device, 16));
+  SWRDMA_ASSIGN_OR_RETURN(
+      verbs::ExportMapping mapping,
+      verbs::ChooseExportMapping(pd, options.probe_dir.empty() ? std::filesystem::temp_directory_path()
+                                                               : options.probe_dir));
+  auto listener = verbs::Listener::Open(options.address, options.port);
+  if (!listener) {
+    return Error(listener.error().WithContext(
+        fmt::format("verbs: listening on {} port {} (another agent there? use --verbs-port)",
+                    options.address, options.port)));
+  }
+  std::unique_ptr<VerbsExporter> exporter(new VerbsExporter(std::move(device), std::move(pd),
+                                                            std::move(cq), std::move(*listener),
+                                                            mapping, options));
+  exporter->thread_ = std::thread([e = exporter.get()] { e->AcceptLoop(); });
+  return exporter;
+}
+
+VerbsExporter::VerbsExporter(verbs::Device device, verbs::ProtectionDomain pd,
+                             verbs::CompletionQueue cq, verbs::Listener listener,
+                             verbs::ExportMapping mapping, VerbsExporterOptions options)
+    : options_(std::move(options)),
+      device_(std::move(device)),
+      pd_(std::move(pd)),
+      cq_(std::move(cq)),
+      listener_(std::move(listener)),
+      mapping_(mapping),
+      registrar_(pd_, verbs::RegistrarRole::kExporter) {}
+
+VerbsExporter::~VerbsExporter() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lock(mu_);
+  clients_.clear();  // rdma_disconnect each: the clients see their QPs fail and reconnect
+}
+
+size_t VerbsExporter::connections() const {
+  std::lock_guard lock(mu_);
+  return clients_.size();
+}
+
+nlohmann::json VerbsExporter::Info() const {
+  return {{"device", device_.name()},
+          {"port", port()},
+          {"address", options_.address},
+          {"mapping", std::string(verbs::ExportMappingName(mapping_))},
+          {"access", "REMOTE_READ"},
+          {"connections", connections()},
+          {"accepted", accepted()}};
+}
+
+void VerbsExporter::AcceptLoop() {
+  verbs::ConnectionOptions co;
+  co.remote_access = IBV_ACCESS_REMOTE_READ;  // the responder refuses WRITE and atomics
+  co.max_send_wr = 1;                         // the agent posts nothing
+  co.initiator_depth = 0;                     // and issues no READs: it only serves them
+  co.timeout = std::chrono::milliseconds(2000);
+  while (!stop_) {
+    // Gone clients first: their QPs hold device resources until destroyed.
+    {
+      std::lock_guard lock(mu_);
+      for (auto it = clients_.begin(); it != clients_.end();) {
+        auto gone = it->PeerGone();
+        it = (!gone || *gone) ? clients_.erase(it) : std::next(it);
+      }
+    }
+    pollfd pfd{.fd = listener_.fd(), .events = POLLIN, .revents = 0};
+    if (poll(&pfd, 1, 200) <= 0) continue;  // also wakes up to see stop_ and reap
+    auto conn = listener_.Accept(pd_, cq_, {}, co);
+    if (!conn) {
+      // One peer's failed request (rejected, timed out, bad private data) ends only its own.
+      spdlog::warn("verbs: a connection request failed: {}", conn.error().ToString());
+      continue;
+    }
+    std::lock_guard lock(mu_);
+    if (clients_.size() >= options_.max_connections) {
+      spdlog::warn("verbs: {} clients connected (--max-connections): dropping a new one",
+                   clients_.size());
+      continue;  // destroyed here: the client's QP fails at once
+    }
+    clients_.push_back(std::move(*conn));
+    ++accepted_;
+  }
+}
+
+}  // namespace swrdma::agent

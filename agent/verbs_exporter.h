@@ -1,0 +1,88 @@
+// One-sided RDMA READ for clients with an RDMA device (InfiniBand, RoCE; Soft-RoCE in tests):
+// the agent's side of the verbs data path (rdma/verbs/).
+//
+// One protection domain on one device. Every export (agent/exported_volume.h) is registered
+// there through registrar(), REMOTE_READ only: no LOCAL_WRITE, REMOTE_WRITE, atomics or memory
+// windows, so the NIC refuses any peer's write whatever the file mapping allows. Clients connect
+// through rdma_cm to `port`; each gets an RC queue pair whose responder accepts RDMA READ and
+// nothing else. After that the agent's CPU takes no part in a read: the NIC serves it from the
+// page cache. Keys leave the agent through the HTTP key exchange (/v1/volumes/<vid>); a
+// generation's registrations go when the generation retires, and its rkeys then fail with a
+// remote access error at the client, never with stale bytes.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "protocol/status.h"
+#include "rdma/verbs/completion_queue.h"
+#include "rdma/verbs/connection.h"
+#include "rdma/verbs/device.h"
+#include "rdma/verbs/file_export.h"
+#include "rdma/verbs/registrar.h"
+
+namespace swrdma::agent {
+
+struct VerbsExporterOptions {
+  std::string device;              // empty: the first device whose port 1 is active
+  std::string address = "0.0.0.0";  // rdma_cm listen address
+  uint16_t port = 18517;            // rdma_cm listen port (0: any free one)
+  // Where to probe which file mapping this kernel pins read-only (a volume directory: the
+  // same file system as the volumes).
+  std::filesystem::path probe_dir;
+  size_t max_connections = 1024;
+};
+
+class VerbsExporter {
+ public:
+  // Opens the device, its protection domain, probes the mapping, listens and starts accepting.
+  // kRdmaNoDevice when there is no device (the caller then serves checked reads only).
+  static Result<std::unique_ptr<VerbsExporter>> Start(const VerbsExporterOptions& options);
+  VerbsExporter(const VerbsExporter&) = delete;
+  VerbsExporter& operator=(const VerbsExporter&) = delete;
+  // Stops accepting and disconnects every client. Every registration made through registrar()
+  // must be gone before (the volume set is destroyed first).
+  ~VerbsExporter();
+
+  // Registers exports REMOTE_READ only in this exporter's protection domain.
+  const rdma::Registrar& registrar() const { return registrar_; }
+  // Which file mapping this kernel pins for a read-only registration (rdma/verbs/file_export.h):
+  // the volume set must map exports that way.
+  rdma::verbs::ExportMapping mapping() const { return mapping_; }
+  const std::string& device_name() const { return device_.name(); }
+  uint16_t port() const { return listener_.port(); }
+  size_t connections() const;
+  uint64_t accepted() const { return accepted_.load(); }
+  // /v1/info "verbs": device, port, mapping, clients connected.
+  nlohmann::json Info() const;
+
+ private:
+  VerbsExporter(rdma::verbs::Device device, rdma::verbs::ProtectionDomain pd,
+                rdma::verbs::CompletionQueue cq, rdma::verbs::Listener listener,
+                rdma::verbs::ExportMapping mapping, VerbsExporterOptions options);
+  void AcceptLoop();
+
+  VerbsExporterOptions options_;
+  rdma::verbs::Device device_;
+  rdma::verbs::ProtectionDomain pd_;
+  rdma::verbs::CompletionQueue cq_;  // the QPs need one; a responder posts nothing to it
+  rdma::verbs::Listener listener_;
+  rdma::verbs::ExportMapping mapping_;
+  rdma::verbs::Registrar registrar_;
+  mutable std::mutex mu_;
+  std::list<rdma::verbs::Connection> clients_;  // guarded by mu_
+  std::atomic<uint64_t> accepted_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace swrdma::agent

@@ -1,0 +1,64 @@
+// The client's verbs link to one agent (agent/verbs_exporter.h): device, protection domain,
+// completion queue, the registered buffer pool READs land in, the RC connection and the READ
+// window on it. Members are declared in the order they must be built; they go in reverse: the
+// window (which waits out or flushes its READs), the connection (its QP: no more DMA), the
+// buffers' registrations, then the rest.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "protocol/status.h"
+#include "rdma/buffer_pool.h"
+#include "rdma/verbs/completion_queue.h"
+#include "rdma/verbs/connection.h"
+#include "rdma/verbs/device.h"
+#include "rdma/verbs/read_batch.h"
+#include "rdma/verbs/registrar.h"
+
+namespace swrdma::client {
+
+struct VerbsLinkOptions {
+  std::string device;  // empty: the first device whose port 1 is active
+  std::string host;    // the agent's address (its HTTP URL's host)
+  uint16_t port = 0;   // /v1/info "verbs" "port"
+  std::chrono::milliseconds timeout{5000};
+  size_t window = 64;  // READs outstanding at once (the send queue's depth)
+  rdma::BufferPoolOptions pool;
+};
+
+class VerbsLink {
+ public:
+  // kRdmaNoDevice when this host has no RDMA device; kUnavailable when the agent refuses.
+  static Result<std::unique_ptr<VerbsLink>> Connect(const VerbsLinkOptions& options);
+  VerbsLink(const VerbsLink&) = delete;
+  VerbsLink& operator=(const VerbsLink&) = delete;
+  ~VerbsLink();
+
+  rdma::BufferPool& pool() { return *pool_; }
+  rdma::verbs::ReadBatch& batch() { return *batch_; }
+  const std::string& device_name() const { return device_.name(); }
+  // A READ failed (remote access error: a retired key) or timed out: the QP is in error.
+  bool broken() const { return batch_->broken(); }
+
+ private:
+  VerbsLink(rdma::verbs::Device device, rdma::verbs::ProtectionDomain pd,
+            rdma::verbs::CompletionQueue cq)
+      : device_(std::move(device)),
+        pd_(std::move(pd)),
+        cq_(std::move(cq)),
+        registrar_(pd_, rdma::verbs::RegistrarRole::kReader) {}
+
+  rdma::verbs::Device device_;
+  rdma::verbs::ProtectionDomain pd_;
+  rdma::verbs::CompletionQueue cq_;
+  rdma::verbs::Registrar registrar_;
+  std::optional<rdma::BufferPool> pool_;
+  std::optional<rdma::verbs::Connection> connection_;
+  std::unique_ptr<rdma::verbs::ReadBatch> batch_;
+};
+
+}  // namespace swrdma::client

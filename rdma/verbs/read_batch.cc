@@ -1,0 +1,135 @@
+#include "rdma/verbs/read_batch.h"
+
+#include <algorithm>
+#include <array>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "rdma/verbs/registrar.h"
+#include "rdma/verbs/verbs_status.h"
+
+namespace swrdma::rdma::verbs {
+
+ReadBatch::ReadBatch(Connection& connection, const CompletionQueue& cq)
+    : connection_(&connection),
+      cq_(&cq),
+      capacity_(std::max<size_t>(1, connection.send_queue_depth())) {}
+
+ReadBatch::~ReadBatch() {
+  if (pending_ == 0) return;
+  (void)connection_->Fail();
+  Drain(Clock::now() + std::chrono::seconds(5));
+}
+
+void ReadBatch::Complete(size_t index, Status status, bool release) {
+  Slot& s = slots_[index];
+  if (s.done) return;
+  s.done = true;
+  s.status = std::move(status);
+  if (!s.status.ok()) {
+    if (release) s.buffer.Release();
+    broken_ = true;  // a failed READ leaves the QP in error (or it was failed on purpose)
+  }
+  completed_.push_back(index);
+}
+
+size_t ReadBatch::PostPooled(uint32_t rkey, uint64_t remote_address, size_t length,
+                             PooledBuffer buffer) {
+  const size_t index = slots_.size();
+  slots_.push_back(Slot{});
+  auto fail = [&](Status s) {
+    Complete(index, std::move(s));
+    return index;
+  };
+  if (!buffer || length > buffer.size() || buffer.registration() == nullptr) {
+    return fail(Status(Code::kInvalidArgument,
+                       fmt::format("RDMA READ of {} bytes: no registered buffer that large",
+                                   length)));
+  }
+  if (broken_) {
+    return fail(Status(Code::kCancelled,
+                       "RDMA READ not posted: the connection failed earlier in this batch"));
+  }
+  if (pending_ >= capacity_) {
+    return fail(Status(Code::kResourceExhausted,
+                       fmt::format("RDMA READ not posted: {} READs already outstanding (the "
+                                   "send queue's depth)",
+                                   pending_)));
+  }
+  const uint32_t lkey = LocalKeyOf(*buffer.registration());
+  Status posted =
+      connection_->PostRead(buffer.span().first(length), lkey, remote_address, rkey, index);
+  if (!posted.ok()) return fail(std::move(posted));
+  slots_[index].buffer = std::move(buffer);
+  slots_[index].length = length;
+  ++pending_;
+  return index;
+}
+
+PooledBuffer ReadBatch::TakePooled(size_t index) {
+  return std::move(slots_[index].buffer);
+}
+
+Status ReadBatch::Poll() {
+  std::array<ibv_wc, 32> wc{};
+  SWRDMA_ASSIGN_OR_RETURN(size_t n, cq_->Poll(wc));
+  for (size_t k = 0; k < n; ++k) {
+    const size_t index = static_cast<size_t>(wc[k].wr_id);
+    if (index >= slots_.size() || slots_[index].done) continue;  // not one of ours
+    --pending_;
+    Complete(index, FromWc(wc[k].status, fmt::format("RDMA READ of {} bytes",
+                                                     slots_[index].length)));
+  }
+  return Status::Ok();
+}
+
+void ReadBatch::Drain(Clock::time_point deadline) {
+  // Flushed completions arrive at once on a device; if the CQ itself failed there is nothing
+  // more to learn and the connection's destruction (QP destroyed) ends any DMA.
+  while (pending_ > 0 && Clock::now() < deadline) {
+    if (!Poll().ok()) break;
+    if (pending_ > 0) std::this_thread::yield();
+  }
+  for (size_t i = 0; i < slots_.size() && pending_ > 0; ++i) {
+    if (slots_[i].done) continue;
+    --pending_;
+    // Its buffer may still be written by a READ the device never completed: it stays in the
+    // slot, out of the pool, until the batch goes (its owner destroys the connection with it).
+    Complete(i, Status(Code::kTimeout, "RDMA READ: no completion after the QP was failed"),
+             /*release=*/false);
+  }
+}
+
+Status ReadBatch::WaitUntilPendingAtMost(size_t pending, Clock::time_point deadline) {
+  for (uint64_t spins = 0; pending_ > pending; ++spins) {
+    if (Status s = Poll(); !s.ok()) {
+      (void)connection_->Fail();
+      Drain(Clock::now() + std::chrono::seconds(1));
+      return s;
+    }
+    // Reading the clock on every empty poll would dominate a busy loop; every 64th is enough.
+    if (pending_ > pending && (spins & 63) == 63 && Clock::now() >= deadline) {
+      (void)connection_->Fail();
+      Drain(Clock::now() + std::chrono::seconds(1));
+      for (size_t index : completed_) {
+        if (slots_[index].status.code() == Code::kCancelled) {
+          slots_[index].status = Status(Code::kTimeout, "RDMA READ: no completion before the "
+                                                        "deadline (the QP was failed)");
+        }
+      }
+      return Status(Code::kTimeout, "RDMA READs still outstanding at the deadline");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ReadBatch::Reset() {
+  if (pending_ != 0) return Status(Code::kInternal, "RDMA READs still in flight");
+  if (broken_) return Status(Code::kCancelled, "the connection failed: use a new one");
+  slots_.clear();
+  completed_.clear();
+  return Status::Ok();
+}
+
+}  // namespace swrdma::rdma::verbs

@@ -1,0 +1,38 @@
+// The verbs side of the transport-neutral Registrar (rdma/registration.h): memory regions in one
+// protection domain, for the buffer pool (where a client's RDMA READs land) and for the agent's
+// exports (REMOTE_READ-only registrations of volume mappings).
+#pragma once
+
+#include <memory>
+
+#include "rdma/registration.h"
+#include "rdma/verbs/device.h"
+#include "rdma/verbs/memory_region.h"
+
+namespace swrdma::rdma::verbs {
+
+// Which side registers: the access a RegionAccess maps to differs. An exporter gives peers read
+// access and nothing else (kRemoteRead -> REMOTE_READ only; kRemoteReadWrite is refused: no
+// export is ever remotely writable). A reader's buffers are written by its own NIC only
+// (LOCAL_WRITE) whatever is asked for.
+enum class RegistrarRole { kExporter, kReader };
+
+class Registrar final : public rdma::Registrar {
+ public:
+  // `pd` must outlive the registrar and every registration it made.
+  Registrar(const ProtectionDomain& pd, RegistrarRole role) : pd_(&pd), role_(role) {}
+
+  Result<std::unique_ptr<Registration>> Register(void* address, size_t length,
+                                                 RegionAccess access) const override;
+
+ private:
+  const ProtectionDomain* pd_;
+  RegistrarRole role_;
+};
+
+// The memory region behind a Registration this registrar made (native() is its ibv_mr*).
+inline uint32_t LocalKeyOf(const Registration& r) {
+  return static_cast<const ibv_mr*>(r.native())->lkey;
+}
+
+}  // namespace swrdma::rdma::verbs

@@ -1,0 +1,257 @@
+// The agent's remote (verbs) registrations of its exports, without an RDMA device: a recording
+// Registrar stands in for the verbs one (rdma/verbs/registrar.h; the real one runs in the
+// Soft-RoCE VM, tests/vm). What is checked here is the bookkeeping a NIC then enforces: every
+// served byte is under a key before a lookup can name it, keys follow appends in extents, a
+// failed registration never publishes bytes no key covers, too many extents re-export the
+// volume, and /v1/volumes hands out exactly those keys.
+#include <atomic>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "agent/agent_service.h"
+#include "agent/volume_set.h"
+#include "index/needle_index.h"
+#include "protocol/file_id.h"
+#include "protocol/wire.h"
+#include "tests/test_util.h"
+#include "volume/volume_writer.h"
+
+namespace swrdma::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Recorded {
+  const void* address;
+  size_t length;
+  rdma::RegionAccess access;
+  uint32_t key;
+};
+
+// Records what would be registered; each registration's key is a counter. `fail` makes the
+// next registrations fail (as ibv_reg_mr does past the locked-memory limit).
+class RecordingRegistrar final : public rdma::Registrar {
+ public:
+  class Registration final : public rdma::Registration {
+   public:
+    Registration(RecordingRegistrar* owner, uint32_t key)
+        : rdma::Registration(nullptr), owner_(owner), key_(key) {}
+    ~Registration() override { ++owner_->released; }
+    Result<std::vector<uint8_t>> PackKey() const override {
+      return std::vector<uint8_t>{static_cast<uint8_t>(key_), static_cast<uint8_t>(key_ >> 8),
+                                  static_cast<uint8_t>(key_ >> 16),
+                                  static_cast<uint8_t>(key_ >> 24)};
+    }
+
+   private:
+    RecordingRegistrar* owner_;
+    uint32_t key_;
+  };
+
+  Result<std::unique_ptr<rdma::Registration>> Register(void* address, size_t length,
+                                                       rdma::RegionAccess access) const override {
+    if (fail) return Error(Code::kResourceExhausted, "ibv_reg_mr: locked-memory limit (test)");
+    const uint32_t key = ++next_key;
+    log.push_back({address, length, access, key});
+    return std::unique_ptr<rdma::Registration>(
+        new Registration(const_cast<RecordingRegistrar*>(this), key));
+  }
+
+  bool fail = false;
+  mutable uint32_t next_key = 0x1000;
+  mutable std::vector<Recorded> log;
+  std::atomic<int> released{0};
+};
+
+class RemoteExportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(tmp_ / "vols");
+    VolumeWriterOptions wo;
+    wo.dir = tmp_ / "vols";
+    wo.volume_id = 7;
+    auto writer = VolumeWriter::Create(wo);
+    ASSERT_TRUE(writer.has_value()) << writer.error().ToString();
+    writer_.emplace(std::move(*writer));
+    Append(20);
+    context_.emplace(std::move(*rdma::UcxContext::Create({})));
+    index_ = std::move(*NeedleIndex::Open(tmp_ / "index"));
+    VolumeSetOptions vo;
+    vo.dirs = {tmp_ / "vols"};
+    vo.remote = &registrar_;
+    vo.retire_grace = std::chrono::milliseconds(0);
+    volumes_ = std::make_unique<VolumeSet>(*index_, *context_, vo);
+    ASSERT_EQ(volumes_->Scan().exported, 1u);
+  }
+
+  // Appends `n` needles of 3000 bytes; their fids go to fids_.
+  void Append(int n) {
+    for (int i = 0; i < n; ++i) {
+      const uint64_t id = ++next_id_;
+      std::vector<uint8_t> data(3000, static_cast<uint8_t>(id));
+      NeedleSpec spec;
+      spec.id = id;
+      spec.cookie = 0x1234;
+      spec.data = data;
+      ASSERT_TRUE(writer_->Append(spec).has_value());
+      fids_.push_back(FormatFileId({7, id, 0x1234}));
+    }
+    ASSERT_TRUE(writer_->Sync().ok());
+  }
+
+  std::shared_ptr<const ExportedVolume> Exported() {
+    auto map = volumes_->snapshot();
+    auto it = map->volumes.find(7);
+    return it == map->volumes.end() ? nullptr : it->second.exported;
+  }
+
+  // Every live fid's record lies inside one remote region of the volume's generation.
+  void ExpectEveryRecordUnderAKey() {
+    auto exp = Exported();
+    ASSERT_TRUE(exp);
+    const auto regions = exp->remote_regions();
+    ASSERT_FALSE(regions.empty());
+    LookupRequest req;
+    req.fids = fids_;
+    const LookupResponse resp = volumes_->Lookup(req);
+    ASSERT_EQ(resp.results.size(), fids_.size());
+    for (const LookupResult& r : resp.results) {
+      ASSERT_EQ(r.status, LookupStatus::kOk) << r.fid << ": " << r.error;
+      EXPECT_EQ(r.generation, exp->generation());
+      bool covered = false;
+      for (const auto& g : regions) {
+        covered |= r.address >= g.address && r.address + r.length <= g.address + g.length;
+      }
+      EXPECT_TRUE(covered) << r.fid << " at " << r.address << " is under no key";
+    }
+  }
+
+  testing::TempDir tmp_;
+  RecordingRegistrar registrar_;
+  std::optional<VolumeWriter> writer_;
+  std::optional<rdma::UcxContext> context_;
+  std::unique_ptr<NeedleIndex> index_;
+  std::unique_ptr<VolumeSet> volumes_;
+  std::vector<std::string> fids_;
+  uint64_t next_id_ = 0;
+};
+
+TEST_F(RemoteExportTest, TheWholeFileIsRegisteredReadOnlyAtExport) {
+  auto exp = Exported();
+  ASSERT_TRUE(exp);
+  ASSERT_EQ(registrar_.log.size(), 1u);
+  const Recorded& r = registrar_.log[0];
+  EXPECT_EQ(r.access, rdma::RegionAccess::kRemoteRead) << "an export is never remotely writable";
+  EXPECT_EQ(r.address, exp->bytes().data());
+  EXPECT_EQ(r.length, writer_->dat_size()) << "the file, not the growth reserve past its end";
+  const auto regions = exp->remote_regions();
+  ASSERT_EQ(regions.size(), 1u);
+  EXPECT_EQ(regions[0].file_offset, 0u);
+  EXPECT_EQ(regions[0].address, exp->base_address());
+  EXPECT_EQ(regions[0].length, writer_->dat_size());
+  EXPECT_EQ(regions[0].rkey, (std::vector<uint8_t>{0x01, 0x10, 0, 0}));
+  ExpectEveryRecordUnderAKey();
+}
+
+TEST_F(RemoteExportTest, AppendsAreRegisteredAsNewExtentsBeforeTheyAreServed) {
+  const uint64_t first = writer_->dat_size();
+  const uint64_t generation = Exported()->generation();
+  Append(5);
+  volumes_->Scan();
+  auto exp = Exported();
+  EXPECT_EQ(exp->generation(), generation) << "a grown file is served in place";
+  const auto regions = exp->remote_regions();
+  ASSERT_EQ(regions.size(), 2u);
+  EXPECT_EQ(regions[1].file_offset, first);
+  EXPECT_EQ(regions[1].address, exp->base_address() + first);
+  EXPECT_EQ(regions[1].length, writer_->dat_size() - first);
+  EXPECT_EQ(exp->size(), writer_->dat_size());
+  ExpectEveryRecordUnderAKey();
+}
+
+TEST_F(RemoteExportTest, AFailedRegistrationServesNoByteItDoesNotCover) {
+  const uint64_t before = writer_->dat_size();
+  const size_t old_count = fids_.size();
+  Append(3);
+  registrar_.fail = true;
+  const ScanReport report = volumes_->Scan();
+  bool said = false;
+  for (const auto& m : report.messages)
+    said |= m.find("locked-memory limit") != std::string::npos;
+  EXPECT_TRUE(said) << "the scan report must name the failed registration";
+  auto exp = Exported();
+  EXPECT_EQ(exp->size(), before) << "bytes no key covers must not be served";
+  LookupRequest req;
+  req.fids = {fids_.back()};
+  EXPECT_NE(volumes_->Lookup(req).results[0].status, LookupStatus::kOk)
+      << "a needle past the registered bytes must not be answered with an address";
+  // Healed: the next scan registers the tail and serves it.
+  registrar_.fail = false;
+  volumes_->Scan();
+  EXPECT_EQ(Exported()->size(), writer_->dat_size());
+  fids_.resize(old_count + 3);
+  ExpectEveryRecordUnderAKey();
+}
+
+TEST_F(RemoteExportTest, TooManyExtentsExportTheVolumeAgainInOne) {
+  const uint64_t generation = Exported()->generation();
+  // The default allows 32 extents: the 32nd append scan makes 32, the next one re-exports.
+  for (int i = 0; i < 32; ++i) {
+    Append(1);
+    volumes_->Scan();
+  }
+  auto exp = Exported();
+  EXPECT_NE(exp->generation(), generation) << "past the extent limit the volume is re-exported";
+  EXPECT_EQ(exp->remote_regions().size(), 1u);
+  EXPECT_EQ(exp->remote_regions()[0].length, writer_->dat_size());
+  ExpectEveryRecordUnderAKey();
+}
+
+TEST_F(RemoteExportTest, RetiredGenerationsReleaseTheirKeys) {
+  for (int i = 0; i < 33; ++i) {
+    Append(1);
+    volumes_->Scan();
+  }
+  // Grace 0: the replaced export is gone after the next scan; its 32 registrations with it.
+  volumes_->Scan();
+  EXPECT_GE(registrar_.released.load(), 32);
+  volumes_.reset();
+  EXPECT_EQ(registrar_.released.load(), static_cast<int>(registrar_.log.size()))
+      << "every registration goes with its export";
+}
+
+TEST_F(RemoteExportTest, TheKeyExchangeHandsOutTheRemoteKeys) {
+  ServiceOptions so;
+  so.agent_version = "test";
+  so.exposure = "region";
+  so.exposures = {{"verbs", "region"}};
+  so.transports = {"verbs"};
+  so.verbs_info = [] { return nlohmann::json{{"port", 18517}, {"device", "rxe0"}}; };
+  AgentService service(*volumes_, so);
+  HttpRequest r;
+  r.method = "GET";
+  r.target = "/v1/volumes/7";
+  r.headers = {{"Accept", "application/json"}};
+  HttpResponse resp = service.Handle(r);
+  ASSERT_EQ(resp.status, 200) << resp.body;
+  auto j = DecodeBody(resp.body, WireFormat::kJson);
+  ASSERT_TRUE(j.has_value());
+  auto desc = VolumeDescriptorFromJson(*j);
+  ASSERT_TRUE(desc.has_value()) << desc.error().ToString();
+  const auto regions = Exported()->remote_regions();
+  ASSERT_EQ(desc->regions.size(), regions.size());
+  EXPECT_EQ(desc->regions[0].rkey, regions[0].rkey);
+  EXPECT_EQ(desc->regions[0].address, regions[0].address);
+  r.target = "/v1/info";
+  resp = service.Handle(r);
+  ASSERT_EQ(resp.status, 200);
+  j = DecodeBody(resp.body, WireFormat::kJson);
+  ASSERT_TRUE(j.has_value());
+  EXPECT_EQ((*j)["verbs"]["port"], 18517);
+  EXPECT_EQ((*j)["exposures"]["verbs"], "region");
+}
+
+}  // namespace
+}  // namespace swrdma::agent
