@@ -50,20 +50,19 @@ bool ExportedVolume::CanServe(uint64_t file_size) const {
   if (file_size > descriptor_.length) return false;
   if (remote_ != nullptr) {
     std::lock_guard lock(remote_mu_);
-    const uint64_t covered =
-        remote_extents_.empty()
-            ? 0
-            : remote_extents_.back().descriptor.file_offset + remote_extents_.back().descriptor.length;
+    const uint64_t covered = remote_extents_.empty()
+                                 ? 0
+                                 : remote_extents_.back().descriptor.file_offset +
+                                       remote_extents_.back().descriptor.length;
     if (file_size > covered && remote_extents_.size() >= max_remote_extents_) return false;
   }
   return true;
 }
 
 Status ExportedVolume::RegisterRemoteUpTo(uint64_t file_size) const {
-  const uint64_t covered =
-      remote_extents_.empty()
-          ? 0
-          : remote_extents_.back().descriptor.file_offset + remote_extents_.back().descriptor.length;
+  const uint64_t covered = remote_extents_.empty() ? 0
+                                                   : remote_extents_.back().descriptor.file_offset +
+                                                         remote_extents_.back().descriptor.length;
   if (file_size <= covered) return Status::Ok();
   if (remote_extents_.size() >= max_remote_extents_) {
     return Status(Code::kResourceExhausted,
@@ -75,14 +74,14 @@ Status ExportedVolume::RegisterRemoteUpTo(uint64_t file_size) const {
   auto* at = const_cast<uint8_t*>(static_cast<const uint8_t*>(region_.address())) + covered;
   auto reg = remote_->Register(at, file_size - covered, rdma::RegionAccess::kRemoteRead);
   if (!reg) {
-    return reg.error().WithContext(fmt::format("volume {}: registering bytes [{}, {}) for RDMA "
-                                               "READ",
-                                               volume_id(), covered, file_size));
+    return reg.error().WithContext(
+        fmt::format("volume {}: registering bytes [{}, {}) for RDMA "
+                    "READ",
+                    volume_id(), covered, file_size));
   }
   auto key = (*reg)->PackKey();
   if (!key) return key.error().WithContext("packing the remote key");
-  RegionDescriptor d{covered, reinterpret_cast<uint64_t>(at), file_size - covered,
-                     std::move(*key)};
+  RegionDescriptor d{covered, reinterpret_cast<uint64_t>(at), file_size - covered, std::move(*key)};
   remote_extents_.push_back(RemoteExtent{std::move(*reg), std::move(d)});
   return Status::Ok();
 }

@@ -29,8 +29,7 @@ Status CheckUcxTcp(std::span<const std::string> in_use, std::string_view asked,
                   asked, kDefaultAgentTransports));
 }
 
-std::optional<std::string> WithoutVerbs(const std::optional<std::string>& transports,
-                                        bool* named) {
+std::optional<std::string> WithoutVerbs(const std::optional<std::string>& transports, bool* named) {
   *named = false;
   if (!transports) return std::nullopt;
   std::string out;

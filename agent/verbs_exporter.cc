@@ -12,19 +12,18 @@ Result<std::unique_ptr<VerbsExporter>> VerbsExporter::Start(const VerbsExporterO
   SWRDMA_ASSIGN_OR_RETURN(verbs::Device device, verbs::Device::Open(options.device));
   SWRDMA_ASSIGN_OR_RETURN(verbs::ProtectionDomain pd, verbs::ProtectionDomain::Open(device));
   SWRDMA_ASSIGN_OR_RETURN(verbs::CompletionQueue cq, verbs::CompletionQueue::Open(device, 16));
-  SWRDMA_ASSIGN_OR_RETURN(
-      verbs::ExportMapping mapping,
-      verbs::ChooseExportMapping(pd, options.probe_dir.empty() ? std::filesystem::temp_directory_path()
-                                                               : options.probe_dir));
+  SWRDMA_ASSIGN_OR_RETURN(verbs::ExportMapping mapping,
+                          verbs::ChooseExportMapping(
+                              pd, options.probe_dir.empty() ? std::filesystem::temp_directory_path()
+                                                            : options.probe_dir));
   auto listener = verbs::Listener::Open(options.address, options.port);
   if (!listener) {
     return Error(listener.error().WithContext(
         fmt::format("verbs: listening on {} port {} (another agent there? use --verbs-port)",
                     options.address, options.port)));
   }
-  std::unique_ptr<VerbsExporter> exporter(new VerbsExporter(std::move(device), std::move(pd),
-                                                            std::move(cq), std::move(*listener),
-                                                            mapping, options));
+  std::unique_ptr<VerbsExporter> exporter(new VerbsExporter(
+      std::move(device), std::move(pd), std::move(cq), std::move(*listener), mapping, options));
   exporter->thread_ = std::thread([e = exporter.get()] { e->AcceptLoop(); });
   return exporter;
 }
@@ -53,13 +52,11 @@ size_t VerbsExporter::connections() const {
 }
 
 nlohmann::json VerbsExporter::Info() const {
-  return {{"device", device_.name()},
-          {"port", port()},
-          {"address", options_.address},
-          {"mapping", std::string(verbs::ExportMappingName(mapping_))},
-          {"access", "REMOTE_READ"},
-          {"connections", connections()},
-          {"accepted", accepted()}};
+  return {
+      {"device", device_.name()},    {"port", port()},
+      {"address", options_.address}, {"mapping", std::string(verbs::ExportMappingName(mapping_))},
+      {"access", "REMOTE_READ"},     {"connections", connections()},
+      {"accepted", accepted()}};
 }
 
 void VerbsExporter::AcceptLoop() {

@@ -33,7 +33,7 @@
 namespace swrdma::agent {
 
 struct VerbsExporterOptions {
-  std::string device;              // empty: the first device whose port 1 is active
+  std::string device;               // empty: the first device whose port 1 is active
   std::string address = "0.0.0.0";  // rdma_cm listen address
   uint16_t port = 18517;            // rdma_cm listen port (0: any free one)
   // Where to probe which file mapping this kernel pins read-only (a volume directory: the

@@ -223,8 +223,8 @@ Status Client::Impl::ConnectAgent() {
   if (verbs.ok()) return verbs;
   verbs_note_ = verbs.message();
   if (NamesVerbs(options_.transports) && !UcxTransports(options_.transports)) {
-    return verbs.WithContext(fmt::format("--transports verbs: no verbs path to {}",
-                                         options_.agent_url));
+    return verbs.WithContext(
+        fmt::format("--transports verbs: no verbs path to {}", options_.agent_url));
   }
   // Checked reads over the agent's TCP port (UCX tcp cannot face a hostile peer, so the agent
   // serves other hosts there): at once when the client asked for tcp only; else when UCX finds
@@ -353,14 +353,13 @@ Result<const Client::Impl::VolumeKey*> Client::Impl::KeyFor(uint32_t vid, uint64
   SWRDMA_ASSIGN_OR_RETURN(
       auto tree,
       DecodeReply(
-          http_
-              ->Request(
-                  "GET", fmt::format("/v1/volumes/{}", vid), {}, {}, kMsgpackMime,
-                  jwt.empty()
-                      ? std::vector<std::pair<std::string, std::string>>{}
-                      : std::vector<std::pair<std::string, std::string>>{{"Authorization",
-                                                                          fmt::format(
-                                                                              "Bearer {}", jwt)}}),
+          http_->Request(
+              "GET", fmt::format("/v1/volumes/{}", vid), {}, {}, kMsgpackMime,
+              jwt.empty()
+                  ? std::vector<std::pair<std::string, std::string>>{}
+                  : std::vector<std::pair<std::string, std::string>>{{"Authorization",
+                                                                      fmt::format("Bearer {}",
+                                                                                  jwt)}}),
           fmt::format("GET /v1/volumes/{}", vid)));
   SWRDMA_ASSIGN_OR_RETURN(auto desc, VolumeDescriptorFromJson(tree));
   if (desc.generation != generation) {
@@ -595,8 +594,7 @@ Client::Impl::ViewResults Client::Impl::ReadAllViews(std::span<const std::string
       const Code code = out[i].error().code();
       const bool broken = code == Code::kRdmaTransport || code == Code::kTimeout ||
                           code == Code::kUnavailable || code == Code::kCancelled ||
-                          (endpoint_ && !endpoint_->status().ok()) ||
-                          (verbs_ && verbs_->broken());
+                          (endpoint_ && !endpoint_->status().ok()) || (verbs_ && verbs_->broken());
       if (!broken) continue;
       Status s = Reconnect(out[i].error());
       if (!s.ok()) {

@@ -116,9 +116,10 @@ Result<NeedleView> Client::Impl::VerifyInPlace(std::string_view fid, const Looku
 }
 
 template <typename WindowBatch, typename Post>
-void Client::Impl::RunWindow(WindowBatch& batch, size_t window, rdma::BufferPool& pool, const Post& post,
-                             std::span<const std::string> fids, std::span<const PendingGet> gets,
-                             ViewResults& out, const OnRead* emit) {
+void Client::Impl::RunWindow(WindowBatch& batch, size_t window, rdma::BufferPool& pool,
+                             const Post& post, std::span<const std::string> fids,
+                             std::span<const PendingGet> gets, ViewResults& out,
+                             const OnRead* emit) {
   // Batch slot -> which get, and when it was posted.
   std::vector<const PendingGet*> slot_get;
   std::vector<NeedleView::TimePoint> issued;
@@ -231,8 +232,7 @@ void Client::Impl::GetAndVerify(std::span<const std::string> fids, std::span<con
                      std::move(buffer));
     return std::optional<Status>();
   };
-  RunWindow(batch, std::max<size_t>(1, options_.max_inflight), **pool, post, fids, gets, out,
-            emit);
+  RunWindow(batch, std::max<size_t>(1, options_.max_inflight), **pool, post, fids, gets, out, emit);
 }
 
 Result<NeedleData> Client::Impl::ToNeedleData(std::string_view fid, Result<NeedleView> view,

@@ -207,9 +207,9 @@ TEST_F(VerbsLoopback, RegistrarsAndReadBatch) {
   std::ofstream(path, std::ios::binary).write(content.data(), content.size());
   auto mapping = ChooseExportMapping(*pd_, dir_);
   ASSERT_TRUE(mapping.has_value()) << mapping.error().ToString();
-  auto file = MappedFile::Open(path, {.mode = *mapping == ExportMapping::kReadOnlyShared
-                                                  ? MapMode::kReadOnly
-                                                  : MapMode::kReadWrite});
+  auto file = MappedFile::Open(
+      path, {.mode = *mapping == ExportMapping::kReadOnlyShared ? MapMode::kReadOnly
+                                                                : MapMode::kReadWrite});
   ASSERT_TRUE(file.has_value()) << file.error().ToString();
 
   Registrar exporter_side(*pd_, RegistrarRole::kExporter);

@@ -43,9 +43,9 @@ size_t ReadBatch::PostPooled(uint32_t rkey, uint64_t remote_address, size_t leng
     return index;
   };
   if (!buffer || length > buffer.size() || buffer.registration() == nullptr) {
-    return fail(Status(Code::kInvalidArgument,
-                       fmt::format("RDMA READ of {} bytes: no registered buffer that large",
-                                   length)));
+    return fail(
+        Status(Code::kInvalidArgument,
+               fmt::format("RDMA READ of {} bytes: no registered buffer that large", length)));
   }
   if (broken_) {
     return fail(Status(Code::kCancelled,
@@ -78,8 +78,8 @@ Status ReadBatch::Poll() {
     const size_t index = static_cast<size_t>(wc[k].wr_id);
     if (index >= slots_.size() || slots_[index].done) continue;  // not one of ours
     --pending_;
-    Complete(index, FromWc(wc[k].status, fmt::format("RDMA READ of {} bytes",
-                                                     slots_[index].length)));
+    Complete(index,
+             FromWc(wc[k].status, fmt::format("RDMA READ of {} bytes", slots_[index].length)));
   }
   return Status::Ok();
 }
@@ -114,8 +114,9 @@ Status ReadBatch::WaitUntilPendingAtMost(size_t pending, Clock::time_point deadl
       Drain(Clock::now() + std::chrono::seconds(1));
       for (size_t index : completed_) {
         if (slots_[index].status.code() == Code::kCancelled) {
-          slots_[index].status = Status(Code::kTimeout, "RDMA READ: no completion before the "
-                                                        "deadline (the QP was failed)");
+          slots_[index].status = Status(Code::kTimeout,
+                                        "RDMA READ: no completion before the "
+                                        "deadline (the QP was failed)");
         }
       }
       return Status(Code::kTimeout, "RDMA READs still outstanding at the deadline");

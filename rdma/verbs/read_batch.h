@@ -71,7 +71,7 @@ class ReadBatch {
     bool done = false;
   };
   void Complete(size_t index, Status status, bool release = true);
-  Status Poll();  // takes what completions there are
+  Status Poll();                           // takes what completions there are
   void Drain(Clock::time_point deadline);  // after Fail: waits for the flushes
 
   Connection* connection_;

@@ -11,9 +11,7 @@ class VerbsRegistration final : public Registration {
       : Registration(region.get()), region_(std::move(region)) {}
 
   // 4 bytes, little-endian: what UnpackRkey reads back (MemoryRegion::Describe's format).
-  Result<std::vector<uint8_t>> PackKey() const override {
-    return region_.Describe(0).rkey;
-  }
+  Result<std::vector<uint8_t>> PackKey() const override { return region_.Describe(0).rkey; }
 
  private:
   MemoryRegion region_;
