@@ -1,4 +1,6 @@
 // swrdma-agent: exports the SeaweedFS volumes beside a volume server for one-sided RDMA reads.
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -228,7 +230,11 @@ int Run(const AgentConfig& config) {
     vx.device = config.verbs_device;
     vx.address = config.verbs_address;
     vx.port = static_cast<uint16_t>(std::stoul(config.verbs_port));
-    vx.probe_dir = config.dirs.empty() ? std::filesystem::path() : config.dirs.front();
+    // The index directory is always writable (the volume directories may not be: the unit
+    // keeps them read-only); what a kernel pins depends on the kernel, not the file system.
+    vx.probe_dir = config.index_dir;
+    std::error_code mkdir_ec;
+    std::filesystem::create_directories(vx.probe_dir, mkdir_ec);
     vx.max_connections = config.max_connections;
     if ((*auth)->enabled() && !config.region_with_tokens) {
       // An rkey covers a whole volume, a token one fid (docs/security.md).
@@ -250,6 +256,22 @@ int Run(const AgentConfig& config) {
     return 1;
   }
   ExportMode export_mode = config.export_mode;
+  if (verbs && verbs->mapping() == rdma::verbs::ExportMapping::kWritableSharedNeverWritten) {
+    // This kernel (6.1) pins no read-only shared file mapping: the exports must be mapped
+    // writable (never written), which needs the .dat files open for writing.
+    for (const auto& dir : config.dirs) {
+      if (::access(dir.c_str(), W_OK) != 0) {
+        spdlog::warn(
+            "verbs: off: this kernel pins no read-only file mapping for RDMA (Linux 6.1 does not), "
+            "so exports would be mapped writable, and {} is not writable for the agent; every read "
+            "stays checked (make the volume directories writable for the agent, e.g. "
+            "ReadWritePaths= in the unit, or run a kernel that pins read-only mappings: 6.12 does)",
+            dir.string());
+        verbs.reset();
+        break;
+      }
+    }
+  }
   if (verbs) {
     spdlog::info(
         "verbs: exporting on {} (rdma_cm port {}): registrations REMOTE_READ only, {} file "

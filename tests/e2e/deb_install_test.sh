@@ -67,7 +67,8 @@ dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >files.txt
 for f in /usr/bin/swrdma-agent /usr/bin/swrdma /usr/lib/systemd/system/swrdma-agent.service \
   /usr/lib/sysusers.d/swrdma.conf \
   /etc/default/swrdma-agent /etc/swrdma/agent.toml /usr/share/swrdma/grafana/swrdma-agent.json \
-  /usr/share/doc/swrdma/README.md /usr/share/doc/swrdma/deploy.md /usr/share/doc/swrdma/security.md; do
+  /usr/share/doc/swrdma/README.md /usr/share/doc/swrdma/deploy.md /usr/share/doc/swrdma/security.md \
+  /usr/include/swrdma.h /usr/lib/libswrdma.so; do
   grep -qx "$f" files.txt || e2e_fail "the package lacks $f"
 done
 for f in /etc/default/swrdma-agent /etc/swrdma/agent.toml; do
@@ -113,6 +114,18 @@ extra=$(comm -13 flags.help.cmp flags.default.cmp | tr '\n' ' ')
 SWRDMA_AGENT_ARGS=$(. /etc/default/swrdma-agent && printf '%s' "${SWRDMA_AGENT_ARGS:-}")
 grep -q -- '--dir ' <<<"$SWRDMA_AGENT_ARGS" || e2e_fail "the default file sets no --dir"
 e2e_log "installed swrdma-agent --version ($VERSION) and --help work; the default file documents all flags"
+
+# The C API as a binding would use it: the installed header and library, found by the default
+# search paths (ldconfig ran: the package's shlibs trigger).
+if command -v cc >/dev/null; then
+  printf '#include <stdio.h>\n#include <swrdma.h>\nint main(void) { printf("%%s\\n", swrdma_version()); return 0; }\n' >capi.c
+  e2e_t cc -o capi capi.c -lswrdma || e2e_fail "compiling against the installed swrdma.h / -lswrdma failed"
+  ./capi >capi.txt || e2e_fail "a program linked with the installed libswrdma.so does not run"
+  grep -qF "$VERSION" capi.txt || e2e_fail "swrdma_version() says '$(cat capi.txt)', package $VERSION"
+  e2e_log "the installed C API links and runs: swrdma_version() = $(cat capi.txt)"
+else
+  e2e_log "no C compiler here: the installed C API is listed but not linked"
+fi
 
 # ---- serve and read with the installed binaries --------------------------------------------------
 AGENT=$BIN/swrdma-agent
@@ -163,7 +176,7 @@ fi
 
 # ---- removal ----------------------------------------------------------------------------------
 e2e_t dpkg -r "$PKG" >/dev/null || e2e_fail "dpkg -r $PKG failed"
-for f in "$BIN/swrdma-agent" "$BIN/swrdma" "$UNIT"; do
+for f in "$BIN/swrdma-agent" "$BIN/swrdma" "$UNIT" /usr/lib/libswrdma.so /usr/include/swrdma.h; do
   [[ ! -e "$f" ]] || e2e_fail "dpkg -r left $f behind"
 done
 e2e_t dpkg -P "$PKG" >/dev/null || e2e_fail "dpkg -P $PKG failed"
