@@ -338,7 +338,21 @@ int Run(const AgentConfig& config) {
     so.exposure = "region";  // keys a NIC enforces; the UCX and tcp paths stay checked
     exposures["verbs"] = "region";
     so.transports.push_back("verbs");
-    so.verbs_info = [&verbs] { return verbs->Info(); };
+    so.verbs_info = [&verbs, &volumes] {
+      // What is pinned for RDMA right now: every served export's registrations (retired
+      // generations still in their grace period are not counted).
+      nlohmann::json j = verbs->Info();
+      uint64_t bytes = 0, regions = 0;
+      for (const auto& [vid, entry] : volumes.snapshot()->volumes) {
+        for (const auto& r : entry.exported->remote_regions()) {
+          bytes += r.length;
+          ++regions;
+        }
+      }
+      j["registered_bytes"] = bytes;
+      j["regions"] = regions;
+      return j;
+    };
   }
   so.exposures = std::move(exposures);
   so.auth = auth->get();
