@@ -230,7 +230,7 @@ Status Client::Impl::ConnectAgent() {
   // serves other hosts there): at once when the client asked for tcp only; else when UCX finds
   // no shared memory to the agent (another host) or cannot connect. Shared memory stays UCX.
   const bool tcp_offered = !local_only_ && info_checked_reads_ && tcp_read_port_ != 0;
-  if (tcp_offered && AsksTcpOnly(options_.transports)) {
+  if (tcp_offered && AsksTcpOnly(UcxTransports(options_.transports))) {
     keys_.clear();
     checked_.reset();
     endpoint_.reset();

@@ -35,6 +35,28 @@ expect_fail "UCX tcp without --insecure-ucx-tcp" "insecure-ucx-tcp" --dir vols -
 UCX_TLS=tcp expect_fail "UCX tcp from UCX_TLS without --insecure-ucx-tcp" "insecure-ucx-tcp" \
   --dir vols --index-dir idx --http 127.0.0.1:0 --no-supervise
 
+expect_fail "bad --verbs-port" "verbs-port" --dir vols --index-dir idx --verbs-port 70000
+expect_fail "verbs required without a device" "verbs" --dir vols --index-dir idx \
+  --http 127.0.0.1:0 --no-supervise --transports verbs,posix --require-transports
+
+# Without an RDMA device verbs is off, said once, and the agent serves checked reads: /v1/info has
+# no "verbs", a client asking for verbs only gets a clear error, one that also allows another
+# transport reads over it.
+if ! ibv_devices 2>/dev/null | awk 'NR>2' | grep -q .; then
+  e2e_serve vols --read-port 127.0.0.1:0 --no-supervise
+  grep -q "verbs: off" "$W/agent.log" || e2e_fail "the agent does not say verbs is off: $(cat "$W/agent.log")"
+  info=$(e2e_client curl -s --max-time 5 -H 'Accept: application/json' "$(e2e_url /v1/info)")
+  [[ "$(jq -c '.verbs' <<<"$info")" == null ]] || e2e_fail "/v1/info offers verbs without a device: $info"
+  fid=$(e2e_fids live m1.tsv | head -n1)
+  out=$(e2e_t "$CLI" get --agent "$AG" --transports verbs "$fid" -o /dev/null 2>&1) &&
+    e2e_fail "swrdma get --transports verbs succeeded without verbs: $out"
+  grep -q "verbs" <<<"$out" || e2e_fail "the verbs-only client's error does not name verbs: $out"
+  e2e_t "$CLI" get --agent "$AG" --transports verbs,tcp "$fid" -o /dev/null ||
+    e2e_fail "swrdma get --transports verbs,tcp did not fall back to tcp"
+  e2e_sigterm_agent
+  e2e_log "no RDMA device: verbs off, /v1/info without verbs, --transports verbs a clear error"
+fi
+
 out=$(e2e_t "$AGENT" --list-devices 2>&1) || e2e_fail "--list-devices failed: $out"
 if ! ibv_devices 2>/dev/null | grep -q mlx; then
   grep -q "no RDMA devices" <<<"$out" || e2e_fail "--list-devices does not say there is none: $out"
