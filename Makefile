@@ -25,7 +25,7 @@ test: build
 # (tests/vm/vm-test.sh; the guest image is built once and cached in /var/cache/swrdma/vm).
 vm-test: configure
 	@scripts/install-vm-deps.sh
-	cmake --build $(BUILD) -j$(JOBS) --target swrdma-verbs-vmtest verbs_test swrdma-agent
+	cmake --build $(BUILD) -j$(JOBS) --target swrdma-verbs-vmtest verbs_test swrdma-agent swrdma swrdma-verbs-attack
 	tests/vm/vm-test.sh $(BUILD)
 
 demo: build
