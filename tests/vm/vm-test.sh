@@ -133,6 +133,7 @@ AGENT=$AGENT
 CLI=$CLI
 ATTACK=$ATTACK
 FIXTURES_TAG=${FIXTURES:+fixtures}
+AGENT_TRANSPORTS=${SWRDMA_VM_AGENT_TRANSPORTS-verbs,posix,sysv,cma}
 EOF
 [ "$SANITIZE" = 1 ] && printf 'SANITIZE=1\nWINDOW_READS=%s\n' "${SWRDMA_VM_WINDOW_READS:-2000}" >>"$OUTROOT/env.sh"
 boot() {  # kernel-series  -> 0 when the guest finished and its script passed
