@@ -22,6 +22,9 @@
 #      SWRDMA_VM_CACHE     image cache (default /var/cache/swrdma/vm)
 #      SWRDMA_VM_IMAGE     use this image directory as it is (debugging; no build, no hash check)
 #      SWRDMA_VM_AGENT     0: leave out the agent pass (default 1)
+#      SWRDMA_VM_AGENT_TRANSPORTS  the agent's --transports in the agent pass (default
+#                          verbs,posix,sysv,cma: UCX on rxe0 fails to register the exports;
+#                          empty: the agent's own default)
 #      SWRDMA_VM_SANITIZE  1: sanitizer pass (scripts/sanitize.sh): BUILD_DIR is an ASan + UBSan
 #                          tree (build-fuzz; the default when the binaries are ASan builds, as
 #                          in make asan's build-asan; 0 forces the full run), one kernel (6.1 unless SWRDMA_VM_KERNELS), 2000
