@@ -56,6 +56,7 @@
 #include "rdma/verbs/file_export.h"
 #include "rdma/verbs/memory_region.h"
 #include "rdma/verbs/verbs_status.h"
+#include "tests/vm/verbs_peer.h"
 #include "volume/volume_generator.h"
 
 namespace swrdma::rdma::verbs {
@@ -269,29 +270,8 @@ class Reader {
   // Posts one raw work request (hostile ones: WRITE, atomics) and returns its completion status.
   Result<ibv_wc_status> PostRaw(Connection& conn, ibv_wr_opcode opcode, uint64_t remote,
                                 uint32_t rkey, size_t length) {
-    ibv_sge sge{reinterpret_cast<uintptr_t>(landing_.data()), static_cast<uint32_t>(length),
-                landing_mr_.lkey()};
-    ibv_send_wr wr{};
-    wr.wr_id = 7;
-    wr.sg_list = &sge;
-    wr.num_sge = 1;
-    wr.opcode = opcode;
-    wr.send_flags = IBV_SEND_SIGNALED;
-    if (opcode == IBV_WR_ATOMIC_FETCH_AND_ADD || opcode == IBV_WR_ATOMIC_CMP_AND_SWP) {
-      wr.wr.atomic.remote_addr = remote;
-      wr.wr.atomic.rkey = rkey;
-      wr.wr.atomic.compare_add = 0x0101010101010101ull;
-      wr.wr.atomic.swap = 0xdeadbeefdeadbeefull;
-    } else {
-      wr.wr.rdma.remote_addr = remote;
-      wr.wr.rdma.rkey = rkey;
-    }
-    ibv_send_wr* bad = nullptr;
-    if (int rc = ibv_post_send(conn.qp(), &wr, &bad); rc != 0) {
-      return Error(FromErrno(rc, "ibv_post_send (hostile)"));
-    }
-    SWRDMA_ASSIGN_OR_RETURN(ibv_wc wc, cq_.WaitOne(std::chrono::seconds(10)));
-    return wc.status;
+    return vmtest::PostAndWait(conn, cq_, {landing_.data(), length}, landing_mr_.lkey(), opcode,
+                               remote, rkey);
   }
 
   CompletionQueue& cq() { return cq_; }
@@ -587,7 +567,7 @@ int Run(const Options& opt) {
     }
     statuses[name] = ibv_wc_status_str(*st);
     Log("hostile %-28s -> %s", name, ibv_wc_status_str(*st));
-    return WcCode(*st) == Code::kRdmaRemoteAccess;
+    return vmtest::Refused(*st);
   };
   bool write_refused = hostile("write", false, IBV_WR_RDMA_WRITE, false, 0, 0, 64);
   write_refused &= hostile("write_mr_layer", true, IBV_WR_RDMA_WRITE, false, 4096, 0, 64);

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # The verbs data path on a real kernel RDMA stack: boots a Debian guest under qemu (TCG) once per
 # kernel (6.1 and 6.12: they pin file mappings differently), sets up Soft-RoCE (rdma_rxe) on a
-# dummy interface inside it, runs the verbs tests there, collects the results and prints one
-# JSON object as its last line.
+# dummy interface inside it, runs the verbs tests there, then the real agent over verbs read by
+# the real client and attacked by a hostile verbs peer (guest/agent_pass.sh), collects the
+# results and prints one JSON object as its last line.
 #
 # usage: vm-test.sh BUILD_DIR
-#   BUILD_DIR must hold tests/verbs_test and tests/vm/swrdma-verbs-vmtest (make vm-test builds
+#   BUILD_DIR must hold tests/verbs_test, tests/vm/swrdma-verbs-vmtest and, for the agent pass,
+#   agent/swrdma-agent, client/swrdma and tests/vm/swrdma-verbs-attack (make vm-test builds
 #   them). The guest image is built once and cached (build-image.sh). The source and build
-#   trees are shared into the guest read-only (9p) at their own paths; results come back in
-#   BUILD_DIR/vm-test/<kernel>/.
+#   trees are shared into the guest read-only (9p) at their own paths, and so are the real
+#   SeaweedFS fixtures (../shared/fixtures next to the source tree) when they exist; results
+#   come back in BUILD_DIR/vm-test/<kernel>/.
+#   The last line's reads, wrong_bytes and crc_failures count both passes (swrdma-verbs-vmtest's
+#   and the agent pass's; agent_* fields give the agent pass's alone); each hostile_* and
+#   out_of_bounds_refused / old_generation_refused holds only if it held against both exporters.
 # env: SWRDMA_VM_KERNELS   kernels to boot (default "6.1 6.12")
-#      SWRDMA_VM_TIMEOUT   seconds one boot may take, tests included (default 420)
+#      SWRDMA_VM_TIMEOUT   seconds one boot may take, tests included (default 900)
 #      SWRDMA_VM_WINDOW_READS  4 KiB READs of the CPU comparison per kernel (default 25000: under
 #                          TCG 100000 take about a minute per kernel)
 #      SWRDMA_VM_CACHE     image cache (default /var/cache/swrdma/vm)
 #      SWRDMA_VM_IMAGE     use this image directory as it is (debugging; no build, no hash check)
+#      SWRDMA_VM_AGENT     0: leave out the agent pass (default 1)
+#      SWRDMA_VM_AGENT_TRANSPORTS  the agent's --transports in the agent pass (default
+#                          verbs,posix,sysv,cma: UCX on rxe0 fails to register the exports;
+#                          empty: the agent's own default)
 #      SWRDMA_VM_SANITIZE  1: sanitizer pass (scripts/sanitize.sh): BUILD_DIR is an ASan + UBSan
 #                          tree (build-fuzz; the default when the binaries are ASan builds, as
 #                          in make asan's build-asan; 0 forces the full run), one kernel (6.1 unless SWRDMA_VM_KERNELS), 2000
@@ -27,7 +37,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 BUILD=$(cd "${1:?usage: vm-test.sh BUILD_DIR}" && pwd)
 KERNELS=${SWRDMA_VM_KERNELS:-6.1 6.12}
-TIMEOUT=${SWRDMA_VM_TIMEOUT:-420}
+TIMEOUT=${SWRDMA_VM_TIMEOUT:-900}
 T0=$SECONDS
 say() { printf '[vm-test +%4ds] %s\n' "$((SECONDS - T0))" "$*"; }
 die() { printf '[vm-test +%4ds] error: %s\n' "$((SECONDS - T0))" "$*" >&2; exit "${2:-1}"; }
@@ -50,6 +60,18 @@ VERBS_TEST=$BUILD/tests/verbs_test
 for b in "$VMTEST" "$VERBS_TEST"; do
   [ -x "$b" ] || die "$b not built; run: cmake --build $BUILD --target swrdma-verbs-vmtest verbs_test"
 done
+# The agent pass: the real agent and client, and the hostile peer turned on the agent.
+AGENT_PASS=${SWRDMA_VM_AGENT:-1}
+AGENT=$BUILD/agent/swrdma-agent
+CLI=$BUILD/client/swrdma
+ATTACK=$BUILD/tests/vm/swrdma-verbs-attack
+if [ "$AGENT_PASS" = 1 ]; then
+  for b in "$AGENT" "$CLI" "$ATTACK"; do
+    [ -x "$b" ] || die "$b not built; run: cmake --build $BUILD --target swrdma-agent swrdma swrdma-verbs-attack (or SWRDMA_VM_AGENT=0 leaves the agent pass out)"
+  done
+fi
+# The real SeaweedFS volume files, read-only, when this checkout has them beside it.
+FIXTURES=$(cd "$SRC/../shared/fixtures" 2>/dev/null && pwd)
 is_asan() { nm "$1" 2>/dev/null | grep -q ' __asan_init$'; }  # clang: defined; g++: U (libasan.so)
 # An ASan tree (make sanitize's build-fuzz, or make asan's build-asan) always takes the sanitizer
 # pass: its reports must be collected and fail the run, and the full read windows would take
@@ -85,7 +107,7 @@ say "image $IMG ready after ${IMAGE_S}s"
 # from a package installed in the image: a missing one would only show up inside the VM.
 installed=$(debugfs -R "cat /var/lib/dpkg/status" "$IMG/rootfs.img" 2>/dev/null | awk '/^Package:/{print $2}')
 [ -n "$installed" ] || die "cannot read the package list of $IMG/rootfs.img (debugfs)"
-libs=$(for b in "$VMTEST" "$VERBS_TEST" "$BUILD/agent/swrdma-agent"; do
+libs=$(for b in "$VMTEST" "$VERBS_TEST" "$AGENT" "$CLI" "$ATTACK"; do
          [ -x "$b" ] && ldd "$b" | awk '$3 ~ /^\// {print $3}'
        done | sort -u)
 # One dpkg -S for all of them (by resolved path; merged /usr: also by the path ldd printed).
@@ -109,6 +131,12 @@ cat >"$OUTROOT/env.sh" <<EOF
 VMTEST=$VMTEST
 VERBS_TEST=$VERBS_TEST
 WINDOW_READS=${SWRDMA_VM_WINDOW_READS:-25000}
+AGENT_PASS=$AGENT_PASS
+AGENT=$AGENT
+CLI=$CLI
+ATTACK=$ATTACK
+FIXTURES_TAG=${FIXTURES:+fixtures}
+AGENT_TRANSPORTS=${SWRDMA_VM_AGENT_TRANSPORTS-verbs,posix,sysv,cma}
 EOF
 [ "$SANITIZE" = 1 ] && printf 'SANITIZE=1\nWINDOW_READS=%s\n' "${SWRDMA_VM_WINDOW_READS:-2000}" >>"$OUTROOT/env.sh"
 boot() {  # kernel-series  -> 0 when the guest finished and its script passed
@@ -130,6 +158,9 @@ boot() {  # kernel-series  -> 0 when the guest finished and its script passed
     "$SRC"/*) ;;
     *) virtfs+=(-virtfs "local,path=$BUILD,mount_tag=build,security_model=none,readonly=on,id=build") ;;
   esac
+  # Mounted by the agent pass itself (guest/agent_pass.sh), not by guest-init.
+  [ -n "$FIXTURES" ] &&
+    virtfs+=(-virtfs "local,path=$FIXTURES,mount_tag=fixtures,security_model=none,readonly=on,id=fixtures")
   # snapshot=on: the cached image is never written; each boot starts from the same tree.
   timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -M q35 -smp 2 -m 2048 -nic none \
@@ -164,13 +195,22 @@ for series in $KERNELS; do boot "$series" || fail=1; done
 per_kernel='{}'
 for series in $KERNELS; do
   d=$OUTROOT/$series
+  # The agent pass's result: {} when it was left out, a failure when it should be there and is not.
+  agent='{}'
+  if [ "$AGENT_PASS" = 1 ]; then
+    agent='{"agent_ok":false,"agent_error":"no agent.json from the guest"}'
+    [ -s "$d/agent.json" ] && jq -e . "$d/agent.json" >/dev/null 2>&1 && agent=$(jq -c . "$d/agent.json")
+  fi
   if [ -s "$d/vmtest.json" ] && [ -s "$d/meta.json" ] && jq -e . "$d/vmtest.json" "$d/meta.json" >/dev/null 2>&1; then
-    obj=$(jq -s --argjson wall "$(cat "$d/wall_s" 2>/dev/null || echo null)" '
-      .[0] + .[1] + {vm_wall_s: $wall,
+    obj=$(jq -s --argjson wall "$(cat "$d/wall_s" 2>/dev/null || echo null)" --argjson agent "$agent" \
+      --argjson agent_pass "$([ "$AGENT_PASS" = 1 ] && echo true || echo false)" '
+      .[0] + .[1] + $agent + {vm_wall_s: $wall,
         ok: (.[0].ok == true and .[1].verbs_test_rc == 0 and .[1].vmtest_rc == 0
-             and .[1].verbs_loopback_passed == 1)}' "$d/vmtest.json" "$d/meta.json")
+             and .[1].verbs_loopback_passed == 1
+             and (($agent_pass | not) or ($agent.agent_ok == true and .[1].agent_pass_rc == 0)))}' \
+      "$d/vmtest.json" "$d/meta.json")
   elif [ -s "$d/meta.json" ] && jq -e . "$d/meta.json" >/dev/null 2>&1; then
-    obj=$(jq '. + {ok: false}' "$d/meta.json")
+    obj=$(jq --argjson agent "$agent" '. + $agent + {ok: false}' "$d/meta.json")
   else
     obj='{"ok":false,"error":"no result from the guest"}'
   fi
@@ -178,16 +218,28 @@ for series in $KERNELS; do
 done
 # Sums over kernels; a field no kernel measured stays null, a boolean holds only if it held on
 # every kernel.
-summary=$(jq -c --argjson image_s "$IMAGE_S" --argjson wall_s "$((SECONDS - T0))" '
+summary=$(jq -c --argjson image_s "$IMAGE_S" --argjson wall_s "$((SECONDS - T0))" \
+  --argjson agent_pass "$([ "$AGENT_PASS" = 1 ] && echo true || echo false)" '
   def total(f): [.[] | f | select(. != null)] | if length == 0 then null else add end;
-  def all_true(f): [.[] | f] | if length == 0 or any(. == null) then null else all end;
-  {reads: total(.reads), wrong_bytes: total(.wrong_bytes), crc_failures: total(.crc_failures),
+  # Both passes: a sum, or a conjunction (of vmtest alone when the agent pass was left out).
+  def sum2(f; g): [total(f), total(g)] | map(select(. != null)) | if length == 0 then null else add end;
+  # false when one is false, else null when one is unknown (a pass that did not get there)
+  def both(f; g): [.[] | f, (g | select($agent_pass))] |
+    if any(. == false) then false elif length == 0 or any(. == null) then null else true end;
+  {reads: sum2(.reads; .agent_reads_all), wrong_bytes: sum2(.wrong_bytes; .agent_wrong_bytes),
+   crc_failures: sum2(.crc_failures; .agent_crc_failures),
    agent_cpu_ms: total(.agent_cpu_ms), client_cpu_ms: total(.client_cpu_ms),
-   hostile_write_refused: all_true(.hostile_write_refused),
-   hostile_atomic_refused: all_true(.hostile_atomic_refused),
-   out_of_bounds_refused: all_true(.out_of_bounds_refused),
-   old_generation_refused: all_true(.old_generation_refused),
+   hostile_write_refused: both(.hostile_write_refused; .agent_hostile_write_refused),
+   hostile_atomic_refused: both(.hostile_atomic_refused; .agent_hostile_atomic_refused),
+   out_of_bounds_refused: both(.out_of_bounds_refused; .agent_hostile_out_of_bounds_refused),
+   old_generation_refused: both(.old_generation_refused; .agent_old_generation_refused),
+   forged_rkey_refused: both(.forged_rkey_refused; .agent_hostile_forged_rkey_refused),
    transport: "verbs",
+   agent_reads: total(.agent_reads), agent_wrong_bytes: total(.agent_wrong_bytes),
+   agent_transport: ([.[] | .agent_transport | select(. != null)] | unique | join(",") | if . == "" then null else . end),
+   agent_restart_reads: total(.agent_restart_reads),
+   agent_pass_agent_cpu_ms: total(.agent_pass_agent_cpu_ms),
+   agent_pass_client_cpu_ms: total(.agent_pass_client_cpu_ms),
    ok: ([.[] | .ok == true] | all),
    image_build_s: $image_s, wall_s: $wall_s,
    kernels: .}' <<<"$per_kernel")

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs inside the test guest (started by /sbin/swrdma-vm-init from the read-only source share):
-# Soft-RoCE on a dummy interface, then the verbs tests. Writes $OUT/vmtest.json and $OUT/meta.json
-# (tests/vm/vm-test.sh merges and sums them) and exits non-zero when a test failed.
+# Soft-RoCE on a dummy interface, then the verbs tests, then the real agent over verbs
+# (agent_pass.sh). Writes $OUT/vmtest.json, $OUT/agent.json and $OUT/meta.json (tests/vm/vm-test.sh
+# merges and sums them) and exits non-zero when a test failed.
 # $OUT is this kernel's results folder on the host; /mnt/out/env.sh names the binaries.
 set -u
 OUT=${OUT:?}
@@ -57,13 +58,26 @@ w1=$(cut -d' ' -f1 /proc/uptime)
 T "swrdma-verbs-vmtest rc=$vm_rc"
 [ -s "$OUT/vmtest.json" ] || T "error: swrdma-verbs-vmtest wrote no result (rc $vm_rc; log $OUT/vmtest.log)"
 
-# The host merges this with vmtest.json (no jq in the guest).
-printf '{"kernel":"%s","guest_boot_to_script_s":%s,"vmtest_wall_s":%s,"verbs_test_rc":%d,"verbs_loopback_passed":%d,"vmtest_rc":%d}\n' \
-  "$(uname -r)" "$t0" "$(awk "BEGIN{print $w1-$w0}")" $verbs_rc $loopback $vm_rc >"$OUT/meta.json"
+# The real agent and client over verbs, and a hostile peer against the agent ($OUT/agent.json).
+agent_rc=0 a0=$w1 a1=$w1
+if [ "${AGENT_PASS:-1}" = 1 ]; then
+  T "agent pass: the real swrdma-agent over verbs, read by swrdma, attacked (tests/vm/guest/agent_pass.sh)"
+  a0=$(cut -d' ' -f1 /proc/uptime)
+  timeout 900 bash "$(dirname "$0")/agent_pass.sh"
+  agent_rc=$?
+  a1=$(cut -d' ' -f1 /proc/uptime)
+  [ $agent_rc -eq 124 ] && T "error: the agent pass did not finish within 900 s"
+  T "agent pass rc=$agent_rc"
+fi
+
+# The host merges this with vmtest.json and agent.json.
+printf '{"kernel":"%s","guest_boot_to_script_s":%s,"vmtest_wall_s":%s,"verbs_test_rc":%d,"verbs_loopback_passed":%d,"vmtest_rc":%d,"agent_pass_rc":%d,"agent_pass_wall_s":%s}\n' \
+  "$(uname -r)" "$t0" "$(awk "BEGIN{print $w1-$w0}")" $verbs_rc $loopback $vm_rc $agent_rc \
+  "$(awk "BEGIN{print $a1-$a0}")" >"$OUT/meta.json"
 dmesg | grep -iE 'rxe|rdma|WARNING|BUG' | tail -n 20 >"$OUT/dmesg-rdma.txt"
 sanitizer_ok=1
 for f in "$OUT"/sanitizer.*; do
   [ -e "$f" ] && sanitizer_ok=0 && T "error: sanitizer report $f (the host prints it symbolized)"
 done
 T "done"
-[ $sanitizer_ok -eq 1 ] && [ $verbs_rc -eq 0 ] && [ $vm_rc -eq 0 ] && [ $loopback -eq 1 ]
+[ $sanitizer_ok -eq 1 ] && [ $verbs_rc -eq 0 ] && [ $vm_rc -eq 0 ] && [ $loopback -eq 1 ] && [ $agent_rc -eq 0 ]
