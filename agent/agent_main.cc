@@ -115,6 +115,19 @@ int Run(const AgentConfig& config) {
   rdma::UcxContextOptions co;
   // Without --transports or UCX_TLS: everything but UCX tcp (agent/ucx_transports.h).
   co.transports = AgentUcxTransports(ucx_named, std::getenv("UCX_TLS"), config.insecure_ucx_tcp);
+  if (co.transports == kDefaultAgentTransports && config.verbs_port != "off" &&
+      ActivePorts(discovery) > 0) {
+    // With an RDMA device, UCX's default would take its IB transports too, and ucp_mem_map of
+    // every export then registers it there with write and atomic access (UCX ignores the
+    // mapping's protection), which fails on file mappings (EFAULT, measured with rxe on 6.1 and
+    // 6.12): no volume would be exported at all. Reads from other hosts go over verbs or the
+    // read port, so the agent's UCX keeps to shared memory unless transports are named.
+    co.transports = kSharedMemoryAgentTransports;
+    spdlog::info(
+        "RDMA device present: the agent's UCX keeps to shared memory ({}); other hosts read over "
+        "verbs or the read port (--transports to choose otherwise)",
+        kSharedMemoryAgentTransports);
+  }
   co.net_devices = config.net_devices;
   co.wakeup = config.progress_mode != ProgressMode::kBusy;
   co.tcp_segment_bytes = config.tcp_segment_bytes;

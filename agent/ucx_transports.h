@@ -19,6 +19,8 @@ namespace swrdma::agent {
 // UCX_TLS when neither --transports nor the environment names transports: everything but tcp
 // (shared memory: posix, sysv, cma, self; InfiniBand/RoCE transports where a device exists).
 inline constexpr std::string_view kDefaultAgentTransports = "^tcp";
+// The default instead where an RDMA device exists (agent_main.cc says why): shared memory only.
+inline constexpr std::string_view kSharedMemoryAgentTransports = "posix,sysv,cma,self";
 
 // The UCX_TLS the agent's context asks for: `flag` (--transports) when set, else nullopt when the
 // environment has UCX_TLS (`env_tls`, UCX reads it itself) or tcp is allowed (`insecure_ucx_tcp`:
