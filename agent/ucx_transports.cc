@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "rdma/transport_list.h"
+
 namespace swrdma::agent {
 
 std::optional<std::string> AgentUcxTransports(const std::optional<std::string>& flag,
@@ -30,24 +32,7 @@ Status CheckUcxTcp(std::span<const std::string> in_use, std::string_view asked,
 }
 
 std::optional<std::string> WithoutVerbs(const std::optional<std::string>& transports, bool* named) {
-  *named = false;
-  if (!transports) return std::nullopt;
-  std::string out;
-  std::string_view rest = *transports;
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    const std::string_view t = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    if (t == "verbs") {
-      *named = true;
-      continue;
-    }
-    if (t.empty()) continue;
-    if (!out.empty()) out += ',';
-    out += t;
-  }
-  if (out.empty()) return std::nullopt;
-  return out;
+  return rdma::WithoutTransport(transports, "verbs", named);
 }
 
 }  // namespace swrdma::agent

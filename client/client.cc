@@ -12,6 +12,7 @@
 #include "protocol/gzip.h"
 #include "protocol/needle.h"
 #include "protocol/wire.h"
+#include "rdma/transport_list.h"
 #include "rdma/ucx/get.h"
 
 namespace swrdma::client {
@@ -102,19 +103,7 @@ bool AsksTcpOnly(const std::optional<std::string>& transports) {
 
 // --transports without "verbs" (ours, not UCX's); nullopt when nothing else is named.
 std::optional<std::string> UcxTransports(const std::optional<std::string>& named) {
-  if (!named) return std::nullopt;
-  std::string out;
-  std::string_view rest = *named;
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    const std::string_view t = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    if (t.empty() || t == "verbs") continue;
-    if (!out.empty()) out += ',';
-    out += t;
-  }
-  if (out.empty()) return std::nullopt;
-  return out;
+  return rdma::WithoutTransport(named, "verbs");
 }
 
 bool NamesVerbs(const std::optional<std::string>& named) {
