@@ -62,6 +62,27 @@ uint32_t MtuBytes(ibv_mtu mtu) {
   return 0;
 }
 
+// The port state as ibv_devinfo prints it. Not ibv_port_state_str: that says "active", "down",
+// and the agent's logs, metrics help and device monitor speak ibv_devinfo's names (a comparison
+// with "PORT_ACTIVE" against ibv_port_state_str never matched: no port was ever counted active).
+std::string_view PortStateName(ibv_port_state state) {
+  switch (state) {
+    case IBV_PORT_NOP:
+      return "PORT_NOP";
+    case IBV_PORT_DOWN:
+      return "PORT_DOWN";
+    case IBV_PORT_INIT:
+      return "PORT_INIT";
+    case IBV_PORT_ARMED:
+      return "PORT_ARMED";
+    case IBV_PORT_ACTIVE:
+      return "PORT_ACTIVE";
+    case IBV_PORT_ACTIVE_DEFER:
+      return "PORT_ACTIVE_DEFER";
+  }
+  return "PORT_UNKNOWN";
+}
+
 std::string GuidText(__be64 guid) {
   uint64_t host = be64toh(guid);
   return fmt::format("{:04x}:{:04x}:{:04x}:{:04x}", (host >> 48) & 0xffff, (host >> 32) & 0xffff,
@@ -109,7 +130,7 @@ RdmaDevice Describe(ibv_device* device) {
       continue;
     }
     out.ports.push_back(RdmaPort{.number = number,
-                                 .state = ibv_port_state_str(port.state),
+                                 .state = std::string(PortStateName(port.state)),
                                  .link_layer = LinkLayerName(port.link_layer),
                                  .lid = port.lid,
                                  .active_mtu = MtuBytes(port.active_mtu),
