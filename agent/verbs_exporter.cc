@@ -1,6 +1,7 @@
 #include "agent/verbs_exporter.h"
 
 #include <poll.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -91,6 +92,69 @@ void VerbsExporter::AcceptLoop() {
     clients_.push_back(std::move(*conn));
     ++accepted_;
   }
+}
+
+Result<std::unique_ptr<VerbsExporter>> StartAgentVerbs(const AgentConfig& config, bool auth_enabled,
+                                                       bool verbs_named, ExportMode& export_mode) {
+  std::unique_ptr<VerbsExporter> verbs;
+  if (config.verbs_port != "off") {
+    VerbsExporterOptions vx;
+    vx.device = config.verbs_device;
+    vx.address = config.verbs_address;
+    vx.port = static_cast<uint16_t>(std::stoul(config.verbs_port));
+    // The index directory is always writable (the volume directories may not be: the unit
+    // keeps them read-only); what a kernel pins depends on the kernel, not the file system.
+    vx.probe_dir = config.index_dir;
+    std::error_code mkdir_ec;
+    std::filesystem::create_directories(vx.probe_dir, mkdir_ec);
+    vx.max_connections = config.max_connections;
+    if (auth_enabled && !config.region_with_tokens) {
+      // An rkey covers a whole volume, a token one fid (docs/security.md).
+      spdlog::warn(
+          "verbs: off, read tokens are on and a verbs key would open whole volumes to any token "
+          "holder; every read stays checked (add --region-with-tokens if every client is trusted)");
+    } else if (auto started = VerbsExporter::Start(vx); started) {
+      verbs = std::move(*started);
+    } else if (verbs_named && config.require_transports) {
+      return Error(started.error().WithContext("verbs (--require-transports names verbs)"));
+    } else if (started.error().code() == Code::kRdmaNoDevice) {
+      spdlog::info("verbs: off ({}); reads are checked reads", started.error().message());
+    } else {
+      spdlog::warn("verbs: off: {}; reads are checked reads", started.error().ToString());
+    }
+  } else if (verbs_named && config.require_transports) {
+    return Error(Code::kInvalidArgument, "--transports names verbs but --verbs-port is off");
+  }
+  if (verbs && verbs->mapping() == rdma::verbs::ExportMapping::kWritableSharedNeverWritten) {
+    // This kernel (6.1) pins no read-only shared file mapping: the exports must be mapped
+    // writable (never written), which needs the .dat files open for writing.
+    for (const auto& dir : config.dirs) {
+      if (::access(dir.c_str(), W_OK) != 0) {
+        spdlog::warn(
+            "verbs: off: this kernel pins no read-only file mapping for RDMA (Linux 6.1 does not), "
+            "so exports would be mapped writable, and {} is not writable for the agent; every read "
+            "stays checked (make the volume directories writable for the agent, e.g. "
+            "ReadWritePaths= in the unit, or run a kernel that pins read-only mappings: 6.12 does)",
+            dir.string());
+        verbs.reset();
+        break;
+      }
+    }
+  }
+  if (verbs) {
+    spdlog::info(
+        "verbs: exporting on {} (rdma_cm port {}): registrations REMOTE_READ only, {} file "
+        "mappings; clients read one-sided",
+        verbs->device_name(), verbs->port(), rdma::verbs::ExportMappingName(verbs->mapping()));
+    if (verbs->mapping() == rdma::verbs::ExportMapping::kWritableSharedNeverWritten &&
+        export_mode == ExportMode::kMap) {
+      // This kernel pins no read-only shared file mapping (6.1): the writable one, never
+      // written by the agent, and the NIC refuses remote writes (REMOTE_READ-only keys).
+      export_mode = ExportMode::kMapWritable;
+    }
+  }
+
+  return verbs;
 }
 
 }  // namespace swrdma::agent

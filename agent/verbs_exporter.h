@@ -23,6 +23,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/agent_config.h"
+#include "agent/exported_volume.h"
 #include "protocol/status.h"
 #include "rdma/verbs/completion_queue.h"
 #include "rdma/verbs/connection.h"
@@ -84,5 +86,13 @@ class VerbsExporter {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
+
+// The agent's verbs at start: off (nullptr, the reason logged) when --verbs-port is off, a read
+// key is set without --region-with-tokens, there is no device, or this kernel needs writable
+// mappings of volume directories the agent may not write; an error only when --transports names
+// verbs with --require-transports. Switches `export_mode` from map to map-writable where the
+// kernel pins no read-only mapping.
+Result<std::unique_ptr<VerbsExporter>> StartAgentVerbs(const AgentConfig& config, bool auth_enabled,
+                                                       bool verbs_named, ExportMode& export_mode);
 
 }  // namespace swrdma::agent
