@@ -22,9 +22,9 @@
 #      SWRDMA_VM_CACHE     image cache (default /var/cache/swrdma/vm)
 #      SWRDMA_VM_IMAGE     use this image directory as it is (debugging; no build, no hash check)
 #      SWRDMA_VM_AGENT     0: leave out the agent pass (default 1)
-#      SWRDMA_VM_AGENT_TRANSPORTS  the agent's --transports in the agent pass (default
-#                          verbs,posix,sysv,cma: UCX on rxe0 fails to register the exports;
-#                          empty: the agent's own default)
+#      SWRDMA_VM_AGENT_TRANSPORTS  the agent's --transports in the agent pass (default empty:
+#                          the agent's own, which keeps its UCX to shared memory where an RDMA
+#                          device exists; e.g. verbs,posix,sysv,cma names them)
 #      SWRDMA_VM_SANITIZE  1: sanitizer pass (scripts/sanitize.sh): BUILD_DIR is an ASan + UBSan
 #                          tree (build-fuzz; the default when the binaries are ASan builds, as
 #                          in make asan's build-asan; 0 forces the full run), one kernel (6.1 unless SWRDMA_VM_KERNELS), 2000
@@ -136,7 +136,7 @@ AGENT=$AGENT
 CLI=$CLI
 ATTACK=$ATTACK
 FIXTURES_TAG=${FIXTURES:+fixtures}
-AGENT_TRANSPORTS=${SWRDMA_VM_AGENT_TRANSPORTS-verbs,posix,sysv,cma}
+AGENT_TRANSPORTS=${SWRDMA_VM_AGENT_TRANSPORTS-}
 EOF
 [ "$SANITIZE" = 1 ] && printf 'SANITIZE=1\nWINDOW_READS=%s\n' "${SWRDMA_VM_WINDOW_READS:-2000}" >>"$OUTROOT/env.sh"
 boot() {  # kernel-series  -> 0 when the guest finished and its script passed
