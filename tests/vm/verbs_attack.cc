@@ -189,7 +189,8 @@ int Run(const Options& opt) {
   read_ok &= probe("read_last_page", Want::kSuccess, IBV_WR_RDMA_READ, a + l - page, opt.rkey,
                    page, kReadSlot + kPage);
   if (!read_ok && statuses["read_first_page"].get<std::string>().starts_with("no completion")) {
-    Log("error: not even a legitimate READ works (is the agent's verbs port right?); the "
+    Log("%s",
+        "error: not even a legitimate READ works (is the agent's verbs port right?); the "
         "refusals below prove nothing");
   }
   // (b) WRITE into the export: 64 bytes of 0xee.
