@@ -165,8 +165,9 @@ int Run(const Options& opt) {
     const bool held = st && (want == Want::kSuccess ? *st == IBV_WC_SUCCESS : Refused(*st));
     Log("%-22s %s %zu bytes at 0x%llx rkey 0x%x -> %s%s", name, OpcodeName(opcode), length,
         static_cast<unsigned long long>(remote), rkey, text.c_str(),
-        held ? "" : (want == Want::kSuccess ? "  (FAILED: expected success)"
-                                            : "  (FAILED: expected a refusal)"));
+        held ? ""
+             : (want == Want::kSuccess ? "  (FAILED: expected success)"
+                                       : "  (FAILED: expected a refusal)"));
     return held;
   };
 
@@ -182,20 +183,20 @@ int Run(const Options& opt) {
   const uint64_t aligned = (a + 7) & ~uint64_t{7};  // atomics need 8-byte alignment
 
   // (a) Legitimate reads: the first and the last page of the region.
-  bool read_ok = probe("read_first_page", Want::kSuccess, IBV_WR_RDMA_READ, a, opt.rkey, page,
-                       kReadSlot);
+  bool read_ok =
+      probe("read_first_page", Want::kSuccess, IBV_WR_RDMA_READ, a, opt.rkey, page, kReadSlot);
   const std::vector<std::byte> first(peer->bytes(kReadSlot, page).begin(),
                                      peer->bytes(kReadSlot, page).end());
-  read_ok &= probe("read_last_page", Want::kSuccess, IBV_WR_RDMA_READ, a + l - page, opt.rkey,
-                   page, kReadSlot + kPage);
+  read_ok &= probe("read_last_page", Want::kSuccess, IBV_WR_RDMA_READ, a + l - page, opt.rkey, page,
+                   kReadSlot + kPage);
   if (!read_ok && statuses["read_first_page"].get<std::string>().starts_with("no completion")) {
     Log("%s",
         "error: not even a legitimate READ works (is the agent's verbs port right?); the "
         "refusals below prove nothing");
   }
   // (b) WRITE into the export: 64 bytes of 0xee.
-  bool write_refused = probe("write", Want::kRefusal, IBV_WR_RDMA_WRITE, a, opt.rkey, 64,
-                             kWriteSlot);
+  bool write_refused =
+      probe("write", Want::kRefusal, IBV_WR_RDMA_WRITE, a, opt.rkey, 64, kWriteSlot);
   write_refused &= probe("write_last_page", Want::kRefusal, IBV_WR_RDMA_WRITE, a + l - page,
                          opt.rkey, 64, kWriteSlot);
   // (c) Atomics.
@@ -205,18 +206,18 @@ int Run(const Options& opt) {
                           opt.rkey, 8, kAtomicSlot);
   // (d) Past the end: a page at the end, and a read that starts inside and crosses it by more
   // than a page (a registration rounded up to whole pages must still end before it).
-  bool oob_refused = probe("read_at_end", Want::kRefusal, IBV_WR_RDMA_READ, a + l, opt.rkey, kPage,
-                           kReadSlot);
+  bool oob_refused =
+      probe("read_at_end", Want::kRefusal, IBV_WR_RDMA_READ, a + l, opt.rkey, kPage, kReadSlot);
   oob_refused &= probe("read_across_end", Want::kRefusal, IBV_WR_RDMA_READ, a + l - 16, opt.rkey,
                        16 + 2 * kPage, kReadSlot);
   // (e) Forged keys.
   bool forged_refused = probe("forged_rkey_xor", Want::kRefusal, IBV_WR_RDMA_READ, a,
                               opt.rkey ^ 0x5a5a5a5au, 64, kReadSlot);
-  forged_refused &= probe("forged_rkey_plus_1", Want::kRefusal, IBV_WR_RDMA_READ, a, opt.rkey + 1,
-                          64, kReadSlot);
+  forged_refused &=
+      probe("forged_rkey_plus_1", Want::kRefusal, IBV_WR_RDMA_READ, a, opt.rkey + 1, 64, kReadSlot);
   // After all of it: the agent serves a well-behaved READ, with the same bytes.
-  const bool served_after = probe("read_after", Want::kSuccess, IBV_WR_RDMA_READ, a, opt.rkey,
-                                  page, kReadSlot + 2 * kPage);
+  const bool served_after = probe("read_after", Want::kSuccess, IBV_WR_RDMA_READ, a, opt.rkey, page,
+                                  kReadSlot + 2 * kPage);
   const auto again = peer->bytes(kReadSlot + 2 * kPage, page);
   const bool unchanged =
       read_ok && served_after && std::equal(first.begin(), first.end(), again.begin());

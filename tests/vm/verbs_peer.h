@@ -79,6 +79,8 @@ inline Result<ibv_wc_status> PostAndWait(
 // The responder refused the request: remote access error or invalid request (a WRITE or atomic
 // the QP or the MR does not allow, an address outside the MR, an unknown rkey). A transport
 // failure or a timeout is not a refusal.
-inline bool Refused(ibv_wc_status status) { return WcCode(status) == Code::kRdmaRemoteAccess; }
+inline bool Refused(ibv_wc_status status) {
+  return WcCode(status) == Code::kRdmaRemoteAccess;
+}
 
 }  // namespace swrdma::rdma::verbs::vmtest
