@@ -44,9 +44,9 @@ class BufferKeeper {
   // Takes a move-only owner with data() and size() (implicit, like std::function): the client
   // assigns its PooledBuffer. Empty owners give an empty keeper.
   template <typename Owner>
-  requires(!std::is_same_v<std::remove_cvref_t<Owner>, BufferKeeper> &&
-           !std::is_lvalue_reference_v<Owner>) BufferKeeper(Owner&& owner)
-  noexcept {  // NOLINT(google-explicit-constructor)
+    requires(!std::is_same_v<std::remove_cvref_t<Owner>, BufferKeeper> &&
+             !std::is_lvalue_reference_v<Owner>)
+  BufferKeeper(Owner&& owner) noexcept {  // NOLINT(google-explicit-constructor)
     using T = std::remove_cvref_t<Owner>;
     static_assert(kRelocatableBufferOwner<T>, "declare the owner kRelocatableBufferOwner");
     static_assert(sizeof(T) <= kStorage && alignof(T) <= alignof(void*),
@@ -151,6 +151,7 @@ class NeedleView {
   bool http_ = false;
   bool local_ = false;  // verified in place in a same-host mapping (client/local_round.cc)
   CrcForm crc_form_ = CrcForm::kRaw;
+  uint32_t checksum_ = 0;  // the record's stored checksum, in crc_form_ (copies re-check it)
   std::vector<uint8_t> http_body_;  // HTTP fallback only
   std::string http_mime_;           // HTTP fallback only
   TimePoint issued_{}, verified_{};

@@ -14,6 +14,7 @@
 
 #include "client/client_impl.h"
 #include "client/volume_key.h"
+#include "protocol/crc32c.h"
 #include "protocol/file_id.h"
 #include "protocol/gzip.h"
 #include "protocol/needle.h"
@@ -111,6 +112,7 @@ Result<NeedleView> Client::Impl::VerifyInPlace(std::string_view fid, const Looku
   view.stored_gzipped_ = rec->is_gzipped();
   view.chunk_manifest_ = rec->is_chunk_manifest();
   view.crc_form_ = *form;
+  view.checksum_ = rec->checksum;
   view.buffer_ = std::move(buffer);
   return view;
 }
@@ -261,17 +263,35 @@ Result<NeedleData> Client::Impl::ToNeedleData(std::string_view fid, Result<Needl
   out.stored_gzipped = view->stored_gzipped();
   out.name = std::string(view->name());
   out.mime = std::string(view->mime());
+  // A same-host view lies in a shared mapping of the volume file: a truncation or vacuum can
+  // change those bytes between the check in place and this copy (the agent's fault guard
+  // replaces vanished pages with zeros). The copy is checked again; bytes in registered buffers
+  // (RDMA) are ours alone and need no second check.
+  std::vector<uint8_t> local_copy;
+  std::span<const uint8_t> data = view->data();
+  if (view->local_ && !data.empty()) {
+    local_copy.assign(data.begin(), data.end());
+    if (MatchCrc(view->checksum_, Crc32c(local_copy)) != view->crc_form()) {
+      ++stats_.crc_failures;
+      return Error(Code::kChecksumMismatch,
+                   fmt::format("{}: the volume file changed under the read (vacuum or truncation): "
+                               "the copied data no longer matches its checksum",
+                               fid));
+    }
+    data = local_copy;
+  }
   if (view->stored_gzipped() && options.decompress) {
-    auto plain = DecompressNeedleData(view->data());
+    auto plain = DecompressNeedleData(data);
     if (!plain) {
       const Status s = plain.error().WithContext("verified gzip data does not decompress");
       return Error(s.code(), fmt::format("{}: {}", fid, s.message()));
     }
     out.data = std::move(*plain);
     out.decompressed = true;
+  } else if (!local_copy.empty()) {
+    out.data = std::move(local_copy);
   } else {
-    const auto d = view->data();
-    out.data.assign(d.begin(), d.end());
+    out.data.assign(data.begin(), data.end());
   }
   ++stats_.reads;
   stats_.bytes += out.data.size();
