@@ -1,0 +1,124 @@
+// Erasure-coded volumes as SeaweedFS stores them (weed/storage/erasure_coding/): after
+// `ec.encode` a volume server holds, per volume, `<base>.ecx` (the needle index sorted by id,
+// `.idx` entries), `<base>.ecj` (deletions since encoding: 8-byte big-endian needle ids, appended),
+// `<base>.vif` (protojson VolumeInfo: version, datFileSize, ecShardConfig) and some of the shard
+// files `<base>.ec00` .. `<base>.ec13` (10 data + 4 parity by default), and no `.dat`.
+//
+// The `.dat` is laid out row by row across the data shards: first rows of one large block
+// (1 GiB) per data shard while a whole large row remains, then rows of small blocks (1 MiB); the
+// last small row is zero-padded. Shard i holds block i of every row, in row order.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "protocol/status.h"
+#include "volume/idx_file.h"
+
+namespace swrdma::ec {
+
+inline constexpr uint64_t kLargeBlockSize = uint64_t{1} << 30;
+inline constexpr uint64_t kSmallBlockSize = uint64_t{1} << 20;
+inline constexpr uint32_t kDefaultDataShards = 10;
+inline constexpr uint32_t kDefaultParityShards = 4;
+inline constexpr uint32_t kMaxShards = 32;  // weed's MaxShardCount (custom ratios)
+
+// ".ec00" .. ".ec31".
+std::string ShardExtension(uint32_t shard);
+
+struct Layout {
+  uint64_t large_block = kLargeBlockSize;
+  uint64_t small_block = kSmallBlockSize;
+  uint32_t data_shards = kDefaultDataShards;
+  // The `.dat` size divided by the data shards (`.vif` datFileSize / data_shards), or, for old
+  // volumes whose `.vif` lacks datFileSize, a shard file's size minus 1 (as weed does).
+  uint64_t shard_dat_size = 0;
+};
+
+// One piece of a `.dat` byte range: `size` bytes at `shard_offset` in shard file `shard`.
+struct ShardInterval {
+  uint32_t shard = 0;
+  uint64_t shard_offset = 0;
+  uint64_t size = 0;
+  friend bool operator==(const ShardInterval&, const ShardInterval&) = default;
+};
+
+// The pieces of `.dat` bytes [dat_offset, dat_offset + size), in order, as weed's LocateData +
+// Interval.ToShardIdAndOffset compute them (generalised to `layout.data_shards`; weed's default
+// is 10). Empty for size 0.
+std::vector<ShardInterval> LocateData(const Layout& layout, uint64_t dat_offset, uint64_t size);
+
+// What `<base>.vif` says about an EC volume. Absent or empty `.vif`: the defaults (version 3,
+// 10+4, datFileSize unknown = 0), as weed does.
+struct EcVolumeInfo {
+  uint8_t version = 3;
+  uint64_t dat_file_size = 0;  // 0: unknown (old volumes)
+  uint32_t data_shards = kDefaultDataShards;
+  uint32_t parity_shards = kDefaultParityShards;
+  OffsetWidth offset_width = OffsetWidth::k4;
+  uint64_t expire_at_sec = 0;
+  int64_t encode_ts_ns = 0;
+};
+
+// Parses the protojson text of a `.vif` (numbers or decimal strings for 64-bit fields, camelCase
+// or proto names). Invalid shard counts (0, or data + parity > kMaxShards) fall back to 10+4 as
+// weed does; kCorruption for text that is not a JSON object or has wrongly typed fields.
+Result<EcVolumeInfo> ParseEcVolumeInfo(std::string_view text, OffsetWidth fallback_width);
+
+// One EC volume's files in one directory.
+struct EcVolumeFiles {
+  uint32_t volume_id = 0;
+  std::string collection;
+  std::filesystem::path ecx;
+  std::filesystem::path ecj;  // may not exist yet (weed creates it on load)
+  std::optional<std::filesystem::path> vif;
+  std::map<uint32_t, std::filesystem::path> shards;  // the shard files present here
+  std::string base_name() const;                     // "<collection>_<vid>" or "<vid>"
+};
+
+struct EcDiscoveryReport {
+  std::vector<EcVolumeFiles> volumes;  // sorted by volume id; only those with an .ecx
+  std::vector<std::string> warnings;
+};
+
+// Lists the EC volumes in `dir`: every `[<collection>_]<vid>.ecx` with the shard files beside it.
+// An `.ecx` with no shard file here is listed (shards may all be elsewhere) with no shards.
+Result<EcDiscoveryReport> DiscoverEcVolumes(const std::filesystem::path& dir);
+
+// Binary search of a sorted `.ecx` image (whole entries; a damaged tail is ignored). The entry
+// as stored (its size may be a tombstone), or nullopt if the id is absent.
+std::optional<IdxEntry> FindInSortedIndex(std::span<const uint8_t> ecx, OffsetWidth w,
+                                          uint64_t needle_id);
+
+// Needle ids in a `.ecj` image (8-byte big-endian each; a partial tail entry is ignored and
+// counted in `damaged_tail_bytes`).
+struct EcjContents {
+  std::vector<uint64_t> needle_ids;
+  uint64_t consumed_bytes = 0;
+  uint64_t damaged_tail_bytes = 0;
+};
+EcjContents ParseEcj(std::span<const uint8_t> bytes);
+
+// Encodes a volume the way `weed shell ec.encode` does (tests, `swrdma mkvolume --ec`): from
+// `<dat>` and its `.idx` writes `<out_dir>/<base>.ec00..` (data shards, then parity computed
+// with the same Reed-Solomon matrix as klauspost/reedsolomon, so shards match weed's byte for
+// byte), `<base>.ecx` (the live entries of the replayed `.idx`, sorted by id), an empty `.ecj`
+// and `<base>.vif` (version, datFileSize, ecShardConfig).
+struct EcEncodeOptions {
+  uint32_t data_shards = kDefaultDataShards;
+  uint32_t parity_shards = kDefaultParityShards;
+  uint64_t large_block = kLargeBlockSize;  // smaller values: tests of block boundaries only
+  uint64_t small_block = kSmallBlockSize;
+  OffsetWidth offset_width = OffsetWidth::k4;
+  int64_t encode_ts_ns = 0;  // written to the .vif when non-zero
+};
+Status EncodeEcVolume(const std::filesystem::path& dat, const std::filesystem::path& idx,
+                      const std::filesystem::path& out_dir, const std::string& base_name,
+                      const EcEncodeOptions& options);
+
+}  // namespace swrdma::ec
