@@ -1,5 +1,7 @@
 #include "agent/agent_service.h"
 
+#include <algorithm>
+
 #include <charconv>
 #include <chrono>
 #include <optional>
@@ -164,7 +166,8 @@ HttpResponse AgentService::Info(const HttpRequest& req) const {
   info.agent_version = options_.agent_version;
   info.worker_address = options_.worker_address;
   info.transports = options_.transports;
-  info.volume_count = volumes_.snapshot()->volumes.size();
+  const auto map = volumes_.snapshot();
+  info.volume_count = map->volumes.size() + map->ec.size();
   info.exposure = options_.exposure;
   nlohmann::json j = ToJson(info);
   j["shm_peer_failure"] = options_.shm_peer_failure;  // optional: older agents leave it out
@@ -184,10 +187,15 @@ HttpResponse AgentService::Volumes(const HttpRequest& req) const {
   // The listing never carries keys when reads are authorized: a token covers one fid, a key the
   // whole volume.
   const bool keys = options_.exposure == "region" && !auth_on();
-  for (const auto& [vid, entry] : volumes_.snapshot()->volumes) {
+  const auto map = volumes_.snapshot();
+  for (const auto& [vid, entry] : map->volumes) {
     list.volumes.push_back(Describe(entry));
     if (!keys) list.volumes.back().regions.clear();
   }
+  for (const auto& [vid, e] : map->ec)
+    list.volumes.push_back(Describe(*e));
+  std::sort(list.volumes.begin(), list.volumes.end(),
+            [](const auto& a, const auto& b) { return a.volume_id < b.volume_id; });
   return Encoded(200, ToJson(list), ResponseFormat(req));
 }
 
@@ -198,6 +206,8 @@ HttpResponse AgentService::Volume(const HttpRequest& req, std::string_view vid_t
   auto map = volumes_.snapshot();
   auto it = map->volumes.find(*vid);
   if (it == map->volumes.end()) {
+    if (auto e = map->ec.find(*vid); e != map->ec.end())
+      return Encoded(200, ToJson(Describe(*e->second)), f);
     return ApiError(404, fmt::format("unknown_volume: volume {} is not exported here", *vid), f);
   }
   VolumeDescriptor d = Describe(it->second);

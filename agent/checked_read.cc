@@ -57,6 +57,20 @@ CheckedRecord CheckRead(const VolumeSet& volumes, const ReadAuthorizer* auth,
   }
   ResolvedNeedle found = volumes.Resolve(e.fid);
   const LookupResult& r = found.result;
+  if (r.status == LookupStatus::kOk && found.ec != nullptr) {
+    auto bytes = CopyRecord(found);
+    if (!bytes) return Refusal(ReadStatus::kNotFound, r.volume_id, bytes.error().message());
+    CheckedRecord out;
+    out.status = ReadStatus::kOk;
+    out.volume_id = r.volume_id;
+    auto owned = std::make_shared<const std::vector<uint8_t>>(std::move(*bytes));
+    out.record = *owned;
+    out.assembled = std::move(owned);
+    out.needle_size = r.size;
+    out.needle_version = static_cast<uint8_t>(found.version);
+    out.generation = r.generation;
+    return out;
+  }
   if (r.status != LookupStatus::kOk || found.exported == nullptr) {
     return Refusal(ToReadStatus(r.status), r.volume_id, r.error);
   }

@@ -22,6 +22,9 @@ struct CheckedRecord {
   // kOk: the export the record is sent from (keep it alive until the bytes are sent) and the
   // record inside its mapping.
   std::shared_ptr<const ExportedVolume> source;
+  // An EC record assembled from the shards (agent/ec_export.h): `record` points into it, and it
+  // must live until the bytes are sent. Null for a `.dat` record (sent from the mapping).
+  std::shared_ptr<const std::vector<uint8_t>> assembled;
   std::span<const uint8_t> record;
   uint32_t needle_size = 0;
   uint8_t needle_version = 0;

@@ -239,9 +239,8 @@ Result<std::string> JoinChunks(const VolumeSet& volumes, const ChunkManifest& m,
                    fmt::format("chunk {}: {} {}", c.fid, LookupStatusName(found.result.status),
                                found.result.error));
     }
-    const auto src = found.exported->bytes().subspan(found.offset, found.result.length);
-    std::vector<uint8_t> record(src.begin(), src.end());
-    auto rec = ParseNeedleRecord(record, found.exported->version());
+    SWRDMA_ASSIGN_OR_RETURN(std::vector<uint8_t> record, CopyRecord(found));
+    auto rec = ParseNeedleRecord(record, found.version);
     if (!rec) return Error(rec.error());
     if (auto crc = VerifyNeedle(*rec, {rec->header.id, rec->header.cookie, found.result.size});
         !crc) {
@@ -289,12 +288,12 @@ HttpResponse ServeNeedleOverHttp(const VolumeSet& volumes, const HttpRequest& re
       return HttpResponse::JsonError(
           404, fmt::format("{}: {}", LookupStatusName(found.result.status), found.result.error));
   }
-  const auto& exp = *found.exported;
-  // Copy the record out of the mapping first: everything below works on this stable copy even if
-  // the volume server appends or the file is replaced meanwhile.
-  const auto src = exp.bytes().subspan(found.offset, found.result.length);
-  std::vector<uint8_t> record(src.begin(), src.end());
-  auto parsed = ParseNeedleRecord(record, exp.version());
+  // Copy the record out of the mapping (or the EC shards) first: everything below works on this
+  // stable copy even if the volume server appends or the file is replaced meanwhile.
+  auto copied = CopyRecord(found);
+  if (!copied) return HttpResponse::JsonError(404, copied.error().ToString());
+  std::vector<uint8_t> record = std::move(*copied);
+  auto parsed = ParseNeedleRecord(record, found.version);
   if (!parsed) return HttpResponse::JsonError(500, parsed.error().ToString());
   auto crc = VerifyNeedle(*parsed, {parsed->header.id, parsed->header.cookie, found.result.size});
   if (!crc) return HttpResponse::JsonError(500, crc.error().ToString());

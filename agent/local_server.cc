@@ -181,7 +181,7 @@ Result<std::unique_ptr<LocalServer>> LocalServer::Start(const VolumeSet& volumes
   if (options.path.has_parent_path())
     std::filesystem::create_directories(options.path.parent_path(), ec);
   // A socket left by a previous run (crash, restart) is replaced; anything else is not ours.
-  struct stat st {};
+  struct stat st{};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) {
       return Error(Code::kInvalidArgument,
@@ -434,6 +434,15 @@ bool LocalServer::Serve(int fd) {
         e.volume_id = r.volume_id;
         if (r.status != LookupStatus::kOk) {
           e.reason = r.error;
+          continue;
+        }
+        if (r.ec) {
+          // EC pieces lie in several shard files: no single descriptor serves them (yet).
+          e.status = LocalStatus::kUnknownVolume;
+          e.reason = fmt::format(
+              "volume {} is erasure-coded: read it with checked reads (--transports tcp or "
+              "shared memory), not over the local socket",
+              r.volume_id);
           continue;
         }
         e.generation = r.generation;

@@ -25,8 +25,9 @@ namespace {
 // (UCX 1.13 copies neither before completion for zero-copy and rendezvous sends).
 struct Reply {
   std::array<uint8_t, kReadReplyHeaderBytes> header{};
-  std::shared_ptr<const ExportedVolume> source;  // the mapping the record is sent from
-  std::string reason;                            // the data of a refusal
+  std::shared_ptr<const ExportedVolume> source;           // the mapping the record is sent from
+  std::shared_ptr<const std::vector<uint8_t>> assembled;  // or the EC record it is sent from
+  std::string reason;                                     // the data of a refusal
   std::shared_ptr<ReadServer::Counters> counters;
 };
 
@@ -98,6 +99,7 @@ struct Handler {
       EncodeReadReplyHeader(c.Header(request.request_id, i), reply->header);
       const std::span<const uint8_t> data = c.record;
       reply->source = std::move(c.source);
+      reply->assembled = std::move(c.assembled);
       counters->replies_ok.fetch_add(1, std::memory_order_relaxed);
       counters->bytes.fetch_add(data.size(), std::memory_order_relaxed);
       Send(ep, std::move(reply), data.data(), data.size());

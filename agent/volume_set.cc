@@ -147,6 +147,7 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
     }
     next->volumes[files.volume_id] = VolumeEntry{std::move(*exp), sync->state};
   }
+  ScanEc(*old_map, *next, report);
   for (const auto& [vid, entry] : old_map->volumes) {
     if (!next->volumes.contains(vid)) {
       ++report.removed;
@@ -163,12 +164,106 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
       retired_.emplace_back(now, entry.exported);
     }
   }
+  for (const auto& [vid, e] : old_map->ec) {
+    auto it = next->ec.find(vid);
+    if (it == next->ec.end()) {
+      ++report.removed;
+      report.messages.push_back(
+          fmt::format("EC volume {} is gone from disk; no longer served", vid));
+    }
+    if (it == next->ec.end() || it->second != e) retired_ec_.emplace_back(now, e);
+  }
   std::erase_if(retired_, [&](const auto& r) { return now - r.first >= options_.retire_grace; });
+  std::erase_if(retired_ec_, [&](const auto& r) { return now - r.first >= options_.retire_grace; });
   report.retired = retired_.size();
   rdma::FaultGuard::ReleaseTombstones(options_.tombstone_horizon);
   map_.store(std::move(next));
   return report;
 }
+
+void VolumeSet::ScanEc(const VolumeMap& old_map, VolumeMap& next, ScanReport& report) {
+  // Shards of one volume may sit on several disks of this server (weed's multi-disk layout):
+  // their shard lists are merged; the first .ecx found serves the index.
+  std::map<uint32_t, ec::EcVolumeFiles> found;
+  for (const auto& dir : options_.dirs) {
+    auto d = ec::DiscoverEcVolumes(dir);
+    if (!d) {
+      report.messages.push_back(d.error().ToString());
+      continue;
+    }
+    for (auto& w : d->warnings)
+      report.messages.push_back(fmt::format("{}: {}", dir.string(), w));
+    for (auto& v : d->volumes) {
+      auto [it, inserted] = found.emplace(v.volume_id, v);
+      if (!inserted) it->second.shards.merge(v.shards);
+    }
+  }
+  for (auto& [vid, files] : found) {
+    if (next.volumes.contains(vid)) {
+      report.messages.push_back(
+          fmt::format("volume {}: both a .dat ({}) and EC shards ({}); serving the .dat", vid,
+                      next.volumes[vid].exported->files().dat.string(), files.ecx.string()));
+      continue;
+    }
+    ++report.ec_volumes;
+    auto old = old_map.ec.find(vid);
+    if (old != old_map.ec.end() && !old->second->TakeFaulted() && old->second->SameFiles(files)) {
+      if (auto added = old->second->RefreshDeletions(); !added) {
+        report.messages.push_back(added.error().ToString());
+      }
+      next.ec[vid] = old->second;
+      continue;
+    }
+    auto opened =
+        EcExport::Open(files, next_generation_.fetch_add(1), options_.fallback_offset_width);
+    if (!opened) {
+      ++report.failed;
+      report.messages.push_back(
+          opened.error().WithContext(fmt::format("EC volume {}", vid)).ToString());
+      continue;
+    }
+    ++report.exported;
+    if (old != old_map.ec.end()) ++report.generation_changes["ec_shards_changed"];
+    next.ec[vid] = std::move(*opened);
+  }
+}
+
+namespace {
+
+ResolvedNeedle FinishEc(std::string_view fid, const FileId& parsed,
+                        const std::shared_ptr<const EcExport>& e) {
+  ResolvedNeedle out;
+  EcLocated where = e->Locate(parsed);
+  if (where.status != LookupStatus::kOk) {
+    out.result = Answer(fid, where.status, parsed.volume_id, std::move(where.error));
+    return out;
+  }
+  if (!where.missing_shards.empty()) {
+    // Not here: the cluster client asks the next holder the master lists.
+    out.result = Answer(fid, LookupStatus::kUnknownVolume, parsed.volume_id,
+                        e->Assemble(where, {}).message());
+    return out;
+  }
+  // The cookie, as for a .dat: the header is assembled from the local shards.
+  uint8_t header[16];
+  if (Status s = e->Assemble(where, std::span(header, std::min<size_t>(16, where.length)));
+      !s.ok()) {
+    out.result = Answer(fid, LookupStatus::kNotFound, parsed.volume_id, s.message());
+    return out;
+  }
+  if (where.length < 16 || LoadBe64(header + 4) != parsed.needle_id ||
+      LoadBe32(header) != parsed.cookie) {
+    out.result = Answer(fid, LookupStatus::kNotFound, parsed.volume_id, "cookie mismatch");
+    return out;
+  }
+  out.result = EcLookupAnswer(fid, *e, where);
+  out.version = e->version();
+  out.ec = e;
+  out.ec_where = std::move(where);
+  return out;
+}
+
+}  // namespace
 
 ResolvedNeedle VolumeSet::Finish(std::string_view fid, const FileId& parsed, const VolumeMap& map,
                                  const Result<NeedleLookup>& found) const {
@@ -176,6 +271,7 @@ ResolvedNeedle VolumeSet::Finish(std::string_view fid, const FileId& parsed, con
   const uint32_t vid = parsed.volume_id;
   auto it = map.volumes.find(vid);
   if (it == map.volumes.end()) {
+    if (auto e = map.ec.find(vid); e != map.ec.end()) return FinishEc(fid, parsed, e->second);
     out.result = Answer(fid, LookupStatus::kUnknownVolume, vid,
                         fmt::format("volume {} is not exported by this agent", vid));
     return out;
@@ -232,6 +328,7 @@ ResolvedNeedle VolumeSet::Finish(std::string_view fid, const FileId& parsed, con
   out.result.size = loc.size;
   out.exported = exp;
   out.offset = loc.offset;
+  out.version = exp->version();
   return out;
 }
 
@@ -301,6 +398,20 @@ Result<SampleResponse> VolumeSet::Sample(uint32_t vid, size_t count, uint64_t se
   return out;
 }
 
+Result<std::vector<uint8_t>> CopyRecord(const ResolvedNeedle& found) {
+  if (found.result.status != LookupStatus::kOk) {
+    return Error(Code::kInternal, "CopyRecord of a needle that was not found");
+  }
+  std::vector<uint8_t> record(found.result.length);
+  if (found.ec) {
+    SWRDMA_RETURN_IF_ERROR(found.ec->Assemble(found.ec_where, record));
+    return record;
+  }
+  const auto src = found.exported->bytes().subspan(found.offset, found.result.length);
+  std::copy(src.begin(), src.end(), record.begin());
+  return record;
+}
+
 VolumeDescriptor Describe(const VolumeEntry& entry) {
   const auto& e = *entry.exported;
   VolumeDescriptor d;
@@ -319,6 +430,20 @@ VolumeDescriptor Describe(const VolumeEntry& entry) {
   } else {
     d.regions.push_back(e.region_descriptor());
   }
+  return d;
+}
+
+VolumeDescriptor Describe(const EcExport& e) {
+  VolumeDescriptor d;
+  d.volume_id = e.volume_id();
+  d.collection = e.files().collection;
+  d.version = static_cast<uint8_t>(e.version());
+  d.size = e.info().dat_file_size;
+  d.live_needles = e.ecx_entries();
+  d.deleted_needles = e.deleted_since_encoding();
+  d.generation = e.generation();
+  d.ec = true;
+  d.ec_shards = e.local_shards();
   return d;
 }
 

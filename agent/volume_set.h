@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/ec_export.h"
 #include "agent/exported_volume.h"
 #include "index/needle_index.h"
 #include "protocol/file_id.h"
@@ -31,6 +32,8 @@ struct VolumeEntry {
 
 struct VolumeMap {
   std::map<uint32_t, VolumeEntry> volumes;
+  // Erasure-coded volumes (agent/ec_export.h): a volume id is in one map or the other.
+  std::map<uint32_t, std::shared_ptr<const EcExport>> ec;
 };
 
 struct VolumeSetOptions {
@@ -56,6 +59,7 @@ struct ScanReport {
   size_t removed = 0;                 // no longer on disk
   size_t failed = 0;                  // could not be indexed or exported (logged, skipped)
   size_t retired = 0;                 // old exports still mapped for their grace period
+  size_t ec_volumes = 0;              // erasure-coded volumes served (agent/ec_export.h)
   std::vector<std::string> messages;  // warnings and failures, one line each
   // For metrics. Re-exports of volumes already served (a new generation), by reason:
   // "index_rebuilt" (vacuum, replaced file), "outgrown" (past the registered range),
@@ -73,9 +77,16 @@ using ScanProgressFn = std::function<void(std::string_view what)>;
 // A found record, resolved to the exported bytes it lives in.
 struct ResolvedNeedle {
   LookupResult result;                             // wire answer
-  std::shared_ptr<const ExportedVolume> exported;  // set when result.status == kOk
+  std::shared_ptr<const ExportedVolume> exported;  // set when result.status == kOk (not EC)
   uint64_t offset = 0;                             // record offset in the file
+  std::shared_ptr<const EcExport> ec;              // set when kOk in an EC volume
+  EcLocated ec_where;                              // with `ec`: where its pieces lie
+  NeedleVersion version = NeedleVersion::kV3;      // of the volume, when kOk
 };
+
+// A copy of a resolved (kOk) record's bytes, from the export's mapping or assembled from the EC
+// shards: a stable copy whatever the volume server does meanwhile.
+Result<std::vector<uint8_t>> CopyRecord(const ResolvedNeedle& found);
 
 class VolumeSet {
  public:
@@ -102,6 +113,8 @@ class VolumeSet {
  private:
   ResolvedNeedle Finish(std::string_view fid, const FileId& parsed, const VolumeMap& map,
                         const Result<NeedleLookup>& found) const;
+  // Discovers the EC volumes in every directory and (re-)opens what changed into `next`.
+  void ScanEc(const VolumeMap& old_map, VolumeMap& next, ScanReport& report);
 
   NeedleIndex& index_;
   const rdma::UcxContext& context_;
@@ -113,9 +126,13 @@ class VolumeSet {
   std::vector<
       std::pair<std::chrono::steady_clock::time_point, std::shared_ptr<const ExportedVolume>>>
       retired_;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, std::shared_ptr<const EcExport>>>
+      retired_ec_;
 };
 
 // Descriptor of an exported volume for /v1/volumes.
 VolumeDescriptor Describe(const VolumeEntry& entry);
+// Of an EC volume: no regions (checked reads only), the shards held here.
+VolumeDescriptor Describe(const EcExport& e);
 
 }  // namespace swrdma::agent

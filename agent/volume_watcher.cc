@@ -8,13 +8,21 @@
 #include <cerrno>
 #include <cstring>
 
+#include <cctype>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace swrdma::agent {
 
 bool IsVolumeFileName(std::string_view name) {
-  return name.ends_with(".dat") || name.ends_with(".idx") || name.ends_with(".vif");
+  if (name.ends_with(".dat") || name.ends_with(".idx") || name.ends_with(".vif")) return true;
+  // EC volumes: the sorted index, the deletion journal and the shards .ec00 .. .ec31.
+  if (name.ends_with(".ecx") || name.ends_with(".ecj")) return true;
+  const size_t dot = name.rfind('.');
+  return dot != std::string_view::npos && name.size() - dot == 5 && name.substr(dot, 3) == ".ec" &&
+         std::isdigit(static_cast<unsigned char>(name[dot + 3])) &&
+         std::isdigit(static_cast<unsigned char>(name[dot + 4]));
 }
 
 VolumeWatcher::VolumeWatcher(VolumeSet& volumes, WatcherOptions options, int inotify_fd,

@@ -36,8 +36,8 @@ Status RefusalToError(std::string_view fid, ReadStatus status, std::string_view 
 
 }  // namespace
 
-Result<CheckedReads*> Client::Impl::Checked() {
-  if (use_tcp_reads_) {
+Result<CheckedReads*> Client::Impl::Checked(bool over_tcp) {
+  if (over_tcp) {
     if (!tcp_checked_) {
       SWRDMA_ASSIGN_OR_RETURN(rdma::BufferPool * pool, Pool());
       SWRDMA_ASSIGN_OR_RETURN(
@@ -59,8 +59,9 @@ Result<CheckedReads*> Client::Impl::Checked() {
 }
 
 void Client::Impl::CheckedRound(std::span<const std::string> fids, std::span<const size_t> which,
-                                const ReadOptions& options, ViewResults& out, const OnRead* emit) {
-  auto reader = Checked();
+                                const ReadOptions& options, ViewResults& out, const OnRead* emit,
+                                bool over_tcp) {
+  auto reader = Checked(over_tcp);
   if (!reader) {
     for (size_t i : which)
       out[i] =

@@ -210,7 +210,7 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
     return;
   }
   if (!verbs_ && checked_mode()) {
-    CheckedRound(fids, which, options, out, emit);
+    CheckedRound(fids, which, options, out, emit, use_tcp_reads_);
     return;
   }
   // 1. Where is each needle? Cached answers first, one batched lookup for the rest.
@@ -282,7 +282,8 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
         continue;
       }
       where[k] = resp->results[j];
-      if (where[k].status == LookupStatus::kOk && parsed_ok[k]) {
+      // EC answers have no address to cache: they are read by checked reads (below).
+      if (where[k].status == LookupStatus::kOk && parsed_ok[k] && !where[k].ec) {
         if (lookup_cache_.size() >= options_.lookup_cache_entries) lookup_cache_.clear();
         const LookupResult& w = where[k];
         lookup_cache_[parsed[k]] = {w.generation, w.address, w.length, w.volume_id,
@@ -294,11 +295,16 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
   // 2. The gets: a sliding window of max_inflight (client/read_round.cc), verified in place.
   std::vector<PendingGet> pending;
   pending.reserve(which.size());
+  std::vector<size_t> ec_which;  // needles of erasure-coded volumes: checked reads
   for (size_t k = 0; k < which.size(); ++k) {
     const size_t i = which[k];
     if (lookup_failed[k]) continue;
     if (where[k].status != LookupStatus::kOk) {
       out[i] = Error(LookupStatusToError(where[k]));
+      continue;
+    }
+    if (where[k].ec && (endpoint_ || verbs_)) {
+      ec_which.push_back(i);
       continue;
     }
     if (!endpoint_ && !verbs_) {
@@ -331,6 +337,26 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
     pending.push_back({i, &where[k], *key, parsed_ok[k] ? &parsed[k] : nullptr});
   }
   GetAndVerify(fids, pending, out, emit);
+  if (!ec_which.empty()) ReadEcRound(fids, ec_which, options, out, emit);
+}
+
+void Client::Impl::ReadEcRound(std::span<const std::string> fids, std::span<const size_t> which,
+                               const ReadOptions& options, ViewResults& out, const OnRead* emit) {
+  // The agent assembles an EC needle from its shards and sends it as a checked read: over the
+  // TCP read port from a verbs client (its UCX, if any, is not reachable from here), over UCX
+  // otherwise. One-sided reads of shard extents are not offered yet.
+  const bool over_tcp = verbs_ != nullptr || use_tcp_reads_;
+  if (!info_checked_reads_ || (over_tcp && tcp_read_port_ == 0)) {
+    for (size_t i : which) {
+      out[i] = Error(Code::kUnsupported,
+                     fmt::format("{}: is in an erasure-coded volume, which the agent serves by "
+                                 "checked reads only, and it offers none to this client (give "
+                                 "the agent a --read-port, or use --fallback http)",
+                                 fids[i]));
+    }
+    return;
+  }
+  CheckedRound(fids, which, options, out, emit, over_tcp);
 }
 
 Client::Impl::ViewResults Client::Impl::ReadAllViews(std::span<const std::string> fids,

@@ -93,9 +93,15 @@ class Client::Impl {
   bool checked_mode() const {
     return info_checked_reads_ && (worker_.has_value() || use_tcp_reads_);
   }
+  // `over_tcp`: the agent's TCP read port even when UCX is up (verbs clients reading needles of
+  // erasure-coded volumes, which the agent serves by checked reads only).
   void CheckedRound(std::span<const std::string> fids, std::span<const size_t> which,
-                    const ReadOptions& options, ViewResults& out, const OnRead* emit);
-  Result<CheckedReads*> Checked();
+                    const ReadOptions& options, ViewResults& out, const OnRead* emit,
+                    bool over_tcp);
+  Result<CheckedReads*> Checked(bool over_tcp);
+  // Needles a lookup answered "ec" (erasure-coded volume): checked reads (client/client.cc).
+  void ReadEcRound(std::span<const std::string> fids, std::span<const size_t> which,
+                   const ReadOptions& options, ViewResults& out, const OnRead* emit);
   // `emit`, when set, receives successful reads as they complete (out[i] is then left as is).
   void ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
                  const ReadOptions& options, ViewResults& out, bool last,

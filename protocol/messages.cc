@@ -45,15 +45,20 @@ json VolumeToJson(const VolumeDescriptor& m) {
   json regions = json::array();
   for (const auto& r : m.regions)
     regions.push_back(RegionToJson(r));
-  return json{{"volume_id", m.volume_id},
-              {"collection", m.collection},
-              {"version", m.version},
-              {"size", m.size},
-              {"live_needles", m.live_needles},
-              {"deleted_needles", m.deleted_needles},
-              {"compaction_revision", m.compaction_revision},
-              {"generation", m.generation},
-              {"regions", std::move(regions)}};
+  json j{{"volume_id", m.volume_id},
+         {"collection", m.collection},
+         {"version", m.version},
+         {"size", m.size},
+         {"live_needles", m.live_needles},
+         {"deleted_needles", m.deleted_needles},
+         {"compaction_revision", m.compaction_revision},
+         {"generation", m.generation},
+         {"regions", std::move(regions)}};
+  if (m.ec) {
+    j["ec"] = true;
+    j["ec_shards"] = m.ec_shards;
+  }
+  return j;
 }
 
 Result<VolumeDescriptor> VolumeFromJsonNoVersion(const json& j) {
@@ -75,6 +80,19 @@ Result<VolumeDescriptor> VolumeFromJsonNoVersion(const json& j) {
     SWRDMA_ASSIGN_OR_RETURN(d.length, GetUint(r, "length"));
     SWRDMA_ASSIGN_OR_RETURN(d.rkey, GetBytes(r, "rkey"));
     m.regions.push_back(std::move(d));
+  }
+  if (auto ec = j.find("ec"); ec != j.end()) {
+    if (!ec->is_boolean()) return Error(Code::kInvalidArgument, "field 'ec': expected a bool");
+    m.ec = ec->get<bool>();
+  }
+  if (m.ec) {
+    SWRDMA_ASSIGN_OR_RETURN(const json* shards, GetArray(j, "ec_shards"));
+    for (const auto& s : *shards) {
+      if (!s.is_number_unsigned() || s.get<uint64_t>() >= 256) {
+        return Error(Code::kInvalidArgument, "field 'ec_shards': expected shard numbers");
+      }
+      m.ec_shards.push_back(s.get<uint32_t>());
+    }
   }
   return m;
 }
@@ -157,6 +175,7 @@ json ToJson(const LookupResponse& m) {
       e["length"] = r.length;
       e["size"] = r.size;
       if (r.version != 0) e["version"] = r.version;
+      if (r.ec) e["ec"] = true;
     } else {
       if (r.status == LookupStatus::kNoRoom) e["length"] = r.length;
       if (r.status != LookupStatus::kBadFid) e["volume_id"] = r.volume_id;
@@ -237,6 +256,10 @@ Result<LookupResponse> LookupResponseFromJson(const json& j) {
       SWRDMA_ASSIGN_OR_RETURN(r.size, Narrow<uint32_t>(GetUint(e, "size"), "size"));
       if (e.contains("version")) {
         SWRDMA_ASSIGN_OR_RETURN(r.version, Narrow<uint8_t>(GetUint(e, "version"), "version"));
+      }
+      if (auto ec = e.find("ec"); ec != e.end()) {
+        if (!ec->is_boolean()) return Error(Code::kInvalidArgument, "field 'ec': expected a bool");
+        r.ec = ec->get<bool>();
       }
     } else {
       if (auto err = GetString(e, "error")) r.error = *err;

@@ -1,0 +1,247 @@
+#include "agent/ec_export.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "protocol/byte_order.h"
+
+namespace swrdma::agent {
+namespace {
+
+struct Stat {
+  uint64_t inode = 0, size = 0;
+};
+
+Result<Stat> StatFile(const std::filesystem::path& p) {
+  struct stat st{};
+  if (::stat(p.c_str(), &st) != 0) {
+    return Error(Code::kIOError, fmt::format("stat {}: {}", p.string(), std::strerror(errno)));
+  }
+  return Stat{static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_size)};
+}
+
+Result<std::string> ReadText(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return Error(Code::kIOError, fmt::format("reading {}: cannot open it", p.string()));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::span<const uint8_t> Bytes(const rdma::MappedFile& m) {
+  return {reinterpret_cast<const uint8_t*>(m.data()), static_cast<size_t>(m.size())};
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const EcExport>> EcExport::Open(const ec::EcVolumeFiles& files,
+                                                       uint64_t generation,
+                                                       OffsetWidth fallback_width) {
+  std::shared_ptr<EcExport> e(new EcExport());
+  e->files_ = files;
+  e->generation_ = generation;
+  std::string vif_text;
+  if (files.vif) {
+    SWRDMA_ASSIGN_OR_RETURN(vif_text, ReadText(*files.vif));
+  }
+  auto info = ec::ParseEcVolumeInfo(vif_text, fallback_width);
+  if (!info) {
+    return Error(info.error().WithContext(
+        fmt::format("EC volume {}: {}", files.volume_id, files.vif ? files.vif->string() : "")));
+  }
+  e->info_ = *info;
+
+  SWRDMA_ASSIGN_OR_RETURN(Stat ecx_stat, StatFile(files.ecx));
+  e->ecx_stamp_ = {ecx_stat.inode, ecx_stat.size};
+  // The .ecx is written once at encoding (deletions go to the .ecj; a rebuild rewrites tombstones
+  // in place, which a shared mapping sees). Guarded: a truncated file reads as zeros, not SIGBUS.
+  rdma::MapOptions mo;
+  mo.guard = true;
+  mo.advice = rdma::MapAdvice::kRandom;
+  SWRDMA_ASSIGN_OR_RETURN(auto ecx, rdma::MappedFile::Open(files.ecx, mo));
+  e->ecx_.emplace(std::move(ecx));
+
+  e->shards_.resize(ec::kMaxShards);
+  e->shard_stamps_.resize(ec::kMaxShards);
+  uint64_t any_shard_size = 0;
+  for (const auto& [shard, path] : files.shards) {
+    if (shard >= ec::kMaxShards) continue;
+    SWRDMA_ASSIGN_OR_RETURN(Stat st, StatFile(path));
+    SWRDMA_ASSIGN_OR_RETURN(auto m, rdma::MappedFile::Open(path, mo));
+    e->shard_stamps_[shard] = {st.inode, st.size};
+    e->shards_[shard].emplace(std::move(m));
+    any_shard_size = std::max(any_shard_size, st.size);
+  }
+  e->layout_.data_shards = e->info_.data_shards;
+  if (e->info_.dat_file_size > 0) {
+    e->layout_.shard_dat_size = e->info_.dat_file_size / e->info_.data_shards;
+  } else if (any_shard_size > 0) {
+    // As weed for volumes encoded before .vif carried datFileSize: a shard's size minus one (a
+    // shard that is an exact multiple of the large block holds small rows after all).
+    e->layout_.shard_dat_size = any_shard_size - 1;
+  }
+  if (auto read = e->RefreshDeletions(); !read) return Error(read.error());
+  return std::shared_ptr<const EcExport>(std::move(e));
+}
+
+std::vector<uint32_t> EcExport::local_shards() const {
+  std::vector<uint32_t> out;
+  for (uint32_t i = 0; i < shards_.size(); ++i) {
+    if (shards_[i]) out.push_back(i);
+  }
+  return out;
+}
+
+uint64_t EcExport::ecx_entries() const {
+  return ecx_->size() / IdxEntrySize(info_.offset_width);
+}
+
+size_t EcExport::deleted_since_encoding() const {
+  std::lock_guard lock(deleted_mu_);
+  return deleted_.size();
+}
+
+bool EcExport::SameFiles(const ec::EcVolumeFiles& files) const {
+  if (files.ecx != files_.ecx || files.shards != files_.shards || files.vif != files_.vif) {
+    return false;
+  }
+  auto ecx = StatFile(files.ecx);
+  if (!ecx || FileStamp{ecx->inode, ecx->size} != ecx_stamp_) return false;
+  for (const auto& [shard, path] : files.shards) {
+    if (shard >= ec::kMaxShards) continue;
+    auto st = StatFile(path);
+    if (!st || FileStamp{st->inode, st->size} != shard_stamps_[shard]) return false;
+  }
+  return true;
+}
+
+Result<size_t> EcExport::RefreshDeletions() const {
+  std::lock_guard lock(deleted_mu_);
+  std::ifstream in(files_.ecj, std::ios::binary);
+  if (!in) {
+    // weed creates the .ecj when it loads the volume; none yet means no deletions yet.
+    if (!std::filesystem::exists(files_.ecj)) return size_t{0};
+    return Error(Code::kIOError, fmt::format("reading {}: cannot open it", files_.ecj.string()));
+  }
+  in.seekg(0, std::ios::end);
+  const auto end = static_cast<uint64_t>(in.tellg());
+  if (end < ecj_consumed_) {  // rewritten (a rebuild merged it into the .ecx): read it again
+    deleted_.clear();
+    ecj_consumed_ = 0;
+  }
+  const uint64_t whole = (end - ecj_consumed_) / 8 * 8;
+  if (whole == 0) return size_t{0};
+  std::vector<uint8_t> buf(whole);
+  in.seekg(static_cast<std::streamoff>(ecj_consumed_));
+  if (!in.read(reinterpret_cast<char*>(buf.data()), static_cast<std::streamsize>(whole))) {
+    return Error(Code::kIOError, fmt::format("reading {}: short read", files_.ecj.string()));
+  }
+  const ec::EcjContents c = ec::ParseEcj(buf);
+  size_t added = 0;
+  for (uint64_t id : c.needle_ids)
+    added += deleted_.insert(id).second ? 1 : 0;
+  ecj_consumed_ += c.consumed_bytes;
+  return added;
+}
+
+EcLocated EcExport::Locate(const FileId& fid) const {
+  EcLocated out;
+  const auto entry = ec::FindInSortedIndex(Bytes(*ecx_), info_.offset_width, fid.needle_id);
+  if (!entry) {
+    out.error = "no such needle";
+    return out;
+  }
+  {
+    std::lock_guard lock(deleted_mu_);
+    if (entry->is_deletion() || deleted_.contains(fid.needle_id)) {
+      out.status = LookupStatus::kDeleted;
+      out.error = "needle was deleted";
+      return out;
+    }
+  }
+  if (layout_.shard_dat_size == 0) {
+    out.status = LookupStatus::kUnknownVolume;
+    out.error = fmt::format(
+        "EC volume {}: no shard here and no datFileSize in its .vif: cannot place needles",
+        files_.volume_id);
+    return out;
+  }
+  out.dat_offset = entry->offset;
+  out.size = entry->size;
+  out.length = NeedleRecordLength(entry->size, version());
+  const uint64_t dat_limit = info_.dat_file_size > 0
+                                 ? info_.dat_file_size
+                                 : layout_.shard_dat_size * uint64_t{layout_.data_shards};
+  if (out.dat_offset < 8 || out.dat_offset + out.length > dat_limit + 8) {
+    out.error = fmt::format("record at {}+{} lies outside the encoded volume ({} bytes)",
+                            out.dat_offset, out.length, dat_limit);
+    return out;
+  }
+  out.intervals = ec::LocateData(layout_, out.dat_offset, out.length);
+  for (const auto& iv : out.intervals) {
+    if (iv.shard >= shards_.size() || !shards_[iv.shard]) out.missing_shards.push_back(iv.shard);
+  }
+  std::sort(out.missing_shards.begin(), out.missing_shards.end());
+  out.missing_shards.erase(std::unique(out.missing_shards.begin(), out.missing_shards.end()),
+                           out.missing_shards.end());
+  out.status = LookupStatus::kOk;
+  return out;
+}
+
+Status EcExport::Assemble(const EcLocated& where, std::span<uint8_t> out) const {
+  if (out.size() > where.length) {
+    return Status(Code::kInternal, "EC record buffer larger than the record");
+  }
+  size_t at = 0;
+  for (const auto& iv : where.intervals) {
+    if (at == out.size()) break;
+    if (iv.shard >= shards_.size() || !shards_[iv.shard]) {
+      return Status(Code::kUnavailable,
+                    fmt::format("EC volume {}: shard(s) {} holding this needle are not on this "
+                                "server (another holder's agent serves them)",
+                                files_.volume_id, fmt::join(where.missing_shards, ", ")));
+    }
+    const rdma::MappedFile& m = *shards_[iv.shard];
+    const uint64_t n = std::min<uint64_t>(iv.size, out.size() - at);
+    if (iv.shard_offset > m.size() || n > m.size() - iv.shard_offset) {
+      return Status(Code::kNotFound,
+                    fmt::format("EC volume {}: shard {} is {} bytes, the needle needs {}+{}; "
+                                "retry after the next scan",
+                                files_.volume_id, iv.shard, m.size(), iv.shard_offset, n));
+    }
+    std::memcpy(out.data() + at, Bytes(m).data() + iv.shard_offset, n);
+    at += n;
+  }
+  if (at != out.size()) return Status(Code::kInternal, "EC intervals shorter than the record");
+  return Status::Ok();
+}
+
+bool EcExport::TakeFaulted() const {
+  bool faulted = ecx_->TakeFaulted();
+  for (const auto& s : shards_) {
+    if (s && s->TakeFaulted()) faulted = true;
+  }
+  return faulted;
+}
+
+LookupResult EcLookupAnswer(std::string_view fid, const EcExport& e, const EcLocated& where) {
+  LookupResult r;
+  r.fid = std::string(fid);
+  r.status = LookupStatus::kOk;
+  r.volume_id = e.volume_id();
+  r.generation = e.generation();
+  r.length = where.length;
+  r.size = where.size;
+  r.version = static_cast<uint8_t>(e.version());
+  r.ec = true;
+  return r;
+}
+
+}  // namespace swrdma::agent

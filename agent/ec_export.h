@@ -1,0 +1,102 @@
+// One erasure-coded volume as the agent serves it (issue 16): the shard files this server holds,
+// mapped read-only under the fault guard, the sorted `.ecx` mapped for binary search, and the
+// deletions of `.ecj` (re-read at every scan: the volume server appends to it when a needle of an
+// EC volume is deleted).
+//
+// Served through checked reads only, for now: the agent locates a needle's record in the data
+// shards as weed's LocateData does, copies its pieces from the local shard files into one reply
+// and the client verifies it as any needle. A record with a piece in a shard held elsewhere is
+// refused (unknown volume here, naming the shard): the cluster client then asks the next holder
+// the master lists. One-sided reads of shard extents and reconstruction from parity come later.
+//
+// An EcExport is immutable but for its deletion set: new shard files, a new `.ecx` or a vanished
+// shard make a new export (a new generation); the old one lives while readers hold it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "protocol/file_id.h"
+#include "protocol/messages.h"
+#include "protocol/needle.h"
+#include "protocol/status.h"
+#include "rdma/mapped_file.h"
+#include "volume/ec_volume.h"
+
+namespace swrdma::agent {
+
+// Where one needle's record lies in an EC volume.
+struct EcLocated {
+  LookupStatus status = LookupStatus::kNotFound;
+  std::string error;  // for anything but kOk
+  uint64_t dat_offset = 0;
+  uint64_t length = 0;  // record length with padding
+  uint32_t size = 0;    // needle size from the .ecx
+  std::vector<ec::ShardInterval> intervals;
+  std::vector<uint32_t> missing_shards;  // shards of `intervals` not held here (sorted, unique)
+};
+
+class EcExport {
+ public:
+  // Maps every shard file and the `.ecx` and reads the `.ecj`. kCorruption naming the file when
+  // the `.vif` cannot be parsed or the shard sizes disagree.
+  static Result<std::shared_ptr<const EcExport>> Open(const ec::EcVolumeFiles& files,
+                                                      uint64_t generation,
+                                                      OffsetWidth fallback_width);
+
+  uint32_t volume_id() const { return files_.volume_id; }
+  const ec::EcVolumeFiles& files() const { return files_; }
+  uint64_t generation() const { return generation_; }
+  NeedleVersion version() const { return static_cast<NeedleVersion>(info_.version); }
+  const ec::EcVolumeInfo& info() const { return info_; }
+  const ec::Layout& layout() const { return layout_; }
+  std::vector<uint32_t> local_shards() const;
+  uint64_t ecx_entries() const;
+  size_t deleted_since_encoding() const;
+
+  // True when `files` names the same files as this export (same shard set, same `.ecx` and
+  // shard inodes and sizes): the scan keeps serving this export.
+  bool SameFiles(const ec::EcVolumeFiles& files) const;
+  // Reads the `.ecj` entries appended since the last call. The number of new deletions.
+  Result<size_t> RefreshDeletions() const;
+
+  // The record of `fid`: kNotFound (absent, or outside the shards), kDeleted (tombstone in the
+  // `.ecx` or listed in the `.ecj`), or kOk with its intervals (the cookie is not checked here:
+  // the header may lie in a shard held elsewhere; Assemble's caller checks it).
+  EcLocated Locate(const FileId& fid) const;
+  // Copies the first out.size() (<= where.length) bytes of a located record from the local
+  // shards into `out`. kUnavailable naming the shards when a piece needed is not held here.
+  Status Assemble(const EcLocated& where, std::span<uint8_t> out) const;
+  // True once if a read of a shard mapping faulted (a shard truncated under us): reopen.
+  bool TakeFaulted() const;
+
+ private:
+  struct FileStamp {
+    uint64_t inode = 0, size = 0;
+    friend bool operator==(const FileStamp&, const FileStamp&) = default;
+  };
+  EcExport() = default;
+
+  ec::EcVolumeFiles files_;
+  uint64_t generation_ = 0;
+  ec::EcVolumeInfo info_;
+  ec::Layout layout_;
+  std::optional<rdma::MappedFile> ecx_;
+  FileStamp ecx_stamp_;
+  std::vector<std::optional<rdma::MappedFile>> shards_;  // by shard id; empty when not here
+  std::vector<FileStamp> shard_stamps_;
+  mutable std::mutex deleted_mu_;
+  mutable std::unordered_set<uint64_t> deleted_;  // guarded by deleted_mu_
+  mutable uint64_t ecj_consumed_ = 0;             // guarded by deleted_mu_
+};
+
+// The ok answer of a lookup: the record's length and size, "ec" set (read it with a checked
+// read), no address.
+LookupResult EcLookupAnswer(std::string_view fid, const EcExport& e, const EcLocated& where);
+
+}  // namespace swrdma::agent
