@@ -65,9 +65,12 @@ struct EcVolumeInfo {
   int64_t encode_ts_ns = 0;
 };
 
-// Parses the protojson text of a `.vif` (numbers or decimal strings for 64-bit fields, camelCase
-// or proto names). Invalid shard counts (0, or data + parity > kMaxShards) fall back to 10+4 as
-// weed does; kCorruption for text that is not a JSON object or has wrongly typed fields.
+// Parses the protojson text of a `.vif` (numbers or decimal strings for integer fields, camelCase
+// or proto names; unknown fields are ignored). Invalid shard counts (data or parity 0, or
+// data + parity > kMaxShards) fall back to 10+4 as weed's NewEcVolume does. `bytesOffset` 4 or 5
+// sets offset_width; absent, 0 (what weed's ec.encode writes) or anything else leaves
+// `fallback_width`. version absent or 0 stays 3. kCorruption for text that is not a JSON object
+// or has wrongly typed or out-of-range fields (e.g. a negative datFileSize).
 Result<EcVolumeInfo> ParseEcVolumeInfo(std::string_view text, OffsetWidth fallback_width);
 
 // One EC volume's files in one directory.
@@ -107,15 +110,19 @@ EcjContents ParseEcj(std::span<const uint8_t> bytes);
 // Encodes a volume the way `weed shell ec.encode` does (tests, `swrdma mkvolume --ec`): from
 // `<dat>` and its `.idx` writes `<out_dir>/<base>.ec00..` (data shards, then parity computed
 // with the same Reed-Solomon matrix as klauspost/reedsolomon, so shards match weed's byte for
-// byte), `<base>.ecx` (the live entries of the replayed `.idx`, sorted by id), an empty `.ecj`
-// and `<base>.vif` (version, datFileSize, ecShardConfig).
+// byte), `<base>.ecx` (the live entries of the replayed `.idx`, sorted by id; deleted needles
+// are left out, not tombstoned), an empty `.ecj` and `<base>.vif` (every VolumeInfo field, as
+// weed's SaveVolumeInfo writes them: version from the superblock, datFileSize, ecShardConfig with
+// encodeTsNs; bytesOffset is our width where weed writes 0). Streams the `.dat` in chunks of at
+// most 256 KiB per shard. On failure the shards, `.ecx` and `.ecj` written so far are removed.
+// The Reed-Solomon codec itself is in volume/ec_codec.h.
 struct EcEncodeOptions {
   uint32_t data_shards = kDefaultDataShards;
   uint32_t parity_shards = kDefaultParityShards;
   uint64_t large_block = kLargeBlockSize;  // smaller values: tests of block boundaries only
   uint64_t small_block = kSmallBlockSize;
   OffsetWidth offset_width = OffsetWidth::k4;
-  int64_t encode_ts_ns = 0;  // written to the .vif when non-zero
+  int64_t encode_ts_ns = 0;  // the .vif's ecShardConfig.encodeTsNs (weed: the encode time)
 };
 Status EncodeEcVolume(const std::filesystem::path& dat, const std::filesystem::path& idx,
                       const std::filesystem::path& out_dir, const std::string& base_name,
