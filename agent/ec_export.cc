@@ -203,10 +203,7 @@ Status EcExport::Assemble(const EcLocated& where, std::span<uint8_t> out) const 
   for (const auto& iv : where.intervals) {
     if (at == out.size()) break;
     if (iv.shard >= shards_.size() || !shards_[iv.shard]) {
-      return Status(Code::kUnavailable,
-                    fmt::format("EC volume {}: shard(s) {} holding this needle are not on this "
-                                "server (another holder's agent serves them)",
-                                files_.volume_id, fmt::join(where.missing_shards, ", ")));
+      return Status(Code::kUnavailable, MissingShardsMessage(where));
     }
     const rdma::MappedFile& m = *shards_[iv.shard];
     const uint64_t n = std::min<uint64_t>(iv.size, out.size() - at);
@@ -221,6 +218,14 @@ Status EcExport::Assemble(const EcLocated& where, std::span<uint8_t> out) const 
   }
   if (at != out.size()) return Status(Code::kInternal, "EC intervals shorter than the record");
   return Status::Ok();
+}
+
+std::string EcExport::MissingShardsMessage(const EcLocated& where) const {
+  return fmt::format(
+      "EC volume {}: shard(s) {} holding this needle are not on this server (the agent of "
+      "another holder the master lists serves them; reading one needle from several servers "
+      "comes later)",
+      files_.volume_id, fmt::join(where.missing_shards, ", "));
 }
 
 bool EcExport::TakeFaulted() const {

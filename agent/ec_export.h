@@ -72,6 +72,8 @@ class EcExport {
   // Copies the first out.size() (<= where.length) bytes of a located record from the local
   // shards into `out`. kUnavailable naming the shards when a piece needed is not held here.
   Status Assemble(const EcLocated& where, std::span<uint8_t> out) const;
+  // Why a located record cannot be served here: the shards it needs that this server lacks.
+  std::string MissingShardsMessage(const EcLocated& where) const;
   // True once if a read of a shard mapping faulted (a shard truncated under us): reopen.
   bool TakeFaulted() const;
 

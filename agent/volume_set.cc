@@ -240,8 +240,8 @@ ResolvedNeedle FinishEc(std::string_view fid, const FileId& parsed,
   }
   if (!where.missing_shards.empty()) {
     // Not here: the cluster client asks the next holder the master lists.
-    out.result = Answer(fid, LookupStatus::kUnknownVolume, parsed.volume_id,
-                        e->Assemble(where, {}).message());
+    out.result =
+        Answer(fid, LookupStatus::kUnknownVolume, parsed.volume_id, e->MissingShardsMessage(where));
     return out;
   }
   // The cookie, as for a .dat: the header is assembled from the local shards.
