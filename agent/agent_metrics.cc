@@ -52,6 +52,11 @@ AgentMetrics::AgentMetrics()
       fallback_bytes_(Counter(*registry_, "swrdma_http_fallback_bytes_total",
                               "Body bytes sent by the HTTP fallback")),
       exported_volumes_(Gauge(*registry_, "swrdma_exported_volumes", "Volumes exported now")),
+      ec_volumes_(Gauge(*registry_, "swrdma_ec_volumes",
+                        "Erasure-coded volumes served now (by checked reads)")),
+      ec_shards_(Gauge(*registry_, "swrdma_ec_shards", "EC shard files held here and mapped")),
+      ec_shard_bytes_(
+          Gauge(*registry_, "swrdma_ec_shard_bytes", "Bytes of the EC shard files mapped")),
       exported_bytes_(
           Gauge(*registry_, "swrdma_exported_bytes", "Bytes of volume files served now")),
       registered_bytes_(Gauge(*registry_, "swrdma_registered_bytes",
@@ -246,6 +251,16 @@ void AgentMetrics::RenderVolumes(const VolumeMap& volumes) {
     return true;
   });
   exported_volumes_.Set(static_cast<double>(volumes.volumes.size()));
+  double shards = 0, shard_bytes = 0;
+  for (const auto& [vid, e] : volumes.ec) {
+    for (uint32_t shard : e->local_shards()) {
+      shards += 1;
+      shard_bytes += static_cast<double>(e->shard_size(shard));
+    }
+  }
+  ec_volumes_.Set(static_cast<double>(volumes.ec.size()));
+  ec_shards_.Set(shards);
+  ec_shard_bytes_.Set(shard_bytes);
   exported_bytes_.Set(exported);
   registered_bytes_.Set(registered);
   live_needles_.Set(live);

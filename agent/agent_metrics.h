@@ -74,6 +74,9 @@ class AgentMetrics {
   prometheus::Family<prometheus::Counter>& fallback_reads_;
   prometheus::Counter& fallback_bytes_;
   prometheus::Gauge& exported_volumes_;
+  prometheus::Gauge& ec_volumes_;
+  prometheus::Gauge& ec_shards_;
+  prometheus::Gauge& ec_shard_bytes_;
   prometheus::Gauge& exported_bytes_;
   prometheus::Gauge& registered_bytes_;
   prometheus::Gauge& live_needles_;

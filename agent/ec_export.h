@@ -56,6 +56,9 @@ class EcExport {
   const ec::EcVolumeInfo& info() const { return info_; }
   const ec::Layout& layout() const { return layout_; }
   std::vector<uint32_t> local_shards() const;
+  uint64_t shard_size(uint32_t shard) const {  // mapped bytes of a local shard, 0 if not here
+    return shard < shards_.size() && shards_[shard] ? shards_[shard]->size() : 0;
+  }
   uint64_t ecx_entries() const;
   size_t deleted_since_encoding() const;
 

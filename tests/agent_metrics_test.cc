@@ -21,6 +21,7 @@
 #include "protocol/file_id.h"
 #include "protocol/wire.h"
 #include "tests/test_util.h"
+#include "volume/ec_volume.h"
 #include "volume/volume_generator.h"
 
 namespace swrdma::agent {
@@ -72,6 +73,27 @@ class AgentMetricsTest : public ::testing::Test {
   std::unique_ptr<VolumeSet> volumes_;
   AgentMetrics metrics_;
 };
+
+TEST_F(AgentMetricsTest, EcVolumesAndTheirShardsAreCounted) {
+  const auto gen = Generate(tmp_ / "src", 9, 40, 3);
+  ASSERT_TRUE(ec::EncodeEcVolume(gen.dat, gen.idx, tmp_ / "vols", "9", {}).ok());
+  fs::remove(tmp_ / "vols/9.ec13");  // a parity shard held by another server
+  ScanReport r = volumes_->Scan();
+  EXPECT_EQ(r.ec_volumes, 1u);
+  EXPECT_EQ(r.exported, 1u);
+  std::string m = Render();
+  EXPECT_EQ(Series(m, "swrdma_ec_volumes"), 1) << m;
+  EXPECT_EQ(Series(m, "swrdma_ec_shards"), 13);
+  EXPECT_EQ(Series(m, "swrdma_ec_shard_bytes"), 13.0 * fs::file_size(tmp_ / "vols/9.ec00"));
+  EXPECT_EQ(Series(m, "swrdma_exported_volumes"), 0);
+  // The shards gone: no longer served.
+  for (const auto& f : fs::directory_iterator(tmp_ / "vols"))
+    fs::remove(f.path());
+  r = volumes_->Scan();
+  EXPECT_EQ(r.ec_volumes, 0u);
+  EXPECT_EQ(r.removed, 1u);
+  EXPECT_EQ(Series(Render(), "swrdma_ec_volumes"), 0);
+}
 
 TEST_F(AgentMetricsTest, ScansExportsGenerationChangesAndIndexSeries) {
   const auto first = Generate(tmp_ / "vols", 7, 50, 1);
