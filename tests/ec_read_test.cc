@@ -238,6 +238,76 @@ TEST_P(EcReadTest, ApiDescribesEcVolumesAndLookupsSayEc) {
   EXPECT_FALSE(back->results[1].ec);
 }
 
+// Damaged EC files are refused, never served: an .ecx entry pointing past the encoded volume, a
+// truncated shard, a .vif that is not JSON.
+TEST_P(EcReadTest, DamagedEcFilesAreRefusedNeverServed) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "src");
+  fs::create_directories(tmp / "vols");
+  testing::ExpectedNeedles expected;
+  EncodeGenerated(tmp / "src", tmp / "vols", 11, 30, 20 * 1024, 90 * 1024, 24, expected, 0);
+  // The first .ecx entry (the smallest id) now points 32 GiB into a volume of a few MiB.
+  std::string first_fid;
+  uint64_t smallest = UINT64_MAX;
+  for (const auto& [fid, e] : expected) {
+    const uint64_t id = ParseFileId(fid)->needle_id;
+    if (id < smallest) smallest = id, first_fid = fid;
+  }
+  {
+    std::fstream ecx(tmp / "vols/11.ecx", std::ios::in | std::ios::out | std::ios::binary);
+    uint8_t entry[16];
+    ecx.read(reinterpret_cast<char*>(entry), sizeof(entry));
+    ASSERT_EQ(LoadBe64(entry), smallest);
+    StoreBe32(entry + 8, 0xFFFFFFF0u);
+    ecx.seekp(0);
+    ecx.write(reinterpret_cast<const char*>(entry), sizeof(entry));
+  }
+  // Shard 1 cut short: needles in the .dat's second MiB lie past its end.
+  fs::resize_file(tmp / "vols/11.ec01", 4096);
+  // Volume 12: a .vif that is not JSON.
+  EncodeGenerated(tmp / "src", tmp / "vols", 12, 5, 100, 200, 25, expected, 0);
+  {
+    std::ofstream vif(tmp / "vols/12.vif", std::ios::trunc);
+    vif << "{not json";
+  }
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  EXPECT_EQ(agent.report().failed, 1u);
+  std::string all;
+  for (const auto& m : agent.report().messages)
+    all += m + "\n";
+  EXPECT_NE(all.find("12.vif"), std::string::npos) << all;
+  auto c = client::Client::Connect(ClientFor(agent));
+  ASSERT_TRUE(c) << c.error().ToString();
+  std::vector<std::string> fids;
+  for (const auto& [fid, e] : expected)
+    fids.push_back(fid);
+  auto results = (*c)->ReadMany(fids);
+  size_t outside = 0, short_shard = 0, ok = 0;
+  for (size_t i = 0; i < fids.size(); ++i) {
+    if (results[i]) {
+      EXPECT_EQ(results[i]->data, expected.at(fids[i]).data) << fids[i];  // never wrong bytes
+      ++ok;
+      continue;
+    }
+    const std::string msg = results[i].error().ToString();
+    if (fids[i].starts_with("12,")) {
+      EXPECT_EQ(results[i].error().code(), Code::kUnknownVolume) << msg;
+      continue;
+    }
+    EXPECT_EQ(results[i].error().code(), Code::kNotFound) << msg;
+    if (fids[i] == first_fid) {
+      EXPECT_NE(msg.find("outside the encoded volume"), std::string::npos) << msg;
+      ++outside;
+    } else {
+      EXPECT_NE(msg.find("shard 1 is 4096 bytes"), std::string::npos) << msg;
+      ++short_shard;
+    }
+  }
+  EXPECT_EQ(outside, 1u);
+  EXPECT_GT(short_shard, 0u);
+  EXPECT_GT(ok, 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, EcReadTest, ::testing::Values("tcp", "posix,sysv,cma"),
                          [](const auto& info) { return info.param == "tcp" ? "tcp" : "shm"; });
 
