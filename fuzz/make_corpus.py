@@ -115,6 +115,22 @@ def seeds():
         b"\x02" + needle(3, 6, 5, b"x" * 40, flags=0x80)[:30],  # truncated
     ]
 
+    vif = (b'{"version":3,"replication":"000","datFileSize":"2590912",'
+           b'"ecShardConfig":{"dataShards":10,"parityShards":4,"encodeTsNs":"1733400000000000000"}}')
+    s["fuzz_ec"] = [
+        b"\x00" + vif,
+        b"\x00" + b'{"version":2,"dat_file_size":123,"bytesOffset":5}',
+        b"\x00" + b'{"ecShardConfig":{"dataShards":0,"parityShards":40}}',
+        b"\x00",
+        b"\x01" + struct.pack("<Q", 2) + idx_entry(1, 8, 100) + idx_entry(2, 136, 200)
+        + idx_entry(3, 512, 0xFFFFFFFF),
+        b"\x09" + struct.pack("<Q", 9) + idx_entry(9, 8 << 32, 50, 5) + b"\x01\x02",
+        b"\x02" + bytes([10]) + struct.pack("<H", 64) + bytes([4]) + struct.pack("<I", 5000)
+        + struct.pack("<Q", 1000) + struct.pack("<Q", 3000) + b"\x00\x00",
+        b"\x02" + bytes([3]) + struct.pack("<H", 8) + bytes([2]) + struct.pack("<I", 40)
+        + struct.pack("<Q", 120) + struct.pack("<Q", 500) + b"\x00\x00",
+    ]
+
     def idx(sel, dat_size, entries):
         return bytes([sel]) + struct.pack("<Q", dat_size) + b"".join(entries)
 
