@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <numeric>
+#include <random>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -218,6 +220,39 @@ Status EcExport::Assemble(const EcLocated& where, std::span<uint8_t> out) const 
   }
   if (at != out.size()) return Status(Code::kInternal, "EC intervals shorter than the record");
   return Status::Ok();
+}
+
+std::vector<std::string> EcExport::SampleLive(size_t count, uint64_t seed) const {
+  const auto ecx = Bytes(*ecx_);
+  const size_t entry_size = IdxEntrySize(info_.offset_width);
+  const uint64_t entries = ecx.size() / entry_size;
+  std::vector<std::string> out;
+  if (entries == 0 || count == 0) return out;
+  std::mt19937_64 rng(seed);
+  std::vector<uint64_t> order;
+  if (entries <= 4 * count) {  // small volumes: a shuffle of every entry
+    order.resize(entries);
+    std::iota(order.begin(), order.end(), uint64_t{0});
+    std::shuffle(order.begin(), order.end(), rng);
+  } else {
+    std::unordered_set<uint64_t> picked;
+    while (picked.size() < 4 * count)
+      picked.insert(rng() % entries);
+    order.assign(picked.begin(), picked.end());
+    std::shuffle(order.begin(), order.end(), rng);
+  }
+  for (uint64_t i : order) {
+    if (out.size() == count) break;
+    const IdxEntry e = DecodeIdxEntry(ecx.data() + i * entry_size, info_.offset_width);
+    const FileId probe{volume_id(), e.needle_id, 0};
+    EcLocated where = Locate(probe);
+    if (where.status != LookupStatus::kOk || !where.missing_shards.empty()) continue;
+    uint8_t header[16];
+    if (where.length < 16 || !Assemble(where, header).ok()) continue;
+    if (LoadBe64(header + 4) != e.needle_id) continue;
+    out.push_back(FormatFileId({volume_id(), e.needle_id, LoadBe32(header)}));
+  }
+  return out;
 }
 
 std::string EcExport::MissingShardsMessage(const EcLocated& where) const {

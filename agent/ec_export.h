@@ -75,6 +75,9 @@ class EcExport {
   // Copies the first out.size() (<= where.length) bytes of a located record from the local
   // shards into `out`. kUnavailable naming the shards when a piece needed is not held here.
   Status Assemble(const EcLocated& where, std::span<uint8_t> out) const;
+  // Up to `count` distinct random live needles whose records this server holds whole, as fids
+  // (cookies read from their headers), in random order; `seed` makes it repeatable.
+  std::vector<std::string> SampleLive(size_t count, uint64_t seed) const;
   // Why a located record cannot be served here: the shards it needs that this server lacks.
   std::string MissingShardsMessage(const EcLocated& where) const;
   // True once if a read of a shard mapping faulted (a shard truncated under us): reopen.

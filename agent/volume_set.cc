@@ -371,6 +371,16 @@ Result<SampleResponse> VolumeSet::Sample(uint32_t vid, size_t count, uint64_t se
   auto map = map_.load();
   auto it = map->volumes.find(vid);
   if (it == map->volumes.end()) {
+    if (auto e = map->ec.find(vid); e != map->ec.end()) {
+      SampleResponse out;
+      out.volume_id = vid;
+      out.generation = e->second->generation();
+      const uint64_t entries = e->second->ecx_entries();
+      const uint64_t deleted = e->second->deleted_since_encoding();
+      out.live_needles = entries > deleted ? entries - deleted : 0;
+      out.fids = e->second->SampleLive(count, seed);
+      return out;
+    }
     return Error(Code::kUnknownVolume, fmt::format("volume {} is not exported here", vid));
   }
   const ExportedVolume& exp = *it->second.exported;

@@ -2,6 +2,7 @@
 // ec.encode` lays them out (volume/ec_volume.h) -> agent (agent/ec_export.h: shards mapped, .ecx
 // searched, .ecj deletions) -> client checked reads over tcp and shared memory -> every byte
 // compared with what was written. No mock: the real agent pieces, UCX on loopback.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -231,6 +232,16 @@ TEST_P(EcReadTest, ApiDescribesEcVolumesAndLookupsSayEc) {
   EXPECT_TRUE(resp.results[0].ec);
   EXPECT_EQ(resp.results[0].address, 0u);
   EXPECT_EQ(resp.results[1].status, LookupStatus::kNotFound);
+  // Benchmarks pick fids by sampling: every needle of the volume, cookies included.
+  auto sampled = agent.volumes().Sample(8, 100, 7);
+  ASSERT_TRUE(sampled) << sampled.error().ToString();
+  EXPECT_EQ(sampled->live_needles, expected.size());
+  std::vector<std::string> got = sampled->fids, want;
+  for (const auto& [fid, e] : expected)
+    want.push_back(fid);
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, want);
+
   // Round trip through the wire form keeps "ec".
   auto back = LookupResponseFromJson(ToJson(resp));
   ASSERT_TRUE(back);
