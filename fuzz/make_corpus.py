@@ -129,6 +129,25 @@ def seeds():
         idx(0x85, 1 << 20, [idx_entry(7, 8, 9, 5), idx_entry(8, 64, 9, 5)]) + b"\x07" * 5,
     ]
 
+    vif = (b'{"files": [], "version": 3, "replication": "", "bytesOffset": 0, '
+           b'"datFileSize": "2590912", "expireAtSec": "0", "readOnly": false, '
+           b'"ecShardConfig": {"dataShards": 10, "parityShards": 4, '
+           b'"encodeTsNs": "1765000000123456789"}, "readOnlyCanDelete": false}')
+    s["fuzz_ec"] = [
+        b"\x00" + vif,
+        b"\x00" + b'{"dat_file_size": 7, "ec_shard_config": {"data_shards": "6", "parity_shards": 3}}',
+        b"\x00" + b'{"BytesOffset": 5, "DestroyTime": 9, "ecShardConfig": {"dataShards": 40}}',
+        b"\x00",
+        # layout: large, small (LE u64), data shards, shard dat size (LE u64), offset, size bytes
+        b"\x01" + struct.pack("<QQB", 99, 9, 9) + struct.pack("<Q", 250)[:7]
+        + struct.pack("<Q", 1995) + b"\x1e\x00",
+        b"\x01" + struct.pack("<QQB", 4095, 511, 5) + struct.pack("<Q", 431104)[:7]
+        + struct.pack("<Q", 2580000) + b"\xff\x07",
+        b"\x02" + b"\x00" + struct.pack("<Q", 5) + idx_entry(9, 8, 1) + idx_entry(5, 16, 2)
+        + idx_entry(1, 24, 0xFFFFFFFF) + b"\x01\x02",
+        b"\x02" + b"\x01" + struct.pack("<Q", 77) + idx_entry(77, 123 << 32, 9, 5),
+    ]
+
     fid = "3,01637037d6"
     s["fuzz_wire"] = [
         b"\x00" + mp({"protocol": 1, "fids": [fid, "3,01637037d6_1"]}),
