@@ -115,22 +115,6 @@ def seeds():
         b"\x02" + needle(3, 6, 5, b"x" * 40, flags=0x80)[:30],  # truncated
     ]
 
-    vif = (b'{"version":3,"replication":"000","datFileSize":"2590912",'
-           b'"ecShardConfig":{"dataShards":10,"parityShards":4,"encodeTsNs":"1733400000000000000"}}')
-    s["fuzz_ec"] = [
-        b"\x00" + vif,
-        b"\x00" + b'{"version":2,"dat_file_size":123,"bytesOffset":5}',
-        b"\x00" + b'{"ecShardConfig":{"dataShards":0,"parityShards":40}}',
-        b"\x00",
-        b"\x01" + struct.pack("<Q", 2) + idx_entry(1, 8, 100) + idx_entry(2, 136, 200)
-        + idx_entry(3, 512, 0xFFFFFFFF),
-        b"\x09" + struct.pack("<Q", 9) + idx_entry(9, 8 << 32, 50, 5) + b"\x01\x02",
-        b"\x02" + bytes([10]) + struct.pack("<H", 64) + bytes([4]) + struct.pack("<I", 5000)
-        + struct.pack("<Q", 1000) + struct.pack("<Q", 3000) + b"\x00\x00",
-        b"\x02" + bytes([3]) + struct.pack("<H", 8) + bytes([2]) + struct.pack("<I", 40)
-        + struct.pack("<Q", 120) + struct.pack("<Q", 500) + b"\x00\x00",
-    ]
-
     def idx(sel, dat_size, entries):
         return bytes([sel]) + struct.pack("<Q", dat_size) + b"".join(entries)
 
@@ -143,6 +127,25 @@ def seeds():
         # selector bit 7: also through the file reader (ReadIdxTail)
         idx(0x84, 4096, [idx_entry(1, 8, 100), idx_entry(2, 136, 200), idx_entry(2, 0, 0)]),
         idx(0x85, 1 << 20, [idx_entry(7, 8, 9, 5), idx_entry(8, 64, 9, 5)]) + b"\x07" * 5,
+    ]
+
+    vif = (b'{"files": [], "version": 3, "replication": "", "bytesOffset": 0, '
+           b'"datFileSize": "2590912", "expireAtSec": "0", "readOnly": false, '
+           b'"ecShardConfig": {"dataShards": 10, "parityShards": 4, '
+           b'"encodeTsNs": "1765000000123456789"}, "readOnlyCanDelete": false}')
+    s["fuzz_ec"] = [
+        b"\x00" + vif,
+        b"\x00" + b'{"dat_file_size": 7, "ec_shard_config": {"data_shards": "6", "parity_shards": 3}}',
+        b"\x00" + b'{"BytesOffset": 5, "DestroyTime": 9, "ecShardConfig": {"dataShards": 40}}',
+        b"\x00",
+        # layout: large, small (LE u64), data shards, shard dat size (LE u64), offset, size bytes
+        b"\x01" + struct.pack("<QQB", 99, 9, 9) + struct.pack("<Q", 250)[:7]
+        + struct.pack("<Q", 1995) + b"\x1e\x00",
+        b"\x01" + struct.pack("<QQB", 4095, 511, 5) + struct.pack("<Q", 431104)[:7]
+        + struct.pack("<Q", 2580000) + b"\xff\x07",
+        b"\x02" + b"\x00" + struct.pack("<Q", 5) + idx_entry(9, 8, 1) + idx_entry(5, 16, 2)
+        + idx_entry(1, 24, 0xFFFFFFFF) + b"\x01\x02",
+        b"\x02" + b"\x01" + struct.pack("<Q", 77) + idx_entry(77, 123 << 32, 9, 5),
     ]
 
     fid = "3,01637037d6"

@@ -21,8 +21,8 @@ SECS=${1:-10}
 BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 CXX=${FUZZ_CXX:-clang++-19}
 JOBS=${FUZZ_JOBS:-$(nproc)}
-read -r -a TARGETS <<<"${FUZZ_TARGETS:-fuzz_file_id fuzz_needle fuzz_idx fuzz_ec fuzz_wire fuzz_jwt \
-fuzz_http_parser fuzz_agent_handler fuzz_read_messages fuzz_tcp_reply}"
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-fuzz_file_id fuzz_needle fuzz_idx fuzz_wire fuzz_jwt \
+fuzz_http_parser fuzz_agent_handler fuzz_read_messages fuzz_tcp_reply fuzz_ec}"
 
 if ! command -v "$CXX" >/dev/null; then
   echo "SKIP: $CXX not found; install clang-19 and libclang-rt-19-dev (scripts/install-deps.sh)" >&2

@@ -148,38 +148,57 @@ Encoded EncodeInto(const fs::path& dat, const fs::path& idx, const fs::path& out
   return e;
 }
 
-// CRC-32C of the files weed's own encoder (erasure_coding.WriteEcFiles with
-// &ECContext{DataShards: d, ParityShards: p} and WriteSortedFileFromIdx, weed module
-// v0.0.0-20261109003541-7506e5f91cd6 with klauspost/reedsolomon v1.14.2) wrote for a copy of
-// ec_1.dat/ec_1.idx named 1.dat/1.idx; every shard file is 1 MiB (one small row).
+// CRC-32C of the files weed's own encoder wrote for a copy of ec_1.dat/ec_1.idx named
+// 1.dat/1.idx (weed module v0.0.0-20261109003541-7506e5f91cd6, klauspost/reedsolomon v1.14.2):
+// with weed's block sizes through erasure_coding.WriteEcFiles(base, &ECContext{DataShards: d,
+// ParityShards: p}) and WriteSortedFileFromIdx (one small row: 1 MiB shards); with small blocks
+// through its unexported generateEcFiles(base, bufferSize, large, small, ctx) (reached with
+// go:linkname, buffer 50 and 256), the call weed's ec_test.go makes, so large rows, the
+// large-to-small switch and a padded last small row are all covered.
+struct WeedEncoding {
+  EcEncodeOptions options;
+  uint64_t shard_size;
+  std::vector<uint32_t> crcs;
+};
 constexpr uint32_t kZeroMiB = 0x14298c12;  // an all-zero 1 MiB shard (no data reached it)
-const std::map<std::pair<uint32_t, uint32_t>, std::vector<uint32_t>> kWeedShardCrcs = {
-    {{10, 4},
+const std::vector<WeedEncoding> kWeedEncodings = {
+    {{.data_shards = 10, .parity_shards = 4},
+     kSmallBlockSize,
      {0x011fc266, 0x52dbe119, 0x4ee5ad9d, kZeroMiB, kZeroMiB, kZeroMiB, kZeroMiB, kZeroMiB,
       kZeroMiB, kZeroMiB, 0x397ceb34, 0xc177a580, 0x5b78ff7c, 0x0245f0c7}},
-    {{6, 3},
+    {{.data_shards = 6, .parity_shards = 3},
+     kSmallBlockSize,
      {0x011fc266, 0x52dbe119, 0x4ee5ad9d, kZeroMiB, kZeroMiB, kZeroMiB, 0x585475f5, 0x515c7705,
       0x874a3de6}},
+    {{.data_shards = 10, .parity_shards = 4, .large_block = 10000, .small_block = 100},
+     259100,  // 25 large rows, 91 small rows
+     {0x5423d1dc, 0x34c47710, 0x5578c022, 0x527cfea4, 0xcbad2fe0, 0xe15dca6b, 0x44eea5e6,
+      0xb9e665e8, 0x425487a0, 0xfccb9f29, 0xec1b7ec5, 0xc02680d8, 0x0441f7e6, 0x5eefeaa7}},
+    {{.data_shards = 6, .parity_shards = 3, .large_block = 4096, .small_block = 512},
+     432128,  // 105 large rows, 4 small rows
+     {0x1b3575b3, 0x8af8825b, 0x599d1742, 0x84f91ba3, 0x096532c0, 0x23ca10c2, 0xc51049e4,
+      0xa31690ef, 0x7fa8d1dc}},
 };
 constexpr uint32_t kWeedEcxCrc = 0x0bcb35d1;
 
 TEST(EcEncode, FixtureMatchesWeedsEncoderByteForByte) {
   SWRDMA_REQUIRE_FIXTURES(fixtures);
-  for (const auto& [ratio, crcs] : kWeedShardCrcs) {
+  for (const WeedEncoding& w : kWeedEncodings) {
+    const EcEncodeOptions& o = w.options;
+    SCOPED_TRACE(::testing::Message() << o.data_shards << "+" << o.parity_shards << " blocks "
+                                      << o.large_block << "/" << o.small_block);
     testing::TempDir out("ec-encode-weed");
-    const EcEncodeOptions o{.data_shards = ratio.first, .parity_shards = ratio.second};
     const Encoded e = EncodeInto(fixtures / "ec_1.dat", fixtures / "ec_1.idx", out.path(), o);
-    ASSERT_EQ(e.shards.size(), crcs.size());
-    for (size_t i = 0; i < crcs.size(); ++i) {
-      EXPECT_EQ(e.shards[i].size(), kSmallBlockSize) << "shard " << i;
-      EXPECT_EQ(Crc32c(e.shards[i]), crcs[i])
-          << ratio.first << "+" << ratio.second << " shard " << i;
+    ASSERT_EQ(e.shards.size(), w.crcs.size());
+    for (size_t i = 0; i < w.crcs.size(); ++i) {
+      EXPECT_EQ(e.shards[i].size(), w.shard_size) << "shard " << i;
+      EXPECT_EQ(Crc32c(e.shards[i]), w.crcs[i]) << "shard " << i;
     }
     EXPECT_EQ(Crc32c(e.ecx), kWeedEcxCrc);
     EXPECT_EQ(e.info.version, 3);
     EXPECT_EQ(e.info.dat_file_size, fs::file_size(fixtures / "ec_1.dat"));
-    EXPECT_EQ(e.info.data_shards, ratio.first);
-    EXPECT_EQ(e.info.parity_shards, ratio.second);
+    EXPECT_EQ(e.info.data_shards, o.data_shards);
+    EXPECT_EQ(e.info.parity_shards, o.parity_shards);
   }
 }
 

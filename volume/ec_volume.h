@@ -50,7 +50,10 @@ struct ShardInterval {
 
 // The pieces of `.dat` bytes [dat_offset, dat_offset + size), in order, as weed's LocateData +
 // Interval.ToShardIdAndOffset compute them (generalised to `layout.data_shards`; weed's default
-// is 10). Empty for size 0.
+// is 10). Empty for size 0 or a layout with a zero block size or shard count.
+// Note: weed's reader hard-codes 10 data shards (ec_locate.go DataShardsCount) while its encoder
+// uses the volume's ratio, so for custom ratios weed reads the wrong places; we follow the
+// encoder, i.e. where the bytes really are.
 std::vector<ShardInterval> LocateData(const Layout& layout, uint64_t dat_offset, uint64_t size);
 
 // What `<base>.vif` says about an EC volume. Absent or empty `.vif`: the defaults (version 3,
@@ -91,6 +94,9 @@ struct EcDiscoveryReport {
 
 // Lists the EC volumes in `dir`: every `[<collection>_]<vid>.ecx` with the shard files beside it.
 // An `.ecx` with no shard file here is listed (shards may all be elsewhere) with no shards.
+// Warnings (not errors): names that are not volume names, a second `.ecx` with a volume id seen
+// already (the first in name order wins), shard files `.ec32` and up, and shard files with no
+// `.ecx` here (weed may keep the index in another directory, -dir.idx).
 Result<EcDiscoveryReport> DiscoverEcVolumes(const std::filesystem::path& dir);
 
 // Binary search of a sorted `.ecx` image (whole entries; a damaged tail is ignored). The entry
