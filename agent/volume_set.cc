@@ -185,6 +185,7 @@ void VolumeSet::ScanEc(const VolumeMap& old_map, VolumeMap& next, ScanReport& re
   // Shards of one volume may sit on several disks of this server (weed's multi-disk layout):
   // their shard lists are merged; the first .ecx found serves the index.
   std::map<uint32_t, ec::EcVolumeFiles> found;
+  std::vector<ec::EcVolumeFiles> without_ecx;
   for (const auto& dir : options_.dirs) {
     auto d = ec::DiscoverEcVolumes(dir);
     if (!d) {
@@ -197,6 +198,18 @@ void VolumeSet::ScanEc(const VolumeMap& old_map, VolumeMap& next, ScanReport& re
       auto [it, inserted] = found.emplace(v.volume_id, v);
       if (!inserted) it->second.shards.merge(v.shards);
     }
+    for (auto& v : d->without_ecx)
+      without_ecx.push_back(std::move(v));
+  }
+  for (auto& v : without_ecx) {
+    if (auto it = found.find(v.volume_id); it != found.end()) {
+      it->second.shards.merge(v.shards);
+      continue;
+    }
+    report.messages.push_back(fmt::format(
+        "EC volume {}: {} shard file(s) (e.g. {}) but no .ecx in any --dir; not "
+        "served (give the agent the directory holding {}.ecx)",
+        v.volume_id, v.shards.size(), v.shards.begin()->second.string(), v.base_name()));
   }
   for (auto& [vid, files] : found) {
     if (next.volumes.contains(vid)) {

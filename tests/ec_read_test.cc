@@ -319,6 +319,36 @@ TEST_P(EcReadTest, DamagedEcFilesAreRefusedNeverServed) {
   EXPECT_GT(ok, 0u);
 }
 
+// weed's multi-disk servers: shards of one volume on several disks, the .ecx/.ecj/.vif on one.
+// The agent, given every disk, serves the volume from all its shards.
+TEST_P(EcReadTest, ShardsSpreadOverDisksOfOneServerAreMerged) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "src");
+  fs::create_directories(tmp / "disk1");
+  fs::create_directories(tmp / "disk2");
+  fs::create_directories(tmp / "disk3");
+  testing::ExpectedNeedles expected;
+  EncodeGenerated(tmp / "src", tmp / "disk1", 13, 40, 50 * 1024, 150 * 1024, 26, expected, 0);
+  for (uint32_t shard : {1u, 2u, 3u, 10u})
+    fs::rename(tmp / "disk1" / ("13" + ec::ShardExtension(shard)),
+               tmp / "disk2" / ("13" + ec::ShardExtension(shard)));
+  // Another volume's shards with no .ecx anywhere: reported, not served.
+  fs::copy_file(tmp / "disk1/13.ec00", tmp / "disk3/14.ec00");
+  testing::InProcessAgent agent({tmp / "disk1", tmp / "disk2", tmp / "disk3"}, tmp / "index");
+  EXPECT_EQ(agent.report().ec_volumes, 1u);
+  std::string all;
+  for (const auto& m : agent.report().messages)
+    all += m + "\n";
+  EXPECT_NE(all.find("EC volume 14"), std::string::npos) << all;
+  auto c = client::Client::Connect(ClientFor(agent));
+  ASSERT_TRUE(c) << c.error().ToString();
+  EXPECT_EQ(ReadAll(**c, expected), expected.size());
+  auto list = (*c)->Volumes();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->volumes.size(), 1u);
+  EXPECT_EQ(list->volumes[0].ec_shards.size(), 14u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, EcReadTest, ::testing::Values("tcp", "posix,sysv,cma"),
                          [](const auto& info) { return info.param == "tcp" ? "tcp" : "shm"; });
 

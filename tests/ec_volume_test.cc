@@ -301,7 +301,7 @@ TEST(EcDiscovery, FindsEcxWithItsShards) {
   Touch(dir / "7.ec100");      // junk
   Touch(dir / "7.ec32");       // beyond 32 shards: warned
   Touch(dir / "x_y.ecx");      // not a volume name: warned
-  Touch(dir / "11.ec01");      // shards without an .ecx: warned
+  Touch(dir / "11.ec01");      // shards without an .ecx: listed apart
   Touch(dir / "12.dat");       // a normal volume: not ours
   Touch(dir / "other_7.ecx");  // same id in another collection: duplicate, warned
   std::filesystem::create_directory(dir / "8.ecx");  // a directory: ignored
@@ -335,9 +335,13 @@ TEST(EcDiscovery, FindsEcxWithItsShards) {
   };
   EXPECT_TRUE(warned("7.ec32"));
   EXPECT_TRUE(warned("x_y.ecx"));
-  EXPECT_TRUE(warned("shard file(s) of 11"));
   EXPECT_TRUE(warned("duplicate volume id 7"));
-  EXPECT_EQ(report->warnings.size(), 4u);
+  EXPECT_EQ(report->warnings.size(), 3u);
+  ASSERT_EQ(report->without_ecx.size(), 1u);
+  EXPECT_EQ(report->without_ecx[0].volume_id, 11u);
+  EXPECT_TRUE(report->without_ecx[0].ecx.empty());
+  EXPECT_EQ(report->without_ecx[0].shards,
+            (std::map<uint32_t, std::filesystem::path>{{1, dir / "11.ec01"}}));
 }
 
 TEST(EcDiscovery, MissingDirectoryIsIoError) {

@@ -237,14 +237,22 @@ Result<EcDiscoveryReport> DiscoverEcVolumes(const fs::path& dir) {
                                             ecx.string(), v.volume_id, pos->second.ecx.string()));
     }
   }
-  // Shards whose .ecx is elsewhere (weed allows the index on another disk, -dir.idx): not
-  // servable from this directory alone, but worth saying.
-  for (const auto& [base, shards] : shards_by_base) {
+  // Shards whose .ecx is elsewhere (weed keeps the index on one disk of a server, or in
+  // -dir.idx): listed apart, for a caller scanning several directories to merge.
+  for (auto& [base, shards] : shards_by_base) {
     if (shards.empty()) continue;
-    report.warnings.push_back(fmt::format(
-        "ignoring {} shard file(s) of {} in {}: no {}.ecx beside them (the index may be in "
-        "another directory)",
-        shards.size(), base, dir.string(), base));
+    auto parsed = ParseVolumeBaseName(base);
+    if (!parsed) {
+      report.warnings.push_back(fmt::format(
+          "ignoring {} shard file(s) of {} in {}: name is not [<collection>_]<volume id>",
+          shards.size(), base, dir.string()));
+      continue;
+    }
+    EcVolumeFiles v;
+    v.collection = std::move(parsed->first);
+    v.volume_id = parsed->second;
+    v.shards = std::move(shards);
+    report.without_ecx.push_back(std::move(v));
   }
   report.volumes.reserve(by_id.size());
   for (auto& [id, v] : by_id)

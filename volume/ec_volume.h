@@ -89,6 +89,10 @@ struct EcVolumeFiles {
 
 struct EcDiscoveryReport {
   std::vector<EcVolumeFiles> volumes;  // sorted by volume id; only those with an .ecx
+  // Shard files with no `.ecx` beside them (its `ecx` empty): weed keeps one index per server,
+  // on one of its disks (or in -dir.idx); a caller scanning several directories merges these
+  // into the volume whose `.ecx` it found elsewhere.
+  std::vector<EcVolumeFiles> without_ecx;
   std::vector<std::string> warnings;
 };
 
