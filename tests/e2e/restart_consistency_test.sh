@@ -128,8 +128,10 @@ t=$(scan_total c.log 2)
 e2e_sigterm_agent
 
 # ---- D: a big tail appended to volume 1; kill after its first batch landed -------------------
-e2e_t "$CHAOS" append --dir "$D" --vid 1 --manifest tail.tsv --count "$TAIL" --min-size 1 \
-  --max-size 16 --gzip-fraction 0 --seed 7 2>/dev/null || e2e_fail "appending the tail failed"
+# Up to 10 min: 600,000 appends take ~20 s optimized but over 90 s in the Debug ASan build.
+E2E_CMD_TIMEOUT=600 e2e_t "$CHAOS" append --dir "$D" --vid 1 --manifest tail.tsv --count "$TAIL" \
+  --min-size 1 --max-size 16 --gzip-fraction 0 --seed 7 2>append.err ||
+  e2e_fail "appending the tail failed (rc $?, 124 = timed out): $(tail -n 3 append.err)"
 kill_when d.log "volume 1: write [1-9][0-9]*/$TAIL entries"
 done_before_kill=$(grep -oE "volume 1: write [0-9]+/$TAIL" d.log | sed -E 's/.* ([0-9]+)\/.*/\1/' |
   sort -n | tail -n1)
