@@ -81,14 +81,7 @@ Result<std::shared_ptr<const EcExport>> EcExport::Open(const ec::EcVolumeFiles& 
     e->shards_[shard].emplace(std::move(m));
     any_shard_size = std::max(any_shard_size, st.size);
   }
-  e->layout_.data_shards = e->info_.data_shards;
-  if (e->info_.dat_file_size > 0) {
-    e->layout_.shard_dat_size = e->info_.dat_file_size / e->info_.data_shards;
-  } else if (any_shard_size > 0) {
-    // As weed for volumes encoded before .vif carried datFileSize: a shard's size minus one (a
-    // shard that is an exact multiple of the large block holds small rows after all).
-    e->layout_.shard_dat_size = any_shard_size - 1;
-  }
+  e->layout_ = ec::LayoutOf(e->info_, any_shard_size);
   if (auto read = e->RefreshDeletions(); !read) return Error(read.error());
   return std::shared_ptr<const EcExport>(std::move(e));
 }

@@ -13,6 +13,7 @@
 #include "tests/test_util.h"
 #include "volume/ec_codec.h"
 #include "volume/ec_volume.h"
+#include "volume/volume_generator.h"
 #include "volume/volume_writer.h"
 
 namespace swrdma::ec {
@@ -170,11 +171,19 @@ const std::vector<WeedEncoding> kWeedEncodings = {
      kSmallBlockSize,
      {0x011fc266, 0x52dbe119, 0x4ee5ad9d, kZeroMiB, kZeroMiB, kZeroMiB, 0x585475f5, 0x515c7705,
       0x874a3de6}},
-    {{.data_shards = 10, .parity_shards = 4, .large_block = 10000, .small_block = 100},
+    {{.data_shards = 10,
+      .parity_shards = 4,
+      .large_block = 10000,
+      .small_block = 100,
+      .uniform = false},
      259100,  // 25 large rows, 91 small rows
      {0x5423d1dc, 0x34c47710, 0x5578c022, 0x527cfea4, 0xcbad2fe0, 0xe15dca6b, 0x44eea5e6,
       0xb9e665e8, 0x425487a0, 0xfccb9f29, 0xec1b7ec5, 0xc02680d8, 0x0441f7e6, 0x5eefeaa7}},
-    {{.data_shards = 6, .parity_shards = 3, .large_block = 4096, .small_block = 512},
+    {{.data_shards = 6,
+      .parity_shards = 3,
+      .large_block = 4096,
+      .small_block = 512,
+      .uniform = false},
      432128,  // 105 large rows, 4 small rows
      {0x1b3575b3, 0x8af8825b, 0x599d1742, 0x84f91ba3, 0x096532c0, 0x23ca10c2, 0xc51049e4,
       0xa31690ef, 0x7fa8d1dc}},
@@ -291,13 +300,61 @@ void CheckRoundTrip(const fs::path& dat_path, const fs::path& idx_path, const Ec
   EXPECT_EQ(work, e.shards);
 }
 
+// weed's uniform layout (its encoder since late 2026, found by the real-SeaweedFS EC phase): one
+// block of UniformBlockSize per shard, so shard i is simply .dat[i*B, (i+1)*B), zero-padded, and
+// the .vif says blockSize. Over 10 MiB this differs from the two-tier layout.
+TEST(EcEncode, UniformLayoutIsOneBlockPerShardAsWeedWritesIt) {
+  testing::TempDir src("ec-uniform-src");
+  GenerateOptions g;
+  g.dir = src.path();
+  g.volume_id = 21;
+  g.needles = 40;
+  g.min_size = 300 * 1024;
+  g.max_size = 700 * 1024;
+  g.seed = 5;
+  auto gen = GenerateVolume(g, {});
+  ASSERT_TRUE(gen) << gen.error().ToString();
+  const std::vector<uint8_t> dat = ReadAll(gen->dat);
+  ASSERT_GT(dat.size(), uint64_t{10} << 20);
+  const uint64_t b = UniformBlockSize(dat.size(), 10);
+  EXPECT_EQ(b % kSmallBlockSize, 0u);
+  EXPECT_GE(b * 10, dat.size());
+  EXPECT_LT(b * 10, dat.size() + 10 * kSmallBlockSize);
+  testing::TempDir out("ec-uniform");
+  const Encoded e = EncodeInto(gen->dat, gen->idx, out.path(), {});
+  EXPECT_EQ(e.info.block_size, b);
+  for (uint32_t i = 0; i < 10; ++i) {
+    ASSERT_EQ(e.shards[i].size(), b) << "shard " << i;
+    std::vector<uint8_t> want(b, 0);
+    if (i * b < dat.size()) {
+      const uint64_t n = std::min<uint64_t>(b, dat.size() - i * b);
+      std::copy_n(dat.begin() + static_cast<std::ptrdiff_t>(i * b), n, want.begin());
+    }
+    EXPECT_EQ(e.shards[i], want) << "shard " << i;
+  }
+  const Layout layout = LayoutOf(e.info, 0);
+  EXPECT_EQ(layout.large_block, b);
+  EXPECT_EQ(layout.small_block, b);
+  ASSERT_EQ(ReadThroughShards(e, layout, 0, dat.size()), dat);
+  // The legacy layout would place the second MiB on shard 1: not where the bytes are.
+  Layout legacy = layout;
+  legacy.large_block = kLargeBlockSize;
+  legacy.small_block = kSmallBlockSize;
+  EXPECT_NE(ReadThroughShards(e, legacy, 0, dat.size()), dat);
+}
+
 TEST(EcEncode, FixtureRoundTripAcrossEveryBoundary) {
   SWRDMA_REQUIRE_FIXTURES(fixtures);
   const fs::path dat = fixtures / "ec_1.dat", idx = fixtures / "ec_1.idx";
   // 2.5 MB: 25 large rows of 10 x 10000, then 91 small rows of 10 x 100 (the last padded).
-  CheckRoundTrip(dat, idx, {.large_block = 10000, .small_block = 100}, NeedleVersion::kV3);
+  CheckRoundTrip(dat, idx, {.large_block = 10000, .small_block = 100, .uniform = false},
+                 NeedleVersion::kV3);
   CheckRoundTrip(dat, idx,
-                 {.data_shards = 6, .parity_shards = 3, .large_block = 4096, .small_block = 512},
+                 {.data_shards = 6,
+                  .parity_shards = 3,
+                  .large_block = 4096,
+                  .small_block = 512,
+                  .uniform = false},
                  NeedleVersion::kV3);
   CheckRoundTrip(dat, idx, {}, NeedleVersion::kV3);  // weed's sizes: one small row
 }
@@ -330,7 +387,8 @@ TEST(EcEncode, GeneratedVolumeWithDeletionsAndOverwrites) {
     live = writer->live_needles();
   }  // closes the volume
 
-  const EcEncodeOptions o{.large_block = 2000, .small_block = 64, .offset_width = OffsetWidth::k5};
+  const EcEncodeOptions o{
+      .large_block = 2000, .small_block = 64, .uniform = false, .offset_width = OffsetWidth::k5};
   CheckRoundTrip(files.dat, files.idx, o, NeedleVersion::kV3);
 
   testing::TempDir out("ec-generated-out");

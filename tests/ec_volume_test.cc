@@ -209,20 +209,43 @@ TEST(EcVolumeInfo, MissingFieldsAndEmptyTextAreDefaults) {
   EXPECT_EQ(odd->offset_width, OffsetWidth::k5);  // neither 4 nor 5: the fallback
 }
 
-TEST(EcVolumeInfo, InvalidShardCountsFallBackToTenPlusFour) {
+// As weed's NewEcVolume (late 2026): a config that is present but impossible is refused (the
+// defaults would read the shards at the wrong offsets); only an absent config means 10+4.
+TEST(EcVolumeInfo, ImpossibleShardCountsOrBlockSizesAreRefused) {
   for (const char* config :
        {R"({"dataShards": 0, "parityShards": 4})", R"({"dataShards": 10, "parityShards": 0})",
-        R"({"dataShards": 10})", R"({"dataShards": 28, "parityShards": 5})", R"({})"}) {
+        R"({"dataShards": 10})", R"({"dataShards": 28, "parityShards": 5})", R"({})",
+        R"({"dataShards": 10, "parityShards": 4, "blockSize": "-1048576"})",
+        R"({"dataShards": 10, "parityShards": 4, "blockSize": 1000})"}) {
     const std::string text = std::string(R"({"ecShardConfig": )") + config + "}";
     const auto info = ParseEcVolumeInfo(text, OffsetWidth::k4);
-    ASSERT_TRUE(info) << text;
-    EXPECT_EQ(info->data_shards, 10u) << text;
-    EXPECT_EQ(info->parity_shards, 4u) << text;
+    ASSERT_FALSE(info) << text;
+    EXPECT_EQ(info.error().code(), Code::kCorruption) << text;
   }
+  const auto none = ParseEcVolumeInfo(R"({"version": 3})", OffsetWidth::k4);
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->data_shards, 10u);
+  EXPECT_EQ(none->parity_shards, 4u);
+  EXPECT_EQ(none->block_size, 0u);
   const auto max = ParseEcVolumeInfo(R"({"ecShardConfig": {"dataShards": 28, "parityShards": 4}})",
                                      OffsetWidth::k4);
   ASSERT_TRUE(max);
   EXPECT_EQ(max->data_shards, 28u);  // 32 in all is allowed
+  // What weed writes since late 2026: the uniform layout's block size, as a string.
+  const auto uniform = ParseEcVolumeInfo(
+      R"({"datFileSize": "22000000", "ecShardConfig": {"dataShards": 10, "parityShards": 4,
+          "blockSize": "3145728"}})",
+      OffsetWidth::k4);
+  ASSERT_TRUE(uniform) << uniform.error().ToString();
+  EXPECT_EQ(uniform->block_size, 3u << 20);
+  const Layout l = LayoutOf(*uniform, 0);
+  EXPECT_EQ(l.large_block, 3u << 20);
+  EXPECT_EQ(l.small_block, 3u << 20);
+  EXPECT_EQ(l.shard_dat_size, 2'200'000u);
+  EXPECT_EQ(UniformBlockSize(22'000'000, 10), 3u << 20);  // weed chose 3 MiB for 22 MB
+  EXPECT_EQ(UniformBlockSize(8'400'000, 10), 1u << 20);
+  EXPECT_EQ(UniformBlockSize(106'000'000, 10), 11u << 20);
+  EXPECT_EQ(UniformBlockSize(0, 10), 1u << 20);
 }
 
 TEST(EcVolumeInfo, GarbageIsCorruption) {

@@ -18,9 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include "client/agent_http.h"
-#include "client/filer_manifest.h"
-#include "client/needle_cache.h"
-#include "client/sidecar.h"
+#include "sidecar/filer_manifest.h"
+#include "sidecar/needle_cache.h"
+#include "sidecar/sidecar.h"
 #include "protocol/file_id.h"
 #include "protocol/jwt.h"
 #include "tests/generated_volume.h"

@@ -118,6 +118,7 @@ std::string VolumeInfoJson(NeedleVersion version, uint64_t dat_size, const EcEnc
   j["ecShardConfig"] = {{"dataShards", o.data_shards},
                         {"parityShards", o.parity_shards},
                         {"encodeTsNs", std::to_string(o.encode_ts_ns)}};
+  if (o.uniform) j["ecShardConfig"]["blockSize"] = std::to_string(o.large_block);
   j["readOnlyCanDelete"] = false;
   return j.dump(2) + "\n";
 }
@@ -202,9 +203,15 @@ Status Encode(const fs::path& dat_path, const fs::path& idx, const fs::path& out
         fmt::format("{}: not a SeaweedFS volume (superblock)", dat_path.string()));
   }
 
-  SWRDMA_RETURN_IF_ERROR(WriteShards(dat.get(), dat_size, dat_path, shard_paths, codec, o));
+  // weed's WriteEcFiles: the uniform layout is the two-tier one with both blocks set to the
+  // block size this .dat gets (one stat, recorded with datFileSize in the .vif).
+  EcEncodeOptions layout = o;
+  if (o.uniform) {
+    layout.large_block = layout.small_block = UniformBlockSize(dat_size, o.data_shards);
+  }
+  SWRDMA_RETURN_IF_ERROR(WriteShards(dat.get(), dat_size, dat_path, shard_paths, codec, layout));
   SWRDMA_RETURN_IF_ERROR(WriteWholeFile(fs::path(out_base).concat(".ecj"), {}));
-  const std::string vif = VolumeInfoJson(superblock->version, dat_size, o);
+  const std::string vif = VolumeInfoJson(superblock->version, dat_size, layout);
   return WriteWholeFile(fs::path(out_base).concat(".vif"),
                         std::span(reinterpret_cast<const uint8_t*>(vif.data()), vif.size()));
 }

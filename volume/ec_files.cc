@@ -151,15 +151,51 @@ Result<EcVolumeInfo> ParseEcVolumeInfo(std::string_view text, OffsetWidth fallba
                             UnsignedField(*config, {"parityShards", "parity_shards"}, UINT32_MAX));
     SWRDMA_ASSIGN_OR_RETURN(const std::optional<int64_t> ts,
                             SignedField(*config, {"encodeTsNs", "encode_ts_ns"}));
+    SWRDMA_ASSIGN_OR_RETURN(const std::optional<int64_t> block,
+                            SignedField(*config, {"blockSize", "block_size"}));
     const uint64_t d = data.value_or(0), p = parity.value_or(0);
-    // As weed's NewEcVolume: an unusable ratio falls back to 10+4 rather than failing the load.
-    if (d > 0 && p > 0 && d + p <= kMaxShards) {
-      info.data_shards = static_cast<uint32_t>(d);
-      info.parity_shards = static_cast<uint32_t>(p);
+    // As weed's NewEcVolume (late 2026): a present config with an impossible ratio or block size
+    // is refused: the defaults would read the shards with the wrong offsets.
+    if (d == 0 || p == 0 || d + p > kMaxShards) {
+      return Error(Code::kCorruption,
+                   fmt::format(".vif records EC shard counts {}+{}: impossible (at least one "
+                               "of each, at most {} in all); fix or remove the .vif",
+                               d, p, kMaxShards));
     }
+    const int64_t b = block.value_or(0);
+    if (b < 0 || b % static_cast<int64_t>(kSmallBlockSize) != 0) {
+      return Error(Code::kCorruption,
+                   fmt::format(".vif records EC blockSize {}: expected 0 (legacy layout) or a "
+                               "multiple of {}; fix or remove the .vif",
+                               b, kSmallBlockSize));
+    }
+    info.data_shards = static_cast<uint32_t>(d);
+    info.parity_shards = static_cast<uint32_t>(p);
+    info.block_size = static_cast<uint64_t>(b);
     info.encode_ts_ns = ts.value_or(0);
   }
   return info;
+}
+
+uint64_t UniformBlockSize(uint64_t dat_size, uint32_t data_shards) {
+  if (data_shards == 0) return kSmallBlockSize;
+  const uint64_t per_shard = (dat_size + data_shards - 1) / data_shards;
+  const uint64_t blocks = (per_shard + kSmallBlockSize - 1) / kSmallBlockSize;
+  return std::max<uint64_t>(blocks, 1) * kSmallBlockSize;
+}
+
+Layout LayoutOf(const EcVolumeInfo& info, uint64_t any_shard_size) {
+  Layout l;
+  l.data_shards = info.data_shards;
+  if (info.block_size > 0) l.large_block = l.small_block = info.block_size;
+  if (info.dat_file_size > 0) {
+    l.shard_dat_size = info.dat_file_size / info.data_shards;
+  } else if (any_shard_size > 0) {
+    // weed for volumes encoded before .vif carried datFileSize: a shard's size minus one (a
+    // shard that is an exact multiple of the large block holds small rows after all).
+    l.shard_dat_size = any_shard_size - 1;
+  }
+  return l;
 }
 
 std::string EcVolumeFiles::base_name() const {

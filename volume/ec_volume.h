@@ -66,11 +66,25 @@ struct EcVolumeInfo {
   OffsetWidth offset_width = OffsetWidth::k4;
   uint64_t expire_at_sec = 0;
   int64_t encode_ts_ns = 0;
+  // ecShardConfig.blockSize (weed since late 2026): > 0 selects the uniform layout, one block of
+  // this many bytes per shard (a multiple of 1 MiB); 0 is the legacy 1 GiB / 1 MiB layout.
+  uint64_t block_size = 0;
 };
 
+// The per-shard block of weed's uniform layout for a `.dat` of `dat_size` bytes:
+// ceil(dat_size / data_shards) rounded up to whole 1 MiB blocks (at least one), weed's
+// UniformBlockSize.
+uint64_t UniformBlockSize(uint64_t dat_size, uint32_t data_shards);
+
+// The layout a volume's `.vif` describes; `any_shard_size` (a local shard file's size, 0 if
+// none) places needles of old volumes whose `.vif` lacks datFileSize, as weed does.
+Layout LayoutOf(const EcVolumeInfo& info, uint64_t any_shard_size);
+
 // Parses the protojson text of a `.vif` (numbers or decimal strings for integer fields, camelCase
-// or proto names; unknown fields are ignored). Invalid shard counts (data or parity 0, or
-// data + parity > kMaxShards) fall back to 10+4 as weed's NewEcVolume does. `bytesOffset` 4 or 5
+// or proto names; unknown fields are ignored). No ecShardConfig: 10+4, legacy layout. A present
+// one with impossible shard counts (data or parity 0, or data + parity > kMaxShards) or a
+// blockSize that is negative or not a multiple of 1 MiB is kCorruption, as weed's NewEcVolume
+// (late 2026) refuses to mount it: defaults would read the wrong offsets. `bytesOffset` 4 or 5
 // sets offset_width; absent, 0 (what weed's ec.encode writes) or anything else leaves
 // `fallback_width`. version absent or 0 stays 3. kCorruption for text that is not a JSON object
 // or has wrongly typed or out-of-range fields (e.g. a negative datFileSize).
@@ -131,6 +145,10 @@ struct EcEncodeOptions {
   uint32_t parity_shards = kDefaultParityShards;
   uint64_t large_block = kLargeBlockSize;  // smaller values: tests of block boundaries only
   uint64_t small_block = kSmallBlockSize;
+  // As weed encodes since late 2026: one block of UniformBlockSize per shard, recorded in the
+  // .vif as ecShardConfig.blockSize (large_block/small_block are then unused). false: the
+  // legacy two-tier layout with the block sizes above, no blockSize in the .vif.
+  bool uniform = true;
   OffsetWidth offset_width = OffsetWidth::k4;
   int64_t encode_ts_ns = 0;  // the .vif's ecShardConfig.encodeTsNs (weed: the encode time)
 };

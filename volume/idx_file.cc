@@ -96,7 +96,7 @@ Result<IdxScanStats> ScanIdxFile(const std::filesystem::path& path, OffsetWidth 
                                              "and is readable",
                                              path.string(), std::strerror(errno)));
   }
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd.get(), &st) != 0) {
     return Error(Code::kIOError, fmt::format("stat {}: {}", path.string(), std::strerror(errno)));
   }

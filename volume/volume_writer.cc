@@ -61,7 +61,7 @@ Status ReadFull(int fd, std::span<uint8_t> out, uint64_t offset,
 }
 
 Result<uint64_t> FileSize(int fd, const std::filesystem::path& path) {
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd, &st) != 0) {
     return Error(Code::kIOError, fmt::format("stat {}: {}", path.string(), Errno()));
   }
