@@ -86,10 +86,10 @@ struct LookupResult {
   uint64_t length = 0;   // record length including padding
   uint32_t size = 0;     // needle size from the index (header size field)
   uint8_t version = 0;   // needle version, in push answers (0: not sent; see the volume)
+  std::string error;     // for anything but ok: what is wrong, for humans
   // The needle is in an erasure-coded volume (field "ec", sent only when true): there is no
   // address; read it with a checked read (the agent assembles it from its shards).
   bool ec = false;
-  std::string error;  // for anything but ok: what is wrong, for humans
 };
 
 // Where the agent's time went for one lookup, in microseconds; sent only when the request asked

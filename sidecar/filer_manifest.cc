@@ -1,4 +1,4 @@
-#include "client/filer_manifest.h"
+#include "sidecar/filer_manifest.h"
 
 #include <optional>
 

@@ -1,4 +1,4 @@
-#include "client/needle_cache.h"
+#include "sidecar/needle_cache.h"
 
 namespace swrdma::client {
 

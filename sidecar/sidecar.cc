@@ -1,4 +1,4 @@
-#include "client/sidecar.h"
+#include "sidecar/sidecar.h"
 
 #include <charconv>
 #include <chrono>
@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "client/filer_manifest.h"
+#include "sidecar/filer_manifest.h"
 #include "protocol/file_id.h"
 
 namespace swrdma::client {

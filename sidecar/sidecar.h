@@ -16,7 +16,7 @@
 //                   for the end of the file: only ranges ending inside the data are served;
 //                   size 0 is not refused), 404 needle/volume not found or
 //                   deleted, 409 a chunk-manifest needle (flag 0x80, or a filer one:
-//                   client/filer_manifest.h), 403 read token refused, 502 agent unreachable or a
+//                   sidecar/filer_manifest.h), 403 read token refused, 502 agent unreachable or a
 //                   record that failed verification, 503 all clients of the agent busy, 504
 //                   timeout.
 //   DELETE /cleanup -> 200 (no temporary files are ever made; accepted for the mount's sake)
@@ -39,7 +39,7 @@
 
 #include "client/agent_pool.h"
 #include "client/master_lookup.h"
-#include "client/needle_cache.h"
+#include "sidecar/needle_cache.h"
 #include "http/http_server.h"
 #include "protocol/status.h"
 
@@ -53,7 +53,7 @@ struct SidecarOptions {
   ClientOptions client;    // template for every agent's Clients
   int threads = 8;         // reads served at once
   size_t clients_per_agent = 4;
-  // Verified needle data kept for ClientOptions::lookup_cache_ttl (client/needle_cache.h): the
+  // Verified needle data kept for ClientOptions::lookup_cache_ttl (sidecar/needle_cache.h): the
   // mount reads a chunk in pieces, each needing the whole needle. 0: off.
   size_t cache_mb = 256;
 };

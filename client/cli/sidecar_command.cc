@@ -7,7 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "client/cli/command_error.h"
-#include "client/sidecar.h"
+#include "sidecar/sidecar.h"
 #include "http/shutdown_signal.h"
 
 namespace swrdma::cli {

@@ -1,5 +1,5 @@
 // `swrdma sidecar`: the drop-in sidecar for `weed mount -rdma.enabled -rdma.sidecar=HOST:PORT`
-// (client/sidecar.h), in the foreground until SIGTERM/SIGINT.
+// (sidecar/sidecar.h), in the foreground until SIGTERM/SIGINT.
 #pragma once
 
 namespace CLI {
