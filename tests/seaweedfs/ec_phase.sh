@@ -157,13 +157,15 @@ ec_phase() {
     if ((${#differ[@]})); then
       EC_SHARDS_IDENTICAL=false
       for f in "${differ[@]}"; do
-        ec_mismatch "$name" "volume $vid: our $f differs from weed's: $(cmp "$P/ec-ours/$vid$f" \
-          "$D/$vid$f" 2>&1 | head -n1) (sizes $(stat -c %s "$P/ec-ours/$vid$f") vs $(stat -c %s \
-          "$D/$vid$f"); ours in $P/ec-ours, the source in $P/ec-copy)"
+        ec_mismatch "$name" "volume $vid: our $f differs from weed's:" \
+          "$({ cmp "$P/ec-ours/$vid$f" "$D/$vid$f" 2>&1 || true; } | head -n1)" \
+          "(sizes $(stat -c %s "$P/ec-ours/$vid$f") vs $(stat -c %s "$D/$vid$f");" \
+          "ours in $P/ec-ours, the source in $P/ec-copy)"
       done
     else
       e2e_log "[$name] EC: volume $vid: our .ec00..ec13 and .ecx equal weed's byte for byte" \
-        "($(stat -c %s "$D/$vid.ec00") B a shard, .ecx $(stat -c %s "$D/$vid.ecx") B)"
+        "(.dat $(stat -c %s "$P/ec-copy/$vid.dat") B, $(stat -c %s "$D/$vid.ec00") B a shard," \
+        ".ecx $(stat -c %s "$D/$vid.ecx") B)"
     fi
     [[ ! -s "$D/$vid.ecj" ]] || e2e_log "[$name] EC: weed's $vid.ecj is not empty right after ec.encode"
     s=$(jq -cn --slurpfile o "$P/ec-ours/$vid.vif" --slurpfile w "$D/$vid.vif" \
@@ -203,6 +205,12 @@ ec_phase() {
   [[ $mode == jwt ]] && token=$(ec_read_token "$fid")
   [[ -n "$token" ]] && get_args=(--jwt "$token")
   ecj0=$(stat -c %s "$D/${vids[0]}.ecj")
+  local auth=()
+  [[ -n "$token" ]] && auth=(-H "Authorization: Bearer $token")
+  # Only a fid the agent reads before the delete tells whether it follows the .ecj.
+  code=$(e2e_http_code "${auth[@]}" --max-time 10 "$(e2e_url "/$fid")")
+  [[ "$code" == 200 ]] || ec_mismatch "$name" "EC fid $fid: the agent's fallback answers $code" \
+    "before it is deleted (the volume server 200), so the deletion check below proves nothing"
   code=$(e2e_http_code -X DELETE --max-time 30 "http://$VOLUME/$fid")
   [[ "$code" == 202 || "$code" == 200 ]] ||
     e2e_fail "[$name] DELETE http://$VOLUME/$fid (EC volume ${vids[0]}) answered $code, expected 202"
