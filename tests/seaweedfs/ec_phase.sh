@@ -2,8 +2,10 @@
 # shellcheck disable=SC2034  # the EC_* totals are read by seaweedfs_test.sh
 # The erasure-coding phase of seaweedfs_test.sh (sourced, not run): after the mount pass, with a
 # fresh agent on the volume directory, two volumes of the corpus (one holding a needle larger than
-# 1 MiB, so records cross the 1 MiB shard blocks; weed_corpus.py ec-pick) are frozen
-# (volume.mark -readonly), their .dat/.idx copied aside, and erasure-coded by weed itself
+# 1 MiB, so records cross the 1 MiB shard blocks; weed_corpus.py ec-pick; that one then grown by
+# 12 MiB written straight to it, weed_corpus.py ec-fill, so its .dat passes the 10 MiB of one row
+# of 1 MiB blocks) are frozen (volume.mark -readonly), their .dat/.idx copied aside, and
+# erasure-coded by weed itself
 # (`weed shell` lock; ec.encode -volumeIds=A,B -force; unlock: one volume server, so -force). Once
 # the volume server holds .ecx and .ec00..ec13 and no .dat for them and the agent lists them with
 # "ec": true and 14 shards (it follows the change live):
@@ -109,6 +111,9 @@ ec_phase() {
     echo "${vids[*]}"
   )
   EC_VOLUMES=$((EC_VOLUMES + ${#vids[@]}))
+  e2e_t python3 "$PY" ec-fill --master "$MASTER" --volume "$VOLUME" --vid "${vids[0]}" \
+    --out "$P/corpus.jsonl" ||
+    e2e_fail "[$name] writing the EC filler needles to volume ${vids[0]} failed (see above)"
 
   # Frozen first, so the copies are exactly what ec.encode encodes (the filer keeps writing).
   local marks=()

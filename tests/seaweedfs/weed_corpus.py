@@ -6,6 +6,7 @@
   weed_corpus.py compare --master HOST:PORT --agent HOST:PORT --cli SWRDMA --corpus corpus.jsonl
                          --filer HOST:PORT --report report.txt [--jwt] [--volumes 3,5]
   weed_corpus.py ec-pick --master HOST:PORT --corpus corpus.jsonl --dir VOLUME_DIR
+  weed_corpus.py ec-fill --master HOST:PORT --volume HOST:PORT --vid N --out corpus.jsonl
 
 `write` appends one JSON line per fid to the corpus: {"fid", "what", ...}. Everything goes
 through SeaweedFS's own HTTP APIs (master /dir/assign, volume server POST, filer POST).
@@ -15,7 +16,8 @@ difference to the report and a JSON summary on stdout. With --jwt, tokens are ta
 master (/dir/lookup?fileId=FID&read=yes, the Authorization header) as clients do, and reads
 without a token are compared too; --volumes limits it to the fids of those volumes (no probes
 then but a wrong cookie in each). `ec-pick` chooses the volumes the EC phase of
-seaweedfs_test.sh erasure-codes (see pick_ec_volumes). Only the standard library is used.
+seaweedfs_test.sh erasure-codes (see pick_ec_volumes); `ec-fill` grows one of them past a row of
+shard blocks (see fill_ec_volume). Only the standard library is used.
 """
 import argparse
 import gzip
@@ -298,6 +300,20 @@ def pick_ec_volumes(corpus, vdir):
         print(vid, n, biggest)
 
 
+def fill_ec_volume(master, volume, vid, out):
+    """Writes four needles of 3 MiB + 17 B straight to volume VID (fids with keys 0xec0001..,
+    which the master's sequence never reaches soon), so its .dat grows by 12 MiB: past the 10 MiB
+    of one row of 1 MiB blocks over 10 data shards, one of them crossing the row boundary. Recorded
+    in the corpus like the other fids."""
+    w = Writer(master, None, 9, out)
+    for i in range(1, 5):
+        fid = f"{vid},{0xec0000 + i:x}{0x5eed0000 + i:08x}"
+        data = w.binary(3 * (1 << 20) + 17)
+        w.upload(volume, fid, data, f"ecfill{i}.bin", "application/octet-stream")
+        w.record(fid, f"ec filler {len(data)} B", size=len(data))
+    log(f"volume {vid}: wrote {w.count} EC filler needles")
+
+
 _LOOKUP = {}
 
 
@@ -487,7 +503,7 @@ class Comparer:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["write", "delete", "compare", "ec-pick"])
+    ap.add_argument("cmd", choices=["write", "delete", "compare", "ec-pick", "ec-fill"])
     ap.add_argument("--master", required=True)
     ap.add_argument("--filer")
     ap.add_argument("--volume")
@@ -500,6 +516,7 @@ def main():
     ap.add_argument("--jwt", action="store_true")
     ap.add_argument("--volumes", help="compare: only the fids of these volume ids (3,5)")
     ap.add_argument("--dir", help="ec-pick: the volume server's directory")
+    ap.add_argument("--vid", type=int, help="ec-fill: the volume to grow")
     a = ap.parse_args()
     if a.cmd == "write":
         Writer(a.master, a.filer, a.phase, a.out).write_all()
@@ -507,6 +524,8 @@ def main():
         delete_some(a.master, a.corpus)
     elif a.cmd == "ec-pick":
         pick_ec_volumes(a.corpus, a.dir)
+    elif a.cmd == "ec-fill":
+        fill_ec_volume(a.master, a.volume, a.vid, a.out)
     else:
         print(json.dumps(Comparer(a).run()))
 
