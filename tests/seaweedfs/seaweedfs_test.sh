@@ -29,9 +29,9 @@
 # whole) and compared with the filer's bytes, the sidecar's counters checked (reads went over
 # RDMA), and again through a fresh mount with the agent stopped (the mount falls back to HTTP);
 # see mount_pass.sh for which weed mounts and what happens without /dev/fuse.
-# Then, in each pass, erasure coding (ec_phase.sh; about 20 s a pass): with a fresh agent, weed's
+# Then, in each pass, erasure coding (ec_phase.sh; about 5 s a pass): with a fresh agent, weed's
 # own `ec.encode` of two corpus volumes (one with a needle over 1 MiB, so records cross shard
-# blocks), followed live by the agent; our encoder (swrdma-ec-encode, $SWRDMA_EC_ENCODE) on copies
+# blocks, grown by 12 MiB past one row of ten 1 MiB blocks), followed live by the agent; our encoder (swrdma-ec-encode, $SWRDMA_EC_ENCODE) on copies
 # of their .dat/.idx must produce weed's .ec00..ec13 and .ecx byte for byte; every corpus fid of
 # them compared three ways again (now read from the shards); one of them deleted through weed
 # (journalled in the .ecj): the agent must answer 404 and `swrdma get` fail as deleted.
