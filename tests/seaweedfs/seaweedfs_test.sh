@@ -29,11 +29,20 @@
 # whole) and compared with the filer's bytes, the sidecar's counters checked (reads went over
 # RDMA), and again through a fresh mount with the agent stopped (the mount falls back to HTTP);
 # see mount_pass.sh for which weed mounts and what happens without /dev/fuse.
+# Then, in each pass, erasure coding (ec_phase.sh; about 5 s a pass): with a fresh agent, weed's
+# own `ec.encode` of two corpus volumes (one with a needle over 1 MiB, so records cross shard
+# blocks, grown by 12 MiB past one row of ten 1 MiB blocks), followed live by the agent; our encoder (swrdma-ec-encode, $SWRDMA_EC_ENCODE) on copies
+# of their .dat/.idx must produce weed's .ec00..ec13 and .ecx byte for byte; every corpus fid of
+# them compared three ways again (now read from the shards); one of them deleted through weed
+# (journalled in the .ecj): the agent must answer 404 and `swrdma get` fail as deleted.
 # Differences go to report.txt of each pass (printed). The last line on stdout is one JSON
 # object: {"fids","mismatches","mount_files","mount_mismatches","mount_rdma_reads","weed_version"}
 # plus "mount_bytes", "mount_end_refused" (ranges the sidecar refused at or past a needle's end),
 # "mount_known_wrong" (files weed mount's RDMA path is known to read wrong, see mount_read.py;
-# not mismatches) and "mount_weed". Needs python3, curl, jq (and fuse3 for the mount).
+# not mismatches), "mount_weed", and of the EC phase "ec_volumes" (volumes erasure-coded),
+# "ec_fids" (fids compared on them), "ec_mismatches" (any fails the test) and
+# "ec_shards_identical" (our shards and .ecx equal weed's). Needs python3, curl, jq, cmp (and
+# fuse3 for the mount).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../e2e/e2e_lib.sh
@@ -51,7 +60,7 @@ if (($# == 2)); then
 fi
 e2e_self_deadline 900 "$@"
 e2e_binaries "$1" "$2"
-e2e_need python3 curl jq
+e2e_need python3 curl jq cmp
 start=$SECONDS
 WEED=$(realpath "$3")
 [[ -x "$WEED" ]] || e2e_fail "weed binary $WEED is not executable"
@@ -65,6 +74,9 @@ PY=$HERE/weed_corpus.py
 # shellcheck source=mount_pass.sh
 source "$HERE/mount_pass.sh"
 mount_setup
+# shellcheck source=ec_phase.sh
+source "$HERE/ec_phase.sh"
+ec_setup
 
 # Three HTTP ports whose gRPC companions (port + 10000, weed's default) are free too.
 free_ports() {
@@ -183,6 +195,7 @@ $(tail -n 5 "$P/volume.log") $(tail -n 5 "$P/filer.log")"
   TOTAL_FIDS=$((TOTAL_FIDS + $(jq -r .fids <<<"$summary")))
   TOTAL_MISMATCHES=$((TOTAL_MISMATCHES + $(jq -r .mismatches <<<"$summary")))
   mount_pass "$name" "$mode"  # stops the agent
+  ec_phase "$name" "$mode"    # a fresh agent, stopped at its end
   if [[ -s "$P/report.txt" ]]; then
     e2e_log "[$name] differences ($P/report.txt):"
     cat "$P/report.txt" >&2
@@ -198,6 +211,9 @@ jq -cn --argjson fids "$TOTAL_FIDS" --argjson mismatches "$TOTAL_MISMATCHES" \
   --argjson mount_rdma_reads "$MOUNT_RDMA_READS" --arg weed_version "$WEED_VERSION" \
   --argjson mount_bytes "$MOUNT_BYTES" --argjson mount_end_refused "$MOUNT_END_REFUSED" \
   --argjson mount_known_wrong "$MOUNT_KNOWN_WRONG" --arg mount_weed "$MOUNT_WEED_DESC" \
+  --argjson ec_volumes "$EC_VOLUMES" --argjson ec_fids "$EC_FIDS" \
+  --argjson ec_mismatches "$EC_MISMATCHES" --argjson ec_shards_identical "$EC_SHARDS_IDENTICAL" \
   '{$fids, $mismatches, $mount_files, $mount_mismatches, $mount_rdma_reads, $weed_version,
-    $mount_bytes, $mount_end_refused, $mount_known_wrong, $mount_weed}'
-((TOTAL_MISMATCHES == 0 && MOUNT_MISMATCHES == 0)) || exit 1
+    $mount_bytes, $mount_end_refused, $mount_known_wrong, $mount_weed, $ec_volumes, $ec_fids,
+    $ec_mismatches, $ec_shards_identical}'
+((TOTAL_MISMATCHES == 0 && MOUNT_MISMATCHES == 0 && EC_MISMATCHES == 0)) || exit 1

@@ -4,7 +4,9 @@
   weed_corpus.py write   --master HOST:PORT --filer HOST:PORT --phase N --out corpus.jsonl
   weed_corpus.py delete  --master HOST:PORT --corpus corpus.jsonl
   weed_corpus.py compare --master HOST:PORT --agent HOST:PORT --cli SWRDMA --corpus corpus.jsonl
-                         --filer HOST:PORT --report report.txt [--jwt]
+                         --filer HOST:PORT --report report.txt [--jwt] [--volumes 3,5]
+  weed_corpus.py ec-pick --master HOST:PORT --corpus corpus.jsonl --dir VOLUME_DIR
+  weed_corpus.py ec-fill --master HOST:PORT --volume HOST:PORT --vid N --out corpus.jsonl
 
 `write` appends one JSON line per fid to the corpus: {"fid", "what", ...}. Everything goes
 through SeaweedFS's own HTTP APIs (master /dir/assign, volume server POST, filer POST).
@@ -12,7 +14,10 @@ through SeaweedFS's own HTTP APIs (master /dir/assign, volume server POST, filer
 HTTP fallback, and `swrdma get` (the agent's one-sided read) -- and prints one line per
 difference to the report and a JSON summary on stdout. With --jwt, tokens are taken from the
 master (/dir/lookup?fileId=FID&read=yes, the Authorization header) as clients do, and reads
-without a token are compared too. Only the standard library is used.
+without a token are compared too; --volumes limits it to the fids of those volumes (no probes
+then but a wrong cookie in each). `ec-pick` chooses the volumes the EC phase of
+seaweedfs_test.sh erasure-codes (see pick_ec_volumes); `ec-fill` grows one of them past a row of
+shard blocks (see fill_ec_volume). Only the standard library is used.
 """
 import argparse
 import gzip
@@ -249,6 +254,66 @@ def delete_some(master, corpus):
     log(f"deleted {n} fids")
 
 
+def pick_ec_volumes(corpus, vdir):
+    """Two volumes to erasure-code: the one with the most live corpus fids among those holding a
+    needle larger than 1 MiB (its records then cross the 1 MiB shard blocks), and the one with
+    the most live corpus fids among the rest. Only plain volumes of the volume directory (no
+    collection, no TTL: weed keeps TTL fids in their own volumes). Prints "VID LIVE_FIDS
+    BIGGEST_NEEDLE" lines, the big one first."""
+    last = {}
+    for line in open(corpus):
+        e = json.loads(line)
+        if "fid" in e:
+            last[e["fid"]] = e
+    live, ttl = {}, set()
+    for fid, e in last.items():
+        vid = int(fid.split(",")[0])
+        if "ttl" in e["what"]:
+            ttl.add(vid)
+        if not e["what"].startswith("deleted") and not e["what"].endswith("never written"):
+            live[vid] = live.get(vid, 0) + 1
+    cands = []
+    for vid, n in live.items():
+        dat, idx = os.path.join(vdir, f"{vid}.dat"), os.path.join(vdir, f"{vid}.idx")
+        if vid in ttl or not os.path.exists(dat) or not os.path.exists(idx):
+            continue
+        # .idx: 16-byte entries, key (8), offset (4, in units of 8 bytes), size (4), big-endian;
+        # the last entry of a key wins, a tombstone (size 0xffffffff or offset 0) deletes it.
+        sizes = {}
+        raw = open(idx, "rb").read()
+        for i in range(0, len(raw) - len(raw) % 16, 16):
+            key, off, size = int.from_bytes(raw[i:i + 8], "big"), \
+                int.from_bytes(raw[i + 8:i + 12], "big"), int.from_bytes(raw[i + 12:i + 16], "big")
+            if off == 0 or size >= 0x80000000:
+                sizes.pop(key, None)
+            else:
+                sizes[key] = size
+        cands.append((vid, n, max(sizes.values(), default=0)))
+    big = sorted((c for c in cands if c[2] > (1 << 20)), key=lambda c: (-c[1], c[0]))
+    if not big:
+        raise SystemExit(f"ec-pick: no volume in {vdir} holds a live corpus fid and a needle "
+                         f"larger than 1 MiB (candidates: {cands})")
+    rest = sorted((c for c in cands if c[0] != big[0][0] and c[1] > 0), key=lambda c: (-c[1], c[0]))
+    if not rest:
+        raise SystemExit(f"ec-pick: only one volume in {vdir} holds live corpus fids ({cands})")
+    for vid, n, biggest in (big[0], rest[0]):
+        print(vid, n, biggest)
+
+
+def fill_ec_volume(master, volume, vid, out):
+    """Writes four needles of 3 MiB + 17 B straight to volume VID (fids with keys 0xec0001..,
+    which the master's sequence never reaches soon), so its .dat grows by 12 MiB: past the 10 MiB
+    of one row of 1 MiB blocks over 10 data shards, one of them crossing the row boundary. Recorded
+    in the corpus like the other fids."""
+    w = Writer(master, None, 9, out)
+    for i in range(1, 5):
+        fid = f"{vid},{0xec0000 + i:x}{0x5eed0000 + i:08x}"
+        data = w.binary(3 * (1 << 20) + 17)
+        w.upload(volume, fid, data, f"ecfill{i}.bin", "application/octet-stream")
+        w.record(fid, f"ec filler {len(data)} B", size=len(data))
+    log(f"volume {vid}: wrote {w.count} EC filler needles")
+
+
 _LOOKUP = {}
 
 
@@ -369,11 +434,14 @@ class Comparer:
 
     def run(self):
         entries = [json.loads(l) for l in open(self.a.corpus)]
+        vids = {v.strip() for v in self.a.volumes.split(",")} if self.a.volumes else None
         # The last record of a fid describes it (deleted after written, ...).
         by_fid = {}
         for e in entries:
-            if "fid" in e:
+            if "fid" in e and (vids is None or e["fid"].split(",")[0] in vids):
                 by_fid[e["fid"]] = e
+        if not by_fid:
+            raise SystemExit(f"compare: no fid of the corpus in volumes {self.a.volumes}")
         # Fids weed refuses: a cookie that does not match, an id past 2^64 with _N, garbage.
         some = next(iter(by_fid))
         vid, key = some.split(",")
@@ -383,6 +451,14 @@ class Comparer:
             f"{vid},{key}_x": "bad _N suffix",
             f"{vid},12": "key too short",
         }
+        if vids is not None:
+            # One wrong cookie per volume (the volume's own lookup), no other probes.
+            probes = {}
+            for v in sorted(vids):
+                f = next((f for f in by_fid if f.startswith(v + ",")), None)
+                if f:
+                    k = f.split(",")[1].split("_")[0]
+                    probes[f"{v},{k[:-8]}{(int(k[-8:], 16) ^ 1):08x}"] = "wrong cookie"
         for f, w in probes.items():
             by_fid.setdefault(f, {"fid": f, "what": "probe " + w})
         statuses = {}
@@ -427,7 +503,7 @@ class Comparer:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["write", "delete", "compare"])
+    ap.add_argument("cmd", choices=["write", "delete", "compare", "ec-pick", "ec-fill"])
     ap.add_argument("--master", required=True)
     ap.add_argument("--filer")
     ap.add_argument("--volume")
@@ -438,11 +514,18 @@ def main():
     ap.add_argument("--corpus")
     ap.add_argument("--report")
     ap.add_argument("--jwt", action="store_true")
+    ap.add_argument("--volumes", help="compare: only the fids of these volume ids (3,5)")
+    ap.add_argument("--dir", help="ec-pick: the volume server's directory")
+    ap.add_argument("--vid", type=int, help="ec-fill: the volume to grow")
     a = ap.parse_args()
     if a.cmd == "write":
         Writer(a.master, a.filer, a.phase, a.out).write_all()
     elif a.cmd == "delete":
         delete_some(a.master, a.corpus)
+    elif a.cmd == "ec-pick":
+        pick_ec_volumes(a.corpus, a.dir)
+    elif a.cmd == "ec-fill":
+        fill_ec_volume(a.master, a.volume, a.vid, a.out)
     else:
         print(json.dumps(Comparer(a).run()))
 

@@ -1,0 +1,244 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # the EC_* totals are read by seaweedfs_test.sh
+# The erasure-coding phase of seaweedfs_test.sh (sourced, not run): after the mount pass, with a
+# fresh agent on the volume directory, two volumes of the corpus (one holding a needle larger than
+# 1 MiB, so records cross the 1 MiB shard blocks; weed_corpus.py ec-pick; that one then grown by
+# 12 MiB written straight to it, weed_corpus.py ec-fill, so its .dat passes the 10 MiB of one row
+# of 1 MiB blocks) are frozen (volume.mark -readonly), their .dat/.idx copied aside, and
+# erasure-coded by weed itself
+# (`weed shell` lock; ec.encode -volumeIds=A,B -force; unlock: one volume server, so -force). Once
+# the volume server holds .ecx and .ec00..ec13 and no .dat for them and the agent lists them with
+# "ec": true and 14 shards (it follows the change live):
+#   a. swrdma-ec-encode (our ec::EncodeEcVolume) on the copies: every .ec00..ec13 and the .ecx must
+#      equal weed's byte for byte (a difference is an EC mismatch, each file named); the .vif is
+#      compared field by field and its differences only logged (weed writes bytesOffset 0 and a
+#      blockSize, and the encode time), and so is weed's .ecsum (ours writes none);
+#   b. every corpus fid of those volumes compared three ways (weed_corpus.py compare --volumes):
+#      the volume server now reads them from its shards;
+#   c. one live fid deleted through the volume server (weed journals it in the .ecj): the agent's
+#      fallback must answer 404 as the volume server does, and `swrdma get` must fail, deleted or
+#      not found, within 30 s.
+# The master's /dir/lookup?volumeId=N of an EC volume is kept in $P/ec-lookup-N.json (and logged).
+#
+# Globals used: WEED, CLI, PY, P, D, MASTER, VOLUME, AG (e2e_serve); set: EC_* totals.
+
+EC_VOLUMES=0
+EC_FIDS=0
+EC_MISMATCHES=0
+EC_SHARDS_IDENTICAL=true
+EC_ENCODE=""
+EC_SHARDS=(00 01 02 03 04 05 06 07 08 09 10 11 12 13)
+
+# ec_setup: finds swrdma-ec-encode: $SWRDMA_EC_ENCODE (ctest sets it), else the build tree of
+# the swrdma binary (build/client/swrdma -> build/tests/swrdma-ec-encode).
+ec_setup() {
+  EC_ENCODE=${SWRDMA_EC_ENCODE:-$(dirname "$CLI")/../tests/swrdma-ec-encode}
+  [[ -x "$EC_ENCODE" ]] || e2e_fail "swrdma-ec-encode not found at $EC_ENCODE: build it" \
+    "(cmake --build BUILD --target swrdma-ec-encode) and set SWRDMA_EC_ENCODE to its path"
+  EC_ENCODE=$(realpath "$EC_ENCODE")
+}
+
+# ec_mismatch NAME MESSAGE: an EC difference, logged, counted and added to the pass's report.
+ec_mismatch() {
+  e2e_log "[$1] EC DIFFERENCE: $2"
+  printf '[ec]\t%s\n' "$2" >>"$P/report.txt"
+  EC_MISMATCHES=$((EC_MISMATCHES + 1))
+}
+
+# ec_shell NAME WHAT COMMAND...: runs the weed shell commands (one a line) between lock and
+# unlock; fails the test on a non-zero status or an "error:" line (weed shell exits 0 after a
+# command fails). The output goes to $P/shell-ec.log.
+ec_shell() {
+  local name=$1 what=$2
+  shift 2
+  { echo lock && printf '%s\n' "$@" && echo unlock; } |
+    e2e_t "$WEED" shell -master="$MASTER" >>"$P/shell-ec.log" 2>&1 ||
+    e2e_fail "[$name] weed shell $what failed: $(tail -n 5 "$P/shell-ec.log")"
+  if grep -qE '^error' "$P/shell-ec.log"; then
+    e2e_fail "[$name] weed shell $what reported an error ($P/shell-ec.log):" \
+      "$(grep -E '^error' "$P/shell-ec.log" | tail -n 3)"
+  fi
+}
+
+# ec_on_disk VID...: the volume server holds .ecx and every shard of each VID, and no .dat.
+ec_on_disk() {
+  local vid s
+  for vid in "$@"; do
+    [[ -f "$D/$vid.ecx" && ! -e "$D/$vid.dat" ]] || return 1
+    for s in "${EC_SHARDS[@]}"; do
+      [[ -f "$D/$vid.ec$s" ]] || return 1
+    done
+  done
+}
+
+# ec_agent_lists VIDS: the agent's /v1/volumes lists every volume of VIDS (3,5) with "ec": true
+# and all 14 shards.
+ec_agent_lists() {
+  curl -sf --max-time 5 -H 'Accept: application/json' "$(e2e_url /v1/volumes)" >"$P/ec-volumes.json" &&
+    jq -e --arg vids "$1" '($vids | split(",") | map(tonumber)) -
+      [.volumes[] | select(.ec == true and (.ec_shards | length) == 14) | .volume_id] | length == 0' \
+      "$P/ec-volumes.json" >/dev/null
+}
+
+# ec_read_token FID: a read token from the master for FID (empty without a read key).
+ec_read_token() {
+  e2e_t curl -s -D - -o /dev/null "http://$MASTER/dir/lookup?fileId=$1&read=yes" |
+    sed -n 's/^[Aa]uthorization: *[Bb]earer *\([^[:space:]]*\).*/\1/p' | head -n1
+}
+
+# ec_both_404 FID TOKEN: the volume server and the agent's fallback both answer 404 for FID.
+ec_both_404() {
+  local auth=()
+  [[ -n "$2" ]] && auth=(-H "Authorization: Bearer $2")
+  EC_VS_CODE=$(e2e_http_code "${auth[@]}" --max-time 10 "http://$VOLUME/$1")
+  EC_AG_CODE=$(e2e_http_code "${auth[@]}" --max-time 10 "$(e2e_url "/$1")")
+  [[ "$EC_VS_CODE" == 404 && "$EC_AG_CODE" == 404 ]]
+}
+
+# ec_phase NAME jwt|open: the EC phase (see the top of this file) with a fresh agent on $D; stops
+# it at the end. Adds to the EC_* totals.
+ec_phase() {
+  local name=$1 mode=$2 t0=$SECONDS picks vid n biggest vids=() list
+  W=$P e2e_serve --log "$P/agent-ec.log" "$D"
+  picks=$(e2e_t python3 "$PY" ec-pick --master "$MASTER" --corpus "$P/corpus.jsonl" --dir "$D") ||
+    e2e_fail "[$name] weed_corpus.py ec-pick found no volumes to erasure-code (see above)"
+  while read -r vid n biggest; do
+    vids+=("$vid")
+    e2e_log "[$name] EC: volume $vid ($n live corpus fids, largest needle $biggest B)"
+  done <<<"$picks"
+  list=$(
+    IFS=,
+    echo "${vids[*]}"
+  )
+  EC_VOLUMES=$((EC_VOLUMES + ${#vids[@]}))
+  e2e_t python3 "$PY" ec-fill --master "$MASTER" --volume "$VOLUME" --vid "${vids[0]}" \
+    --out "$P/corpus.jsonl" ||
+    e2e_fail "[$name] writing the EC filler needles to volume ${vids[0]} failed (see above)"
+
+  # Frozen first, so the copies are exactly what ec.encode encodes (the filer keeps writing).
+  local marks=()
+  for vid in "${vids[@]}"; do
+    marks+=("volume.mark -node=$VOLUME -volumeId=$vid -readonly")
+  done
+  ec_shell "$name" "volume.mark -readonly" "${marks[@]}"
+  mkdir -p "$P/ec-copy" "$P/ec-ours"
+  for vid in "${vids[@]}"; do
+    cp "$D/$vid.dat" "$D/$vid.idx" "$P/ec-copy/" ||
+      e2e_fail "[$name] copying $D/$vid.dat and .idx aside failed"
+  done
+  local t1=$SECONDS
+  ec_shell "$name" "ec.encode -volumeIds=$list -force" "ec.encode -volumeIds=$list -force"
+  grep -q 'Successfully completed EC encoding' "$P/shell-ec.log" ||
+    e2e_fail "[$name] weed shell ec.encode did not complete: $(tail -n 5 "$P/shell-ec.log")"
+  e2e_wait_until 60 0.5 ec_on_disk "${vids[@]}" ||
+    e2e_fail "[$name] 60 s after ec.encode $D lacks the .ecx/.ec00..ec13 of volumes $list or" \
+      "still has a .dat: $(cd "$D" && ls)"
+  e2e_wait_until 60 0.5 ec_agent_lists "$list" ||
+    e2e_fail "[$name] the agent does not list volumes $list as EC with 14 shards 60 s after" \
+      "ec.encode: $(jq -c '[.volumes[] | {volume_id, ec, ec_shards}]' "$P/ec-volumes.json")" \
+      "(agent log $P/agent-ec.log)"
+  e2e_log "[$name] EC: weed encoded volumes $list, the agent lists them as EC ($((SECONDS - t1)) s)"
+  for vid in "${vids[@]}"; do
+    e2e_t curl -s "http://$MASTER/dir/lookup?volumeId=$vid" >"$P/ec-lookup-$vid.json" || true
+    e2e_log "[$name] EC: master /dir/lookup?volumeId=$vid: $(jq -c '{n: (.locations | length),
+      urls: ([.locations[].url] | unique), error}' "$P/ec-lookup-$vid.json" 2>/dev/null ||
+      head -c 200 "$P/ec-lookup-$vid.json")"
+  done
+
+  # a. Our encoder on the copies vs weed's files, byte for byte.
+  local ts differ s f
+  for vid in "${vids[@]}"; do
+    ts=$(jq -r '.ecShardConfig.encodeTsNs // 0' "$D/$vid.vif" 2>/dev/null || echo 0)
+    if ! e2e_t "$EC_ENCODE" --encode-ts-ns "$ts" "$P/ec-copy/$vid.dat" "$P/ec-copy/$vid.idx" \
+      "$P/ec-ours" "$vid" >"$P/ec-encode-$vid.log" 2>&1; then
+      ec_mismatch "$name" "swrdma-ec-encode of volume $vid failed: $(cat "$P/ec-encode-$vid.log")"
+      EC_SHARDS_IDENTICAL=false
+      continue
+    fi
+    differ=()
+    for f in "${EC_SHARDS[@]/#/ec}" ecx; do
+      cmp -s "$P/ec-ours/$vid.$f" "$D/$vid.$f" || differ+=(".$f")
+    done
+    if ((${#differ[@]})); then
+      EC_SHARDS_IDENTICAL=false
+      for f in "${differ[@]}"; do
+        ec_mismatch "$name" "volume $vid: our $f differs from weed's:" \
+          "$({ cmp "$P/ec-ours/$vid$f" "$D/$vid$f" 2>&1 || true; } | head -n1)" \
+          "(sizes $(stat -c %s "$P/ec-ours/$vid$f") vs $(stat -c %s "$D/$vid$f");" \
+          "ours in $P/ec-ours, the source in $P/ec-copy)"
+      done
+    else
+      e2e_log "[$name] EC: volume $vid: our .ec00..ec13 and .ecx equal weed's byte for byte" \
+        "(.dat $(stat -c %s "$P/ec-copy/$vid.dat") B, $(stat -c %s "$D/$vid.ec00") B a shard," \
+        ".ecx $(stat -c %s "$D/$vid.ecx") B)"
+    fi
+    [[ ! -s "$D/$vid.ecj" ]] || e2e_log "[$name] EC: weed's $vid.ecj is not empty right after ec.encode"
+    s=$(jq -cn --slurpfile o "$P/ec-ours/$vid.vif" --slurpfile w "$D/$vid.vif" \
+      '[($o[0] | paths(scalars)) as $p | select(($o[0] | getpath($p)) != ($w[0] | getpath($p)))
+        | {key: ($p | map(tostring) | join(".")), ours: ($o[0] | getpath($p)),
+           weed: ($w[0] | getpath($p))}] +
+       [($w[0] | paths(scalars)) as $p | select(($o[0] | getpath($p)) == null)
+        | {key: ($p | map(tostring) | join(".")), weed: ($w[0] | getpath($p))}]' 2>&1) ||
+      s="(not comparable: $s)"
+    [[ "$s" == "[]" ]] || e2e_log "[$name] EC: volume $vid: .vif fields that differ (not counted): $s"
+    [[ ! -e "$D/$vid.ecsum" ]] || e2e_log "[$name] EC: weed also wrote $vid.ecsum" \
+      "($(stat -c %s "$D/$vid.ecsum") B; ours writes none)"
+  done
+
+  # b. Every corpus fid of those volumes, three ways, now read from the shards.
+  local cmp_args=() summary
+  [[ $mode == jwt ]] && cmp_args=(--jwt)
+  summary=$(e2e_t timeout 600 python3 "$PY" compare --master "$MASTER" --volume "$VOLUME" \
+    --agent "$AG" --cli "$CLI" --corpus "$P/corpus.jsonl" --report "$P/report-ec.txt" \
+    --volumes "$list" "${cmp_args[@]}") || e2e_fail "[$name] the comparison of the EC volumes" \
+    "did not finish (see above)"
+  EC_FIDS=$((EC_FIDS + $(jq -r .fids <<<"$summary")))
+  n=$(jq -r .mismatches <<<"$summary")
+  if ((n)); then
+    EC_MISMATCHES=$((EC_MISMATCHES + n))
+    e2e_log "[$name] EC DIFFERENCE: $n fids of EC volumes $list read differently ($P/report-ec.txt)"
+    sed 's/^/[ec]\t/' "$P/report-ec.txt" >>"$P/report.txt"
+  fi
+
+  # c. A deletion weed journals in the .ecj: the agent must follow it.
+  local fid token ecj0 code get_args=()
+  fid=$(jq -rs --arg v "${vids[0]}," '[.[] | select((.fid // "") | startswith($v))] |
+    group_by(.fid) | map(last) | map(select(.what | test("^p[0-9]+ (binary|text) [0-9]+ B$"))) |
+    sort_by(.size) | last | .fid // empty' "$P/corpus.jsonl")
+  [[ -n "$fid" ]] || e2e_fail "[$name] no live binary/text corpus fid in EC volume ${vids[0]}"
+  token=""
+  [[ $mode == jwt ]] && token=$(ec_read_token "$fid")
+  [[ -n "$token" ]] && get_args=(--jwt "$token")
+  ecj0=$(stat -c %s "$D/${vids[0]}.ecj")
+  local auth=()
+  [[ -n "$token" ]] && auth=(-H "Authorization: Bearer $token")
+  # Only a fid the agent reads before the delete tells whether it follows the .ecj.
+  code=$(e2e_http_code "${auth[@]}" --max-time 10 "$(e2e_url "/$fid")")
+  [[ "$code" == 200 ]] || ec_mismatch "$name" "EC fid $fid: the agent's fallback answers $code" \
+    "before it is deleted (the volume server 200), so the deletion check below proves nothing"
+  code=$(e2e_http_code -X DELETE --max-time 30 "http://$VOLUME/$fid")
+  [[ "$code" == 202 || "$code" == 200 ]] ||
+    e2e_fail "[$name] DELETE http://$VOLUME/$fid (EC volume ${vids[0]}) answered $code, expected 202"
+  if ! e2e_wait_until 30 0.5 ec_both_404 "$fid" "$token"; then
+    ec_mismatch "$name" "deleted EC fid $fid: after 30 s the volume server answers $EC_VS_CODE and" \
+      "the agent's fallback $EC_AG_CODE (both should be 404; .ecj $ecj0 -> $(stat -c %s \
+      "$D/${vids[0]}.ecj") B; agent log $P/agent-ec.log)"
+  else
+    local rc=0
+    e2e_client "$CLI" get --agent "$AG" "${get_args[@]}" -o "$P/ec-deleted.out" "$fid" \
+      >/dev/null 2>"$P/ec-deleted.err" || rc=$?
+    if ((rc == 0)); then
+      ec_mismatch "$name" "deleted EC fid $fid: swrdma get still reads it" \
+        "($(stat -c %s "$P/ec-deleted.out") B) where both HTTP servers answer 404"
+    elif ((rc >= 124)) || ! grep -qiE 'deleted|not found' "$P/ec-deleted.err"; then
+      ec_mismatch "$name" "deleted EC fid $fid: swrdma get failed (status $rc) but not as deleted" \
+        "or not found: $(head -c 300 "$P/ec-deleted.err")"
+    else
+      e2e_log "[$name] EC: deleted $fid (.ecj $ecj0 -> $(stat -c %s "$D/${vids[0]}.ecj") B):" \
+        "404 from both, swrdma get: $(head -n1 "$P/ec-deleted.err")"
+    fi
+  fi
+  e2e_sigterm_agent
+  e2e_log "[$name] EC phase: ${#vids[@]} volumes, $EC_FIDS fids so far, $EC_MISMATCHES EC" \
+    "differences so far, $((SECONDS - t0)) s"
+}
