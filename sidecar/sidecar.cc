@@ -8,8 +8,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "sidecar/filer_manifest.h"
 #include "protocol/file_id.h"
+#include "sidecar/filer_manifest.h"
 
 namespace swrdma::client {
 

@@ -39,9 +39,9 @@
 
 #include "client/agent_pool.h"
 #include "client/master_lookup.h"
-#include "sidecar/needle_cache.h"
 #include "http/http_server.h"
 #include "protocol/status.h"
+#include "sidecar/needle_cache.h"
 
 namespace swrdma::client {
 

@@ -18,11 +18,11 @@
 #include <nlohmann/json.hpp>
 
 #include "client/agent_http.h"
+#include "protocol/file_id.h"
+#include "protocol/jwt.h"
 #include "sidecar/filer_manifest.h"
 #include "sidecar/needle_cache.h"
 #include "sidecar/sidecar.h"
-#include "protocol/file_id.h"
-#include "protocol/jwt.h"
 #include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"

@@ -7,8 +7,8 @@
 #include <CLI/CLI.hpp>
 
 #include "client/cli/command_error.h"
-#include "sidecar/sidecar.h"
 #include "http/shutdown_signal.h"
+#include "sidecar/sidecar.h"
 
 namespace swrdma::cli {
 namespace {
