@@ -249,13 +249,8 @@ Result<EcDiscoveryReport> DiscoverEcVolumes(const fs::path& dir) {
   std::map<uint32_t, EcVolumeFiles> by_id;
   for (const fs::path& ecx : ecxs) {
     const std::string base = ecx.stem().string();
-    auto parsed = ParseVolumeBaseName(base);
-    if (!parsed) {
-      report.warnings.push_back(fmt::format(
-          "skipping {}: name is not [<collection>_]<volume id>.ecx (rename it to serve it)",
-          ecx.string()));
-      continue;
-    }
+    auto parsed = ParseVolumeFileName(ecx, report.warnings);
+    if (!parsed) continue;
     EcVolumeFiles v;
     v.collection = std::move(parsed->first);
     v.volume_id = parsed->second;

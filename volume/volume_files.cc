@@ -40,6 +40,17 @@ std::optional<std::pair<std::string, uint32_t>> ParseVolumeBaseName(const std::s
   return std::make_pair(std::move(collection), vid);
 }
 
+std::optional<std::pair<std::string, uint32_t>> ParseVolumeFileName(
+    const std::filesystem::path& path, std::vector<std::string>& warnings) {
+  auto parsed = ParseVolumeBaseName(path.stem().string());
+  if (!parsed) {
+    warnings.push_back(
+        fmt::format("skipping {}: name is not [<collection>_]<volume id>{} (rename it to serve it)",
+                    path.string(), path.extension().string()));
+  }
+  return parsed;
+}
+
 Result<DiscoveryReport> DiscoverVolumes(const fs::path& dir) {
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
@@ -64,13 +75,8 @@ Result<DiscoveryReport> DiscoverVolumes(const fs::path& dir) {
   std::map<uint32_t, VolumeFiles> by_id;
   for (const fs::path& dat : dats) {
     const std::string base = dat.stem().string();
-    auto parsed = ParseVolumeBaseName(base);
-    if (!parsed) {
-      report.warnings.push_back(fmt::format(
-          "skipping {}: name is not [<collection>_]<volume id>.dat (rename it to serve it)",
-          dat.string()));
-      continue;
-    }
+    auto parsed = ParseVolumeFileName(dat, report.warnings);
+    if (!parsed) continue;
     VolumeFiles v;
     v.collection = std::move(parsed->first);
     v.volume_id = parsed->second;

@@ -26,6 +26,10 @@ struct VolumeFiles {
 
 // Splits a base name ("pics_7", "7") into collection and volume id; nullopt if it is not one.
 std::optional<std::pair<std::string, uint32_t>> ParseVolumeBaseName(const std::string& base);
+// The same for a volume file's path ("pics_7.dat", "7.ecx"); a name that is not one adds a
+// warning naming the file ("skipping ...: rename it to serve it") and gives nullopt.
+std::optional<std::pair<std::string, uint32_t>> ParseVolumeFileName(
+    const std::filesystem::path& path, std::vector<std::string>& warnings);
 
 struct DiscoveryReport {
   std::vector<VolumeFiles> volumes;   // sorted by volume id
