@@ -8,10 +8,14 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "protocol/file_id.h"
 #include "protocol/gzip.h"
+#include "protocol/needle.h"
 #include "tests/test_util.h"
+#include "volume/ec_volume.h"
 #include "volume/idx_file.h"
 #include "volume/superblock.h"
 #include "volume/volume_files.h"
@@ -145,6 +149,65 @@ TEST(MkvolumeCli, FixedSizeVersion2LegacyCrcFiveByteOffsets) {
   EXPECT_EQ(c.gzipped, 0u);
   for (size_t s : c.sizes)
     EXPECT_EQ(s, 1024u);
+}
+
+// --ec: the volume as `weed shell ec.encode` leaves it: 14 shards, .ecx, .ecj, .vif, no .dat.
+// Every live needle of the manifest is in the .ecx and its record reads back from the shards.
+TEST(MkvolumeCli, EcWritesAnErasureCodedVolume) {
+  testing::TempDir dir;
+  const RunResult r = RunSwrdma(fmt::format(
+      "mkvolume --dir {} --vid 12 --needles 60 --min 1 --max 300K --delete-fraction 0.2 --ec "
+      "--fids {}/fids.tsv",
+      dir.path().string(), dir.path().string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("erasure-coded 12"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "12.dat"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "12.idx"));
+  auto found = ec::DiscoverEcVolumes(dir.path());
+  ASSERT_TRUE(found);
+  ASSERT_EQ(found->volumes.size(), 1u);
+  const ec::EcVolumeFiles& v = found->volumes[0];
+  EXPECT_EQ(v.shards.size(), 14u);
+  ASSERT_TRUE(v.vif);
+  const std::vector<uint8_t> vif = ReadAll(*v.vif);
+  auto info = ec::ParseEcVolumeInfo(std::string(vif.begin(), vif.end()), OffsetWidth::k4);
+  ASSERT_TRUE(info) << info.error().ToString();
+  EXPECT_GT(info->dat_file_size, 0u);
+  EXPECT_GT(info->encode_ts_ns, 0);
+  EXPECT_EQ(info->block_size, ec::UniformBlockSize(info->dat_file_size, 10));
+  const ec::Layout layout = ec::LayoutOf(*info, 0);
+  const std::vector<uint8_t> ecx = ReadAll(v.ecx);
+  std::map<uint32_t, std::vector<uint8_t>> shards;
+  for (const auto& [id, path] : v.shards)
+    shards[id] = ReadAll(path);
+  std::ifstream manifest(dir / "fids.tsv");
+  std::string fid, state, form;
+  uint64_t size = 0;
+  size_t live = 0;
+  while (manifest >> fid >> size >> state >> form) {
+    const auto parsed = ParseFileId(fid);
+    ASSERT_TRUE(parsed) << fid;
+    const auto entry = ec::FindInSortedIndex(ecx, OffsetWidth::k4, parsed->needle_id);
+    if (state != "live") {
+      EXPECT_FALSE(entry) << fid << " was deleted before encoding: not in the .ecx";
+      continue;
+    }
+    ASSERT_TRUE(entry) << fid;
+    const uint64_t length = NeedleRecordLength(entry->size, NeedleVersion::kV3);
+    std::vector<uint8_t> record;
+    for (const auto& iv : ec::LocateData(layout, entry->offset, length)) {
+      const auto& sh = shards.at(iv.shard);
+      ASSERT_LE(iv.shard_offset + iv.size, sh.size());
+      record.insert(record.end(), sh.begin() + static_cast<std::ptrdiff_t>(iv.shard_offset),
+                    sh.begin() + static_cast<std::ptrdiff_t>(iv.shard_offset + iv.size));
+    }
+    auto rec = ParseNeedleRecord(record, NeedleVersion::kV3);
+    ASSERT_TRUE(rec) << fid;
+    EXPECT_EQ(rec->header.cookie, parsed->cookie) << fid;
+    EXPECT_TRUE(VerifyNeedle(*rec, {parsed->needle_id, parsed->cookie, entry->size})) << fid;
+    ++live;
+  }
+  EXPECT_GT(live, 30u);
 }
 
 TEST(MkvolumeCli, ReportsUsageErrorsAndRefusesToOverwrite) {

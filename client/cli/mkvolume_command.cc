@@ -14,6 +14,7 @@
 
 #include "client/cli/command_error.h"
 #include "protocol/file_id.h"
+#include "volume/ec_volume.h"
 #include "volume/volume_generator.h"
 
 namespace swrdma::cli {
@@ -34,6 +35,7 @@ struct MkvolumeArgs {
   uint64_t seed = 1;
   bool legacy_crc = false;
   int offset_bytes = 4;
+  bool ec = false;
   std::string fids_file;   // manifest of every needle, for demos and scripts
   std::string expect_dir;  // each live needle's data, for tests in other languages
 };
@@ -151,6 +153,26 @@ void RunMkvolume(const MkvolumeArgs& args) {
     }
   }
   if (!args.expect_dir.empty()) WriteExpected(args, *report);
+  if (args.ec) {
+    // As `weed shell ec.encode`: shards, .ecx, .ecj and .vif beside it, then the .dat and .idx
+    // removed (a volume server serves the volume from its shards only).
+    ec::EcEncodeOptions eo;
+    eo.offset_width = args.offset_bytes == 5 ? OffsetWidth::k5 : OffsetWidth::k4;
+    eo.encode_ts_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+    const std::string base = report->dat.stem().string();
+    if (Status s = ec::EncodeEcVolume(report->dat, report->idx, opts.dir, base, eo); !s.ok()) {
+      throw CommandError(s);
+    }
+    std::error_code rm;
+    std::filesystem::remove(report->dat, rm);
+    std::filesystem::remove(report->idx, rm);
+    fmt::print(
+        "erasure-coded {} into {}/{}.ec00..ec{:02} (+ .ecx .ecj .vif); .dat and .idx "
+        "removed\n",
+        base, opts.dir.string(), base, ec::kDefaultDataShards + ec::kDefaultParityShards - 1);
+  }
   fmt::print(
       "created {}: {} needles ({} gzipped, {} deleted, {} live), data {}, stored {}, "
       ".dat {}, .idx {} B, {:.2f} s\n",
@@ -231,6 +253,9 @@ void AddMkvolumeCommand(CLI::App& app) {
   cmd->add_option("--offset-bytes", args->offset_bytes, ".idx offset width (5: large volumes)")
       ->check(CLI::IsMember({4, 5}))
       ->capture_default_str();
+  cmd->add_flag("--ec", args->ec,
+                "Then erasure-code it as `weed shell ec.encode` does (10+4 shards, .ecx, .ecj, "
+                ".vif; the .dat and .idx removed)");
   cmd->add_option("--fids", args->fids_file,
                   "Write a manifest of every needle to FILE: fid, size, live|deleted, gzip|plain");
   cmd->add_option("--expect-dir", args->expect_dir,

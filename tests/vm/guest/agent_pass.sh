@@ -12,7 +12,9 @@
 #   5. a volume replaced under the agent (a new generation): the old rkey refused once retired,
 #      the new content read right;
 #   6. kill -9 of the agent while a long-lived client (swrdma bench) reads, a restart, a third
-#      full read pass and the client's reconnect.
+#      full read pass and the client's reconnect;
+#   7. an erasure-coded volume (swrdma mkvolume --ec) taken up live: every needle read by the
+#      verbs client, which reads EC needles over the agent's TCP read port (checked reads).
 # Writes $OUT/agent.json (vm-test.sh merges it into the kernel's result) and exits non-zero when
 # a check failed. Every step is bounded by timeout; progress lines go to the console.
 # (Outside the guest, for trying the script itself: SWRDMA_VM_ENV names the env.sh, SWRDMA_VM_IP
@@ -23,6 +25,7 @@ OUT=${OUT:?}
 IP=${SWRDMA_VM_IP:-192.0.2.1}
 HTTP_PORT=18580
 VERBS_PORT=18519
+READ_PORT=18581  # checked reads over TCP: how a verbs client reads erasure-coded volumes (step 7)
 URL=http://$IP:$HTTP_PORT
 W=/var/tmp/swrdma-agent
 DATA=$W/volumes
@@ -85,7 +88,9 @@ mkvolume() {
     --expect-dir "$W/expect/$vid" "$@" >>"$LOGS/mkvolume.log" 2>&1 ||
     fail "swrdma mkvolume --vid $vid failed (log $LOGS/mkvolume.log: $(tail -n1 "$LOGS/mkvolume.log"))"
   awk '$3 == "live" {print $1}' "$W/fids/$vid.manifest" >"$W/fids/$vid"
-  T "  volume $vid: $(wc -l <"$W/fids/$vid") live needles, .dat $(stat -c %s "$dir/$vid.dat") bytes ($*)"
+  local size
+  size=$(stat -c %s "$dir/$vid.dat" 2>/dev/null || du -cb "$dir/$vid".ec?? | tail -n1 | cut -f1)
+  T "  volume $vid: $(wc -l <"$W/fids/$vid") live needles, .dat (or EC shards) $size bytes ($*)"
 }
 if [ "${SANITIZE:-0}" = 1 ]; then SCALE=4; else SCALE=1; fi  # ASan under TCG: a quarter
 T "1. volumes: swrdma mkvolume into $DATA"
@@ -114,7 +119,7 @@ ALL_VIDS="$VIDS $FIXTURE_VIDS"
 # --- 2. the agent -------------------------------------------------------------------------------
 info() { curl -sf -m 5 -H 'Accept: application/json' "$URL/v1/info"; }
 start_agent() {  # label
-  "$AGENT" --dir "$DATA" --index-dir "$W/index" --http "$IP:$HTTP_PORT" --read-port off \
+  "$AGENT" --dir "$DATA" --index-dir "$W/index" --http "$IP:$HTTP_PORT" --read-port "$IP:$READ_PORT" \
     --no-read-auth --no-supervise --verbs-port $VERBS_PORT --verbs-device rxe0 --verbs-address $IP \
     --rescan-interval 1 --retire-grace 2 ${AGENT_TRANSPORTS:+--transports "$AGENT_TRANSPORTS"} \
     >>"$LOGS/agent.log" 2>&1 &
@@ -326,6 +331,27 @@ fi
 bool agent_client_reconnected "$reconnected"
 T "  long-lived client: ${R[agent_bench]}"
 [ "$reconnected" = true ] || { ok=0; T "error: the long-lived client did not reconnect over verbs after the restart"; }
+
+# --- 7. an erasure-coded volume: the verbs client reads it over the agent's TCP read port -------
+# The lookup answers "ec" (no address): the client's checked read over the read port, the agent
+# assembling each record from its shard files (the uniform layout the weed here writes).
+T "7. erasure-coded volume 8 (swrdma mkvolume --ec): read by the verbs client"
+mkvolume 8 "$W/ec-src" 81 --needles $((60 / SCALE)) --min 1 --max 1M --gzip-fraction 0.2 --delete-fraction 0.1 --ec
+mv "$W/ec-src"/8.* "$DATA/" || fail "moving the EC volume's files into $DATA failed"
+n_ec=$(($(echo $ALL_VIDS | wc -w) + 1))
+for _ in $(seq 60); do
+  info >"$W/info.json" 2>/dev/null && [ "$(jq -r .volume_count "$W/info.json")" = "$n_ec" ] && break
+  sleep 1
+done
+[ "$(jq -r .volume_count "$W/info.json")" = "$n_ec" ] || fail "the agent did not take up EC volume 8 within 60 s (log $LOGS/agent.log)"
+read_pass ec 8
+tally
+num agent_ec_reads $P_READS
+if [ "$P_ERRORS" -eq 0 ] && [ "$P_WRONG" -eq 0 ] && [ "$P_CRC" -eq 0 ] && [ "$P_READS" -gt 0 ]; then
+  bool agent_ec_ok 1
+else
+  bool agent_ec_ok 0; ok=0; T "error: reading the EC volume failed (log $LOGS/get-ec.log)"
+fi
 
 # --- end ----------------------------------------------------------------------------------------
 info >"$W/info.json" && num agent_verbs_accepted "$(jq '.verbs.accepted // null' "$W/info.json")"
