@@ -20,9 +20,11 @@
 #include "http/http_server.h"
 #include "protocol/file_id.h"
 #include "protocol/jwt.h"
+#include "protocol/needle.h"
 #include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
+#include "volume/ec_volume.h"
 #include "volume/volume_generator.h"
 
 namespace swrdma {
@@ -403,6 +405,78 @@ TEST_F(ClusterFailoverTest, SecuredAgentReadsWithTheMastersTokens) {
   }
   EXPECT_EQ((*c)->stats().tokens, live.size());
   EXPECT_EQ((*c)->stats().failovers, 0u);
+}
+
+// Issue 16: an EC volume whose shards two servers share (as ec.encode spreads them). The master
+// lists both for the volume; a needle whose record lies in one server's shards is read from that
+// server's agent (the other refuses it as unknown there, naming the shards, and the client tries
+// the next holder); a needle across the two servers' shards is a clear error, never wrong bytes.
+TEST(ClusterEc, NeedlesAreReadFromTheServerHoldingTheirShards) {
+  testing::TempDir tmp;
+  for (const char* d : {"src", "a", "b"})
+    fs::create_directories(tmp / d);
+  GenerateOptions o;
+  o.dir = tmp / "src";
+  o.volume_id = 9;
+  o.needles = 50;
+  o.min_size = 100 * 1024;
+  o.max_size = 400 * 1024;
+  o.seed = 9;
+  std::map<std::string, Expected> expected;
+  const auto gen = testing::GenerateExpected(o, expected);
+  ASSERT_TRUE(ec::EncodeEcVolume(gen.dat, gen.idx, tmp / "a", "9", {}).ok());
+  // Server b: shards 3..13 and its own copies of the index files; server a keeps 0..2.
+  for (const char* ext : {".ecx", ".ecj", ".vif"})
+    fs::copy_file(tmp / "a" / (std::string("9") + ext), tmp / "b" / (std::string("9") + ext));
+  for (uint32_t s = 3; s < 14; ++s)
+    fs::rename(tmp / "a" / ("9" + ec::ShardExtension(s)),
+               tmp / "b" / ("9" + ec::ShardExtension(s)));
+  testing::InProcessAgent a({tmp / "a"}, tmp / "index-a");
+  testing::InProcessAgent b({tmp / "b"}, tmp / "index-b");
+  std::ofstream(tmp / "agents.map")
+      << "127.0.0.1:1001 " << a.url() << "\n127.0.0.1:1002 " << b.url() << "\n";
+  MasterStandIn master;
+  master.Set(9, {"127.0.0.1:1001", "127.0.0.1:1002"});
+  client::ClusterClientOptions co;
+  co.master.master_url = master.url();
+  co.agent_map = (tmp / "agents.map").string();
+  co.client.transports = "tcp";
+  co.client.timeout = std::chrono::seconds(5);
+  auto c = client::ClusterClient::Create(co);
+  ASSERT_TRUE(c) << c.error().ToString();
+
+  // Which server holds each record whole, from the .ecx and the layout.
+  const uint64_t block = ec::UniformBlockSize(fs::file_size(gen.dat), 10);
+  std::vector<std::string> fids;
+  std::vector<int> holder;  // 0: a, 1: b, -1: both (split)
+  std::ifstream ecx_in(tmp / "a/9.ecx", std::ios::binary);
+  const std::vector<uint8_t> ecx((std::istreambuf_iterator<char>(ecx_in)), {});
+  for (const auto& [fid, e] : expected) {
+    if (e.deleted) continue;
+    const auto entry = ec::FindInSortedIndex(ecx, OffsetWidth::k4, ParseFileId(fid)->needle_id);
+    ASSERT_TRUE(entry) << fid;
+    const uint64_t end = entry->offset + NeedleRecordLength(entry->size, NeedleVersion::kV3);
+    const int first = entry->offset / block < 3 ? 0 : 1, last = (end - 1) / block < 3 ? 0 : 1;
+    fids.push_back(fid);
+    holder.push_back(first == last ? first : -1);
+  }
+  auto results = (*c)->ReadMany(fids);
+  size_t from_a = 0, from_b = 0, split = 0;
+  for (size_t i = 0; i < fids.size(); ++i) {
+    if (holder[i] < 0) {
+      ASSERT_FALSE(results[i]) << fids[i] << " spans both servers' shards";
+      EXPECT_NE(results[i].error().message().find("not on this server"), std::string::npos)
+          << results[i].error().ToString();
+      ++split;
+      continue;
+    }
+    ASSERT_TRUE(results[i]) << fids[i] << ": " << results[i].error().ToString();
+    EXPECT_EQ(results[i]->data, expected.at(fids[i]).data) << fids[i];
+    (holder[i] == 0 ? from_a : from_b) += 1;
+  }
+  EXPECT_GT(from_a, 0u);
+  EXPECT_GT(from_b, 0u);
+  EXPECT_LE(split, 1u) << "at most the record across the shard 2 -> 3 boundary";
 }
 
 }  // namespace
