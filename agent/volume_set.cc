@@ -99,6 +99,12 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
       continue;
     }
     report.idx_entries_applied += sync->entries_applied;
+    if (sync->unwrapped_entries > 0) {
+      report.messages.push_back(fmt::format(
+          "volume {}: {} .idx entries point past 32 GiB (4-byte offsets wrap there; found where "
+          "the volume server's reads find them)",
+          files.volume_id, sync->unwrapped_entries));
+    }
     // Re-export when the file or its index changed; otherwise keep serving the same export.
     auto old = old_map->volumes.find(files.volume_id);
     std::string change_reason;  // set when an export of this volume is replaced

@@ -87,6 +87,7 @@ struct SyncResult {
   uint64_t damaged_tail_bytes = 0;  // partial entry at the end of `.idx`, left for the next sync
   uint64_t held_back_entries = 0;   // whole entries not applied: record not yet all in the `.dat`
   uint64_t held_back_bytes = 0;     // their `.idx` bytes (the watermark stops before them)
+  uint64_t unwrapped_entries = 0;   // 4-byte offsets found 32 GiB further (UnwrapOffsets)
   VolumeState state;                // the volume after the sync
 };
 

@@ -40,7 +40,7 @@ class OpenDat {
       return Error(Code::kIOError,
                    fmt::format("opening {}: {}", path.string(), std::strerror(errno)));
     }
-    struct stat st {};
+    struct stat st{};
     if (::fstat(d.fd_, &st) != 0) {
       return Error(Code::kIOError, fmt::format("stat {}: {}", path.string(), std::strerror(errno)));
     }
@@ -73,11 +73,20 @@ class OpenDat {
   }
 
   Result<uint64_t> Size(const std::filesystem::path& path) const {
-    struct stat st {};
+    struct stat st{};
     if (::fstat(fd_, &st) != 0) {
       return Error(Code::kIOError, fmt::format("stat {}: {}", path.string(), std::strerror(errno)));
     }
     return static_cast<uint64_t>(st.st_size);
+  }
+  // The size field of the record header at `offset`, or nullopt when those bytes are not there.
+  std::optional<uint32_t> RecordSizeAt(uint64_t offset) const {
+    uint8_t head[kNeedleHeaderSize];
+    if (::pread(fd_, head, sizeof head, static_cast<off_t>(offset)) !=
+        static_cast<ssize_t>(sizeof head)) {
+      return std::nullopt;
+    }
+    return LoadBe32(head + 12);
   }
   uint64_t device() const { return device_; }
   uint64_t inode() const { return inode_; }
@@ -111,7 +120,7 @@ class OpenDat {
 };
 
 Result<struct stat> StatPath(const std::filesystem::path& path) {
-  struct stat st {};
+  struct stat st{};
   if (::stat(path.c_str(), &st) != 0) {
     return Error(Code::kIOError, fmt::format("stat {}: {}", path.string(), std::strerror(errno)));
   }
@@ -202,6 +211,9 @@ Result<SyncResult> NeedleIndex::SyncVolume(const VolumeFiles& volume, const Sync
   if (!tail) return Error(tail.error().WithContext(ctx));
   // Sized after reading the `.idx`: the volume server appends the record before its entry.
   SWRDMA_ASSIGN_OR_RETURN(dat_size, dat->Size(volume.dat));
+  result.unwrapped_entries =
+      UnwrapOffsets(tail->entries, *width, dat_size, now.needle_version,
+                    [&](uint64_t offset) { return dat->RecordSizeAt(offset); });
   HoldBackUnwritten(*tail, *width, dat_size, now.needle_version);
 
   // A vacuum may have renamed new files over ours while we read; publish nothing then.

@@ -108,6 +108,54 @@ TEST(IdxReplay, DeletionsPastTheDatAreNotHeldBack) {
   EXPECT_EQ(tail.record_end, 8 + len);  // the cut-off tombstone is not a published record
 }
 
+// 4-byte offsets past 32 GiB: an entry moves to offset + 32 GiB only when the header at its
+// stored offset has another size and the one 32 GiB further has its size (weed's retry).
+TEST(IdxReplay, FourByteOffsetsPast32GiBAreFoundWhereWeedRetries) {
+  constexpr uint64_t kWrap = kFourByteOffsetWrap;
+  ASSERT_EQ(kWrap, uint64_t{32} << 30);
+  const auto v = NeedleVersion::kV3;
+  // Headers present in the imagined .dat: offset -> size field.
+  std::map<uint64_t, uint32_t> headers = {
+      {8, 100},            // needle 1, below the wrap
+      {kWrap + 8, 200},    // needle 2, stored as 8 (wrapped onto needle 1's offset)
+      {kWrap + 512, 50},   // needle 3, stored as 512: a hole below (size 0 there)
+      {1024, 70},          // needle 4 at 1024, and needle 5 of the same size 32 GiB further:
+      {kWrap + 1024, 70},  //   the stored offset matches, so it stays (weed reads it there)
+  };
+  int calls = 0;
+  auto size_at = [&](uint64_t off) -> std::optional<uint32_t> {
+    ++calls;
+    auto it = headers.find(off);
+    return it == headers.end() ? 0u : it->second;
+  };
+  const uint64_t dat_size = kWrap + 4096;
+  std::vector<IdxEntry> entries = {{1, 8, 100},           {2, 8, 200},   {3, 512, 50},
+                                   {4, 1024, 70},         {5, 1024, 70}, {6, 2048, 33},
+                                   {2, 8, kTombstoneSize}};
+  // Needle 6: neither place has its size; it stays (its reads fail the header check).
+  EXPECT_EQ(UnwrapOffsets(entries, OffsetWidth::k4, dat_size, v, size_at), 2u);
+  EXPECT_EQ(entries[0].offset, 8u);
+  EXPECT_EQ(entries[1].offset, kWrap + 8);
+  EXPECT_EQ(entries[2].offset, kWrap + 512);
+  EXPECT_EQ(entries[3].offset, 1024u);
+  EXPECT_EQ(entries[4].offset, 1024u);
+  EXPECT_EQ(entries[5].offset, 2048u);
+  EXPECT_EQ(entries[6].offset, 8u);  // deletions are never read, never moved
+
+  // Records that would end past the .dat are not looked for there.
+  std::vector<IdxEntry> late = {{2, 8, 200}};
+  EXPECT_EQ(
+      UnwrapOffsets(late, OffsetWidth::k4, kWrap + 8 + NeedleRecordLength(200, v) - 1, v, size_at),
+      0u);
+  EXPECT_EQ(late[0].offset, 8u);
+  // Up to 32 GiB, and in 5-byte volumes, nothing is read at all.
+  calls = 0;
+  std::vector<IdxEntry> small = {{2, 8, 200}};
+  EXPECT_EQ(UnwrapOffsets(small, OffsetWidth::k4, kWrap, v, size_at), 0u);
+  EXPECT_EQ(UnwrapOffsets(small, OffsetWidth::k5, dat_size, v, size_at), 0u);
+  EXPECT_EQ(calls, 0);
+}
+
 TEST(IdxReplay, ReadsWholeEntriesFromAnOffset) {
   testing::TempDir dir("idx-replay");
   std::vector<uint8_t> bytes;

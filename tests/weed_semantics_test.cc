@@ -3,10 +3,14 @@
 //   2  a client upload of two concatenated gzip members: all of them;
 //   6  the compressed flag on data that is not gzip: the bytes as stored, 200;
 //   4  TTL: weed's rule (AppendAtNs + TTL), expired is "not found" on every path;
+//   8  4-byte offsets past 32 GiB: found 32 GiB further, as weed retries;
 //   1  a chunk manifest (flag 0x80): the fallback serves the file its chunks make up
 //      (X-File-Store: chunked), the raw manifest with ?cm=false; the client refuses it unless
 //      raw is asked for, rather than returning the manifest's JSON as the file.
 // The seaweedfs harness (tests/seaweedfs/) checks the same against the real weed.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -17,6 +21,7 @@
 
 #include "client/agent_http.h"
 #include "client/client.h"
+#include "protocol/byte_order.h"
 #include "protocol/file_id.h"
 #include "protocol/gzip.h"
 #include "protocol/needle.h"
@@ -65,9 +70,8 @@ class WeedSemanticsTest : public ::testing::Test {
       s.ttl = std::pair<uint8_t, uint8_t>{1, 1};  // 1 minute
       s.append_at_ns = now_ns - 120'000'000'000ull;
     });
-    alive_ = add(2, Bytes("still here"), [](NeedleSpec& s) {
-      s.ttl = std::pair<uint8_t, uint8_t>{1, 3};
-    });  // 1 day
+    alive_ = add(2, Bytes("still here"),
+                 [](NeedleSpec& s) { s.ttl = std::pair<uint8_t, uint8_t>{1, 3}; });  // 1 day
     const auto first = Bytes(std::string(20000, 'a') + "first member ");
     const auto second = Bytes("second member" + std::string(3000, 'b'));
     two_members_want_ = first;
@@ -173,6 +177,81 @@ TEST_F(WeedSemanticsTest, ChunkManifestsAreResolvedOrRefusedNeverServedAsTheFile
   EXPECT_EQ(manifest.status, 200);
   EXPECT_EQ(manifest.body, manifest_json_);
   EXPECT_EQ(manifest.Header("X-File-Store"), "");
+}
+
+// 8: a 4-byte-offset volume whose .dat grew past 32 GiB (an older volume server started records
+// there; tombstones still do): the .idx offsets of those records wrap, and weed's reader retries
+// 32 GiB further when the header at the stored offset has another size. The file is sparse: a
+// hole of ~32 GiB costs no disk.
+TEST(WeedSemantics, FourByteOffsetsPast32GiBAreReadWhereWeedReadsThem) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "vols");
+  VolumeWriterOptions wo;
+  wo.dir = tmp / "vols";
+  wo.volume_id = 9;
+  wo.offset_width = OffsetWidth::k4;
+  const auto low = Bytes("below the wrap: " + std::string(300, 'l'));
+  std::string low_fid;
+  uint64_t low_offset = 0;
+  {
+    auto w = VolumeWriter::Create(wo);
+    ASSERT_TRUE(w) << w.error().ToString();
+    NeedleSpec spec{.id = 1, .cookie = 0x11, .data = low};
+    auto e = w->Append(spec);
+    ASSERT_TRUE(e) << e.error().ToString();
+    low_offset = e->offset;
+    low_fid = FormatFileId({9, 1, 0x11});
+  }
+  // Written as an older volume server did: the record past 32 GiB, its entry's offset wrapped.
+  constexpr uint64_t kWrap = uint64_t{32} << 30;
+  const fs::path dat = tmp / "vols" / "9.dat", idx = tmp / "vols" / "9.idx";
+  const int dat_fd = ::open(dat.c_str(), O_RDWR);
+  const int idx_fd = ::open(idx.c_str(), O_RDWR | O_APPEND);
+  ASSERT_GE(dat_fd, 0);
+  ASSERT_GE(idx_fd, 0);
+  struct Far {
+    uint64_t id, offset;
+    std::vector<uint8_t> data;
+  };
+  // Needle 2 wraps onto needle 1's offset (another size there); needle 3 onto a hole.
+  std::vector<Far> far = {{2, kWrap + low_offset, Bytes("past 32 GiB, over needle 1")},
+                          {3, kWrap + 4096, Bytes(std::string(5000, 'h') + "over a hole")}};
+  for (const Far& f : far) {
+    std::vector<uint8_t> record, entry;
+    NeedleSpec spec{.id = f.id, .cookie = 0x20 + static_cast<uint32_t>(f.id), .data = f.data};
+    ASSERT_TRUE(EncodeNeedle(spec, NeedleVersion::kV3, record).ok());
+    ASSERT_EQ(::pwrite(dat_fd, record.data(), record.size(), static_cast<off_t>(f.offset)),
+              static_cast<ssize_t>(record.size()));
+    const uint32_t size = LoadBe32(record.data() + 12);
+    EncodeIdxEntry({f.id, f.offset, size}, OffsetWidth::k4, entry);
+    ASSERT_EQ(LoadBe32(entry.data() + 8), static_cast<uint32_t>((f.offset - kWrap) / 8));
+    ASSERT_EQ(::write(idx_fd, entry.data(), entry.size()), static_cast<ssize_t>(entry.size()));
+  }
+  ::close(dat_fd);
+  ::close(idx_fd);
+
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index");
+  ASSERT_EQ(agent.generation(9) != 0, true) << "volume 9 not exported";
+  client::ClientOptions o;
+  o.agent_url = agent.url();
+  o.transports = "tcp";
+  o.timeout = std::chrono::seconds(10);
+  auto c = client::Client::Connect(o);
+  ASSERT_TRUE(c) << c.error().ToString();
+  client::AgentHttp http(*client::ParseHttpUrl(agent.url(), 0), std::chrono::seconds(10));
+
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> want = {{low_fid, low}};
+  for (const Far& f : far)
+    want.emplace_back(FormatFileId({9, f.id, 0x20 + static_cast<uint32_t>(f.id)}), f.data);
+  for (const auto& [fid, data] : want) {
+    auto r = (*c)->Read(fid);
+    ASSERT_TRUE(r) << fid << ": " << r.error().ToString();
+    EXPECT_EQ(r->data, data) << fid;
+    auto h = http.Request("GET", "/" + fid, {}, {}, {}, {});
+    ASSERT_TRUE(h) << h.error().ToString();
+    EXPECT_EQ(h->status, 200) << fid << ": " << h->body;
+    EXPECT_EQ(h->body, Str(data)) << fid;
+  }
 }
 
 }  // namespace

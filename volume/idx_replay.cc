@@ -36,6 +36,22 @@ Result<IdxTail> ReadIdxTail(const std::filesystem::path& idx, OffsetWidth width,
   return tail;
 }
 
+uint64_t UnwrapOffsets(std::vector<IdxEntry>& entries, OffsetWidth width, uint64_t dat_size,
+                       NeedleVersion version, const RecordSizeAt& size_at) {
+  if (width != OffsetWidth::k4 || dat_size <= kFourByteOffsetWrap) return 0;
+  uint64_t moved = 0;
+  for (IdxEntry& e : entries) {
+    if (e.is_deletion() || e.offset >= kFourByteOffsetWrap) continue;
+    const uint64_t wrapped = e.offset + kFourByteOffsetWrap;
+    if (wrapped + NeedleRecordLength(e.size, version) > dat_size) continue;
+    if (size_at(e.offset) == e.size) continue;  // weed reads it where the entry says
+    if (size_at(wrapped) != e.size) continue;
+    e.offset = wrapped;
+    ++moved;
+  }
+  return moved;
+}
+
 void HoldBackUnwritten(IdxTail& tail, OffsetWidth width, uint64_t dat_size, NeedleVersion version) {
   size_t keep = 0;
   uint64_t end = tail.record_end;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "protocol/needle.h"
@@ -37,6 +38,21 @@ Result<IdxTail> ReadIdxTail(const std::filesystem::path& idx, OffsetWidth width,
 // Deletions are never held back, as SeaweedFS applies them without reading the `.dat`: a
 // truncation that cut a tombstone record must not bring its needle back.
 void HoldBackUnwritten(IdxTail& tail, OffsetWidth width, uint64_t dat_size, NeedleVersion version);
+
+// 4-byte offsets count 8-byte units, so they reach 32 GiB (2^32 * 8) and then wrap. A volume
+// server never starts a data record past that, but an older one did, and tombstones may: weed's
+// reader (needle_read.go ReadData) then retries at offset + 32 GiB whenever the header at the
+// stored offset has another size. The index decides that once, when it takes the entry in:
+// every write entry of a 4-byte volume whose record could also lie 32 GiB further inside
+// `dat_size` has its header's size read at the stored offset (`size_at`); a different size
+// (a hole, another needle) moves the entry to offset + 32 GiB when the size there matches, as
+// weed's retry would find it. An entry neither place confirms stays (its reads fail their header
+// check, never return other bytes). Returns how many entries moved. 5-byte volumes: nothing.
+inline constexpr uint64_t kFourByteOffsetWrap = (uint64_t{1} << 32) * kIdxOffsetUnit;
+// The size field of the record header at `offset` of the `.dat`; nullopt if it cannot be read.
+using RecordSizeAt = std::function<std::optional<uint32_t>(uint64_t offset)>;
+uint64_t UnwrapOffsets(std::vector<IdxEntry>& entries, OffsetWidth width, uint64_t dat_size,
+                       NeedleVersion version, const RecordSizeAt& size_at);
 
 // Replays `entries` (in `.idx` order) into one entry per needle id, the last one winning, sorted
 // by needle id. Linear in the entries, plus a stable radix sort of those that do not raise the
