@@ -255,6 +255,69 @@ TEST_F(LocalReadTest, TransportsForbidLocalAndFallbackWithoutTheSocket) {
       << only.error().ToString();
 }
 
+// An overwrite (same fid, a new record appended; the old one still passes every check) reaches a
+// same-host reader within its lookup cache's TTL, as a delete does, and meanwhile it reads the
+// old bytes or the new, nothing else.
+TEST_F(LocalReadTest, OverwritesAreSeenWithinTheLookupTtlLikeDeletes) {
+  VolumeWriterOptions wo;
+  wo.dir = tmp_ / "vols";
+  wo.volume_id = 12;
+  auto w = VolumeWriter::Create(wo);
+  ASSERT_TRUE(w);
+  const auto first = GeneratedNeedleData(12, 1, 7000, false);
+  const auto second = GeneratedNeedleData(12, 2, 5000, false);
+  NeedleSpec spec{.id = 1, .cookie = 0x5151, .data = first};
+  ASSERT_TRUE(w->Append(spec));
+  NeedleSpec other{.id = 2, .cookie = 0x5252, .data = second};
+  ASSERT_TRUE(w->Append(other));
+  const std::string fid = FormatFileId({12, 1, 0x5151});
+  const std::string gone = FormatFileId({12, 2, 0x5252});
+  auto opts = AgentOptions();
+  opts.watch = true;
+  testing::InProcessAgent agent({tmp_ / "vols"}, tmp_ / "index", opts);
+  constexpr auto kTtl = std::chrono::milliseconds(300);
+  auto c = Connect(agent, "local", kTtl);
+  ASSERT_TRUE(c);
+  for (const auto& f : {fid, gone}) {
+    auto r = c->Read(f);  // cached from here on
+    ASSERT_TRUE(r) << r.error().ToString();
+    ASSERT_EQ(r->via, "local");
+  }
+
+  const auto again = GeneratedNeedleData(12, 3, 9000, false);
+  spec.data = again;
+  ASSERT_TRUE(w->Append(spec));
+  ASSERT_TRUE(w->Delete(2, 0x5252).ok());
+  bool saw_new = false, saw_deleted = false;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = c->Read(fid);
+        EXPECT_TRUE(r) << r.error().ToString();
+        if (r) {
+          EXPECT_TRUE(r->data == first || r->data == again) << "neither the old nor the new bytes";
+          saw_new = saw_new || r->data == again;
+        }
+        auto d = c->Read(gone);
+        if (d) {
+          EXPECT_EQ(d->data, second);
+        }
+        if (!saw_deleted && !d) {
+          EXPECT_EQ(d.error().code(), Code::kDeleted) << d.error().ToString();
+          saw_deleted = true;
+        }
+        return saw_new && saw_deleted;
+      },
+      kTtl + std::chrono::seconds(3)))
+      << "within the TTL + 3 s (the agent's scan on a loaded machine): overwrite seen " << saw_new
+      << ", delete seen " << saw_deleted;
+  // And once seen, the new bytes stay (no cached answer brings the old record back).
+  for (int i = 0; i < 20; ++i) {
+    auto r = c->Read(fid);
+    ASSERT_TRUE(r) << r.error().ToString();
+    EXPECT_EQ(r->data, again);
+  }
+}
+
 TEST_F(LocalReadTest, VacuumAndTruncationDuringReadsNeverGiveWrongBytes) {
   VolumeWriterOptions wo;
   wo.dir = tmp_ / "vols";
