@@ -16,7 +16,13 @@
 namespace swrdma::rdma {
 namespace {
 
-constexpr int kSlots = 4096;
+// Slots live in chunks allocated on demand and never freed, so the signal handler reads them
+// without locks while Guard adds more: one per exported mapping (a `.dat`, an EC shard, an
+// `.ecx`), and a volume server may hold tens of thousands of those. 256 chunks of 4096: about
+// a million guarded ranges, 24 MiB of slots if all are used, 96 KiB for the first chunk.
+constexpr int kChunkSlots = 4096;
+constexpr int kChunks = 256;
+constexpr int kSlots = kChunkSlots * kChunks;
 
 // Read from the signal handler: plain atomics only.
 struct Slot {
@@ -24,12 +30,19 @@ struct Slot {
   std::atomic<uintptr_t> end{0};  // 0: free
   std::atomic<bool> faulted{false};
 };
-std::array<Slot, kSlots> g_slots;
+std::array<std::atomic<Slot*>, kChunks> g_chunks{};
+// Slots handed out so far reach below this index; the handler scans no further.
+std::atomic<int> g_high{0};
+
+Slot* SlotAt(int i) {
+  Slot* chunk = g_chunks[i / kChunkSlots].load(std::memory_order_acquire);
+  return chunk == nullptr ? nullptr : &chunk[i % kChunkSlots];
+}
 std::atomic<uint64_t> g_patched{0};
 std::mutex g_mu;  // Guard/Unguard/tombstones, never taken by the handler
 
-struct sigaction g_prev_bus {};
-struct sigaction g_prev_segv {};
+struct sigaction g_prev_bus{};
+struct sigaction g_prev_segv{};
 std::once_flag g_install_once;
 Status g_install_status;
 
@@ -52,7 +65,7 @@ void Chain(const struct sigaction& prev, int sig, siginfo_t* info, void* ctx) {
   }
   // Default action: restore it and return; the faulting instruction runs again and the kernel
   // delivers the signal with its default effect (core dump).
-  struct sigaction dfl {};
+  struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   sigaction(sig, &dfl, nullptr);
@@ -60,7 +73,11 @@ void Chain(const struct sigaction& prev, int sig, siginfo_t* info, void* ctx) {
 
 void OnFault(int sig, siginfo_t* info, void* ctx) {
   const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
-  for (auto& s : g_slots) {
+  const int high = g_high.load(std::memory_order_acquire);
+  for (int i = 0; i < high; ++i) {
+    Slot* slot = SlotAt(i);
+    if (slot == nullptr) break;
+    Slot& s = *slot;
     const uintptr_t end = s.end.load(std::memory_order_acquire);
     if (end == 0 || addr >= end || addr < s.begin.load(std::memory_order_relaxed)) continue;
     const uintptr_t page = addr & ~(static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) - 1);
@@ -78,7 +95,7 @@ void OnFault(int sig, siginfo_t* info, void* ctx) {
 
 Status FaultGuard::Install() {
   std::call_once(g_install_once, [] {
-    struct sigaction sa {};
+    struct sigaction sa{};
     sa.sa_sigaction = OnFault;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
@@ -95,11 +112,19 @@ int FaultGuard::Guard(const void* base, size_t length) {
   if (length == 0) return -1;
   std::lock_guard lock(g_mu);
   for (int i = 0; i < kSlots; ++i) {
-    Slot& s = g_slots[i];
+    if (i % kChunkSlots == 0 &&
+        g_chunks[i / kChunkSlots].load(std::memory_order_relaxed) == nullptr) {
+      // Published before g_high covers it, so the handler never reads a half-built chunk.
+      g_chunks[i / kChunkSlots].store(new Slot[kChunkSlots], std::memory_order_release);
+    }
+    Slot& s = *SlotAt(i);
     if (s.end.load(std::memory_order_relaxed) != 0) continue;
     s.faulted.store(false, std::memory_order_relaxed);
     s.begin.store(reinterpret_cast<uintptr_t>(base), std::memory_order_relaxed);
     s.end.store(reinterpret_cast<uintptr_t>(base) + length, std::memory_order_release);
+    if (i >= g_high.load(std::memory_order_relaxed)) {
+      g_high.store(i + 1, std::memory_order_release);
+    }
     return i;
   }
   return -1;
@@ -108,13 +133,20 @@ int FaultGuard::Guard(const void* base, size_t length) {
 void FaultGuard::Unguard(int slot) {
   if (slot < 0 || slot >= kSlots) return;
   std::lock_guard lock(g_mu);
-  g_slots[slot].end.store(0, std::memory_order_release);
-  g_slots[slot].begin.store(0, std::memory_order_relaxed);
+  Slot* s = SlotAt(slot);
+  if (s == nullptr) return;
+  s->end.store(0, std::memory_order_release);
+  s->begin.store(0, std::memory_order_relaxed);
 }
 
 bool FaultGuard::TakeFaulted(int slot) {
   if (slot < 0 || slot >= kSlots) return false;
-  return g_slots[slot].faulted.exchange(false, std::memory_order_acq_rel);
+  Slot* s = SlotAt(slot);
+  return s != nullptr && s->faulted.exchange(false, std::memory_order_acq_rel);
+}
+
+int FaultGuard::capacity() {
+  return kSlots;
 }
 
 uint64_t FaultGuard::patched_faults() {

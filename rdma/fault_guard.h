@@ -27,9 +27,10 @@ class FaultGuard {
   // Installs the SIGBUS and SIGSEGV handlers once per process (idempotent, thread-safe).
   static Status Install();
 
-  // Guards [base, base + length). Returns a slot, or -1 when every slot is taken (the range is
-  // then unguarded; the caller logs it). Thread-safe, not async-signal-safe.
+  // Guards [base, base + length). Returns a slot, or -1 when all capacity() slots are taken (the
+  // range is then unguarded; the caller logs it). Thread-safe, not async-signal-safe.
   static int Guard(const void* base, size_t length);
+  static int capacity();
   static void Unguard(int slot);
 
   // True (once) if a fault was patched inside the slot's range since the last call.

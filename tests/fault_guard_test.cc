@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -66,6 +67,37 @@ TEST(FaultGuard, TruncatedFileDoesNotKillTheReader) {
   EXPECT_EQ(ReadByte(m->data() + 100), 'b');  // still in the file
   EXPECT_EQ(ReadByte(m->data() + 40000), 0);  // cut off: zeros, not a crash
   EXPECT_TRUE(m->TakeFaulted());
+}
+
+// More guarded ranges than one chunk of slots (4096): a server with thousands of volumes and EC
+// shards maps one range each. A fault in a range guarded after all of those is still patched,
+// freed slots are reused, and the capacity is far above what a volume server holds.
+TEST(FaultGuard, TensOfThousandsOfRangesAreGuarded) {
+  EXPECT_GE(FaultGuard::capacity(), 1 << 20);
+  // Address ranges nobody maps (never touched): only the bookkeeping is exercised.
+  static char fake[1];
+  std::vector<int> slots;
+  for (int i = 0; i < 20000; ++i) {
+    const int slot = FaultGuard::Guard(fake, 1);
+    ASSERT_GE(slot, 0) << "range " << i << " got no slot";
+    slots.push_back(slot);
+  }
+  testing::TempDir tmp;
+  WriteFile(tmp / "f", 5000, 'c');
+  MapOptions o;
+  o.guard = true;
+  o.reserve = 1 << 20;
+  auto m = MappedFile::Open(tmp / "f", o);
+  ASSERT_TRUE(m) << m.error().ToString();
+  EXPECT_EQ(ReadByte(m->data() + 300000), 0);  // past the end: patched, not fatal
+  EXPECT_TRUE(m->TakeFaulted());
+  for (int slot : slots)
+    FaultGuard::Unguard(slot);
+  // Freed slots are handed out again rather than growing without end.
+  const int again = FaultGuard::Guard(fake, 1);
+  EXPECT_GE(again, 0);
+  EXPECT_LT(again, 20001);
+  FaultGuard::Unguard(again);
 }
 
 TEST(FaultGuard, ReserveWithoutGuardIsRefused) {
