@@ -8,7 +8,11 @@
 #       volume files and verifies in place; compared with single-core memcpy),
 #   (d) the bare UCX ceiling: swrdma-bench-ucx, same transport, size and window, its target
 #       mapping the same volume file and busy-polling (no agent, no HTTP, no verification),
-#   (e) single-core memcpy of the same size.
+#   (e) single-core memcpy of the same size,
+#   (f) nginx serving a static file of the same size (one worker process, sendfile, keep-alive),
+#       read by wrk with one thread and K connections: what a plain web server on the storage
+#       node gives the same reader (nginx-light and wrk are installed with apt when missing and
+#       running as root; COMPARE_NGINX=0 leaves the row out, COMPARE_NGINX_PORT 18661).
 # Writes OUT_DIR/results.jsonl, OUT_DIR/compare.md (table, with the ratio of each path to its
 # ceiling: tcp and HTTP against the tcp ceiling, shared memory against the shared-memory one) and
 # OUT_DIR/compare.png (gnuplot; installed with apt when missing and running as root).
@@ -25,8 +29,9 @@
 # --hugepages or --copy), COMPARE_ROUNDS (3: every cell is run that many times, rounds
 # interleaved so that a burst of load on the host hits every path alike; the table shows the
 # median and the range), COMPARE_LOOKUP_BATCH (1000 fids per batched /v1/lookup request; 0: no
-# lookup row). Each agent run also records the agent's CPU (supervisor + data-plane process, in
-# cores). Default runtime: about 6 min.
+# lookup row), COMPARE_LOCAL_PROGRESS (adaptive: the agent's --progress for the same-host row,
+# run against its own agent). Each agent run also records the agent's CPU (supervisor + data-plane process, in
+# cores). Default runtime: about 7 min.
 set -euo pipefail
 
 build=$(realpath "${1:?build directory}")
@@ -40,6 +45,11 @@ data=${COMPARE_DATA:-$out/data}
 window_mode=${COMPARE_WINDOW_MODE:-sliding}
 rounds=${COMPARE_ROUNDS:-3}
 lookup_batch=${COMPARE_LOOKUP_BATCH:-1000}
+nginx_row=${COMPARE_NGINX:-1}
+local_progress=${COMPARE_LOCAL_PROGRESS:-adaptive}
+agent_paths="tcp shm http"
+[[ $local_progress != "$progress" ]] || agent_paths="tcp shm local http"
+nginx_port=${COMPARE_NGINX_PORT:-18661}
 hz=$(getconf CLK_TCK)
 read -r -a bench_args <<<"${COMPARE_BENCH_ARGS:-}"
 bench_mode_args=(--sliding)
@@ -69,6 +79,96 @@ for size in $sizes; do
       --size "$size" >&2
   fi
 done
+
+# ---- (f) nginx: installed when missing (as gnuplot below), never started as a system service ----
+apt_quiet() {  # apt_quiet PKG...: installs with invoke-rc.d refused (no daemon left running)
+  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || return 1
+  local made_policy=0 rc=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 || rc=$?
+  ((made_policy)) && rm -f /usr/sbin/policy-rc.d
+  return $rc
+}
+have_nginx() { command -v nginx >/dev/null && command -v wrk >/dev/null; }
+if [[ $nginx_row == 1 ]] && ! have_nginx; then
+  echo "installing nginx-light and wrk for the nginx row" >&2
+  apt_quiet nginx-light wrk ||
+    echo "WARNING: no nginx row: nginx-light / wrk could not be installed (not root or no apt)" >&2
+fi
+have_nginx || nginx_row=0
+nginx_pid=""
+stop_nginx() {
+  if [[ -n "$nginx_pid" ]]; then
+    kill "$nginx_pid" 2>/dev/null || true
+    wait "$nginx_pid" 2>/dev/null || true
+    nginx_pid=""
+  fi
+}
+start_nginx() {
+  local dir="$out/nginx" first=""
+  mkdir -p "$dir/tmp" "$data/nginx"
+  for size in $sizes; do
+    first=${first:-$size}
+    [[ -e "$data/nginx/$size" ]] ||
+      head -c "$(numfmt --from=iec "$size")" /dev/urandom >"$data/nginx/$size"
+  done
+  cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  keepalive_requests 100000000;
+  open_file_cache max=16 inactive=60s;
+  open_file_cache_valid 60s;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  server { listen 127.0.0.1:$nginx_port; root $data/nginx; }
+}
+EOF
+  nginx -p "$dir" -c "$dir/nginx.conf" 2>>"$dir/error.log" &
+  nginx_pid=$!
+  for _ in $(seq 50); do
+    curl -sf -o /dev/null "http://127.0.0.1:$nginx_port/$first" && return 0
+    sleep 0.1
+  done
+  echo "WARNING: no nginx row this round: nginx did not start; see $dir/error.log" >&2
+  stop_nginx
+  return 1
+}
+# wrk's summary as one JSON line like swrdma bench's: ops/s, bytes/s (file size x ops: what the
+# reader got), p50/p99 from --latency (printed in us, ms or s).
+wrk_json() {  # wrk_json SIZE WINDOW
+  local bytes
+  bytes=$(numfmt --from=iec "$1")
+  wrk -t1 -c"$2" -d"${seconds}s" --latency "http://127.0.0.1:$nginx_port/$1" |
+    awk -v bytes="$bytes" -v window="$2" '
+      function us(v) {
+        if (v ~ /us$/) return v + 0
+        if (v ~ /ms$/) return v * 1000
+        if (v ~ /s$/) return v * 1000000
+        return v + 0
+      }
+      $1 == "50%" { p50 = us($2) }
+      $1 == "99%" { p99 = us($2) }
+      $1 == "Requests/sec:" { ops = $2 }
+      /Non-2xx/ { errors += $NF }
+      END {
+        printf "{\"ops_per_sec\":%s,\"bytes_per_sec\":%s,\"p50_us\":%s,\"p99_us\":%s,\"window\":%d,\"errors\":%d}\n",
+               ops + 0, (ops + 0) * bytes, p50 + 0, p99 + 0, window, errors + 0
+      }'
+}
 
 results="$out/results.jsonl"
 # UCX prints its warnings on stdout (UCX_LOG_FILE defaults to it): keep the JSON line only.
@@ -111,10 +211,10 @@ stop_agent() {
     agent_pid=""
   fi
 }
-trap stop_agent EXIT
-start_agent() {
+trap 'stop_agent; stop_nginx' EXIT
+start_agent() {  # start_agent [PROGRESS]
   "$agent_bin" --dir "$data/volumes" --index-dir "$data/index" --http "127.0.0.1:$port" \
-    --progress "$progress" --log-level warn --local-socket "$out/agent.sock" \
+    --progress "${1:-$progress}" --log-level warn --local-socket "$out/agent.sock" \
     >>"$out/agent.log" 2>&1 &
   agent_pid=$!
   for _ in $(seq 150); do
@@ -122,6 +222,24 @@ start_agent() {
     sleep 0.2
   done
   curl -sf "$url/readyz" >/dev/null || { echo "agent not ready; see $out/agent.log" >&2; exit 1; }
+}
+run_agent_path() {  # run_agent_path PATH SIZE WINDOW: one `swrdma bench` cell against the agent
+  local path=$1 size=$2 window=$3 json extra
+  case $path in
+    tcp) extra=(--transports tcp "${bench_mode_args[@]}" "${bench_args[@]}") ;;
+    shm) extra=(--transports "$shm_tls" "${bench_mode_args[@]}" "${bench_args[@]}") ;;
+    local) extra=(--transports local "${bench_mode_args[@]}" "${bench_args[@]}") ;;
+    http) extra=(--mode http) ;;
+  esac
+  # A long lookup TTL: the warm-up fills the client's lookup cache, so the timed reads are
+  # one-sided gets + verification, comparable with the ceiling's bare gets.
+  json=$(bench_against_agent --volume "${vid[$size]}" --seconds "$seconds" \
+    --inflight "$window" --json --lookup-ttl-ms 3600000 "${extra[@]}") || {
+    echo "swrdma bench failed ($path $size $window):" >&2
+    cat "$out/bench.err" >&2
+    return 0
+  }
+  record "$path" "$size" "$json" "$(cat "$out/run_cpu")"
 }
 rm -rf "$data/index"
 : >"$out/agent.log"
@@ -131,22 +249,8 @@ for round in $(seq "$rounds"); do
   start_agent
   for size in $sizes; do
     for window in $windows; do
-      for path in tcp shm local http; do
-        case $path in
-          tcp) extra=(--transports tcp "${bench_mode_args[@]}" "${bench_args[@]}") ;;
-          shm) extra=(--transports "$shm_tls" "${bench_mode_args[@]}" "${bench_args[@]}") ;;
-          local) extra=(--transports local "${bench_mode_args[@]}" "${bench_args[@]}") ;;
-          http) extra=(--mode http) ;;
-        esac
-        # A long lookup TTL: the warm-up fills the client's lookup cache, so the timed reads are
-        # one-sided gets + verification, comparable with the ceiling's bare gets.
-        json=$(bench_against_agent --volume "${vid[$size]}" --seconds "$seconds" \
-          --inflight "$window" --json --lookup-ttl-ms 3600000 "${extra[@]}") || {
-          echo "swrdma bench failed ($path $size $window):" >&2
-          cat "$out/bench.err" >&2
-          continue
-        }
-        record "$path" "$size" "$json" "$(cat "$out/run_cpu")"
+      for path in $agent_paths; do
+        run_agent_path "$path" "$size" "$window"
       done
     done
   done
@@ -161,6 +265,18 @@ for round in $(seq "$rounds"); do
     fi
   fi
   stop_agent
+  # Same-host reads touch neither the agent's UCX worker nor its progress thread: they run next
+  # to an agent as deployed (--progress adaptive sleeps when no UCX traffic comes), so the
+  # client gets the machine and the agent's CPU shows what the local path costs it.
+  if [[ $local_progress != "$progress" ]]; then
+    start_agent "$local_progress"
+    for size in $sizes; do
+      for window in $windows; do
+        run_agent_path local "$size" "$window"
+      done
+    done
+    stop_agent
+  fi
 
   for size in $sizes; do
     for window in $windows; do
@@ -178,6 +294,14 @@ for round in $(seq "$rounds"); do
     done
     record memcpy "$size" "$("$ucx_bin" --mode memcpy --size "$size" --seconds "$seconds")"
   done
+  if [[ $nginx_row == 1 ]] && start_nginx; then
+    for size in $sizes; do
+      for window in $windows; do
+        record nginx "$size" "$(wrk_json "$size" "$window")"
+      done
+    done
+    stop_nginx
+  fi
 done
 
 # ---- the table: medians over the rounds ----
@@ -197,7 +321,7 @@ jq_lib='
   echo "UCX $(ucx_info -v 2>/dev/null | sed -n 's/^# Version //p' | head -1); agent --progress $progress; $seconds s per run, $rounds rounds (medians; ops/s range in brackets); load average at the runs $(jq -s 'map(.loadavg) | "\(min)-\(max)"' -r "$results")."
   echo "K = reads in flight ($window_mode windows; lockstep: for K > 1 the latency is that of the whole window). Ceiling: tcp and"
   echo "HTTP against swrdma-bench-ucx over tcp, shared memory against it over $shm_tls, local (same-host mapping) against memcpy. Agent CPU: cores used by the agent over the"
-  echo "whole bench invocation (connect, warm-up, timed part); its progress thread busy-polls in this comparison."
+  echo "whole bench invocation (connect, warm-up, timed part); its progress thread busy-polls$([[ $local_progress != "$progress" ]] && echo " (the local row: --progress $local_progress, as deployed; same-host reads never use it)"). nginx: one worker, sendfile, wrk with one thread and K connections."
   echo
   echo "| needle | K | path | ops/s (range) | MiB/s | p50 µs | p99 µs | agent CPU | of ceiling |"
   echo "|---|---|---|---|---|---|---|---|---|"
@@ -207,18 +331,22 @@ jq_lib='
     cells as $all
     | ($all | map(select(.path != "memcpy"))
        | sort_by([(.size | if . == "4K" then 0 else 1 end), .window,
-                  ({"tcp":0,"ucx-tcp":1,"shm":2,"ucx-shm":3,"local":4,"http":5}[.path])])[]) as $c
+                  ({"tcp":0,"ucx-tcp":1,"shm":2,"ucx-shm":3,"local":4,"http":5,"nginx":6}[.path])])[]) as $c
     | ($all | map(select(.size == $c.size and
          (if $c.path == "local" then .path == "memcpy"
           else .window == $c.window and
                .path == (if $c.path == "shm" then "ucx-shm" else "ucx-tcp" end) end)))
        | first | .ops) as $ceil
-    | (if ($c.path | startswith("ucx")) then "ceiling"
+    | (if ($c.path | startswith("ucx")) then "ceiling" elif $c.path == "nginx" then "-"
        elif $ceil then "\($c.ops / $ceil * 100 | round) %" else "-" end) as $ratio
     | "| \($c.size) | \($c.window) | \($c.path) | \($c.ops | k) (\($c.lo | k)-\($c.hi | k)) | \($c.bytes / 1048576 | r1) | \($c.p50 | r1) | \($c.p99 | r1) | \(if $c.cpu then ($c.cpu | tostring) else "-" end) | \($ratio)\(if $c.errors > 0 then ", \($c.errors) errors" else "" end) |"
   ' "$results"
   jq -rs "$jq_lib"'cells[] | select(.path == "memcpy") |
     "| \(.size) | - | memcpy (1 core) | \(.ops | round) | \(.bytes / 1048576 | round) | \(.p50 | r1) | \(.p99 | r1) | - | - |"' "$results"
+  jq -rs "$jq_lib"'cells as $all | $all | map(select(.path == "nginx"))
+    | select(length > 0) | "\nSame-host reads against nginx serving the same size (ops/s, medians):",
+      (.[] as $n | $all | map(select(.path == "local" and .size == $n.size and .window == $n.window))
+       | first | select(.) | "- \($n.size) K=\($n.window): local \(.ops | round) ops/s, nginx \($n.ops | round) ops/s: \(.ops / $n.ops * 10 | round / 10)x")' "$results"
   jq -rs "$jq_lib"'map(select(.path == "lookup")) | select(length > 0) |
     "\nBatched lookups (`swrdma bench --mode lookup`, \(.[0].batch) fids per POST /v1/lookup, one request at a time, \(length) runs):
 \(map(.ops_per_sec) | median | round) fids/s (\(map(.requests_per_sec) | median | r1) requests/s), p50 \(map(.p50_us) | median / 1000 | . * 100 | round / 100) ms and p99 \(map(.p99_us) | median / 1000 | . * 100 | round / 100) ms per request, agent CPU \(map(.agent_cpu | select(. != null)) | median) cores, \(map(.errors) | add) errors."' "$results"
@@ -235,12 +363,13 @@ fi
 if command -v gnuplot >/dev/null; then
   # One cluster per (needle, K), one bar per path: MiB/s on a log scale.
   jq -rs "$jq_lib"'
-    (["case","tcp","ucx-tcp","shm","ucx-shm","local","http","memcpy"] | join(" ")),
+    (["case","tcp","ucx-tcp","shm","ucx-shm","local","http","nginx","memcpy"] | join(" ")),
     (cells as $all | $all | map(select(.path != "memcpy")) | group_by([.size, .window])[]
      | . as $g
      | [("\($g[0].size)-K\($g[0].window)")] +
-       (["tcp","ucx-tcp","shm","ucx-shm","local","http"] | map(. as $p
-         | ($g | map(select(.path == $p)) | first | .bytes / 1048576) // "NaN")) +
+       (["tcp","ucx-tcp","shm","ucx-shm","local","http","nginx"] | map(. as $p
+         | ($g | map(select(.path == $p)) | first // {} | .bytes // null
+            | if . then . / 1048576 else "NaN" end))) +
        [($all | map(select(.path == "memcpy" and .size == $g[0].size)) | first
          | .bytes / 1048576) // "NaN"]
      | map(tostring) | join(" "))' "$results" >"$out/compare.dat"
@@ -255,7 +384,7 @@ set logscale y
 set ylabel "MiB/s"
 set key outside right
 set grid ytics
-plot for [i=2:8] "$out/compare.dat" using i:xtic(1) title columnheader(i)
+plot for [i=2:9] "$out/compare.dat" using i:xtic(1) title columnheader(i)
 EOF
   echo "plot: $out/compare.png" >&2
 else
