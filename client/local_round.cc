@@ -152,23 +152,28 @@ void Client::Impl::LocalRound(std::span<const std::string> fids, std::span<const
       ahead[k] = {base + e.offset, base + end - 1};
     }
   }
-  constexpr size_t kTouchAhead = 8;
+  // In groups: the loads of a group are independent and miss together, so the CPU waits for
+  // one group's misses at a time rather than one per read.
+  constexpr size_t kTouchGroup = 8;
   unsigned touched = 0;  // the loads' only use: they must happen
   // ReadEach's per-read latency starts at the touch: the miss it takes belongs to that read.
   std::vector<NeedleView::TimePoint> issued_at(stamp_reads_ ? which.size() : 0);
-  const auto touch = [&](size_t k) {
-    if (k < ahead.size() && ahead[k].first != nullptr) {
-      if (stamp_reads_) issued_at[k] = std::chrono::steady_clock::now();
+  const auto touch_group = [&](size_t first) {
+    const size_t last = std::min(first + kTouchGroup, ahead.size());
+    if (first >= last) return;
+    const auto now = stamp_reads_ ? std::chrono::steady_clock::now() : NeedleView::TimePoint{};
+    for (size_t k = first; k < last; ++k) {
+      if (ahead[k].first == nullptr) continue;
+      if (stamp_reads_) issued_at[k] = now;
       touched += std::to_integer<unsigned>(*static_cast<const volatile std::byte*>(ahead[k].first));
       touched +=
           std::to_integer<unsigned>(*static_cast<const volatile std::byte*>(ahead[k].second));
     }
   };
-  for (size_t k = 0; k < kTouchAhead; ++k)
-    touch(k);
+  touch_group(0);
   LookupResult lr;  // VerifyInPlace's view of an answer: length and size
   for (size_t k = 0; k < which.size(); ++k) {
-    touch(k + kTouchAhead);
+    if (k % kTouchGroup == 0) touch_group(k + kTouchGroup);
     const LocalLookupEntry& e = where[k];
     if (e.status != LocalStatus::kOk) continue;
     const size_t i = which[k];
