@@ -127,6 +127,7 @@ void Client::Impl::LocalRound(std::span<const std::string> fids, std::span<const
   // that miss the TLB are dropped). Only inside the mapping, whose tail is under the fault
   // guard: a touch past a truncated end is patched and marks the mapping faulted, and the reads
   // on it then fail as stale and retry (never wrong bytes), as they would without the touch.
+  constexpr uint64_t kTouchMaxRecord = 64 * 1024;
   std::vector<std::pair<const std::byte*, const std::byte*>> ahead(which.size());
   // The mappings touched stay mapped (and guarded) for the round, even if a failed read drops
   // its volume from the reader before the touches of later reads on it.
@@ -137,7 +138,8 @@ void Client::Impl::LocalRound(std::span<const std::string> fids, std::span<const
     const std::byte* base = nullptr;
     for (size_t k = 0; k < which.size(); ++k) {
       const LocalLookupEntry& e = where[k];
-      if (e.status != LocalStatus::kOk || e.length == 0) continue;
+      // Large records: their first touches are noise next to the CRC streaming through them.
+      if (e.status != LocalStatus::kOk || e.length == 0 || e.length > kTouchMaxRecord) continue;
       const uint64_t end = e.offset + e.length;
       if (base == nullptr || e.volume_id != vid || e.generation != generation || end > limit) {
         auto m = reader.MappingFor(e.volume_id, e.generation, end);
