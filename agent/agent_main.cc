@@ -40,6 +40,21 @@
 namespace swrdma::agent {
 namespace {
 
+// What is registered for RDMA right now: every served export's registrations (retired
+// generations still in their grace period are not counted), and the exporter's clients.
+AgentMetrics::VerbsTotals VerbsTotalsOf(const VerbsExporter& verbs, const VolumeSet& volumes) {
+  AgentMetrics::VerbsTotals t;
+  t.connections = verbs.connections();
+  t.accepted = verbs.accepted();
+  for (const auto& [vid, entry] : volumes.snapshot()->volumes) {
+    for (const auto& r : entry.exported->remote_regions()) {
+      t.registered_bytes += r.length;
+      ++t.regions;
+    }
+  }
+  return t;
+}
+
 int ListDevices(const AgentConfig& config) {
   auto discovery = rdma::DiscoverRdmaDevices();
   std::printf("%s\n", discovery.Summary().c_str());
@@ -297,18 +312,10 @@ int Run(const AgentConfig& config) {
     exposures["verbs"] = "region";
     so.transports.push_back("verbs");
     so.verbs_info = [&verbs, &volumes] {
-      // What is pinned for RDMA right now: every served export's registrations (retired
-      // generations still in their grace period are not counted).
       nlohmann::json j = verbs->Info();
-      uint64_t bytes = 0, regions = 0;
-      for (const auto& [vid, entry] : volumes.snapshot()->volumes) {
-        for (const auto& r : entry.exported->remote_regions()) {
-          bytes += r.length;
-          ++regions;
-        }
-      }
-      j["registered_bytes"] = bytes;
-      j["regions"] = regions;
+      const auto t = VerbsTotalsOf(*verbs, volumes);
+      j["registered_bytes"] = t.registered_bytes;
+      j["regions"] = t.regions;
       return j;
     };
   }
@@ -335,6 +342,9 @@ int Run(const AgentConfig& config) {
   }
   AgentService service(volumes, so);
   service.metrics().SetTransports(transports);
+  if (verbs) {
+    service.metrics().SetVerbsSource([&verbs, &volumes] { return VerbsTotalsOf(*verbs, volumes); });
+  }
   std::unique_ptr<TcpReadServer> tcp_reads;
   if (read_fd >= 0) {
     TcpReadServerOptions to;

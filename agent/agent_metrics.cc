@@ -214,6 +214,33 @@ void AgentMetrics::SetHttpStatsSource(std::function<HttpServerStats()> source) {
   http_stats_ = std::move(source);
 }
 
+void AgentMetrics::SetVerbsSource(std::function<VerbsTotals()> source) {
+  std::lock_guard lock(mu_);
+  verbs_totals_ = std::move(source);
+  if (!verbs_) {
+    verbs_ = VerbsMetrics{
+        &Gauge(*registry_, "swrdma_verbs_connections",
+               "Verbs clients connected now (RC queue pairs accepting RDMA READ only)"),
+        &Counter(*registry_, "swrdma_verbs_connections_accepted_total",
+                 "Verbs connections accepted since start"),
+        &Gauge(*registry_, "swrdma_verbs_registered_bytes",
+               "Bytes registered REMOTE_READ for RDMA (pinned unless the device pages on demand): "
+               "the served exports; retired generations in their grace period are not counted"),
+        &Gauge(*registry_, "swrdma_verbs_memory_regions",
+               "Memory regions registered for the served exports"),
+    };
+  }
+}
+
+void AgentMetrics::RenderVerbs() {
+  if (!verbs_totals_ || !verbs_) return;
+  const VerbsTotals t = verbs_totals_();
+  verbs_->connections->Set(static_cast<double>(t.connections));
+  CatchUp(*verbs_->accepted, t.accepted);
+  verbs_->registered_bytes->Set(static_cast<double>(t.registered_bytes));
+  verbs_->regions->Set(static_cast<double>(t.regions));
+}
+
 void AgentMetrics::CatchUp(prometheus::Counter& counter, uint64_t value) {
   const double now = counter.Value();
   if (static_cast<double>(value) > now) counter.Increment(static_cast<double>(value) - now);
@@ -284,6 +311,7 @@ std::string AgentMetrics::Render(const VolumeMap& volumes) {
   std::lock_guard lock(mu_);
   RenderVolumes(volumes);
   RenderHttp();
+  RenderVerbs();
   heap_in_use_.Set(static_cast<double>(HeapInUseBytes()));
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }

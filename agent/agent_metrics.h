@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,16 @@ class AgentMetrics {
   void SetSecurityTotals(const SecurityTotals& totals);
   // Checked reads (agent/read_server.h), as its monotonic counters (set before Render).
   void SetCheckedReadTotals(const ReadServerStats& stats);
+  // The verbs exporter (agent/verbs_exporter.h), read at scrape time. The swrdma_verbs_* metrics
+  // exist only once a source is set: an agent without verbs has none, as /v1/info has no
+  // "verbs" then.
+  struct VerbsTotals {
+    uint64_t connections = 0;       // clients connected now (RC queue pairs)
+    uint64_t accepted = 0;          // connections accepted since start
+    uint64_t registered_bytes = 0;  // pinned for RDMA READ: the served exports' registrations
+    uint64_t regions = 0;           // their memory regions
+  };
+  void SetVerbsSource(std::function<VerbsTotals()> source);
 
   // Prometheus text exposition, with the volume gauges taken from `volumes`.
   std::string Render(const VolumeMap& volumes);
@@ -66,6 +77,7 @@ class AgentMetrics {
   static void CatchUp(prometheus::Counter& counter, uint64_t value);
   void RenderVolumes(const VolumeMap& volumes);  // render_mu_ held
   void RenderHttp();                             // render_mu_ held
+  void RenderVerbs();                            // render_mu_ held
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& lookups_;
@@ -115,6 +127,14 @@ class AgentMetrics {
 
   std::mutex mu_;  // guards what follows and serializes Render
   std::function<HttpServerStats()> http_stats_;
+  std::function<VerbsTotals()> verbs_totals_;
+  struct VerbsMetrics {
+    prometheus::Gauge* connections;
+    prometheus::Counter* accepted;
+    prometheus::Gauge* registered_bytes;
+    prometheus::Gauge* regions;
+  };
+  std::optional<VerbsMetrics> verbs_;
   struct VolumeGauges {
     prometheus::Gauge* live;
     prometheus::Gauge* deleted;

@@ -167,6 +167,26 @@ TEST_F(AgentMetricsTest, TransportsAndDevicesAreGauges) {
   EXPECT_EQ(Series(m, "swrdma_rdma_ports_active"), 3);
 }
 
+// Verbs series exist only on an agent with verbs, and follow the exporter at every scrape: the
+// accepted counter never goes back, the gauges do.
+TEST_F(AgentMetricsTest, VerbsSeriesComeFromTheExporterAtScrapeTime) {
+  std::string m = Render();
+  EXPECT_EQ(Series(m, "swrdma_verbs_connections"), -1) << "no verbs, no series";
+  AgentMetrics::VerbsTotals t{
+      .connections = 3, .accepted = 5, .registered_bytes = 1 << 20, .regions = 2};
+  metrics_.SetVerbsSource([&t] { return t; });
+  m = Render();
+  EXPECT_EQ(Series(m, "swrdma_verbs_connections"), 3) << m;
+  EXPECT_EQ(Series(m, "swrdma_verbs_connections_accepted_total"), 5);
+  EXPECT_EQ(Series(m, "swrdma_verbs_registered_bytes"), 1 << 20);
+  EXPECT_EQ(Series(m, "swrdma_verbs_memory_regions"), 2);
+  t = {.connections = 1, .accepted = 9, .registered_bytes = 0, .regions = 0};  // vacuum retired
+  m = Render();
+  EXPECT_EQ(Series(m, "swrdma_verbs_connections"), 1);
+  EXPECT_EQ(Series(m, "swrdma_verbs_connections_accepted_total"), 9);
+  EXPECT_EQ(Series(m, "swrdma_verbs_registered_bytes"), 0);
+}
+
 // The heap gauge is the allocator's own count (sanitizer allocator in ASan builds, glibc
 // otherwise): a block kept alive shows in it, and leaves it once freed.
 TEST_F(AgentMetricsTest, HeapInUseFollowsTheAllocator) {

@@ -222,6 +222,21 @@ num agent_pass_agent_cpu_ms $P_AGENT_MS; num agent_pass_client_cpu_ms $P_CLIENT_
 [ "$P_TRANSPORTS" = "rdma:verbs " ] && str agent_transport verbs || str agent_transport "${P_TRANSPORTS% }"
 pass_ok || { ok=0; T "error: the first read pass failed (log $LOGS/get-first.log)"; }
 [ "$P_READS" -gt 0 ] || fail "no needle could be read over verbs (log $LOGS/get-first.log: $(grep -m1 swrdma: "$LOGS/get-first.log"))"
+# /metrics says what /v1/info says about verbs: the bytes registered for RDMA, their regions, and
+# the connections the clients above made.
+curl -sf -m 5 "$URL/metrics" >"$W/metrics.txt" && info >"$W/info.json" || fail "GET /metrics or /v1/info failed"
+metric() { awk -v n="$1" '$1 == n { printf "%d", $2 }' "$W/metrics.txt"; }
+num agent_metrics_verbs_registered_bytes "$(metric swrdma_verbs_registered_bytes)"
+num agent_metrics_verbs_accepted "$(metric swrdma_verbs_connections_accepted_total)"
+if [ "$(metric swrdma_verbs_registered_bytes)" = "$(jq .verbs.registered_bytes "$W/info.json")" ] &&
+  [ "$(metric swrdma_verbs_memory_regions)" = "$(jq .verbs.regions "$W/info.json")" ] &&
+  [ "$(metric swrdma_verbs_registered_bytes)" -gt 0 ] &&
+  [ "$(metric swrdma_verbs_connections_accepted_total)" -ge 1 ]; then
+  T "  /metrics: $(grep -E '^swrdma_verbs_' "$W/metrics.txt" | tr '\n' ' ')"
+else
+  ok=0
+  T "error: /metrics verbs series disagree with /v1/info $(jq -c '.verbs | {registered_bytes,regions,accepted}' "$W/info.json"): $(grep -E '^swrdma_verbs_' "$W/metrics.txt" | tr '\n' ' ')"
+fi
 
 # --- 4. the hostile peer ------------------------------------------------------------------------
 region() {  # vid: "address length rkey" of the volume's last region (the one ending at EOF)
