@@ -99,14 +99,16 @@ if [[ $nginx_row == 1 ]] && ! have_nginx; then
     echo "WARNING: no nginx row: nginx-light / wrk could not be installed (not root or no apt)" >&2
 fi
 have_nginx || nginx_row=0
-nginx_pid=""
-stop_nginx() {
-  if [[ -n "$nginx_pid" ]]; then
-    kill "$nginx_pid" 2>/dev/null || true
-    wait "$nginx_pid" 2>/dev/null || true
-    nginx_pid=""
+stop_bg() {  # stop_bg VAR: stops the background process whose pid VAR holds, then clears VAR
+  local -n pid_var=$1
+  if [[ -n "$pid_var" ]]; then
+    kill "$pid_var" 2>/dev/null || true
+    wait "$pid_var" 2>/dev/null || true
+    pid_var=""
   fi
 }
+nginx_pid=""
+stop_nginx() { stop_bg nginx_pid; }
 start_nginx() {
   local dir="$out/nginx" first=""
   mkdir -p "$dir/tmp" "$data/nginx"
@@ -204,13 +206,7 @@ bench_against_agent() {
 
 # ---- (a)-(c): the agent, (d) the ceiling, (e) memcpy; COMPARE_ROUNDS times ----
 agent_pid=""
-stop_agent() {
-  if [[ -n "$agent_pid" ]]; then
-    kill "$agent_pid" 2>/dev/null || true
-    wait "$agent_pid" 2>/dev/null || true
-    agent_pid=""
-  fi
-}
+stop_agent() { stop_bg agent_pid; }
 trap 'stop_agent; stop_nginx' EXIT
 start_agent() {  # start_agent [PROGRESS]
   "$agent_bin" --dir "$data/volumes" --index-dir "$data/index" --http "127.0.0.1:$port" \
