@@ -352,7 +352,9 @@ class Comparer:
         self.report = open(args.report, "w")
         self.mismatched = set()
         self.checks = 0
-        self.tmp = tempfile.mkdtemp(prefix="swrdma-cmp.")
+        # Removed when the comparer goes (also on an exception): it held the CLI's outputs.
+        self._tmpdir = tempfile.TemporaryDirectory(prefix="swrdma-cmp.")
+        self.tmp = self._tmpdir.name
 
     def diff(self, fid, what, msg):
         self.mismatched.add(fid.split("?")[0])
