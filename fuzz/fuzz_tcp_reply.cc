@@ -21,7 +21,14 @@ namespace {
 swrdma::rdma::BufferPool& Pool() {
   static swrdma::client::PlainRegistrar registrar;
   static std::optional<swrdma::rdma::BufferPool> pool;
-  if (!pool) pool.emplace(std::move(*swrdma::rdma::BufferPool::Create(registrar)));
+  if (!pool) {
+    // Inputs name record sizes up to 4 GiB; the default 512 MiB of idle buffers kept for reuse,
+    // on top of ASan's quarantine, took the process past libFuzzer's 2 GiB RSS limit within
+    // seconds (an out-of-memory report, not a bug): keep little idle here.
+    swrdma::rdma::BufferPoolOptions options;
+    options.max_idle_bytes = size_t{32} << 20;
+    pool.emplace(std::move(*swrdma::rdma::BufferPool::Create(registrar, options)));
+  }
   return *pool;
 }
 

@@ -22,7 +22,7 @@ BUILD=${FUZZ_BUILD:-$ROOT/build-fuzz}
 CXX=${FUZZ_CXX:-clang++-19}
 JOBS=${FUZZ_JOBS:-$(nproc)}
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-fuzz_file_id fuzz_needle fuzz_idx fuzz_wire fuzz_jwt \
-fuzz_http_parser fuzz_agent_handler fuzz_read_messages fuzz_tcp_reply fuzz_ec}"
+fuzz_http_parser fuzz_agent_handler fuzz_read_messages fuzz_tcp_reply fuzz_ec fuzz_verifier}"
 
 if ! command -v "$CXX" >/dev/null; then
   echo "SKIP: $CXX not found; install clang-19 and libclang-rt-19-dev (scripts/install-deps.sh)" >&2
@@ -39,8 +39,16 @@ else
   # An existing tree (options kept): configure again, so targets added since are known to make.
   cmake -S "$ROOT" -B "$BUILD" >/dev/null
 fi
-cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]}"
-echo "fuzz build: $((SECONDS - build_start)) s" >&2
+# The build's output goes to a log, shown only when it fails: CI keeps the last lines of a failing
+# test's output, and those must be the fuzzers' verdicts, not make's chatter.
+mkdir -p "$BUILD"
+if ! cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]}" >"$BUILD/fuzz-build.log" 2>&1; then
+  echo "FAIL: building the fuzz targets failed; last lines of $BUILD/fuzz-build.log:" >&2
+  grep -E 'error|Error' "$BUILD/fuzz-build.log" | head -n 20 >&2
+  tail -n 30 "$BUILD/fuzz-build.log" >&2
+  exit 1
+fi
+echo "fuzz build: $((SECONDS - build_start)) s ($BUILD/fuzz-build.log)" >&2
 
 # UBSan reports are fatal (-fno-sanitize-recover); ASan/LSan stop at the first report.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=1}
@@ -81,7 +89,7 @@ for t in "${TARGETS[@]}"; do
   if ((rc != 0)); then
     failed+=("$t")
     echo "FAIL: $t exited with status $rc; last lines of $log:" >&2
-    tail -n 40 "$log" >&2
+    tail -n 25 "$log" >&2
   fi
 done
 printf '%s\n' "${summary[@]}"
