@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "client/cli/command_error.h"
+#include "protocol/byte_size.h"
 #include "protocol/file_id.h"
 #include "volume/ec_volume.h"
 #include "volume/volume_generator.h"
@@ -39,18 +40,6 @@ struct MkvolumeArgs {
   std::string fids_file;   // manifest of every needle, for demos and scripts
   std::string expect_dir;  // each live needle's data, for tests in other languages
 };
-
-// "1.5 MiB": human sizes for progress and the summary.
-std::string HumanBytes(uint64_t n) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  size_t u = 0;
-  while (v >= 1024 && u + 1 < std::size(kUnits)) {
-    v /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, kUnits[u]);
-}
 
 uint64_t SizeOrThrow(const std::string& text, const char* flag) {
   auto v = ParseByteSize(text);
@@ -182,42 +171,6 @@ void RunMkvolume(const MkvolumeArgs& args) {
 }
 
 }  // namespace
-
-Result<uint64_t> ParseByteSize(std::string_view text) {
-  auto bad = [&] {
-    return Error(Code::kInvalidArgument,
-                 fmt::format("'{}' is not a size (examples: 4096, 4K, 1M, 2G)", text));
-  };
-  uint64_t value = 0;
-  const char* begin = text.data();
-  const char* end = text.data() + text.size();
-  const auto [p, ec] = std::from_chars(begin, end, value);
-  if (ec != std::errc() || p == begin) return bad();
-  std::string suffix(p, end);
-  for (char& c : suffix)
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (suffix.ends_with("IB")) {
-    suffix.resize(suffix.size() - 2);
-  } else if (suffix.size() == 2 && suffix.back() == 'B') {
-    suffix.pop_back();
-  }
-  int shift = 0;
-  if (suffix.empty() || suffix == "B") {
-    shift = 0;
-  } else if (suffix == "K") {
-    shift = 10;
-  } else if (suffix == "M") {
-    shift = 20;
-  } else if (suffix == "G") {
-    shift = 30;
-  } else if (suffix == "T") {
-    shift = 40;
-  } else {
-    return bad();
-  }
-  if (shift != 0 && value > (UINT64_MAX >> shift)) return bad();
-  return value << shift;
-}
 
 void AddMkvolumeCommand(CLI::App& app) {
   auto args = std::make_shared<MkvolumeArgs>();
