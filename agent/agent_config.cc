@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "http/http_util.h"
+#include "rdma/pin_budget.h"
 
 namespace swrdma::agent {
 
@@ -61,6 +62,16 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
                  "whose port 1 is active");
   app.add_option("--verbs-address", c.verbs_address,
                  "Address of an RDMA-capable interface to listen on for verbs clients")
+      ->capture_default_str();
+  app.add_option("--max-pinned-bytes", c.max_pinned_bytes,
+                 "Most bytes of volume files registered for RDMA READ (pinned in RAM unless the "
+                 "NIC pages on demand): auto (half of RAM, and RLIMIT_MEMLOCK without "
+                 "CAP_IPC_LOCK), unlimited, or a size like 64G. Volumes past it are served to "
+                 "verbs clients by checked reads over --read-port")
+      ->check([](const std::string& v) -> std::string {
+        auto parsed = rdma::ParsePinLimit(v);
+        return parsed ? std::string() : parsed.error().message();
+      })
       ->capture_default_str();
   app.add_flag("--require-transports", c.require_transports,
                "Fail at start unless every transport named by --transports is available");
@@ -433,7 +444,7 @@ std::string DescribeConfig(const AgentConfig& c) {
     dirs.push_back(d.string());
   return fmt::format(
       "config_file={} dir=[{}] index_dir={} http=[{}] transports={} require_transports={} "
-      "verbs_port={} verbs_device={} verbs_address={} "
+      "verbs_port={} verbs_device={} verbs_address={} max_pinned_bytes={} "
       "insecure_ucx_tcp={} net_devices={} progress={} export_mode={} offset_bytes={} "
       "http_threads={} "
       "max_connections={} max_lookup_batch={} tcp_segment_size={} rescan_interval={}s "
@@ -446,7 +457,7 @@ std::string DescribeConfig(const AgentConfig& c) {
       c.index_dir.string(), fmt::join(c.http, ","), c.transports.value_or("(default)"),
       c.require_transports, c.verbs_port,
       c.verbs_device.empty() ? "(first active)" : c.verbs_device, c.verbs_address,
-      c.insecure_ucx_tcp, c.net_devices.value_or("(UCX default)"),
+      c.max_pinned_bytes, c.insecure_ucx_tcp, c.net_devices.value_or("(UCX default)"),
       ProgressModeName(c.progress_mode), ExportModeName(c.export_mode),
       static_cast<int>(c.offset_width), c.http_threads, c.max_connections, c.max_lookup_batch,
       c.tcp_segment_bytes, c.rescan_interval.count(), c.retire_grace.count(),

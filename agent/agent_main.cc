@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -29,6 +30,7 @@
 #include "http/shutdown_signal.h"
 #include "index/needle_index.h"
 #include "rdma/devices.h"
+#include "rdma/pin_budget.h"
 #include "rdma/ucx/ucx_context.h"
 #include "rdma/ucx/ucx_resources.h"
 #include "rdma/ucx/ucx_worker.h"
@@ -42,17 +44,40 @@ namespace {
 
 // What is registered for RDMA right now: every served export's registrations (retired
 // generations still in their grace period are not counted), and the exporter's clients.
-AgentMetrics::VerbsTotals VerbsTotalsOf(const VerbsExporter& verbs, const VolumeSet& volumes) {
+AgentMetrics::VerbsTotals VerbsTotalsOf(const VerbsExporter& verbs, const rdma::PinBudget& budget,
+                                        const VolumeSet& volumes) {
   AgentMetrics::VerbsTotals t;
   t.connections = verbs.connections();
   t.accepted = verbs.accepted();
+  t.pinned_limit_bytes = budget.limit();
+  t.pinned_bytes = budget.used();
+  t.pin_refusals = budget.refusals();
   for (const auto& [vid, entry] : volumes.snapshot()->volumes) {
-    for (const auto& r : entry.exported->remote_regions()) {
+    const auto& e = *entry.exported;
+    for (const auto& r : e.remote_regions()) {
       t.registered_bytes += r.length;
       ++t.regions;
     }
+    if (e.remote() && e.size() > e.remote_covered())
+      t.unregistered_bytes += e.size() - e.remote_covered();
   }
   return t;
+}
+
+// --max-pinned-bytes as a number (auto: rdma::ChooseDefaultPinLimit), logged once at start.
+uint64_t PinLimitOf(const AgentConfig& config) {
+  auto parsed = rdma::ParsePinLimit(config.max_pinned_bytes);  // checked when parsing flags
+  if (parsed && *parsed) {
+    spdlog::info("verbs: registering at most {} of volume files for RDMA READ (--max-pinned-bytes)",
+                 rdma::PinLimitText(**parsed));
+    return **parsed;
+  }
+  const rdma::DefaultPinLimit d = rdma::ChooseDefaultPinLimit();
+  spdlog::info(
+      "verbs: registering at most {} of volume files for RDMA READ ({}; --max-pinned-bytes); "
+      "past it verbs clients read through the agent",
+      rdma::PinLimitText(d.bytes), d.why);
+  return d.bytes;
 }
 
 int ListDevices(const AgentConfig& config) {
@@ -266,13 +291,19 @@ int Run(const AgentConfig& config) {
     return 1;
   }
 
+  // Before the volume set: its registrations hold reservations against it.
+  std::optional<rdma::PinBudget> pin_budget;
+  if (verbs) pin_budget.emplace(PinLimitOf(config));
   VolumeSetOptions vo;
   vo.dirs = config.dirs;
   vo.export_mode = export_mode;
   vo.fallback_offset_width = config.offset_width;
   vo.retire_grace = config.retire_grace;
   vo.growth_reserve = config.growth_reserve;
-  if (verbs) vo.remote = &verbs->registrar();
+  if (verbs) {
+    vo.remote = &verbs->registrar();
+    vo.pin_budget = &*pin_budget;
+  }
   VolumeSet volumes(**index, *context, vo);
   const ScanReport initial_scan =
       volumes.Scan([](std::string_view what) { spdlog::info("{}", what); });
@@ -311,11 +342,17 @@ int Run(const AgentConfig& config) {
     so.exposure = "region";  // keys a NIC enforces; the UCX and tcp paths stay checked
     exposures["verbs"] = "region";
     so.transports.push_back("verbs");
-    so.verbs_info = [&verbs, &volumes] {
+    so.verbs_info = [&verbs, &pin_budget, &volumes] {
       nlohmann::json j = verbs->Info();
-      const auto t = VerbsTotalsOf(*verbs, volumes);
+      const auto t = VerbsTotalsOf(*verbs, *pin_budget, volumes);
       j["registered_bytes"] = t.registered_bytes;
       j["regions"] = t.regions;
+      // null: no limit
+      j["max_pinned_bytes"] = t.pinned_limit_bytes == rdma::PinBudget::kUnlimited
+                                  ? nlohmann::json()
+                                  : nlohmann::json(t.pinned_limit_bytes);
+      j["pinned_bytes"] = t.pinned_bytes;
+      j["unregistered_bytes"] = t.unregistered_bytes;
       return j;
     };
   }
@@ -343,7 +380,8 @@ int Run(const AgentConfig& config) {
   AgentService service(volumes, so);
   service.metrics().SetTransports(transports);
   if (verbs) {
-    service.metrics().SetVerbsSource([&verbs, &volumes] { return VerbsTotalsOf(*verbs, volumes); });
+    service.metrics().SetVerbsSource(
+        [&verbs, &pin_budget, &volumes] { return VerbsTotalsOf(*verbs, *pin_budget, volumes); });
   }
   std::unique_ptr<TcpReadServer> tcp_reads;
   if (read_fd >= 0) {

@@ -1,11 +1,13 @@
 #include "agent/agent_metrics.h"
 
 #include <filesystem>
+#include <limits>
 
 #include <prometheus/text_serializer.h>
 
 #include "agent/heap.h"
 #include "agent/volume_set.h"
+#include "rdma/pin_budget.h"
 
 namespace swrdma::agent {
 
@@ -228,6 +230,16 @@ void AgentMetrics::SetVerbsSource(std::function<VerbsTotals()> source) {
                "the served exports; retired generations in their grace period are not counted"),
         &Gauge(*registry_, "swrdma_verbs_memory_regions",
                "Memory regions registered for the served exports"),
+        &Gauge(*registry_, "swrdma_verbs_pinned_limit_bytes",
+               "--max-pinned-bytes: what registrations for RDMA may pin (+Inf: no limit)"),
+        &Gauge(*registry_, "swrdma_verbs_pinned_bytes",
+               "Bytes held against --max-pinned-bytes, retired generations in their grace "
+               "period included"),
+        &Counter(*registry_, "swrdma_verbs_pin_refusals_total",
+                 "Registrations left out because they would pass --max-pinned-bytes"),
+        &Gauge(*registry_, "swrdma_verbs_unregistered_bytes",
+               "Served volume bytes not registered for RDMA (past --max-pinned-bytes or a failed "
+               "registration): verbs clients read them through the agent"),
     };
   }
 }
@@ -239,6 +251,12 @@ void AgentMetrics::RenderVerbs() {
   CatchUp(*verbs_->accepted, t.accepted);
   verbs_->registered_bytes->Set(static_cast<double>(t.registered_bytes));
   verbs_->regions->Set(static_cast<double>(t.regions));
+  verbs_->pinned_limit_bytes->Set(t.pinned_limit_bytes == rdma::PinBudget::kUnlimited
+                                      ? std::numeric_limits<double>::infinity()
+                                      : static_cast<double>(t.pinned_limit_bytes));
+  verbs_->pinned_bytes->Set(static_cast<double>(t.pinned_bytes));
+  CatchUp(*verbs_->pin_refusals, t.pin_refusals);
+  verbs_->unregistered_bytes->Set(static_cast<double>(t.unregistered_bytes));
 }
 
 void AgentMetrics::CatchUp(prometheus::Counter& counter, uint64_t value) {

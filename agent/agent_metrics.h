@@ -64,6 +64,13 @@ class AgentMetrics {
     uint64_t accepted = 0;          // connections accepted since start
     uint64_t registered_bytes = 0;  // pinned for RDMA READ: the served exports' registrations
     uint64_t regions = 0;           // their memory regions
+    // The pin budget (--max-pinned-bytes, rdma/pin_budget.h): its limit (kUnlimited: none),
+    // what it holds now (retired generations in their grace period included), how often it
+    // refused, and the served bytes left unregistered (read checked).
+    uint64_t pinned_limit_bytes = 0;
+    uint64_t pinned_bytes = 0;
+    uint64_t pin_refusals = 0;
+    uint64_t unregistered_bytes = 0;
   };
   void SetVerbsSource(std::function<VerbsTotals()> source);
 
@@ -133,6 +140,10 @@ class AgentMetrics {
     prometheus::Counter* accepted;
     prometheus::Gauge* registered_bytes;
     prometheus::Gauge* regions;
+    prometheus::Gauge* pinned_limit_bytes;
+    prometheus::Gauge* pinned_bytes;
+    prometheus::Counter* pin_refusals;
+    prometheus::Gauge* unregistered_bytes;
   };
   std::optional<VerbsMetrics> verbs_;
   struct VolumeGauges {

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "protocol/byte_size.h"
+
 namespace swrdma::agent {
 
 std::string_view ExportModeName(ExportMode mode) {
@@ -50,24 +52,32 @@ bool ExportedVolume::CanServe(uint64_t file_size) const {
   if (file_size > descriptor_.length) return false;
   if (remote_ != nullptr) {
     std::lock_guard lock(remote_mu_);
-    const uint64_t covered = remote_extents_.empty()
-                                 ? 0
-                                 : remote_extents_.back().descriptor.file_offset +
-                                       remote_extents_.back().descriptor.length;
-    if (file_size > covered && remote_extents_.size() >= max_remote_extents_) return false;
+    if (file_size > remote_covered() && remote_extents_.size() >= max_remote_extents_) return false;
   }
   return true;
 }
 
 Status ExportedVolume::RegisterRemoteUpTo(uint64_t file_size) const {
-  const uint64_t covered = remote_extents_.empty() ? 0
-                                                   : remote_extents_.back().descriptor.file_offset +
-                                                         remote_extents_.back().descriptor.length;
+  const uint64_t covered = remote_covered();
   if (file_size <= covered) return Status::Ok();
   if (remote_extents_.size() >= max_remote_extents_) {
     return Status(Code::kResourceExhausted,
                   fmt::format("volume {}: {} remote extents registered; export it again",
                               volume_id(), remote_extents_.size()));
+  }
+  rdma::PinBudget::Reservation pinned;
+  if (pin_budget_ != nullptr) {
+    auto reserved = pin_budget_->TryReserve(file_size - covered);
+    if (!reserved) {
+      return Status(
+          Code::kResourceExhausted,
+          fmt::format("volume {}: bytes [{}, {}) stay unregistered for RDMA READ: {} more would "
+                      "pass --max-pinned-bytes ({} of {} pinned); verbs clients read them "
+                      "through the agent (checked reads)",
+                      volume_id(), covered, file_size, HumanBytes(file_size - covered),
+                      HumanBytes(pin_budget_->used()), rdma::PinLimitText(pin_budget_->limit())));
+    }
+    pinned = std::move(*reserved);
   }
   // ibv_reg_mr takes a non-const address: the registration is REMOTE_READ only (the verbs
   // registrar refuses anything else for an export), nothing writes through it.
@@ -82,19 +92,28 @@ Status ExportedVolume::RegisterRemoteUpTo(uint64_t file_size) const {
   auto key = (*reg)->PackKey();
   if (!key) return key.error().WithContext("packing the remote key");
   RegionDescriptor d{covered, reinterpret_cast<uint64_t>(at), file_size - covered, std::move(*key)};
-  remote_extents_.push_back(RemoteExtent{std::move(*reg), std::move(d)});
+  remote_extents_.push_back(RemoteExtent{std::move(pinned), std::move(*reg), std::move(d)});
+  remote_covered_.store(file_size, std::memory_order_release);
   return Status::Ok();
 }
 
 Status ExportedVolume::SetServedSize(uint64_t file_size) const {
   file_size = std::min(file_size, descriptor_.length);
-  if (remote_ != nullptr && file_size > size()) {
+  Status said = Status::Ok();
+  if (remote_ != nullptr && file_size > remote_covered()) {
     std::lock_guard lock(remote_mu_);
-    // Registered before it is published: a lookup never answers with bytes no key covers.
-    if (Status s = RegisterRemoteUpTo(file_size); !s.ok()) return s;
+    // Registered before it is published, so a lookup answers records in it as one-sided reads
+    // at once; what is refused is published too and answered "checked" (VolumeSet::Finish).
+    Status s = RegisterRemoteUpTo(file_size);
+    if (s.ok()) {
+      remote_refused_ = false;
+    } else if (!remote_refused_) {
+      remote_refused_ = true;
+      said = std::move(s);  // once: every later scan would refuse the same
+    }
   }
   valid_size_.store(file_size, std::memory_order_release);
-  return Status::Ok();
+  return said;
 }
 
 std::vector<RegionDescriptor> ExportedVolume::remote_regions() const {
@@ -199,9 +218,14 @@ Result<std::shared_ptr<const ExportedVolume>> ExportedVolume::Create(
                          std::move(mapping), std::move(*region), std::move(desc), std::move(note)));
   if (options.remote != nullptr && mode != ExportMode::kCopy) {
     exported->remote_ = options.remote;
+    exported->pin_budget_ = options.pin_budget;
     exported->max_remote_extents_ = std::max<size_t>(1, options.max_remote_extents);
     std::lock_guard lock(exported->remote_mu_);
-    SWRDMA_RETURN_IF_ERROR(exported->RegisterRemoteUpTo(size).WithContext(what));
+    if (Status s = exported->RegisterRemoteUpTo(size); !s.ok()) {
+      // Exported all the same: every record is then read checked until a scan registers it.
+      exported->remote_refused_ = true;
+      exported->note_ += (exported->note_.empty() ? "" : "; ") + s.message();
+    }
   }
   return std::shared_ptr<const ExportedVolume>(std::move(exported));
 }

@@ -19,6 +19,7 @@
 #include "protocol/messages.h"
 #include "protocol/status.h"
 #include "rdma/mapped_file.h"
+#include "rdma/pin_budget.h"
 #include "rdma/registration.h"
 #include "rdma/ucx/memory_region.h"
 #include "rdma/ucx/ucx_context.h"
@@ -54,6 +55,10 @@ struct ExportOptions {
   // registered there, REMOTE_READ only, in extents: [0, size at export), then each tail the
   // file grows by, registered before it is served. Null: checked reads only.
   const rdma::Registrar* remote = nullptr;
+  // The limit on what remote registrations may pin (--max-pinned-bytes; null: none). A range the
+  // budget (or the registrar) refuses stays unregistered and is still served: lookups answer
+  // "checked" for records there, and verbs clients read them through the agent.
+  rdma::PinBudget* pin_budget = nullptr;
   // More extents than this and the volume is exported again (one extent, a new generation)
   // instead: a client keeps one key per extent.
   size_t max_remote_extents = 32;
@@ -92,15 +97,23 @@ class ExportedVolume {
   const RegionDescriptor& region_descriptor() const { return descriptor_; }
   // Why the reserve is not registered (empty when it is, or none was asked for).
   const std::string& note() const { return note_; }
-  // The remote (verbs) registrations covering [0, size()), in file order; empty without one.
+  // The remote (verbs) registrations covering [0, remote_covered()), in file order; empty
+  // without a remote registrar or when the first registration was refused.
   std::vector<RegionDescriptor> remote_regions() const;
   bool remote() const { return remote_ != nullptr; }
+  // File bytes [0, remote_covered()) are under remote keys; a record past it is read checked.
+  uint64_t remote_covered() const { return remote_covered_.load(std::memory_order_acquire); }
+  // True when a record at [offset, offset + length) can be read one-sided (under a remote key).
+  bool RemotelyReadable(uint64_t offset, uint64_t length) const {
+    return remote_ != nullptr && offset + length <= remote_covered();
+  }
 
   // True when this export can serve a file of `file_size` bytes in place.
   bool CanServe(uint64_t file_size) const;
   // Publishes `file_size` bytes (<= registered_length) after the index applied a tail; with a
-  // remote registrar the new tail is registered there first (if that fails, the served size
-  // stays where it was and the failure is returned, for the scan report).
+  // remote registrar the new tail is registered there first. If that is refused (pin budget,
+  // locked-memory limit) the bytes are served all the same, by checked reads only, and the
+  // refusal is returned once (for the scan report) until a registration succeeds again.
   Status SetServedSize(uint64_t file_size) const;
   // True (once) if a read of this export faulted (file truncated under it): export it again.
   bool TakeFaulted() const { return mapping_ && mapping_->TakeFaulted(); }
@@ -124,13 +137,17 @@ class ExportedVolume {
   // After mapping_ (destroyed first): deregistered before the pages go, so a retired
   // generation's rkeys fail with a remote access error, never read tombstoned zeros.
   struct RemoteExtent {
+    rdma::PinBudget::Reservation pinned;  // given back after the registration goes
     std::unique_ptr<rdma::Registration> registration;
     RegionDescriptor descriptor;
   };
   const rdma::Registrar* remote_ = nullptr;
+  rdma::PinBudget* pin_budget_ = nullptr;
   size_t max_remote_extents_ = 0;
   mutable std::mutex remote_mu_;
   mutable std::vector<RemoteExtent> remote_extents_;  // guarded by remote_mu_
+  mutable std::atomic<uint64_t> remote_covered_{0};   // written under remote_mu_
+  mutable bool remote_refused_ = false;               // guarded by remote_mu_: said once
 
   Status RegisterRemoteUpTo(uint64_t file_size) const;  // remote_mu_ held
 };

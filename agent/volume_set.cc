@@ -136,6 +136,7 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
     eo.mode = options_.export_mode;
     eo.growth_reserve = options_.growth_reserve;
     eo.remote = options_.remote;
+    eo.pin_budget = options_.pin_budget;
     const auto export_start = std::chrono::steady_clock::now();
     auto exp = ExportedVolume::Create(context_, files, sync->state.generation,
                                       next_generation_.fetch_add(1), eo);
@@ -345,6 +346,8 @@ ResolvedNeedle VolumeSet::Finish(std::string_view fid, const FileId& parsed, con
   out.result.address = exp->base_address() + loc.offset;
   out.result.length = length;
   out.result.size = loc.size;
+  // Bytes past what the pin budget let the agent register: verbs clients read them checked.
+  out.result.checked = exp->remote() && !exp->RemotelyReadable(loc.offset, length);
   out.exported = exp;
   out.offset = loc.offset;
   out.version = exp->version();

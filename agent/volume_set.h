@@ -42,6 +42,7 @@ struct VolumeSetOptions {
   uint64_t growth_reserve = uint64_t{1} << 30;  // see ExportOptions
   // Registrations a NIC enforces (verbs), made beside UCX's for every export; see ExportOptions.
   const rdma::Registrar* remote = nullptr;
+  rdma::PinBudget* pin_budget = nullptr;  // what `remote` may pin; see ExportOptions
   OffsetWidth fallback_offset_width = OffsetWidth::k4;
   // A replaced or removed export stays mapped and registered this long: clients that looked a
   // needle up just before may still be reading it with the old rkey.

@@ -254,6 +254,8 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
       where[k].length = c.length;
       where[k].size = c.size;
       where[k].version = c.version;
+      where[k].checked = c.checked_only;
+      where[k].ec = c.ec;
       ++stats_.lookup_cache_hits;
     } else {
       to_lookup.push_back(k);
@@ -282,12 +284,13 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
         continue;
       }
       where[k] = resp->results[j];
-      // EC answers have no address to cache: they are read by checked reads (below).
-      if (where[k].status == LookupStatus::kOk && parsed_ok[k] && !where[k].ec) {
+      // EC and "checked" answers are cached too: they send the fid straight to a checked read
+      // (below) until the entry expires, instead of asking the agent every time.
+      if (where[k].status == LookupStatus::kOk && parsed_ok[k]) {
         if (lookup_cache_.size() >= options_.lookup_cache_entries) lookup_cache_.clear();
         const LookupResult& w = where[k];
-        lookup_cache_[parsed[k]] = {w.generation, w.address, w.length, w.volume_id,
-                                    w.size,       w.version, expires};
+        lookup_cache_[parsed[k]] = {w.generation, w.address, w.length, w.volume_id, w.size,
+                                    w.version,    w.checked, w.ec,     expires};
       }
     }
   }
@@ -295,7 +298,9 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
   // 2. The gets: a sliding window of max_inflight (client/read_round.cc), verified in place.
   std::vector<PendingGet> pending;
   pending.reserve(which.size());
-  std::vector<size_t> ec_which;  // needles of erasure-coded volumes: checked reads
+  // Needles of erasure-coded volumes, and of bytes the agent did not register for one-sided
+  // reads (past its --max-pinned-bytes): checked reads.
+  std::vector<size_t> checked_which;
   for (size_t k = 0; k < which.size(); ++k) {
     const size_t i = which[k];
     if (lookup_failed[k]) continue;
@@ -303,8 +308,8 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
       out[i] = Error(LookupStatusToError(where[k]));
       continue;
     }
-    if (where[k].ec && (endpoint_ || verbs_)) {
-      ec_which.push_back(i);
+    if ((where[k].ec || where[k].checked) && (endpoint_ || verbs_)) {
+      checked_which.push_back(i);
       continue;
     }
     if (!endpoint_ && !verbs_) {
@@ -337,21 +342,24 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
     pending.push_back({i, &where[k], *key, parsed_ok[k] ? &parsed[k] : nullptr});
   }
   GetAndVerify(fids, pending, out, emit);
-  if (!ec_which.empty()) ReadEcRound(fids, ec_which, options, out, emit);
+  if (!checked_which.empty()) ReadCheckedOnlyRound(fids, checked_which, options, out, emit);
 }
 
-void Client::Impl::ReadEcRound(std::span<const std::string> fids, std::span<const size_t> which,
-                               const ReadOptions& options, ViewResults& out, const OnRead* emit) {
-  // The agent assembles an EC needle from its shards and sends it as a checked read: over the
-  // TCP read port from a verbs client (its UCX, if any, is not reachable from here), over UCX
-  // otherwise. One-sided reads of shard extents are not offered yet.
+void Client::Impl::ReadCheckedOnlyRound(std::span<const std::string> fids,
+                                        std::span<const size_t> which, const ReadOptions& options,
+                                        ViewResults& out, const OnRead* emit) {
+  // The agent assembles an EC needle from its shards, or reads a record it did not register,
+  // and sends it as a checked read: over the TCP read port from a verbs client (its UCX, if any,
+  // is not reachable from here), over UCX otherwise. One-sided reads of shard extents are not
+  // offered yet.
   const bool over_tcp = verbs_ != nullptr || use_tcp_reads_;
   if (!info_checked_reads_ || (over_tcp && tcp_read_port_ == 0)) {
     for (size_t i : which) {
       out[i] = Error(Code::kUnsupported,
-                     fmt::format("{}: is in an erasure-coded volume, which the agent serves by "
-                                 "checked reads only, and it offers none to this client (give "
-                                 "the agent a --read-port, or use --fallback http)",
+                     fmt::format("{}: the agent serves it by checked reads only (an "
+                                 "erasure-coded volume, or bytes past its --max-pinned-bytes) "
+                                 "and offers none to this client (give the agent a --read-port, "
+                                 "or use --fallback http)",
                                  fids[i]));
     }
     return;

@@ -99,9 +99,10 @@ class Client::Impl {
                     const ReadOptions& options, ViewResults& out, const OnRead* emit,
                     bool over_tcp);
   Result<CheckedReads*> Checked(bool over_tcp);
-  // Needles a lookup answered "ec" (erasure-coded volume): checked reads (client/client.cc).
-  void ReadEcRound(std::span<const std::string> fids, std::span<const size_t> which,
-                   const ReadOptions& options, ViewResults& out, const OnRead* emit);
+  // Needles a lookup answered "ec" (erasure-coded volume) or "checked" (bytes the agent did not
+  // register for one-sided reads): checked reads (client/client.cc).
+  void ReadCheckedOnlyRound(std::span<const std::string> fids, std::span<const size_t> which,
+                            const ReadOptions& options, ViewResults& out, const OnRead* emit);
   // `emit`, when set, receives successful reads as they complete (out[i] is then left as is).
   void ReadRound(std::span<const std::string> fids, std::span<const size_t> which,
                  const ReadOptions& options, ViewResults& out, bool last,
@@ -162,6 +163,10 @@ class Client::Impl {
     uint32_t volume_id;
     uint32_t size;
     uint8_t version;
+    // The agent answered "checked" or "ec": read through the agent (no one-sided read), without
+    // asking it again until `expires` (it may register the bytes by then).
+    bool checked_only;
+    bool ec;
     std::chrono::steady_clock::time_point expires;
   };
   // Keyed by the parsed fid, not its text: hashing three integers is cheaper than hashing the

@@ -176,6 +176,7 @@ json ToJson(const LookupResponse& m) {
       e["size"] = r.size;
       if (r.version != 0) e["version"] = r.version;
       if (r.ec) e["ec"] = true;
+      if (r.checked) e["checked"] = true;
     } else {
       if (r.status == LookupStatus::kNoRoom) e["length"] = r.length;
       if (r.status != LookupStatus::kBadFid) e["volume_id"] = r.volume_id;
@@ -260,6 +261,12 @@ Result<LookupResponse> LookupResponseFromJson(const json& j) {
       if (auto ec = e.find("ec"); ec != e.end()) {
         if (!ec->is_boolean()) return Error(Code::kInvalidArgument, "field 'ec': expected a bool");
         r.ec = ec->get<bool>();
+      }
+      if (auto checked = e.find("checked"); checked != e.end()) {
+        if (!checked->is_boolean()) {
+          return Error(Code::kInvalidArgument, "field 'checked': expected a bool");
+        }
+        r.checked = checked->get<bool>();
       }
     } else {
       if (auto err = GetString(e, "error")) r.error = *err;

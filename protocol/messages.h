@@ -90,6 +90,10 @@ struct LookupResult {
   // The needle is in an erasure-coded volume (field "ec", sent only when true): there is no
   // address; read it with a checked read (the agent assembles it from its shards).
   bool ec = false;
+  // The record lies in bytes the agent has not registered for one-sided reads (past
+  // --max-pinned-bytes, or the registration failed) (field "checked", sent only when true):
+  // read it with a checked read; `address` is not under any remote key.
+  bool checked = false;
 };
 
 // Where the agent's time went for one lookup, in microseconds; sent only when the request asked

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 #include <memory>
 #include <regex>
@@ -20,6 +21,7 @@
 #include "index/needle_index.h"
 #include "protocol/file_id.h"
 #include "protocol/wire.h"
+#include "rdma/pin_budget.h"
 #include "tests/test_util.h"
 #include "volume/ec_volume.h"
 #include "volume/volume_generator.h"
@@ -172,19 +174,39 @@ TEST_F(AgentMetricsTest, TransportsAndDevicesAreGauges) {
 TEST_F(AgentMetricsTest, VerbsSeriesComeFromTheExporterAtScrapeTime) {
   std::string m = Render();
   EXPECT_EQ(Series(m, "swrdma_verbs_connections"), -1) << "no verbs, no series";
-  AgentMetrics::VerbsTotals t{
-      .connections = 3, .accepted = 5, .registered_bytes = 1 << 20, .regions = 2};
+  AgentMetrics::VerbsTotals t{.connections = 3,
+                              .accepted = 5,
+                              .registered_bytes = 1 << 20,
+                              .regions = 2,
+                              .pinned_limit_bytes = 4 << 20,
+                              .pinned_bytes = 3 << 20,
+                              .pin_refusals = 2,
+                              .unregistered_bytes = 5 << 20};
   metrics_.SetVerbsSource([&t] { return t; });
   m = Render();
   EXPECT_EQ(Series(m, "swrdma_verbs_connections"), 3) << m;
   EXPECT_EQ(Series(m, "swrdma_verbs_connections_accepted_total"), 5);
   EXPECT_EQ(Series(m, "swrdma_verbs_registered_bytes"), 1 << 20);
   EXPECT_EQ(Series(m, "swrdma_verbs_memory_regions"), 2);
-  t = {.connections = 1, .accepted = 9, .registered_bytes = 0, .regions = 0};  // vacuum retired
+  EXPECT_EQ(Series(m, "swrdma_verbs_pinned_limit_bytes"), 4 << 20);
+  EXPECT_EQ(Series(m, "swrdma_verbs_pinned_bytes"), 3 << 20);
+  EXPECT_EQ(Series(m, "swrdma_verbs_pin_refusals_total"), 2);
+  EXPECT_EQ(Series(m, "swrdma_verbs_unregistered_bytes"), 5 << 20);
+  // Vacuum retired the registrations; the budget is unlimited now.
+  t = {.connections = 1,
+       .accepted = 9,
+       .registered_bytes = 0,
+       .regions = 0,
+       .pinned_limit_bytes = rdma::PinBudget::kUnlimited,
+       .pinned_bytes = 0,
+       .pin_refusals = 2,
+       .unregistered_bytes = 0};
   m = Render();
   EXPECT_EQ(Series(m, "swrdma_verbs_connections"), 1);
   EXPECT_EQ(Series(m, "swrdma_verbs_connections_accepted_total"), 9);
   EXPECT_EQ(Series(m, "swrdma_verbs_registered_bytes"), 0);
+  EXPECT_TRUE(std::isinf(Series(m, "swrdma_verbs_pinned_limit_bytes"))) << "no limit: +Inf";
+  EXPECT_EQ(Series(m, "swrdma_verbs_pin_refusals_total"), 2) << "a counter never goes back";
 }
 
 // The heap gauge is the allocator's own count (sanitizer allocator in ASan builds, glibc

@@ -62,8 +62,14 @@ TEST(Messages, RoundTripInBothFormats) {
     resp.results.push_back({"x", LookupStatus::kBadFid, 0, 0, 0, 0, 0, 0, "no comma"});
     resp.results.push_back({"3,02", LookupStatus::kOk, 3, 5, 0x2000, 64, 20, 3, ""});
     resp.results.push_back({"3,03", LookupStatus::kNoRoom, 3, 5, 0, 5000000, 0, 0, "too big"});
+    LookupResult unregistered{"3,04", LookupStatus::kOk, 3, 5, 0x3000, 64, 20, 0, ""};
+    unregistered.checked = true;  // past the agent's pin budget: read it checked
+    resp.results.push_back(unregistered);
     auto resp2 = RoundTrip(resp, f, LookupResponseFromJson);
-    ASSERT_EQ(resp2.results.size(), 4u);
+    ASSERT_EQ(resp2.results.size(), 5u);
+    EXPECT_FALSE(resp2.results[0].checked) << "sent only when true";
+    EXPECT_TRUE(resp2.results[4].checked);
+    EXPECT_FALSE(resp2.results[4].ec);
     EXPECT_EQ(resp2.results[0].status, LookupStatus::kOk);
     EXPECT_EQ(resp2.results[0].length, 4128u);
     EXPECT_EQ(resp2.results[0].version, 0);  // not sent
@@ -112,6 +118,14 @@ TEST(Messages, MissingOrWronglyTypedFieldsNameTheField) {
   EXPECT_NE(r.error().message().find("not supported"), std::string::npos);
 
   EXPECT_FALSE(LookupRequestFromJson(json::array({1, 2})));
+
+  LookupResponse ok;
+  ok.results.push_back({"3,04", LookupStatus::kOk, 3, 5, 0x3000, 64, 20, 0, ""});
+  json resp = ToJson(ok);
+  resp["results"][0]["checked"] = "yes";
+  auto bad = LookupResponseFromJson(resp);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("'checked'"), std::string::npos) << bad.error().message();
 }
 
 TEST(Messages, GarbageBodiesAreInvalidArgument) {

@@ -14,7 +14,9 @@
 #   6. kill -9 of the agent while a long-lived client (swrdma bench) reads, a restart, a third
 #      full read pass and the client's reconnect;
 #   7. an erasure-coded volume (swrdma mkvolume --ec) taken up live: every needle read by the
-#      verbs client, which reads EC needles over the agent's TCP read port (checked reads).
+#      verbs client, which reads EC needles over the agent's TCP read port (checked reads);
+#   8. a restart with --max-pinned-bytes half of the .dat bytes: the volumes past it read
+#      through the TCP read port, the rest over RDMA READ, every needle byte-exact.
 # Writes $OUT/agent.json (vm-test.sh merges it into the kernel's result) and exits non-zero when
 # a check failed. Every step is bounded by timeout; progress lines go to the console.
 # (Outside the guest, for trying the script itself: SWRDMA_VM_ENV names the env.sh, SWRDMA_VM_IP
@@ -118,13 +120,16 @@ ALL_VIDS="$VIDS $FIXTURE_VIDS"
 
 # --- 2. the agent -------------------------------------------------------------------------------
 info() { curl -sf -m 5 -H 'Accept: application/json' "$URL/v1/info"; }
-start_agent() {  # label
+start_agent() {  # label [more agent flags...]; waits for $N_VOLUMES (default: ALL_VIDS) volumes
+  local label=$1
+  shift
   "$AGENT" --dir "$DATA" --index-dir "$W/index" --http "$IP:$HTTP_PORT" --read-port "$IP:$READ_PORT" \
     --no-read-auth --no-supervise --verbs-port $VERBS_PORT --verbs-device rxe0 --verbs-address $IP \
-    --rescan-interval 1 --retire-grace 2 ${AGENT_TRANSPORTS:+--transports "$AGENT_TRANSPORTS"} \
+    --rescan-interval 1 --retire-grace 2 ${AGENT_TRANSPORTS:+--transports "$AGENT_TRANSPORTS"} "$@" \
     >>"$LOGS/agent.log" 2>&1 &
   AGENT_PID=$!
-  local t0=$SECONDS n=$(($(echo $ALL_VIDS | wc -w)))
+  set -- "$label"
+  local t0=$SECONDS n=${N_VOLUMES:-$(($(echo $ALL_VIDS | wc -w)))}
   while :; do
     kill -0 $AGENT_PID 2>/dev/null || {
       wait $AGENT_PID
@@ -368,15 +373,51 @@ else
   bool agent_ec_ok 0; ok=0; T "error: reading the EC volume failed (log $LOGS/get-ec.log)"
 fi
 
+# --- 8. a pin budget smaller than the volumes ----------------------------------------------------
+# --max-pinned-bytes half of the .dat bytes: the volumes that do not fit stay unregistered and
+# their lookups answer "checked"; the verbs client reads those over the TCP read port and the
+# rest over RDMA READ. Every needle must still be read, byte-exact.
+stop_agent() {
+  kill -TERM $AGENT_PID
+  for _ in $(seq 30); do kill -0 $AGENT_PID 2>/dev/null || break; sleep 1; done
+  kill -0 $AGENT_PID 2>/dev/null && kill -9 $AGENT_PID
+  wait $AGENT_PID
+}
+DAT_BYTES=$(cat "$DATA"/*.dat | wc -c)
+BUDGET=$((DAT_BYTES / 2))
+T "8. a pin budget of $BUDGET bytes (--max-pinned-bytes, half of the $DAT_BYTES .dat bytes)"
+stop_agent
+N_VOLUMES=$n_ec start_agent budget --max-pinned-bytes "$BUDGET"
+tcp_sent() { curl -sf -m 5 "$URL/metrics" | awk '$1 == "swrdma_tcp_read_fids_total{answer=\"sent\"}" {printf "%d", $2}'; }
+sent0=$(tcp_sent)
+read_pass budget "$ALL_VIDS"
+tally
+sent=$(($(tcp_sent) - ${sent0:-0}))
+curl -sf -m 5 "$URL/metrics" >"$W/metrics.txt" && info >"$W/info.json" || fail "GET /metrics or /v1/info failed"
+reg=$(jq .verbs.registered_bytes "$W/info.json") unreg=$(jq .verbs.unregistered_bytes "$W/info.json")
+num agent_budget_bytes "$BUDGET"; num agent_budget_registered_bytes "${reg:-0}"
+num agent_budget_unregistered_bytes "${unreg:-0}"; num agent_budget_checked_reads "$sent"
+num agent_budget_reads "$P_READS"
+T "  budget: $reg bytes registered, $unreg served unregistered; $sent of $P_READS needles read through the agent (checked), the rest over RDMA READ; /metrics: $(grep -E '^swrdma_verbs_(pin|unreg)' "$W/metrics.txt" | tr '\n' ' ')"
+if [ "$P_ERRORS" -eq 0 ] && [ "$P_WRONG" -eq 0 ] && [ "$P_CRC" -eq 0 ] && [ "$P_READS" -gt 0 ] &&
+  [ "${reg:-0}" -gt 0 ] && [ "${reg:-0}" -le "$BUDGET" ] && [ "${unreg:-0}" -gt 0 ] &&
+  [ "$sent" -gt 0 ] && [ "$sent" -lt "$P_READS" ] &&
+  [ "$(jq .verbs.max_pinned_bytes "$W/info.json")" = "$BUDGET" ] &&
+  [ "$(metric swrdma_verbs_pinned_limit_bytes)" = "$BUDGET" ] &&
+  [ "$(metric swrdma_verbs_unregistered_bytes)" = "$unreg" ] &&
+  [ "$(metric swrdma_verbs_pin_refusals_total)" -gt 0 ]; then
+  bool agent_budget_ok 1
+else
+  bool agent_budget_ok 0; ok=0
+  T "error: reads past the pin budget (log $LOGS/get-budget.log; verbs $(jq -c .verbs "$W/info.json"))"
+fi
+
 # --- end ----------------------------------------------------------------------------------------
 info >"$W/info.json" && num agent_verbs_accepted "$(jq '.verbs.accepted // null' "$W/info.json")"
 if (cd "$DATA" && sha256sum --quiet -c "$W/dat.sha256" >/dev/null 2>&1); then :; else
   bool agent_dat_unchanged 0; ok=0; T "error: .dat files changed"
 fi
-kill -TERM $AGENT_PID
-for _ in $(seq 30); do kill -0 $AGENT_PID 2>/dev/null || break; sleep 1; done
-kill -0 $AGENT_PID 2>/dev/null && kill -9 $AGENT_PID
-wait $AGENT_PID
+stop_agent
 stop_rc=$?
 bool agent_clean_exit $([ $stop_rc = 0 ] && echo 1 || echo 0)
 [ $stop_rc = 0 ] || { ok=0; T "error: the agent exited with status $stop_rc on SIGTERM"; }
