@@ -11,6 +11,7 @@
 
 #include <toml++/toml.h>
 
+#include "agent/token_verifier.h"
 #include "http/http_util.h"
 #include "rdma/pin_budget.h"
 
@@ -292,8 +293,10 @@ Result<std::string> ScalarText(const toml::node& node, const Setting& s) {
   return Error(Code::kInvalidArgument, "expected a string or a number");
 }
 
+// `skip_read_key`: the key is held by the verifier process (agent/token_verifier.h); a
+// jwt_read_key in the file is not taken, and its text is overwritten once parsed.
 Status ApplyFile(AgentConfig& config, const std::filesystem::path& file,
-                 const std::vector<Setting>& settings) {
+                 const std::vector<Setting>& settings, bool skip_read_key) {
   const std::string name = file.string();
   toml::table root;
   try {  // toml++ reports parse errors as exceptions; they stop here
@@ -304,8 +307,16 @@ Status ApplyFile(AgentConfig& config, const std::filesystem::path& file,
         fmt::format("config file {}: line {} column {}: {}", name, err.source().begin.line,
                     err.source().begin.column, err.description()));
   }
+  if (skip_read_key) {
+    if (auto* key = root["jwt_read_key"].as_string()) {
+      std::string& text = key->get();
+      std::fill(text.begin(), text.end(), '\0');
+      asm volatile("" : : "r"(text.data()) : "memory");  // the stores are not optimized away
+    }
+  }
   for (auto&& [k, node] : root) {
     const std::string key(k.str());
+    if (skip_read_key && key == "jwt_read_key") continue;
     auto it = std::find_if(settings.begin(), settings.end(),
                            [&](const Setting& s) { return s.key == key && s.key != "config"; });
     if (it == settings.end()) {
@@ -402,7 +413,8 @@ Result<ConfigSources> ParseAgentConfig(CLI::App& app, AgentConfig& config,
                       : config_env       ? std::string(kConfigEnv)
                                          : "the default location"));
     }
-    SWRDMA_RETURN_IF_ERROR(ApplyFile(layered, *sources.file, settings));
+    SWRDMA_RETURN_IF_ERROR(
+        ApplyFile(layered, *sources.file, settings, env(kVerifierFdEnv).has_value()));
   }
 
   for (const Setting& s : settings) {
@@ -462,9 +474,12 @@ std::string DescribeConfig(const AgentConfig& c) {
       static_cast<int>(c.offset_width), c.http_threads, c.max_connections, c.max_lookup_batch,
       c.tcp_segment_bytes, c.rescan_interval.count(), c.retire_grace.count(),
       c.device_rescan_interval.count(), c.growth_reserve >> 20, c.log_level, c.supervise,
-      c.jwt_read_key ? "(set)" : "(unset)", c.security_toml ? c.security_toml->string() : "(none)",
-      c.exposure.value_or("(default)"), c.local_socket.empty() ? "(off)" : c.local_socket,
-      fmt::join(c.local_allow_uids, ","), fmt::join(c.local_allow_gids, ","), c.local_socket_mode,
+      c.jwt_read_key                           ? "(set)"
+      : std::getenv(kVerifierFdEnv) != nullptr ? "(held by the verifier process)"
+                                               : "(unset)",
+      c.security_toml ? c.security_toml->string() : "(none)", c.exposure.value_or("(default)"),
+      c.local_socket.empty() ? "(off)" : c.local_socket, fmt::join(c.local_allow_uids, ","),
+      fmt::join(c.local_allow_gids, ","), c.local_socket_mode,
       c.local_socket_group.empty() ? "(agent's)" : c.local_socket_group, c.local_with_tokens);
 }
 

@@ -21,6 +21,7 @@
 #include "agent/read_server.h"
 #include "agent/supervisor.h"
 #include "agent/tcp_read_server.h"
+#include "agent/token_verifier.h"
 #include "agent/ucx_transports.h"
 #include "agent/verbs_exporter.h"
 #include "agent/volume_set.h"
@@ -223,10 +224,21 @@ int Run(const AgentConfig& config) {
   // Read authorization before anything is served: a bad security.toml stops the start.
   // The key is found where the volume server finds it (issue 15, 11): not finding it must not
   // silently run open beside a volume server that checks tokens.
-  ReadKeySource key_source =
-      FindReadKeySource(config.jwt_read_key, config.security_toml, ProcessEnvironment(),
-                        WeedConfigDirs(ProcessEnvironment()("HOME")));
-  auto auth = ReadAuthorizer::Open(key_source);
+  // With a key, main() started the verifier process that holds it (agent/token_verifier.h) and
+  // this image asks it: the key is never in this process.
+  ReadKeySource key_source;
+  Result<std::unique_ptr<ReadAuthorizer>> auth = Error(Code::kInternal, "not opened");
+  if (const char* fd = std::getenv(kVerifierFdEnv); fd != nullptr && !config.no_read_auth) {
+    auth = ReadAuthorizer::OpenRemote(std::atoi(fd));
+    if (!auth) {
+      spdlog::error("read authorization: {}", auth.error().ToString());
+      return 1;
+    }
+  } else {
+    key_source = FindReadKeySource(config.jwt_read_key, config.security_toml, ProcessEnvironment(),
+                                   WeedConfigDirs(ProcessEnvironment()("HOME")));
+    auth = ReadAuthorizer::Open(key_source);
+  }
   if (config.no_read_auth) {
     if (!auth || (*auth)->enabled()) {
       spdlog::warn(
@@ -510,6 +522,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // The read key goes to a process of its own before anything serves (agent/token_verifier.h):
+  // with a key found this call does not return; this image is replaced by one without it.
+  swrdma::agent::SeparateReadKey(config, argv);
   auto run = [&config]() -> int {
     try {
       return swrdma::agent::Run(config);

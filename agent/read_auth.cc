@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "agent/token_verifier.h"
+
 namespace swrdma::agent {
 namespace {
 
@@ -102,7 +104,23 @@ Result<std::unique_ptr<ReadAuthorizer>> ReadAuthorizer::Open(const ReadKeySource
   return auth;
 }
 
+Result<std::unique_ptr<ReadAuthorizer>> ReadAuthorizer::OpenRemote(int fd) {
+  SWRDMA_ASSIGN_OR_RETURN(auto remote, RemoteVerifier::Open(fd));
+  std::unique_ptr<ReadAuthorizer> auth(new ReadAuthorizer(ReadKeySource{}));
+  auth->remote_ = std::move(remote);
+  return auth;
+}
+
+ReadAuthorizer::ReadAuthorizer(ReadKeySource source) : source_(std::move(source)) {}
+
+ReadAuthorizer::~ReadAuthorizer() = default;
+
+bool ReadAuthorizer::enabled() const {
+  return remote_ ? remote_->enabled() : key_.load()->size() > 0;
+}
+
 Status ReadAuthorizer::Reload() {
+  if (remote_) return remote_->Reload();
   if (source_.key || !source_.security_toml) return Status();
   auto key = ReadKeyFromSecurityToml(*source_.security_toml);
   if (!key) return key.error();
@@ -112,6 +130,7 @@ Status ReadAuthorizer::Reload() {
 
 std::string ReadAuthorizer::source() const {
   if (!enabled()) return "none (reads are not authorized)";
+  if (remote_) return remote_->source() + ", held by the verifier process";
   if (source_.key) {
     return source_.key_origin.empty() ? "--jwt-read-key / SWRDMA_JWT_READ_KEY" : source_.key_origin;
   }
@@ -135,6 +154,11 @@ std::string ReadAuthorizer::TokenOf(const HttpRequest& request) {
 }
 
 Result<std::optional<ReadClaims>> ReadAuthorizer::Verify(std::string_view token) const {
+  if (remote_) {
+    auto claims = remote_->Verify(token);
+    if (!claims) denied_.fetch_add(1, std::memory_order_relaxed);
+    return claims;
+  }
   const auto key = key_.load();
   if (key->empty()) return std::optional<ReadClaims>();
   auto claims = VerifyReadJwt(token, *key, std::chrono::system_clock::now());

@@ -8,6 +8,9 @@
 // itself is never logged or returned.
 //
 // Thread-safe: Check runs on every HTTP thread while Reload runs on the main thread.
+//
+// In a supervised agent with a key the key is not here at all: OpenRemote asks the verifier
+// process that holds it (agent/token_verifier.h); Check and Verify behave the same.
 #pragma once
 
 #include <atomic>
@@ -53,14 +56,21 @@ ReadKeySource FindReadKeySource(
 // (authorization off). Errors name the file and what is wrong with it.
 Result<std::string> ReadKeyFromSecurityToml(const std::filesystem::path& path);
 
+class RemoteVerifier;
+
 class ReadAuthorizer {
  public:
   static Result<std::unique_ptr<ReadAuthorizer>> Open(const ReadKeySource& source);
+  // Without the key: asks the verifier process on `fd` (agent/token_verifier.h), which holds it.
+  static Result<std::unique_ptr<ReadAuthorizer>> OpenRemote(int fd);
+  ~ReadAuthorizer();
 
   // Re-reads security.toml (no-op for a key given directly). On error the old key stays.
   Status Reload();
 
-  bool enabled() const { return key_.load()->size() > 0; }
+  bool enabled() const;
+  // True when the key is in another process (OpenRemote).
+  bool remote() const { return remote_ != nullptr; }
   // "flag", "security.toml <path>" or "none": where the key in force came from (for logs).
   std::string source() const;
 
@@ -77,10 +87,11 @@ class ReadAuthorizer {
   uint64_t denied() const { return denied_.load(std::memory_order_relaxed); }
 
  private:
-  explicit ReadAuthorizer(ReadKeySource source) : source_(std::move(source)) {}
+  explicit ReadAuthorizer(ReadKeySource source);  // in the .cc: RemoteVerifier is complete there
 
   ReadKeySource source_;
   std::atomic<std::shared_ptr<const std::string>> key_{std::make_shared<const std::string>()};
+  std::unique_ptr<RemoteVerifier> remote_;  // set: key_ stays empty, the verifier decides
   mutable std::atomic<uint64_t> denied_{0};
 };
 

@@ -57,8 +57,30 @@ int RunSupervised(const std::function<int()>& child, const SupervisorOptions& op
         return 1;
       }
       if (sig == SIGCHLD) {
-        const pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) break;
+        // Our other child, when there is one, is the read-token verifier holding the read key
+        // (agent/token_verifier.h). It cannot be restarted from here (this process never had
+        // the key): without it every token is refused, so stop, and let the service manager
+        // start the agent again (the unit restarts it on failure).
+        bool child_exited = false;
+        int st = 0;
+        pid_t r;
+        while ((r = waitpid(-1, &st, WNOHANG)) > 0) {
+          if (r == pid) {
+            status = st;
+            child_exited = true;
+            continue;
+          }
+          if (stopping) continue;  // going down anyway
+          spdlog::critical(
+              "supervisor: the read-token verifier (pid {}, holding the read key) died ({}); "
+              "every read that needs a token would be refused: stopping the agent so that it is "
+              "started again with a new one (systemd: Restart=on-failure)",
+              r, WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exited");
+          kill(pid, SIGTERM);
+          if (!child_exited) waitpid(pid, &st, 0);
+          return 1;
+        }
+        if (child_exited) break;
         continue;
       }
       if (sig == SIGTERM || sig == SIGINT) stopping = true;

@@ -252,6 +252,25 @@ def seeds():
         reply(0, 0, b"r" * 10, needle_size=1) + reply(0, 0, b"again"),
         reply(0, 1, b"y" * 5000, rid=2),
     ]
+    # The read-token verifier's requests and replies (agent/token_verifier.h), little-endian;
+    # the first byte selects: even, a request to the verifier; odd, a reply to the data plane.
+    def vreq(op, rid, token):
+        return struct.pack("<BQH", op, rid, len(token)) + token
+
+    def vreply(op, rid, status, fid, text, exp=None):
+        return (struct.pack("<BQBBBQBQ", op, rid, status, 1, exp is not None, exp or 0, 0, 0) +
+                struct.pack("<H", len(fid)) + fid + struct.pack("<H", len(text)) + text)
+
+    s["fuzz_verifier"] = [
+        b"\x00" + vreq(1, 1, jwt(b'{"fid":"3,01637037d6","exp":4102444800}')),
+        b"\x00" + vreq(1, 2, jwt(b'{"fid":"3,01"}', key=b"other")),
+        b"\x00" + vreq(3, 3, b""),
+        b"\x00" + vreq(2, 4, b""),
+        b"\x00" + vreq(1, 5, b"a.b"),
+        b"\x01" + vreply(1, 1, 0, b"3,01637037d6", b"", exp=4102444800),
+        b"\x01" + vreply(1, 2, 1, b"", b"token expired"),
+        b"\x01" + vreply(3, 3, 0, b"", b"security.toml [jwt.signing.read]"),
+    ]
     return s
 
 

@@ -282,20 +282,28 @@ e2e_get_json() {
 }
 
 # Process tree of a started agent: the `timeout` wrapper (E2E_AGENT_PID) -> the supervisor (or,
-# with --no-supervise, the agent itself) -> the data-plane child that serves.
+# with --no-supervise, the agent itself) -> the data-plane child that serves; with a read key
+# also the verifier holding it (swrdma-verify, agent/token_verifier.h) beside that child.
 e2e_supervisor_pid() { pgrep -P "$E2E_AGENT_PID" | head -n1 || true; }
 # The supervisor's data-plane child; nothing when there is none (between restarts, unsupervised).
 e2e_data_plane_pid() {
   local sup
   sup=$(e2e_supervisor_pid)
-  [[ -z "$sup" ]] || pgrep -P "$sup" | head -n1 || true
+  [[ -z "$sup" ]] || pgrep -x swrdma-agent -P "$sup" | head -n1 || true
 }
 # The process that serves: the data-plane child, or the agent itself when it is not supervised.
 e2e_serving_pid() {
-  local sup
+  local sup child
   sup=$(e2e_supervisor_pid)
   [[ -n "$sup" ]] || return 0
-  pgrep -P "$sup" | head -n1 || echo "$sup"
+  child=$(pgrep -x swrdma-agent -P "$sup" | head -n1 || true)
+  echo "${child:-$sup}"
+}
+# The read-token verifier process of the agent (empty without a read key).
+e2e_verifier_pid() {
+  local sup
+  sup=$(e2e_supervisor_pid)
+  [[ -z "$sup" ]] || pgrep -x swrdma-verify -P "$sup" | head -n1 || true
 }
 # e2e_count_restarts LOG...: how often the supervisor saw its data-plane child die.
 e2e_count_restarts() { cat "$@" | grep -c 'supervisor: the agent process died' || true; }
