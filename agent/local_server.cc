@@ -437,11 +437,11 @@ bool LocalServer::Serve(int fd) {
           continue;
         }
         if (r.ec) {
-          // EC pieces lie in several shard files: no single descriptor serves them (yet).
-          e.status = LocalStatus::kUnknownVolume;
+          // EC pieces lie in several shard files: no single descriptor serves them. The client
+          // reads these with checked reads (the agent assembles the record from its shards).
+          e.status = LocalStatus::kChecked;
           e.reason = fmt::format(
-              "volume {} is erasure-coded: read it with checked reads (--transports tcp or "
-              "shared memory), not over the local socket",
+              "volume {} is erasure-coded: read with a checked read (the agent's read port)",
               r.volume_id);
           continue;
         }

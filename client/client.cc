@@ -206,7 +206,7 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
                              const ReadOptions& options, ViewResults& out, bool last,
                              const OnRead* emit) {
   if (local_) {
-    LocalRound(fids, which, out, last, emit);
+    LocalRound(fids, which, options, out, last, emit);
     return;
   }
   if (!verbs_ && checked_mode()) {

@@ -132,8 +132,10 @@ class Client::Impl {
   // client/local_round.cc: same-host reads over the agent's Unix socket (issue 18).
   void ConfigureLocal();  // takes "local" out of options_.transports (constructor)
   Status ConnectLocal(std::string_view socket, uint64_t instance);
+  // Needles the socket answers "checked" (erasure-coded volumes) go to CheckedRound over the
+  // agent's TCP read port (loopback here).
   void LocalRound(std::span<const std::string> fids, std::span<const size_t> which,
-                  ViewResults& out, bool last, const OnRead* emit);
+                  const ReadOptions& options, ViewResults& out, bool last, const OnRead* emit);
   // ReadMany's copy out of a view (gunzip when asked); counts the read in stats_.
   Result<NeedleData> ToNeedleData(std::string_view fid, Result<NeedleView> view,
                                   const ReadOptions& options);

@@ -56,7 +56,8 @@ Status Client::Impl::ConnectLocal(std::string_view socket, uint64_t instance) {
 }
 
 void Client::Impl::LocalRound(std::span<const std::string> fids, std::span<const size_t> which,
-                              ViewResults& out, bool last, const OnRead* emit) {
+                              const ReadOptions& options, ViewResults& out, bool last,
+                              const OnRead* emit) {
   LocalReader& reader = *local_;
   const auto now = std::chrono::steady_clock::now();
   std::vector<FileId> parsed(which.size());
@@ -64,6 +65,7 @@ void Client::Impl::LocalRound(std::span<const std::string> fids, std::span<const
   std::vector<LocalLookupEntry> where(which.size());
   std::vector<size_t> to_lookup;
   std::vector<std::string> lookup_fids;
+  std::vector<size_t> checked_which;  // answered "checked": read through the agent (below)
   for (size_t k = 0; k < which.size(); ++k) {
     if (auto p = ParseFileId(fids[which[k]])) {
       parsed[k] = *p;
@@ -110,6 +112,8 @@ void Client::Impl::LocalRound(std::span<const std::string> fids, std::span<const
               parsed[k],
               {e.volume_id, e.size, e.generation, e.offset, e.length, e.version, expires},
               options_.lookup_cache_entries);
+        } else if (e.status == LocalStatus::kChecked) {
+          checked_which.push_back(which[k]);
         } else if (e.status != LocalStatus::kOk) {
           out[which[k]] = Error(LocalStatusCode(e.status),
                                 fmt::format("{}: {}", fids[which[k]],
@@ -219,6 +223,20 @@ void Client::Impl::LocalRound(std::span<const std::string> fids, std::span<const
     }
     out[i] = std::move(view);
   }
+  if (checked_which.empty()) return;
+  // Erasure-coded needles: the agent assembles each from its shards and sends it over its read
+  // port, checked like any other (the socket cannot hand out one file for them).
+  if (!info_checked_reads_ || tcp_read_port_ == 0) {
+    for (size_t i : checked_which) {
+      out[i] = Error(Code::kUnsupported,
+                     fmt::format("{}: is in an erasure-coded volume, which the agent serves by "
+                                 "checked reads only, and it offers no read port (give it a "
+                                 "--read-port, or use --fallback http)",
+                                 fids[i]));
+    }
+    return;
+  }
+  CheckedRound(fids, checked_which, options, out, emit, /*over_tcp=*/true);
 }
 
 }  // namespace swrdma::client

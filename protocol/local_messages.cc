@@ -48,7 +48,7 @@ class Reader {
   }
   bool Status(LocalStatus& s) {
     uint8_t v = 0;
-    if (!Get(v) || v > static_cast<uint8_t>(LocalStatus::kStale)) return false;
+    if (!Get(v) || v > static_cast<uint8_t>(LocalStatus::kChecked)) return false;
     s = static_cast<LocalStatus>(v);
     return true;
   }
@@ -93,6 +93,8 @@ std::string_view LocalStatusName(LocalStatus s) {
       return "internal";
     case LocalStatus::kStale:
       return "stale";
+    case LocalStatus::kChecked:
+      return "checked";
   }
   return "unknown";
 }
@@ -117,6 +119,8 @@ Code LocalStatusCode(LocalStatus s) {
       return Code::kUnavailable;
     case LocalStatus::kStale:
       return Code::kStale;
+    case LocalStatus::kChecked:
+      return Code::kUnsupported;  // only when no checked read is possible: see LocalRound
   }
   return Code::kInternal;
 }

@@ -46,6 +46,9 @@ enum class LocalStatus : uint8_t {
   kBadRequest = 6,  // the request did not parse
   kInternal = 7,    // the agent could not open the file
   kStale = 8,       // the export changed while answering: ask again
+  // Not in one file this socket can hand out (an erasure-coded volume: its pieces lie in several
+  // shard files): read it with a checked read instead, from the same agent.
+  kChecked = 9,
 };
 
 struct LocalHelloReply {

@@ -33,6 +33,7 @@
 #include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
+#include "volume/ec_volume.h"
 #include "volume/idx_file.h"
 #include "volume/superblock.h"
 #include "volume/volume_generator.h"
@@ -174,6 +175,68 @@ TEST_F(LocalReadTest, GeneratedVolumesReadByteExactInPlace) {
   EXPECT_EQ(s.fds_sent, 2u);  // one descriptor per volume, then mappings are reused
   EXPECT_EQ(s.connections, 1u);
   EXPECT_EQ(s.refused, 0u);
+}
+
+// An erasure-coded volume has no one file to hand out: the socket answers its needles
+// "checked" and the client reads them through the agent's read port (loopback), in the same
+// ReadMany as the needles it reads in place.
+TEST_F(LocalReadTest, ErasureCodedNeedlesAreReadThroughTheAgent) {
+  testing::ExpectedNeedles expected;
+  std::vector<std::string> fids;
+  fs::create_directories(tmp_ / "src");
+  for (uint32_t vid : {3u, 5u}) {
+    GenerateOptions g;
+    g.dir = tmp_ / (vid == 3 ? "vols" : "src");
+    g.volume_id = vid;
+    g.needles = 60;
+    g.min_size = 1;
+    g.max_size = 64 * 1024;
+    g.gzip_fraction = 0.3;
+    g.delete_fraction = 0.1;
+    g.seed = 70 + vid;
+    auto report = testing::GenerateExpected(g, expected);
+    ASSERT_FALSE(report.needles.empty());
+    for (const auto& n : report.needles)
+      fids.push_back(FormatFileId(n.fid));
+  }
+  ASSERT_TRUE(
+      ec::EncodeEcVolume(tmp_ / "src/5.dat", tmp_ / "src/5.idx", tmp_ / "vols", "5", {}).ok());
+  testing::InProcessAgent agent({tmp_ / "vols"}, tmp_ / "index", AgentOptions());
+  auto c = Connect(agent);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c->Transports(), std::vector<std::string>{"local"});
+  size_t in_place = 0, through_agent = 0;
+  auto results = c->ReadMany(fids);
+  for (size_t i = 0; i < fids.size(); ++i) {
+    const auto& e = expected[fids[i]];
+    if (e.deleted) {
+      // An EC volume's deletions are tombstones in its .ecx: not found, as weed answers them.
+      ASSERT_FALSE(results[i]) << fids[i];
+      EXPECT_EQ(results[i].error().code(),
+                fids[i].starts_with("3,") ? Code::kDeleted : Code::kNotFound)
+          << results[i].error().ToString();
+      continue;
+    }
+    ASSERT_TRUE(results[i]) << fids[i] << ": " << results[i].error().ToString();
+    EXPECT_EQ(results[i]->data, e.data) << fids[i];
+    (results[i]->via == "local" ? in_place : through_agent) += 1;
+    EXPECT_EQ(results[i]->via == "local", fids[i].starts_with("3,")) << fids[i];
+  }
+  EXPECT_GT(in_place, 40u);
+  EXPECT_GT(through_agent, 40u) << "the EC volume's needles, checked reads over the read port";
+  // Without a read port the client says what to do instead of failing obscurely.
+  testing::InProcessAgentOptions no_port = AgentOptions();
+  no_port.local_socket = tmp_ / "run/agent2.sock";
+  no_port.tcp_read = false;
+  testing::InProcessAgent agent2({tmp_ / "vols"}, tmp_ / "index2", no_port);
+  auto c2 = Connect(agent2);
+  ASSERT_TRUE(c2);
+  const std::string ec_fid = *std::find_if(fids.begin(), fids.end(), [&](const std::string& f) {
+    return f.starts_with("5,") && !expected[f].deleted;
+  });
+  auto r = c2->Read(ec_fid);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("--read-port"), std::string::npos) << r.error().ToString();
 }
 
 TEST_F(LocalReadTest, RealSeaweedFsFixturesReadBack) {
