@@ -145,6 +145,7 @@ Result<VerifierReply> DecodeVerifierReply(std::span<const uint8_t> bytes) {
 
 std::vector<uint8_t> AnswerVerifierRequest(std::span<const uint8_t> request, ReadAuthorizer& auth) {
   VerifierReply reply;
+  reply.enabled = auth.enabled();
   auto req = DecodeVerifierRequest(request);
   if (!req) {
     reply.status = VerdictStatus::kBadRequest;
