@@ -227,6 +227,12 @@ Status TcpCheckedReader::StartReply() {
                   fmt::format("checked read over tcp: a reply of {} bytes for a needle of {}",
                               h->length, h->needle_size));
   }
+  if (ok && h->length > max_record_bytes_) {
+    return Status(Code::kResourceExhausted,
+                  fmt::format("checked read over tcp: the agent announced a record of {} bytes, "
+                              "more than this client takes ({})",
+                              h->length, max_record_bytes_));
+  }
   current_ = CheckedArrival{};
   current_.tag = std::exchange(it->second[h->index], kArrived);
   current_.header = *h;

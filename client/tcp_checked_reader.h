@@ -51,6 +51,13 @@ class TcpCheckedReader final : public CheckedReads {
                                                            std::chrono::milliseconds timeout);
   // Over an already connected stream socket (tests, fuzzing); owns `fd` from now on.
   static std::unique_ptr<TcpCheckedReader> Adopt(int fd, rdma::BufferPool& pool);
+
+  // The largest record accepted: a reply header names the record's length before its bytes
+  // come, and the buffer is taken (and its pages touched) then, so an agent, or whatever
+  // answers on its port, could otherwise make the client map up to 4 GiB per fid at once.
+  // A larger record fails the connection with kResourceExhausted naming both sizes.
+  static constexpr uint64_t kDefaultMaxRecordBytes = uint64_t{1} << 30;
+  void set_max_record_bytes(uint64_t bytes) { max_record_bytes_ = bytes; }
   ~TcpCheckedReader() override;
   TcpCheckedReader(const TcpCheckedReader&) = delete;
   TcpCheckedReader& operator=(const TcpCheckedReader&) = delete;
@@ -96,6 +103,7 @@ class TcpCheckedReader final : public CheckedReads {
   CheckedArrival current_;
   // Bytes read behind the current target, not yet consumed.
   std::vector<uint8_t> staging_;
+  uint64_t max_record_bytes_ = kDefaultMaxRecordBytes;
   size_t staged_begin_ = 0, staged_end_ = 0;
 };
 

@@ -485,6 +485,38 @@ TEST(TcpReadTest, ReplyInPiecesStaysOutstandingUntilWhole) {
   ::close(fds[1]);
 }
 
+// A reply header names its record's length before the bytes come: a length past what the client
+// takes (an agent announcing 3 GiB) fails the connection at once, before any buffer is mapped.
+TEST(TcpReadTest, AnnouncedRecordsPastTheLimitAreRefusedBeforeAnyBuffer) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+  client::PlainRegistrar registrar;
+  auto pool = rdma::BufferPool::Create(registrar);
+  ASSERT_TRUE(pool.has_value());
+  auto reader = client::TcpCheckedReader::Adopt(fds[0], *pool);
+  EXPECT_EQ(client::TcpCheckedReader::kDefaultMaxRecordBytes, uint64_t{1} << 30);
+  std::vector<ReadRequestEntry> entries = {{"3,01637037d6", ""}};
+  std::vector<size_t> tags = {7};
+  ASSERT_TRUE(reader->Send(entries, tags).ok());
+  std::array<uint8_t, kReadReplyHeaderBytes> header{};
+  EncodeReadReplyHeader({.status = ReadStatus::kOk,
+                         .needle_version = 3,
+                         .request_id = 1,
+                         .index = 0,
+                         .volume_id = 3,
+                         .generation = 1,
+                         .length = uint64_t{3} << 30,
+                         .needle_size = 3u << 30},
+                        header);
+  ASSERT_EQ(::send(fds[1], header.data(), header.size(), 0), static_cast<ssize_t>(header.size()));
+  std::vector<client::CheckedArrival> out;
+  Status s = reader->Poll(out, rdma::DeadlineIn(20s));
+  EXPECT_EQ(s.code(), Code::kResourceExhausted) << s.ToString();
+  EXPECT_NE(s.message().find("3221225472"), std::string::npos) << s.ToString();
+  EXPECT_EQ(pool->stats().chunks, 0u) << "no buffer was mapped for it";
+  ::close(fds[1]);
+}
+
 // The Client takes the TCP read port when asked for tcp only, and reads every needle exactly.
 TEST(TcpReadTest, ClientAskingForTcpUsesTheReadPort) {
   testing::TempDir tmp;
