@@ -17,17 +17,14 @@
 #include <string_view>
 #include <vector>
 
+#include "fuzz/fuzz_check.h"
 #include "volume/ec_volume.h"
 
 namespace {
 
 using namespace swrdma;
 
-void Check(bool ok, std::source_location at = std::source_location::current()) {
-  if (ok) return;
-  std::fprintf(stderr, "%s:%u: fuzz invariant does not hold\n", at.file_name(), at.line());
-  std::abort();
-}
+using swrdma::fuzz::Check;
 
 uint64_t Le64(const uint8_t* p) {
   uint64_t v;

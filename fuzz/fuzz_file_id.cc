@@ -7,16 +7,12 @@
 #include <source_location>
 #include <string_view>
 
+#include "fuzz/fuzz_check.h"
 #include "protocol/file_id.h"
 
 namespace {
 
-// Reports the failed invariant's line, then aborts so libFuzzer saves the input.
-void Check(bool ok, std::source_location at = std::source_location::current()) {
-  if (ok) return;
-  std::fprintf(stderr, "%s:%u: fuzz invariant does not hold\n", at.file_name(), at.line());
-  std::abort();
-}
+using swrdma::fuzz::Check;
 
 }  // namespace
 

@@ -18,17 +18,13 @@
 #include <string>
 #include <vector>
 
+#include "fuzz/fuzz_check.h"
 #include "volume/idx_file.h"
 #include "volume/idx_replay.h"
 
 namespace {
 
-// Reports the failed invariant's line, then aborts so libFuzzer saves the input.
-void Check(bool ok, std::source_location at = std::source_location::current()) {
-  if (ok) return;
-  std::fprintf(stderr, "%s:%u: fuzz invariant does not hold\n", at.file_name(), at.line());
-  std::abort();
-}
+using swrdma::fuzz::Check;
 
 std::filesystem::path g_idx_path;
 

@@ -17,16 +17,12 @@
 #include <string>
 #include <string_view>
 
+#include "fuzz/fuzz_check.h"
 #include "protocol/jwt.h"
 
 namespace {
 
-// Reports the failed invariant's line, then aborts so libFuzzer saves the input.
-void Check(bool ok, std::source_location at = std::source_location::current()) {
-  if (ok) return;
-  std::fprintf(stderr, "%s:%u: fuzz invariant does not hold\n", at.file_name(), at.line());
-  std::abort();
-}
+using swrdma::fuzz::Check;
 
 constexpr std::string_view kKey = "fuzz-read-key";
 

@@ -12,16 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "fuzz/fuzz_check.h"
 #include "protocol/needle.h"
 
 namespace {
 
-// Reports the failed invariant's line, then aborts so libFuzzer saves the input.
-void Check(bool ok, std::source_location at = std::source_location::current()) {
-  if (ok) return;
-  std::fprintf(stderr, "%s:%u: fuzz invariant does not hold\n", at.file_name(), at.line());
-  std::abort();
-}
+using swrdma::fuzz::Check;
 
 bool SameBytes(std::span<const uint8_t> a, std::span<const uint8_t> b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());

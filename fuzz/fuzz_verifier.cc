@@ -17,17 +17,14 @@
 
 #include "agent/read_auth.h"
 #include "agent/token_verifier.h"
+#include "fuzz/fuzz_check.h"
 #include "protocol/jwt.h"
 
 namespace {
 
 using namespace swrdma;
 
-void Check(bool ok, std::source_location at = std::source_location::current()) {
-  if (ok) return;
-  std::fprintf(stderr, "%s:%u: fuzz invariant does not hold\n", at.file_name(), at.line());
-  std::abort();
-}
+using swrdma::fuzz::Check;
 
 agent::ReadAuthorizer& Authorizer() {
   static std::unique_ptr<agent::ReadAuthorizer> auth = [] {

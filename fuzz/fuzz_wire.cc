@@ -12,17 +12,13 @@
 #include <source_location>
 #include <string_view>
 
+#include "fuzz/fuzz_check.h"
 #include "protocol/messages.h"
 #include "protocol/wire.h"
 
 namespace {
 
-// Reports the failed invariant's line, then aborts so libFuzzer saves the input.
-void Check(bool ok, std::source_location at = std::source_location::current()) {
-  if (ok) return;
-  std::fprintf(stderr, "%s:%u: fuzz invariant does not hold\n", at.file_name(), at.line());
-  std::abort();
-}
+using swrdma::fuzz::Check;
 
 template <typename R>
 void CheckDecoded(const R& r) {
