@@ -64,17 +64,7 @@ e2e_t "$CTEST" read "$URL" all.tsv "$W/expected" "$VERSION" tcp ||
 e2e_t "$CTEST" fallback "$URL" all.tsv "$W/expected" || e2e_fail "c_api_test fallback failed"
 
 # ---- read tokens ---------------------------------------------------------------------------
-token() {  # token KEY FID
-  python3 - "$@" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-key, fid = sys.argv[1], sys.argv[2]
-b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
-head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b(json.dumps({"fid": fid, "exp": int(time.time()) + 300}).encode())
-sig = b(hmac.new(key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
-print(f"{head}.{body}.{sig}")
-PY
-}
+token() { e2e_token "$@"; }  # KEY FID [EXP_DELTA_SECONDS]
 printf '[jwt.signing.read]\nkey = "c-api-key"\n' >security.toml
 e2e_start_agent "$W/agent-auth.log" "$AGENT" --dir "$D" --index-dir "$W/index-auth" \
   --http 127.0.0.1:0 --security-toml "$W/security.toml"

@@ -281,6 +281,21 @@ e2e_get_json() {
   e2e_client curl -sf -H 'Accept: application/json' "$(e2e_url "$1")" >"$2" || e2e_fail "$1 failed"
 }
 
+# e2e_token KEY FID [EXP_DELTA_SECONDS]: a SeaweedFS read token (HS256, {"fid","exp"}, exp 300 s
+# ahead by default), signed with Python's hmac: an implementation independent of the agent's.
+e2e_token() {
+  python3 - "$@" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+key, fid = sys.argv[1], sys.argv[2]
+delta = int(sys.argv[3]) if len(sys.argv) > 3 else 300
+b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
+head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b(json.dumps({"fid": fid, "exp": int(time.time()) + delta}).encode())
+sig = b(hmac.new(key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+print(f"{head}.{body}.{sig}")
+PY
+}
+
 # Process tree of a started agent: the `timeout` wrapper (E2E_AGENT_PID) -> the supervisor (or,
 # with --no-supervise, the agent itself) -> the data-plane child that serves; with a read key
 # also the verifier holding it (swrdma-verify, agent/token_verifier.h) beside that child.

@@ -23,18 +23,7 @@ D=$W/volumes
 e2e_mkvolume "$D" 9 --needles 40 --min 1 --max 200K --gzip-fraction 0.3 --delete-fraction 0.1
 e2e_fids live m9.tsv | head -12 >live.txt
 
-token() {  # token KEY FID [EXP_DELTA_SECONDS]
-  python3 - "$@" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-key, fid = sys.argv[1], sys.argv[2]
-delta = int(sys.argv[3]) if len(sys.argv) > 3 else 300
-b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
-head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b(json.dumps({"fid": fid, "exp": int(time.time()) + delta}).encode())
-sig = b(hmac.new(key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
-print(f"{head}.{body}.{sig}")
-PY
-}
+token() { e2e_token "$@"; }  # KEY FID [EXP_DELTA_SECONDS]
 
 # get_f0_with KEY: swrdma get of $f0 with a token signed with KEY succeeds.
 get_f0_with() { e2e_t "$CLI" get --agent "$AG" --jwt "$(token "$1" "$f0")" -o new.out "$f0" 2>/dev/null; }

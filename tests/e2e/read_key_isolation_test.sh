@@ -27,17 +27,7 @@ e2e_fids live m9.tsv | head -3 >live.txt
 mapfile -t fids <live.txt
 f0=${fids[0]}
 
-token() {  # token KEY FID: HS256, exp in 5 minutes, signed with Python's hmac
-  python3 - "$@" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-key, fid = sys.argv[1], sys.argv[2]
-b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
-head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b(json.dumps({"fid": fid, "exp": int(time.time()) + 300}).encode())
-sig = b(hmac.new(key.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
-print(f"{head}.{body}.{sig}")
-PY
-}
+token() { e2e_token "$@"; }  # KEY FID [EXP_DELTA_SECONDS]
 
 # hits PID KEY: how often KEY occurs in the process's readable memory, its cmdline and environ.
 # Mappings over 1 GiB (sanitizer shadow and reserves) and the volume files are skipped.
