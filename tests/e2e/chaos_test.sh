@@ -116,8 +116,8 @@ for ((i = 0; i < ${#CRASHES[@]}; i++)); do
       e2e_log "kill -9 of the whole agent (supervisor $sup, child ${dp:-none})"
       e2e_wait_until 10 0.1 e2e_exited "$E2E_AGENT_PID" || true
       wait "$E2E_AGENT_PID" 2>/dev/null || true
-      # The child too: it holds the read port (HTTP port + 1) until its exit is complete, and
-      # dying takes a busy 2-core machine a moment (unmapping the volumes, UCX's threads).
+      # The child too: its exit (unmapping the volumes, UCX's threads) takes a busy 2-core
+      # machine a moment, and the restart should not race it.
       [[ -z "$dp" ]] || e2e_wait_until 10 0.1 e2e_exited "$dp" || true
       # Down for a moment, then back on the same port with the same index directory.
       sleep 0.$((RANDOM % 9 + 1))

@@ -260,7 +260,13 @@ e2e_serve() {
   done
   local dir=$1
   shift
-  e2e_start_agent "$log" "$AGENT" --dir "$dir" --index-dir "$W/index" --http "$host:$port" "$@"
+  # The read port on a port of its own (clients learn it from /v1/info), not the default HTTP
+  # port + 1: with port 0 that one is any port, which another process's connection may hold
+  # (seen in e2e_chaos: a restart on the same HTTP port found port + 1 taken).
+  local read_port=(--read-port "$host:0")
+  [[ " $* " == *" --read-port "* || " $* " == *" --read-port="* ]] && read_port=()
+  e2e_start_agent "$log" "$AGENT" --dir "$dir" --index-dir "$W/index" --http "$host:$port" \
+    "${read_port[@]}" "$@"
   AG="$host:$E2E_AGENT_PORT"
 }
 
