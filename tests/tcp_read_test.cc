@@ -14,6 +14,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -444,77 +445,77 @@ TEST(TcpReadTest, TruncatedVolumeDoesNotKillTheAgent) {
   EXPECT_EQ(r->ReadAll({fids.front()}).size(), 1u);
 }
 
+// A TcpCheckedReader over one end of a socketpair, having asked for one fid (tag `tag`); the
+// test plays the agent on `agent_fd`.
+struct ReaderOverSocketpair {
+  explicit ReaderOverSocketpair(size_t tag) {
+    int fds[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    agent_fd = fds[1];
+    pool.emplace(std::move(*rdma::BufferPool::Create(registrar)));
+    reader = client::TcpCheckedReader::Adopt(fds[0], *pool);
+    std::vector<ReadRequestEntry> entries = {{"3,01637037d6", ""}};
+    std::vector<size_t> tags = {tag};
+    EXPECT_TRUE(reader->Send(entries, tags).ok());
+  }
+  ~ReaderOverSocketpair() { ::close(agent_fd); }
+  // Sends the reply header for that fid: a record of `length` bytes of a needle of `size`.
+  void SendHeader(uint64_t length, uint32_t size) {
+    std::array<uint8_t, kReadReplyHeaderBytes> header{};
+    EncodeReadReplyHeader({.status = ReadStatus::kOk,
+                           .needle_version = 3,
+                           .request_id = 1,
+                           .index = 0,
+                           .volume_id = 3,
+                           .generation = 1,
+                           .length = length,
+                           .needle_size = size},
+                          header);
+    EXPECT_EQ(::send(agent_fd, header.data(), header.size(), 0),
+              static_cast<ssize_t>(header.size()));
+  }
+
+  client::PlainRegistrar registrar;
+  std::optional<rdma::BufferPool> pool;
+  std::unique_ptr<client::TcpCheckedReader> reader;
+  int agent_fd = -1;
+};
+
 // A reply whose record arrives in pieces is outstanding until its last byte: a round that
 // counted it done at its header would stop waiting and lose the fid.
 TEST(TcpReadTest, ReplyInPiecesStaysOutstandingUntilWhole) {
-  int fds[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
-  client::PlainRegistrar registrar;
-  auto pool = rdma::BufferPool::Create(registrar);
-  ASSERT_TRUE(pool.has_value());
-  auto reader = client::TcpCheckedReader::Adopt(fds[0], *pool);
-  std::vector<ReadRequestEntry> entries = {{"3,01637037d6", ""}};
-  std::vector<size_t> tags = {42};
-  ASSERT_TRUE(reader->Send(entries, tags).ok());
-  std::array<uint8_t, kReadReplyHeaderBytes> header{};
-  EncodeReadReplyHeader({.status = ReadStatus::kOk,
-                         .needle_version = 3,
-                         .request_id = 1,
-                         .index = 0,
-                         .volume_id = 3,
-                         .generation = 1,
-                         .length = 100,
-                         .needle_size = 100},
-                        header);
+  ReaderOverSocketpair p(42);
+  auto& reader = p.reader;
+  const int agent_fd = p.agent_fd;
+  p.SendHeader(100, 100);
   std::vector<uint8_t> record(100, 0x5a);
-  ASSERT_EQ(::send(fds[1], header.data(), header.size(), 0), static_cast<ssize_t>(header.size()));
-  ASSERT_EQ(::send(fds[1], record.data(), 50, 0), 50);
+  ASSERT_EQ(::send(agent_fd, record.data(), 50, 0), 50);
   std::vector<client::CheckedArrival> out;
   // Nothing whole can come: the wait ends at its (short) deadline whatever the machine's speed.
   Status s = reader->Poll(out, rdma::DeadlineIn(50ms));
   EXPECT_EQ(s.code(), Code::kTimeout) << s.ToString();
   EXPECT_TRUE(out.empty());
   EXPECT_EQ(reader->outstanding(), 1u);
-  ASSERT_EQ(::send(fds[1], record.data() + 50, 50, 0), 50);
+  ASSERT_EQ(::send(agent_fd, record.data() + 50, 50, 0), 50);
   s = reader->Poll(out, rdma::DeadlineIn(20s));
   ASSERT_TRUE(s.ok()) << s.ToString();
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].tag, 42u);
   EXPECT_EQ(reader->outstanding(), 0u);
   EXPECT_EQ(std::memcmp(out[0].record.data(), record.data(), record.size()), 0);
-  ::close(fds[1]);
 }
 
 // A reply header names its record's length before the bytes come: a length past what the client
 // takes (an agent announcing 3 GiB) fails the connection at once, before any buffer is mapped.
 TEST(TcpReadTest, AnnouncedRecordsPastTheLimitAreRefusedBeforeAnyBuffer) {
-  int fds[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
-  client::PlainRegistrar registrar;
-  auto pool = rdma::BufferPool::Create(registrar);
-  ASSERT_TRUE(pool.has_value());
-  auto reader = client::TcpCheckedReader::Adopt(fds[0], *pool);
   EXPECT_EQ(client::TcpCheckedReader::kDefaultMaxRecordBytes, uint64_t{1} << 30);
-  std::vector<ReadRequestEntry> entries = {{"3,01637037d6", ""}};
-  std::vector<size_t> tags = {7};
-  ASSERT_TRUE(reader->Send(entries, tags).ok());
-  std::array<uint8_t, kReadReplyHeaderBytes> header{};
-  EncodeReadReplyHeader({.status = ReadStatus::kOk,
-                         .needle_version = 3,
-                         .request_id = 1,
-                         .index = 0,
-                         .volume_id = 3,
-                         .generation = 1,
-                         .length = uint64_t{3} << 30,
-                         .needle_size = 3u << 30},
-                        header);
-  ASSERT_EQ(::send(fds[1], header.data(), header.size(), 0), static_cast<ssize_t>(header.size()));
+  ReaderOverSocketpair p(7);
+  p.SendHeader(uint64_t{3} << 30, 3u << 30);
   std::vector<client::CheckedArrival> out;
-  Status s = reader->Poll(out, rdma::DeadlineIn(20s));
+  Status s = p.reader->Poll(out, rdma::DeadlineIn(20s));
   EXPECT_EQ(s.code(), Code::kResourceExhausted) << s.ToString();
   EXPECT_NE(s.message().find("3221225472"), std::string::npos) << s.ToString();
-  EXPECT_EQ(pool->stats().chunks, 0u) << "no buffer was mapped for it";
-  ::close(fds[1]);
+  EXPECT_EQ(p.pool->stats().chunks, 0u) << "no buffer was mapped for it";
 }
 
 // The Client takes the TCP read port when asked for tcp only, and reads every needle exactly.
