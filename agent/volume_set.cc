@@ -1,5 +1,7 @@
 #include "agent/volume_set.h"
 
+#include <sys/stat.h>
+
 #include <chrono>
 
 #include <fmt/format.h>
@@ -218,6 +220,40 @@ void VolumeSet::ScanEc(const VolumeMap& old_map, VolumeMap& next, ScanReport& re
         "served (give the agent the directory holding {}.ecx)",
         v.volume_id, v.shards.size(), v.shards.begin()->second.string(), v.base_name()));
   }
+  // weed writes an EC volume's .ecx first, then the shards row by row, then its .vif: opened in
+  // between, an export would map shards that are still being written and serve zeros for the
+  // rows not there yet (seen in seaweedfs_e2e). A volume whose files are new or changed is opened
+  // once its .vif is at least as new as every shard (weed's last step), or else once two scans
+  // in a row saw the same files (sizes, inodes, times).
+  std::map<uint32_t, std::string> settling;
+  const auto settled = [&](uint32_t vid, const ec::EcVolumeFiles& files) {
+    std::string stamp;
+    int64_t newest_shard = 0, vif_time = -1;
+    auto add = [&](const std::filesystem::path& p, bool shard) {
+      struct stat st{};
+      if (::stat(p.c_str(), &st) != 0) {
+        stamp += fmt::format("{}:missing;", p.string());
+        return;
+      }
+      const int64_t ns = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+      if (shard) newest_shard = std::max(newest_shard, ns);
+      stamp += fmt::format("{}:{}:{}:{};", p.string(), st.st_ino, st.st_size, ns);
+    };
+    add(files.ecx, true);
+    for (const auto& [shard, path] : files.shards)
+      add(path, true);
+    if (files.vif) {
+      struct stat st{};
+      if (::stat(files.vif->c_str(), &st) == 0) {
+        vif_time = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+      }
+    }
+    if (vif_time >= newest_shard) return true;
+    auto it = ec_settling_.find(vid);
+    if (it != ec_settling_.end() && it->second == stamp) return true;
+    settling[vid] = std::move(stamp);
+    return false;
+  };
   for (auto& [vid, files] : found) {
     if (next.volumes.contains(vid)) {
       report.messages.push_back(
@@ -234,6 +270,12 @@ void VolumeSet::ScanEc(const VolumeMap& old_map, VolumeMap& next, ScanReport& re
       next.ec[vid] = old->second;
       continue;
     }
+    if (!settled(vid, files)) {
+      report.messages.push_back(fmt::format(
+          "EC volume {}: its files are still being written; served once they settle", vid));
+      if (old != old_map.ec.end()) next.ec[vid] = old->second;  // as before, meanwhile
+      continue;
+    }
     auto opened =
         EcExport::Open(files, next_generation_.fetch_add(1), options_.fallback_offset_width);
     if (!opened) {
@@ -246,6 +288,7 @@ void VolumeSet::ScanEc(const VolumeMap& old_map, VolumeMap& next, ScanReport& re
     if (old != old_map.ec.end()) ++report.generation_changes["ec_shards_changed"];
     next.ec[vid] = std::move(*opened);
   }
+  ec_settling_ = std::move(settling);
 }
 
 namespace {

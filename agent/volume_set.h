@@ -129,6 +129,9 @@ class VolumeSet {
       retired_;
   std::vector<std::pair<std::chrono::steady_clock::time_point, std::shared_ptr<const EcExport>>>
       retired_ec_;
+  // EC volumes whose files were still changing at the last scan: what they looked like then
+  // (VolumeSet::ScanEc opens one only once its files stop changing).
+  std::map<uint32_t, std::string> ec_settling_;
 };
 
 // Descriptor of an exported volume for /v1/volumes.
