@@ -285,7 +285,7 @@ TEST(UcxContextShmPeerFailureTest, OnWhereSharedMemoryMayBeSelected) {
 // The limit of the keepalive check over shared memory: it asks whether the peer *process* exists,
 // so a client that destroyed its worker but lives on keeps its reply endpoint in the target until
 // the process exits (docs/read-path.md, "Limits").
-TEST_P(ShmPeerFailureTest, ReleasedWhenTheProcessExitsNotBefore) {
+TEST_P(ShmPeerFailureTest, NotReleasedWhileTheProcessLives) {
   if (!GetParam()) GTEST_SKIP() << "without peer error handling nothing is ever released";
   ASSERT_NO_FATAL_FAILURE(RunClient());  // warm-up
   ProgressUntilMapsAtMost(0, 1s);
@@ -304,13 +304,19 @@ TEST_P(ShmPeerFailureTest, ReleasedWhenTheProcessExitsNotBefore) {
   std::cerr << "maps: baseline " << baseline << ", client connected " << mapped
             << ", 2 s later (client alive, UCX destroyed) " << while_alive << ", after exit "
             << after_exit << "\n";
+  RecordProperty("maps_after_late_exit", static_cast<int>(after_exit));
   EXPECT_GT(mapped, baseline);
   EXPECT_GT(while_alive, baseline) << "released before the process exited: update the docs";
-  // After the exit keepalive destroys the endpoint, but when the process had destroyed its UCX
-  // state long before exiting, UCX 1.13 was seen to keep the client's two SysV segments mapped
-  // (in about 2 of 3 runs; the posix one goes). Clients that exit right after closing (the usual
-  // case, TargetReleasesEndpointsOfExitedClients) leave nothing.
-  EXPECT_LT(after_exit, while_alive);
+  // After such a late exit keepalive destroys the endpoint, but UCX 1.13 does not always unmap
+  // the client's SysV segments then (seen in about 1 run of 3, more often under ASan; the posix
+  // one goes), so whether they go is reported, not asserted; nothing new may appear. Clients that
+  // exit right after closing (the usual case) leave nothing:
+  // TargetReleasesEndpointsOfExitedClients.
+  EXPECT_LE(after_exit, while_alive);
+  if (after_exit > baseline)
+    std::cerr << "NOTE: UCX kept " << after_exit - baseline
+              << " mapping(s) of a client that exited long after destroying its worker (known "
+                 "UCX 1.13 behaviour, docs/read-path.md \"Limits\")\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(ShmErrorHandling, ShmPeerFailureTest, ::testing::Bool(),
