@@ -59,6 +59,13 @@ AgentMetrics::AgentMetrics()
       ec_shards_(Gauge(*registry_, "swrdma_ec_shards", "EC shard files held here and mapped")),
       ec_shard_bytes_(
           Gauge(*registry_, "swrdma_ec_shard_bytes", "Bytes of the EC shard files mapped")),
+      ec_rebuilt_pieces_(Counter(*registry_, "swrdma_ec_rebuilt_pieces_total",
+                                 "Pieces of EC records rebuilt from parity (a data shard not "
+                                 "held here, at least data_shards others held)")),
+      ec_rebuilt_bytes_(Counter(*registry_, "swrdma_ec_rebuilt_bytes_total",
+                                "Bytes of EC records rebuilt from parity")),
+      ec_rebuild_failures_(Counter(*registry_, "swrdma_ec_rebuild_failures_total",
+                                   "EC rebuilds that failed (a source shard too short, ...)")),
       exported_bytes_(
           Gauge(*registry_, "swrdma_exported_bytes", "Bytes of volume files served now")),
       registered_bytes_(Gauge(*registry_, "swrdma_registered_bytes",
@@ -306,6 +313,10 @@ void AgentMetrics::RenderVolumes(const VolumeMap& volumes) {
   ec_volumes_.Set(static_cast<double>(volumes.ec.size()));
   ec_shards_.Set(shards);
   ec_shard_bytes_.Set(shard_bytes);
+  const EcRebuildTotals rebuilt = EcRebuildTotalsNow();
+  CatchUp(ec_rebuilt_pieces_, rebuilt.pieces);
+  CatchUp(ec_rebuilt_bytes_, rebuilt.bytes);
+  CatchUp(ec_rebuild_failures_, rebuilt.failures);
   exported_bytes_.Set(exported);
   registered_bytes_.Set(registered);
   live_needles_.Set(live);

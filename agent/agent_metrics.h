@@ -96,6 +96,9 @@ class AgentMetrics {
   prometheus::Gauge& ec_volumes_;
   prometheus::Gauge& ec_shards_;
   prometheus::Gauge& ec_shard_bytes_;
+  prometheus::Counter& ec_rebuilt_pieces_;
+  prometheus::Counter& ec_rebuilt_bytes_;
+  prometheus::Counter& ec_rebuild_failures_;
   prometheus::Gauge& exported_bytes_;
   prometheus::Gauge& registered_bytes_;
   prometheus::Gauge& live_needles_;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <numeric>
@@ -41,7 +42,19 @@ std::span<const uint8_t> Bytes(const rdma::MappedFile& m) {
   return {reinterpret_cast<const uint8_t*>(m.data()), static_cast<size_t>(m.size())};
 }
 
+std::atomic<uint64_t> g_rebuilt_pieces{0}, g_rebuilt_bytes{0}, g_rebuild_failures{0};
+
+// Rebuilt in slices of this much per shard: a large record's piece never needs
+// (data + parity) x its size of scratch memory.
+constexpr uint64_t kRebuildSlice = 1 << 20;
+
 }  // namespace
+
+EcRebuildTotals EcRebuildTotalsNow() {
+  return {g_rebuilt_pieces.load(std::memory_order_relaxed),
+          g_rebuilt_bytes.load(std::memory_order_relaxed),
+          g_rebuild_failures.load(std::memory_order_relaxed)};
+}
 
 Result<std::shared_ptr<const EcExport>> EcExport::Open(const ec::EcVolumeFiles& files,
                                                        uint64_t generation,
@@ -82,6 +95,16 @@ Result<std::shared_ptr<const EcExport>> EcExport::Open(const ec::EcVolumeFiles& 
     any_shard_size = std::max(any_shard_size, st.size);
   }
   e->layout_ = ec::LayoutOf(e->info_, any_shard_size);
+  const uint32_t total = e->info_.data_shards + e->info_.parity_shards;
+  size_t held = 0;
+  for (uint32_t i = 0; i < total && i < e->shards_.size(); ++i)
+    held += e->shards_[i] ? 1 : 0;
+  if (held >= e->info_.data_shards && held < total) {
+    auto codec = ec::ReedSolomonCodec::Create(e->info_.data_shards, e->info_.parity_shards);
+    if (!codec)
+      return Error(codec.error().WithContext(fmt::format("EC volume {}", files.volume_id)));
+    e->codec_.emplace(std::move(*codec));
+  }
   if (auto read = e->RefreshDeletions(); !read) return Error(read.error());
   return std::shared_ptr<const EcExport>(std::move(e));
 }
@@ -186,6 +209,7 @@ EcLocated EcExport::Locate(const FileId& fid) const {
   std::sort(out.missing_shards.begin(), out.missing_shards.end());
   out.missing_shards.erase(std::unique(out.missing_shards.begin(), out.missing_shards.end()),
                            out.missing_shards.end());
+  if (!out.missing_shards.empty() && codec_) out.rebuilt_shards.swap(out.missing_shards);
   out.status = LookupStatus::kOk;
   return out;
 }
@@ -197,11 +221,14 @@ Status EcExport::Assemble(const EcLocated& where, std::span<uint8_t> out) const 
   size_t at = 0;
   for (const auto& iv : where.intervals) {
     if (at == out.size()) break;
+    const uint64_t n = std::min<uint64_t>(iv.size, out.size() - at);
     if (iv.shard >= shards_.size() || !shards_[iv.shard]) {
-      return Status(Code::kUnavailable, MissingShardsMessage(where));
+      if (!codec_) return Status(Code::kUnavailable, MissingShardsMessage(where));
+      SWRDMA_RETURN_IF_ERROR(Rebuild(iv.shard, iv.shard_offset, out.subspan(at, n)));
+      at += n;
+      continue;
     }
     const rdma::MappedFile& m = *shards_[iv.shard];
-    const uint64_t n = std::min<uint64_t>(iv.size, out.size() - at);
     if (iv.shard_offset > m.size() || n > m.size() - iv.shard_offset) {
       return Status(Code::kNotFound,
                     fmt::format("EC volume {}: shard {} is {} bytes, the needle needs {}+{}; "
@@ -212,6 +239,53 @@ Status EcExport::Assemble(const EcLocated& where, std::span<uint8_t> out) const 
     at += n;
   }
   if (at != out.size()) return Status(Code::kInternal, "EC intervals shorter than the record");
+  return Status::Ok();
+}
+
+Status EcExport::Rebuild(uint32_t shard, uint64_t shard_offset, std::span<uint8_t> out) const {
+  const uint32_t data = info_.data_shards;
+  const uint32_t total = data + info_.parity_shards;
+  if (shard >= total) {
+    return Status(Code::kCorruption, fmt::format("EC volume {}: shard {} of a {}+{} volume",
+                                                 files_.volume_id, shard, data, total - data));
+  }
+  // The first `data` local shards (data shards first: the cheapest to decode from).
+  std::vector<uint32_t> sources;
+  for (uint32_t i = 0; i < total && sources.size() < data; ++i) {
+    if (shards_[i]) sources.push_back(i);
+  }
+  for (uint32_t i : sources) {
+    const uint64_t size = shards_[i]->size();
+    if (shard_offset > size || out.size() > size - shard_offset) {
+      g_rebuild_failures.fetch_add(1, std::memory_order_relaxed);
+      return Status(Code::kNotFound,
+                    fmt::format("EC volume {}: rebuilding shard {} needs bytes {}+{} of shard {}, "
+                                "which is {} bytes; retry after the next scan",
+                                files_.volume_id, shard, shard_offset, out.size(), i, size));
+    }
+  }
+  const uint64_t slice = std::min<uint64_t>(out.size(), kRebuildSlice);
+  std::vector<std::vector<uint8_t>> scratch(total, std::vector<uint8_t>(slice));
+  std::vector<uint8_t*> ptrs(total);
+  for (uint32_t i = 0; i < total; ++i)
+    ptrs[i] = scratch[i].data();
+  const std::unique_ptr<bool[]> present(new bool[total]());  // (std::vector<bool> has no span)
+  for (uint32_t i : sources)
+    present[i] = true;
+  for (uint64_t done = 0; done < out.size(); done += slice) {
+    const uint64_t n = std::min<uint64_t>(slice, out.size() - done);
+    for (uint32_t i : sources)
+      std::memcpy(ptrs[i], Bytes(*shards_[i]).data() + shard_offset + done, n);
+    if (Status s = codec_->Reconstruct(n, ptrs, std::span<const bool>(present.get(), total));
+        !s.ok()) {
+      g_rebuild_failures.fetch_add(1, std::memory_order_relaxed);
+      return s.WithContext(
+          fmt::format("EC volume {}: rebuilding shard {}", files_.volume_id, shard));
+    }
+    std::memcpy(out.data() + done, ptrs[shard], n);
+  }
+  g_rebuilt_pieces.fetch_add(1, std::memory_order_relaxed);
+  g_rebuilt_bytes.fetch_add(out.size(), std::memory_order_relaxed);
   return Status::Ok();
 }
 

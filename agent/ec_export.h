@@ -5,9 +5,12 @@
 //
 // Served through checked reads only, for now: the agent locates a needle's record in the data
 // shards as weed's LocateData does, copies its pieces from the local shard files into one reply
-// and the client verifies it as any needle. A record with a piece in a shard held elsewhere is
-// refused (unknown volume here, naming the shard): the cluster client then asks the next holder
-// the master lists. One-sided reads of shard extents and reconstruction from parity come later.
+// and the client verifies it as any needle. A piece in a data shard not held here is rebuilt
+// from parity when this server holds at least `data_shards` shards of the volume (as the volume
+// server does for a lost shard: Reed-Solomon with weed's matrix, volume/ec_codec.h); otherwise
+// the record is refused (unknown volume here, naming the shard) and the cluster client asks the
+// next holder the master lists. One-sided reads of shard extents, and reading one record from
+// several servers, come later.
 //
 // An EcExport is immutable but for its deletion set: new shard files, a new `.ecx` or a vanished
 // shard make a new export (a new generation); the old one lives while readers hold it.
@@ -16,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_set>
@@ -26,6 +30,7 @@
 #include "protocol/needle.h"
 #include "protocol/status.h"
 #include "rdma/mapped_file.h"
+#include "volume/ec_codec.h"
 #include "volume/ec_volume.h"
 
 namespace swrdma::agent {
@@ -39,7 +44,18 @@ struct EcLocated {
   uint32_t size = 0;    // needle size from the .ecx
   std::vector<ec::ShardInterval> intervals;
   std::vector<uint32_t> missing_shards;  // shards of `intervals` not held here (sorted, unique)
+  // Shards of `intervals` not held here but rebuilt from the local ones (then `missing_shards`
+  // is empty): the record is served, slower.
+  std::vector<uint32_t> rebuilt_shards;
 };
+
+// What parity reconstruction did in this process (every EcExport): /metrics.
+struct EcRebuildTotals {
+  uint64_t pieces = 0;  // record pieces rebuilt
+  uint64_t bytes = 0;   // bytes of them
+  uint64_t failures = 0;
+};
+EcRebuildTotals EcRebuildTotalsNow();
 
 class EcExport {
  public:
@@ -73,7 +89,8 @@ class EcExport {
   // the header may lie in a shard held elsewhere; Assemble's caller checks it).
   EcLocated Locate(const FileId& fid) const;
   // Copies the first out.size() (<= where.length) bytes of a located record from the local
-  // shards into `out`. kUnavailable naming the shards when a piece needed is not held here.
+  // shards into `out`, rebuilding the pieces of `where.rebuilt_shards`. kUnavailable naming the
+  // shards when a piece needed is not held here and cannot be rebuilt.
   Status Assemble(const EcLocated& where, std::span<uint8_t> out) const;
   // Up to `count` distinct random live needles whose records this server holds whole, as fids
   // (cookies read from their headers), in random order; `seed` makes it repeatable.
@@ -82,6 +99,8 @@ class EcExport {
   std::string MissingShardsMessage(const EcLocated& where) const;
   // True once if a read of a shard mapping faulted (a shard truncated under us): reopen.
   bool TakeFaulted() const;
+  // True when this server holds enough shards to rebuild the others.
+  bool can_rebuild() const { return codec_.has_value(); }
 
  private:
   struct FileStamp {
@@ -89,6 +108,9 @@ class EcExport {
     friend bool operator==(const FileStamp&, const FileStamp&) = default;
   };
   EcExport() = default;
+  // Bytes [shard_offset, shard_offset + out.size()) of shard `shard` (not held here), from the
+  // same range of `data_shards` local shards.
+  Status Rebuild(uint32_t shard, uint64_t shard_offset, std::span<uint8_t> out) const;
 
   ec::EcVolumeFiles files_;
   uint64_t generation_ = 0;
@@ -98,6 +120,8 @@ class EcExport {
   FileStamp ecx_stamp_;
   std::vector<std::optional<rdma::MappedFile>> shards_;  // by shard id; empty when not here
   std::vector<FileStamp> shard_stamps_;
+  // Set when at least data_shards shards are here and some of data + parity are not.
+  std::optional<ec::ReedSolomonCodec> codec_;
   mutable std::mutex deleted_mu_;
   mutable std::unordered_set<uint64_t> deleted_;  // guarded by deleted_mu_
   mutable uint64_t ecj_consumed_ = 0;             // guarded by deleted_mu_

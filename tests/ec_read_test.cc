@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 
 #include <gtest/gtest.h>
 
+#include "agent/ec_export.h"
 #include "client/client.h"
 #include "protocol/byte_order.h"
 #include "protocol/file_id.h"
@@ -49,6 +51,16 @@ void AppendEcj(const fs::path& ecj, uint64_t needle_id) {
   uint8_t b[8];
   StoreBe64(b, needle_id);
   out.write(reinterpret_cast<const char*>(b), sizeof(b));
+}
+
+// Waits up to 10 s for the agent's one EC volume to list `n` shards held (its scan saw a change).
+bool ShardsHeldBecome(client::Client& c, size_t n) {
+  for (int i = 0; i < 200; ++i) {
+    auto v = c.Volumes();
+    if (v && v->volumes.size() == 1 && v->volumes[0].ec_shards.size() == n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 class EcReadTest : public ::testing::TestWithParam<std::string> {
@@ -108,6 +120,58 @@ TEST_P(EcReadTest, EveryNeedleOfAnEncodedVolumeReadsBackVerified) {
   EXPECT_GT(fs::file_size(tmp / "src/5.dat"), uint64_t{10} << 20) << "spans a whole row";
 }
 
+// A volume server that lost data shards (a disk gone) but holds at least ten: the agent rebuilds
+// the pieces from parity, as the volume server does, and the client verifies the records as any.
+TEST_P(EcReadTest, LostDataShardsAreRebuiltFromParity) {
+  testing::TempDir tmp;
+  fs::create_directories(tmp / "src");
+  fs::create_directories(tmp / "vols");
+  testing::ExpectedNeedles expected;
+  EncodeGenerated(tmp / "src", tmp / "vols", 5, 90, 1, 400 * 1024, 23, expected);
+  // Three data shards: the first, one in the middle, the last of the row.
+  for (const char* shard : {"ec00", "ec04", "ec09"})
+    fs::remove(tmp / "vols" / ("5." + std::string(shard)));
+  testing::InProcessAgent agent({tmp / "vols"}, tmp / "index",
+                                testing::InProcessAgentOptions{.watch = true});
+  auto c = client::Client::Connect(ClientFor(agent));
+  ASSERT_TRUE(c) << c.error().ToString();
+  size_t live = 0;
+  for (const auto& [fid, e] : expected)
+    live += e.deleted ? 0 : 1;
+  const agent::EcRebuildTotals before = agent::EcRebuildTotalsNow();
+  EXPECT_EQ(ReadAll(**c, expected), live);
+  const agent::EcRebuildTotals after = agent::EcRebuildTotalsNow();
+  EXPECT_GT(after.pieces, before.pieces);
+  EXPECT_GT(after.bytes, before.bytes);
+  EXPECT_EQ(after.failures, before.failures);
+
+  // A parity shard goes while the agent serves (the scan makes a new generation): ten are left,
+  // still enough. Then a data shard: records with a piece in a lost shard are clear errors.
+  fs::remove(tmp / "vols/5.ec12");
+  ASSERT_TRUE(ShardsHeldBecome(**c, 10));
+  EXPECT_EQ(ReadAll(**c, expected), live);
+  fs::remove(tmp / "vols/5.ec02");
+  ASSERT_TRUE(ShardsHeldBecome(**c, 9));
+  std::vector<std::string> fids;
+  for (const auto& [fid, e] : expected) {
+    if (!e.deleted) fids.push_back(fid);
+  }
+  auto results = (*c)->ReadMany(fids);
+  size_t refused = 0;
+  for (size_t i = 0; i < fids.size(); ++i) {
+    if (results[i]) {
+      EXPECT_EQ(results[i]->data, expected.at(fids[i]).data) << fids[i];
+      continue;
+    }
+    ++refused;
+    EXPECT_EQ(results[i].error().code(), Code::kUnknownVolume) << results[i].error().ToString();
+    EXPECT_NE(results[i].error().message().find("not on this server"), std::string::npos)
+        << results[i].error().ToString();
+  }
+  EXPECT_GT(refused, 0u);
+  EXPECT_LT(refused, fids.size()) << "records in shards still held are served";
+}
+
 TEST_P(EcReadTest, RealFixtureEncodedReadsBackAsFromTheDat) {
   SWRDMA_REQUIRE_FIXTURES(fixtures);
   testing::TempDir tmp;
@@ -153,8 +217,10 @@ TEST_P(EcReadTest, DeletionsInTheEcjAndMissingShardsAreClearErrors) {
   fs::create_directories(tmp / "vols");
   testing::ExpectedNeedles expected;
   EncodeGenerated(tmp / "src", tmp / "vols", 6, 40, 50 * 1024, 120 * 1024, 22, expected, 0);
-  // Shard 1 (the .dat's second MiB) is held by another server.
-  fs::remove(tmp / "vols/6.ec01");
+  // Shard 1 (the .dat's second MiB) is held by another server, and so are the parity shards:
+  // nine shards here cannot rebuild a tenth.
+  for (const char* shard : {"ec01", "ec10", "ec11", "ec12", "ec13"})
+    fs::remove(tmp / "vols" / ("6." + std::string(shard)));
   testing::InProcessAgent agent({tmp / "vols"}, tmp / "index",
                                 testing::InProcessAgentOptions{.watch = true});
   auto c = client::Client::Connect(ClientFor(agent));
