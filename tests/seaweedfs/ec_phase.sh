@@ -15,6 +15,10 @@
 #      blockSize, and the encode time), and so is weed's .ecsum (ours writes none);
 #   b. every corpus fid of those volumes compared three ways (weed_corpus.py compare --volumes):
 #      the volume server now reads them from its shards;
+#   b2. a lost shard: .ec00 of the first volume (the .dat's first block: corpus needles) moved
+#      out of the directory; the volume server keeps reading its open file, the agent sees 13
+#      shards and must rebuild those needles from parity (swrdma_ec_rebuilt_pieces_total grows):
+#      the volume's fids compared again, then the file is put back and 14 shards awaited;
 #   c. one live fid deleted through the volume server (weed journals it in the .ecj): the agent's
 #      fallback must answer 404 as the volume server does, and `swrdma get` must fail, deleted or
 #      not found, within 30 s.
@@ -78,6 +82,20 @@ ec_agent_lists() {
     jq -e --arg vids "$1" '($vids | split(",") | map(tonumber)) -
       [.volumes[] | select(.ec == true and (.ec_shards | length) == 14) | .volume_id] | length == 0' \
       "$P/ec-volumes.json" >/dev/null
+}
+
+# ec_agent_shards VID N: the agent's /v1/volumes lists EC volume VID with N shards.
+ec_agent_shards() {
+  curl -sf --max-time 5 -H 'Accept: application/json' "$(e2e_url /v1/volumes)" >"$P/ec-volumes.json" &&
+    jq -e --argjson v "$1" --argjson n "$2" \
+      '[.volumes[] | select(.volume_id == $v and .ec == true and (.ec_shards | length) == $n)]
+       | length == 1' "$P/ec-volumes.json" >/dev/null
+}
+
+# ec_rebuilt_pieces: the agent's swrdma_ec_rebuilt_pieces_total (0 when absent).
+ec_rebuilt_pieces() {
+  curl -sf --max-time 5 "$(e2e_url /metrics)" |
+    awk '$1 == "swrdma_ec_rebuilt_pieces_total" { n = $2 } END { printf "%d\n", n + 0 }'
 }
 
 # ec_read_token FID: a read token from the master for FID (empty without a read key).
@@ -199,6 +217,42 @@ ec_phase() {
     e2e_log "[$name] EC DIFFERENCE: $n fids of EC volumes $list read differently ($P/report-ec.txt)"
     sed 's/^/[ec]\t/' "$P/report-ec.txt" >>"$P/report.txt"
   fi
+
+  # b2. A lost shard: the agent rebuilds from parity what .ec00 held.
+  local lost="$D/${vids[0]}.ec00" rebuilt0 rebuilt1
+  rebuilt0=$(ec_rebuilt_pieces)
+  mv "$lost" "$P/" || e2e_fail "[$name] moving $lost aside failed"
+  if ! e2e_wait_until 30 0.5 ec_agent_shards "${vids[0]}" 13; then
+    mv "$P/$(basename "$lost")" "$lost"
+    e2e_fail "[$name] 30 s after $lost was moved away the agent does not list 13 shards for" \
+      "volume ${vids[0]}: $(jq -c '[.volumes[] | {volume_id, ec_shards}]' "$P/ec-volumes.json")"
+  fi
+  summary=$(e2e_t timeout 600 python3 "$PY" compare --master "$MASTER" --volume "$VOLUME" \
+    --agent "$AG" --cli "$CLI" --corpus "$P/corpus.jsonl" --report "$P/report-ec-lost.txt" \
+    --volumes "${vids[0]}" "${cmp_args[@]}") || {
+    mv "$P/$(basename "$lost")" "$lost"
+    e2e_fail "[$name] the comparison of EC volume ${vids[0]} without shard 0 did not finish"
+  }
+  mv "$P/$(basename "$lost")" "$lost" || e2e_fail "[$name] putting $lost back failed"
+  rebuilt1=$(ec_rebuilt_pieces)
+  EC_FIDS=$((EC_FIDS + $(jq -r .fids <<<"$summary")))
+  n=$(jq -r .mismatches <<<"$summary")
+  if ((n)); then
+    EC_MISMATCHES=$((EC_MISMATCHES + n))
+    e2e_log "[$name] EC DIFFERENCE: $n fids of EC volume ${vids[0]} read differently without" \
+      "its shard 0 ($P/report-ec-lost.txt)"
+    sed 's/^/[ec-lost]\t/' "$P/report-ec-lost.txt" >>"$P/report.txt"
+  fi
+  if ((rebuilt1 <= rebuilt0)); then
+    ec_mismatch "$name" "volume ${vids[0]} without shard 0: the agent rebuilt nothing" \
+      "(swrdma_ec_rebuilt_pieces_total $rebuilt0 -> $rebuilt1), so the reads did not test it"
+  else
+    e2e_log "[$name] EC: volume ${vids[0]} without shard 0: $(jq -r .fids <<<"$summary") fids" \
+      "compared, $n differences, $((rebuilt1 - rebuilt0)) pieces rebuilt from parity by the agent"
+  fi
+  e2e_wait_until 30 0.5 ec_agent_shards "${vids[0]}" 14 ||
+    e2e_fail "[$name] the agent does not list 14 shards for volume ${vids[0]} again 30 s after" \
+      "$lost was put back"
 
   # c. A deletion weed journals in the .ecj: the agent must follow it.
   local fid token ecj0 code get_args=()
