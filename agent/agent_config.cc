@@ -119,6 +119,11 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
   app.add_option("--max-lookup-batch", c.max_lookup_batch, "File ids in one /v1/lookup")
       ->check(CLI::Range(1, 1'000'000))
       ->capture_default_str();
+  app.add_option("--index-cache-entries", c.index_cache_entries,
+                 "Needle index answers kept in memory in front of RocksDB, about 80 bytes each "
+                 "(0: none; every checked read then looks its needle up in RocksDB)")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 32))
+      ->capture_default_str();
   app.add_option("--tcp-segment-size", c.tcp_segment_bytes,
                  "Bytes per UCX tcp message (UCX_TCP_TX/RX_SEG_SIZE; 0: UCX's 8 KiB default). "
                  "Larger pieces make large needles over tcp ~3x faster; the environment's "
@@ -459,7 +464,8 @@ std::string DescribeConfig(const AgentConfig& c) {
       "verbs_port={} verbs_device={} verbs_address={} max_pinned_bytes={} "
       "insecure_ucx_tcp={} net_devices={} progress={} export_mode={} offset_bytes={} "
       "http_threads={} "
-      "max_connections={} max_lookup_batch={} tcp_segment_size={} rescan_interval={}s "
+      "max_connections={} max_lookup_batch={} index_cache_entries={} tcp_segment_size={} "
+      "rescan_interval={}s "
       "retire_grace={}s "
       "device_rescan_interval={}s "
       "growth_reserve_mb={} log_level={} supervise={} jwt_read_key={} security_toml={} "
@@ -472,7 +478,7 @@ std::string DescribeConfig(const AgentConfig& c) {
       c.max_pinned_bytes, c.insecure_ucx_tcp, c.net_devices.value_or("(UCX default)"),
       ProgressModeName(c.progress_mode), ExportModeName(c.export_mode),
       static_cast<int>(c.offset_width), c.http_threads, c.max_connections, c.max_lookup_batch,
-      c.tcp_segment_bytes, c.rescan_interval.count(), c.retire_grace.count(),
+      c.index_cache_entries, c.tcp_segment_bytes, c.rescan_interval.count(), c.retire_grace.count(),
       c.device_rescan_interval.count(), c.growth_reserve >> 20, c.log_level, c.supervise,
       c.jwt_read_key                           ? "(set)"
       : std::getenv(kVerifierFdEnv) != nullptr ? "(held by the verifier process)"

@@ -48,6 +48,7 @@ struct AgentConfig {
   int http_threads = 2;
   size_t max_connections = 1024;
   size_t max_lookup_batch = 10'000;
+  size_t index_cache_entries = 512 * 1024;  // NeedleIndexOptions::lookup_cache_entries
   // UCX tcp segment (rdma::UcxContextOptions::tcp_segment_bytes): 64 KiB gives ~3x the bandwidth
   // of UCX's 8 KiB for large needles over tcp; 0 leaves UCX's default.
   size_t tcp_segment_bytes = size_t{64} << 10;

@@ -297,7 +297,9 @@ int Run(const AgentConfig& config) {
 
   std::error_code ec;
   std::filesystem::create_directories(config.index_dir, ec);
-  auto index = NeedleIndex::Open(config.index_dir);
+  NeedleIndexOptions index_options;
+  index_options.lookup_cache_entries = config.index_cache_entries;
+  auto index = NeedleIndex::Open(config.index_dir, index_options);
   if (!index) {
     spdlog::error("opening the needle index: {}", index.error().ToString());
     return 1;

@@ -149,6 +149,13 @@ AgentMetrics::AgentMetrics()
                            .Register(*registry_)),
       checked_bytes_(Counter(*registry_, "swrdma_checked_read_bytes_total",
                              "Needle record bytes sent to checked readers")),
+      index_cache_hits_(
+          Counter(*registry_, "swrdma_index_lookup_cache_hits_total",
+                  "Needle index lookups answered from memory (--index-cache-entries)")),
+      index_cache_misses_(Counter(*registry_, "swrdma_index_lookup_cache_misses_total",
+                                  "Needle index lookups that went to RocksDB")),
+      index_cache_entries_(Gauge(*registry_, "swrdma_index_lookup_cache_entries",
+                                 "Needle index answers held in memory")),
       checked_inflight_(Gauge(*registry_, "swrdma_checked_read_replies_inflight",
                               "Checked read replies UCX has not finished sending")) {
   // Series that should read 0 rather than be absent before the first event.
@@ -172,6 +179,13 @@ void AgentMetrics::SetCheckedReadTotals(const ReadServerStats& t) {
   CatchUp(checked_records_.Add({{"answer", "send_failed"}}), t.send_failures);
   CatchUp(checked_bytes_, t.bytes);
   checked_inflight_.Set(static_cast<double>(t.inflight));
+}
+
+void AgentMetrics::SetIndexCacheStats(const LookupCacheStats& stats) {
+  std::lock_guard lock(mu_);
+  CatchUp(index_cache_hits_, stats.hits);
+  CatchUp(index_cache_misses_, stats.misses);
+  index_cache_entries_.Set(static_cast<double>(stats.entries));
 }
 
 void AgentMetrics::CountLookup(LookupStatus status) {

@@ -21,6 +21,7 @@
 
 #include "agent/read_server.h"
 #include "http/http_server.h"
+#include "index/lookup_cache.h"
 #include "protocol/messages.h"
 
 namespace swrdma::agent {
@@ -54,6 +55,8 @@ class AgentMetrics {
     uint64_t tokens_denied = 0;
   };
   void SetSecurityTotals(const SecurityTotals& totals);
+  // The needle index's lookup cache (index/lookup_cache.h), as its totals (set before Render).
+  void SetIndexCacheStats(const LookupCacheStats& stats);
   // Checked reads (agent/read_server.h), as its monotonic counters (set before Render).
   void SetCheckedReadTotals(const ReadServerStats& stats);
   // The verbs exporter (agent/verbs_exporter.h), read at scrape time. The swrdma_verbs_* metrics
@@ -133,6 +136,9 @@ class AgentMetrics {
   prometheus::Family<prometheus::Counter>& checked_requests_;
   prometheus::Family<prometheus::Counter>& checked_records_;
   prometheus::Counter& checked_bytes_;
+  prometheus::Counter& index_cache_hits_;
+  prometheus::Counter& index_cache_misses_;
+  prometheus::Gauge& index_cache_entries_;
   prometheus::Gauge& checked_inflight_;
 
   std::mutex mu_;  // guards what follows and serializes Render

@@ -117,6 +117,7 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
     if (options_.auth != nullptr) totals.tokens_denied = options_.auth->denied();
     metrics_.SetSecurityTotals(totals);
     if (options_.reads != nullptr) metrics_.SetCheckedReadTotals(options_.reads->stats());
+    metrics_.SetIndexCacheStats(volumes_.index().lookup_cache_stats());
     HttpResponse r = HttpResponse::Text(200, metrics_.Render(*volumes_.snapshot()));
     if (options_.local != nullptr) r.body += options_.local->RenderMetrics();
     r.content_type = "text/plain; version=0.0.4";

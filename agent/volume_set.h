@@ -92,6 +92,7 @@ Result<std::vector<uint8_t>> CopyRecord(const ResolvedNeedle& found);
 class VolumeSet {
  public:
   VolumeSet(NeedleIndex& index, const rdma::UcxContext& context, VolumeSetOptions options);
+  const NeedleIndex& index() const { return index_; }
 
   // Discovers the volumes in every directory, syncs the index, exports new or changed ones and
   // drops vanished ones. One failing volume is reported and skipped; the others go on.

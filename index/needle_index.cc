@@ -12,6 +12,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include "index/lookup_cache.h"
 #include "index/needle_index_internal.h"
 
 namespace swrdma {
@@ -141,7 +142,10 @@ rocksdb::ColumnFamilyOptions NeedleFamilyOptions(const NeedleIndexOptions& o,
 
 NeedleIndex::NeedleIndex(std::filesystem::path path, NeedleIndexOptions options,
                          std::unique_ptr<Handles> handles)
-    : path_(std::move(path)), options_(options), h_(std::move(handles)) {}
+    : path_(std::move(path)),
+      options_(options),
+      h_(std::move(handles)),
+      cache_(std::make_unique<LookupCache>(options.lookup_cache_entries)) {}
 
 NeedleIndex::~NeedleIndex() = default;
 
@@ -239,7 +243,12 @@ Status NeedleIndex::DropVolume(uint32_t volume_id) {
   const VolumeKey begin = EncodeVolumeKey(volume_id);
   rocksdb::Status s = batch.DeleteRange(h_->needles, AsSlice(begin), VolumeRangeEnd(volume_id));
   if (s.ok()) s = h_->db->Write(rocksdb::WriteOptions(), &batch);
+  cache_->InvalidateAll();
   return ToStatus(s, fmt::format("dropping volume {} from the needle index", volume_id));
+}
+
+LookupCacheStats NeedleIndex::lookup_cache_stats() const {
+  return cache_->stats();
 }
 
 Result<VolumeState> NeedleIndex::GetVolume(uint32_t volume_id) const {
@@ -273,10 +282,16 @@ Result<std::vector<VolumeState>> NeedleIndex::ListVolumes() const {
 }
 
 Result<NeedleLookup> NeedleIndex::Lookup(uint32_t volume_id, uint64_t needle_id) const {
+  LookupCache::Ticket ticket;
+  if (auto hit = cache_->Find(volume_id, needle_id, ticket)) return *hit;
   const NeedleKeyBytes key = EncodeNeedleKey(volume_id, needle_id);
   rocksdb::PinnableSlice v;
   rocksdb::Status s = h_->db->Get(rocksdb::ReadOptions(), h_->needles, AsSlice(key), &v);
-  if (s.ok()) return DecodeNeedleValue(v);
+  if (s.ok()) {
+    auto answer = DecodeNeedleValue(v);
+    if (answer) cache_->Fill(volume_id, needle_id, *answer, ticket);
+    return answer;
+  }
   if (!s.IsNotFound()) {
     return Error(
         ToStatus(s, fmt::format("looking up needle {:x} in volume {}", needle_id, volume_id)));

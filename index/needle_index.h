@@ -34,6 +34,9 @@ class ColumnFamilyHandle;
 
 namespace swrdma {
 
+class LookupCache;
+struct LookupCacheStats;
+
 // Where a needle's record is. `offset` is in bytes from the start of the `.dat`; `size` is the
 // header's size field (read NeedleRecordLength(size, version) bytes from `offset`).
 struct NeedleLocation {
@@ -106,6 +109,9 @@ struct NeedleIndexOptions {
   // Tails are applied in WriteBatches of at most this many entries, each carrying the watermark
   // of its last entry, so a huge tail neither needs one giant batch nor loses crash safety.
   uint64_t tail_batch_entries = 256 * 1024;
+  // Answers of Lookup kept in memory in front of RocksDB (index/lookup_cache.h); 0: none.
+  // About 80 bytes an entry.
+  size_t lookup_cache_entries = 512 * 1024;
 };
 
 // What NeedleIndex::SampleLive draws.
@@ -170,6 +176,8 @@ class NeedleIndex {
                                                 const SampleOptions& options) const;
 
   const std::filesystem::path& path() const { return path_; }
+  // Lookup's in-memory cache: hits, misses, entries held.
+  LookupCacheStats lookup_cache_stats() const;
 
  private:
   struct Handles;
@@ -189,6 +197,7 @@ class NeedleIndex {
   std::filesystem::path path_;
   NeedleIndexOptions options_;
   std::unique_ptr<Handles> h_;
+  std::unique_ptr<LookupCache> cache_;
   std::mutex write_mu_;  // one SyncVolume / DropVolume at a time
 };
 

@@ -15,6 +15,7 @@
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
+#include "index/lookup_cache.h"
 #include "index/needle_index.h"
 #include "index/needle_index_internal.h"
 #include "volume/idx_replay.h"
@@ -240,6 +241,7 @@ Result<SyncResult> NeedleIndex::SyncVolume(const VolumeFiles& volume, const Sync
     for (const IdxEntry& e : tail->entries)
       ++(e.is_deletion() ? now.deleted : now.live);
     Status s = WriteRebuild(now, tail->entries, progress);
+    cache_->InvalidateAll();  // even after a failure: part of it may have landed
     if (!s.ok()) return Error(s.WithContext(ctx));
     result.action = SyncAction::kRebuilt;
     result.state = now;
@@ -393,6 +395,9 @@ Status NeedleIndex::WriteTail(VolumeState& state, const std::vector<IdxEntry>& e
     // The watermark travels with its entries: after a crash either both landed or neither.
     if (s.ok()) s = batch.Put(h_->needles, AsSlice(vkey), EncodeVolumeState(next));
     if (s.ok()) s = h_->db->Write(rocksdb::WriteOptions(), &batch);
+    // After the write: a lookup that missed before it cannot keep what it read (LookupCache).
+    for (const IdxEntry& e : last)
+      cache_->Invalidate(vid, e.needle_id);
     if (!s.ok()) return ToStatus(s, "writing the .idx tail");
     state = next;
     if (progress) progress("write", end, entries.size());

@@ -4,6 +4,7 @@
 #include "index/needle_index.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <fstream>
 #include <map>
@@ -12,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "index/lookup_cache.h"
 #include "protocol/needle.h"
 #include "tests/test_util.h"
 #include "volume/idx_file.h"
@@ -512,6 +514,86 @@ TEST_P(NeedleIndexTest, ConcurrentLookupsWhileTailsAreApplied) {
     EXPECT_EQ(f, "");
   EXPECT_GE(checked.load(), 6000u);
   ExpectMatchesModel(*index, v, 12, index->GetVolume(12)->generation);
+}
+
+// The lookup cache (index/lookup_cache.h) answers most lookups here; every change the index
+// applies must show at once: overwrite, delete, vacuum, drop.
+TEST_P(NeedleIndexTest, CachedAnswersFollowEveryChange) {
+  RawVolume v(dir_.path(), 13);
+  for (uint64_t n = 1; n <= 50; ++n)
+    v.Put(n);
+  auto index = OpenIndex(dir_ / "db", ingest());
+  Sync(*index, v.files());
+  const uint64_t g1 = index->GetVolume(13)->generation;
+  ExpectMatchesModel(*index, v, 13, g1);
+  ExpectMatchesModel(*index, v, 13, g1);
+  EXPECT_GE(index->lookup_cache_stats().hits, 50u);
+  EXPECT_GE(index->lookup_cache_stats().entries, 50u);
+
+  v.Put(5, 300);  // an overwrite: a new offset
+  v.Delete(6);
+  Sync(*index, v.files());
+  ExpectMatchesModel(*index, v, 13, g1);
+
+  v.Recreate(1);  // vacuum: new files, a rebuild under a new generation
+  for (uint64_t n = 1; n <= 20; ++n)
+    v.Put(n, 10 + n);
+  Sync(*index, v.files());
+  const uint64_t g2 = index->GetVolume(13)->generation;
+  ASSERT_NE(g1, g2);
+  ExpectMatchesModel(*index, v, 13, g2);
+  EXPECT_EQ(Find(*index, 13, 30).outcome, LookupOutcome::kUnknownNeedle) << "gone with vacuum";
+
+  ASSERT_TRUE(index->DropVolume(13).ok());
+  EXPECT_EQ(Find(*index, 13, 1).outcome, LookupOutcome::kUnknownVolume);
+}
+
+// Readers racing a writer that keeps moving a few needles: once SyncVolume returned, no lookup
+// may answer an older place (a cache fill from before the write kept after it would).
+TEST_P(NeedleIndexTest, NoOlderAnswerOnceASyncReturned) {
+  RawVolume v(dir_.path(), 14);
+  constexpr uint64_t kNeedles = 4;
+  std::array<std::atomic<uint64_t>, kNeedles + 1> published{};
+  for (uint64_t n = 1; n <= kNeedles; ++n)
+    v.Put(n);
+  auto index = OpenIndex(dir_ / "db", ingest());
+  Sync(*index, v.files());
+  for (uint64_t n = 1; n <= kNeedles; ++n)
+    published[n] = v.model().at(n).offset;
+
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  std::vector<std::string> failures(4);
+  std::atomic<uint64_t> lookups{0};
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      for (uint64_t i = 0; !stop.load(); ++i) {
+        const uint64_t nid = 1 + (i + t) % kNeedles;
+        const uint64_t floor = published[nid].load();
+        auto r = index->Lookup(14, nid);
+        lookups.fetch_add(1);
+        if (!r || !r->found() || r->location.offset < floor) {
+          failures[t] = "needle " + std::to_string(nid) + ": " +
+                        (r ? std::to_string(r->location.offset) : r.error().ToString()) +
+                        " after " + std::to_string(floor) + " was published";
+          return;
+        }
+      }
+    });
+  }
+  for (int round = 0; round < 300; ++round) {
+    const uint64_t nid = 1 + round % kNeedles;
+    const IdxEntry e = v.Put(nid, 1 + round % 50);
+    Sync(*index, v.files());
+    published[nid] = e.offset;
+  }
+  stop = true;
+  for (auto& t : readers)
+    t.join();
+  for (const std::string& f : failures)
+    EXPECT_EQ(f, "");
+  EXPECT_GT(lookups.load(), 1000u);
+  EXPECT_GT(index->lookup_cache_stats().hits, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Publish, NeedleIndexTest, ::testing::Values(false, true),
