@@ -46,6 +46,21 @@ void EncodeGenerated(const fs::path& src, const fs::path& vols, uint32_t vid, ui
   ASSERT_TRUE(s.ok()) << s.ToString();
 }
 
+// Volume 5 of 90 needles up to 400 KiB (past 10 MiB: every block and row boundary), encoded
+// from tmp/src into tmp/vols.
+void EncodeRowSpanning(const fs::path& tmp, uint64_t seed, testing::ExpectedNeedles& expected) {
+  fs::create_directories(tmp / "src");
+  fs::create_directories(tmp / "vols");
+  EncodeGenerated(tmp / "src", tmp / "vols", 5, 90, 1, 400 * 1024, seed, expected);
+}
+
+size_t LiveCount(const testing::ExpectedNeedles& expected) {
+  size_t live = 0;
+  for (const auto& [fid, e] : expected)
+    live += e.deleted ? 0 : 1;
+  return live;
+}
+
 void AppendEcj(const fs::path& ecj, uint64_t needle_id) {
   std::ofstream out(ecj, std::ios::binary | std::ios::app);
   uint8_t b[8];
@@ -104,19 +119,14 @@ class EcReadTest : public ::testing::TestWithParam<std::string> {
 // boundary (shard 9 back to shard 0 of the next row).
 TEST_P(EcReadTest, EveryNeedleOfAnEncodedVolumeReadsBackVerified) {
   testing::TempDir tmp;
-  fs::create_directories(tmp / "src");
-  fs::create_directories(tmp / "vols");
   testing::ExpectedNeedles expected;
-  EncodeGenerated(tmp / "src", tmp / "vols", 5, 90, 1, 400 * 1024, 21, expected);
+  ASSERT_NO_FATAL_FAILURE(EncodeRowSpanning(tmp.path(), 21, expected));
   ASSERT_FALSE(fs::exists(tmp / "vols/5.dat"));
   testing::InProcessAgent agent({tmp / "vols"}, tmp / "index");
   ASSERT_EQ(agent.report().ec_volumes, 1u);
   auto c = client::Client::Connect(ClientFor(agent));
   ASSERT_TRUE(c) << c.error().ToString();
-  size_t live = 0;
-  for (const auto& [fid, e] : expected)
-    live += e.deleted ? 0 : 1;
-  EXPECT_EQ(ReadAll(**c, expected), live);
+  EXPECT_EQ(ReadAll(**c, expected), LiveCount(expected));
   EXPECT_GT(fs::file_size(tmp / "src/5.dat"), uint64_t{10} << 20) << "spans a whole row";
 }
 
@@ -124,10 +134,8 @@ TEST_P(EcReadTest, EveryNeedleOfAnEncodedVolumeReadsBackVerified) {
 // the pieces from parity, as the volume server does, and the client verifies the records as any.
 TEST_P(EcReadTest, LostDataShardsAreRebuiltFromParity) {
   testing::TempDir tmp;
-  fs::create_directories(tmp / "src");
-  fs::create_directories(tmp / "vols");
   testing::ExpectedNeedles expected;
-  EncodeGenerated(tmp / "src", tmp / "vols", 5, 90, 1, 400 * 1024, 23, expected);
+  ASSERT_NO_FATAL_FAILURE(EncodeRowSpanning(tmp.path(), 23, expected));
   // Three data shards: the first, one in the middle, the last of the row.
   for (const char* shard : {"ec00", "ec04", "ec09"})
     fs::remove(tmp / "vols" / ("5." + std::string(shard)));
@@ -135,9 +143,7 @@ TEST_P(EcReadTest, LostDataShardsAreRebuiltFromParity) {
                                 testing::InProcessAgentOptions{.watch = true});
   auto c = client::Client::Connect(ClientFor(agent));
   ASSERT_TRUE(c) << c.error().ToString();
-  size_t live = 0;
-  for (const auto& [fid, e] : expected)
-    live += e.deleted ? 0 : 1;
+  const size_t live = LiveCount(expected);
   const agent::EcRebuildTotals before = agent::EcRebuildTotalsNow();
   EXPECT_EQ(ReadAll(**c, expected), live);
   const agent::EcRebuildTotals after = agent::EcRebuildTotalsNow();
