@@ -7,8 +7,10 @@
 # list, installs it with dpkg -i, then: the installed swrdma-agent answers --version (the package
 # version) and --help (every flag documented in /etc/default/swrdma-agent and back), the installed
 # `swrdma mkvolume` writes a volume, the installed agent serves it on 127.0.0.1 (kernel-chosen
-# port), the installed `swrdma get` reads every live needle (equal to the HTTP fallback and the
-# manifest sizes), SIGTERM stops the agent with status 0, the postinst created the user swrdma,
+# port) as the user `swrdma` the postinst created, as the unit and the Docker image run it
+# (setpriv, no capabilities; packaging/docker/Dockerfile `USER swrdma`), the installed `swrdma get`
+# reads every live needle (equal to the HTTP fallback and the manifest sizes), SIGTERM stops the
+# agent with status 0,
 # `systemd-analyze verify` accepts the installed unit (when available) and it keeps its hardening
 # (User=swrdma, no capabilities, @system-service), and `dpkg -r` removes the binaries. The package is removed (and
 # purged) on every exit path.
@@ -60,7 +62,7 @@ VERSION=$(dpkg-deb -f "$DEB" Version)
 [[ -n "$(dpkg-deb -f "$DEB" Maintainer)" ]] || e2e_fail "the package has no Maintainer"
 [[ -n "$(dpkg-deb -f "$DEB" Description)" ]] || e2e_fail "the package has no Description"
 depends=$(dpkg-deb -f "$DEB" Depends)
-for lib in libucx0 libibverbs1 libc6; do  # (RocksDB is linked statically)
+for lib in libucx0 libibverbs1 libc6 'adduser | systemd'; do  # (RocksDB is linked statically)
   grep -q "$lib" <<<"$depends" || e2e_fail "Depends lacks $lib: $depends"
 done
 dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >files.txt
@@ -137,14 +139,25 @@ cat m3.tsv m4.tsv >all.tsv
 e2e_fids live all.tsv >live.txt
 (($(wc -l <live.txt) > 100)) || e2e_fail "mkvolume wrote too few live needles"
 
+# As the package's user, with what the image gives it: the volumes readable (SeaweedFS writes
+# them 0644), an index directory of its own, no capabilities.
+chmod 755 "$W"
+mkdir -p "$W/index"
+chown swrdma:swrdma "$W/index"
+E2E_AGENT_PREFIX=(setpriv --reuid=swrdma --regid=swrdma --init-groups --inh-caps=-all
+  --bounding-set=-all --no-new-privs)
 e2e_serve "$D"
+SERVING=$(e2e_serving_pid)
+[[ -n "$SERVING" && "$(stat -c %U "/proc/$SERVING")" == swrdma ]] ||
+  e2e_fail "the installed agent (pid ${SERVING:-none}) does not run as swrdma:" \
+    "$(ps -o user=,pid=,args= -p "${SERVING:-1}" 2>&1)"
 e2e_t "$CLI" info --agent "$AG" >info.txt || e2e_fail "installed swrdma info failed"
 grep -qF "$VERSION" info.txt || e2e_fail "swrdma info does not show agent version $VERSION"
 e2e_get_all "$W/got" live.txt tcp --transports tcp
 e2e_check_sizes "$W/got" "$W/all.tsv"
 e2e_http_fetch_all live.txt "$W/http"
 e2e_compare_dirs "$W/got" "$W/http" "$W/live.txt"
-e2e_log "installed swrdma get read $(wc -l <live.txt) needles from the installed agent"
+e2e_log "installed swrdma get read $(wc -l <live.txt) needles from the installed agent (user swrdma)"
 e2e_sigterm_agent
 
 # ---- the unit ---------------------------------------------------------------------------------
