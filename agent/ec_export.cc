@@ -276,7 +276,7 @@ Status EcExport::Rebuild(uint32_t shard, uint64_t shard_offset, std::span<uint8_
     const uint64_t n = std::min<uint64_t>(slice, out.size() - done);
     for (uint32_t i : sources)
       std::memcpy(ptrs[i], Bytes(*shards_[i]).data() + shard_offset + done, n);
-    if (Status s = codec_->Reconstruct(n, ptrs, std::span<const bool>(present.get(), total));
+    if (Status s = codec_->ReconstructData(n, ptrs, std::span<const bool>(present.get(), total));
         !s.ok()) {
       g_rebuild_failures.fetch_add(1, std::memory_order_relaxed);
       return s.WithContext(

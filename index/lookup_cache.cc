@@ -1,5 +1,7 @@
 #include "index/lookup_cache.h"
 
+#include <algorithm>
+
 namespace swrdma {
 
 size_t LookupCache::KeyHash::operator()(const Key& k) const noexcept {

@@ -109,8 +109,19 @@ TEST(ReedSolomon, ReconstructsAnyLostSubset) {
         if (!present[i]) std::fill(work[i].begin(), work[i].end(), uint8_t{0xEE});
         ptrs.push_back(work[i].data());
       }
+      std::vector<std::vector<uint8_t>> data_only = work;
+      std::vector<uint8_t*> data_ptrs;
+      for (auto& shard : data_only)
+        data_ptrs.push_back(shard.data());
       ASSERT_TRUE(codec->Reconstruct(len, ptrs, std::span(present, total)).ok());
       ASSERT_EQ(work, original) << "lost mask " << std::hex << mask;
+      // Data only: the data shards as Reconstruct's, lost parity left untouched.
+      ASSERT_TRUE(codec->ReconstructData(len, data_ptrs, std::span(present, total)).ok());
+      for (uint32_t i = 0; i < total; ++i) {
+        ASSERT_EQ(data_only[i],
+                  i < data || present[i] ? original[i] : std::vector<uint8_t>(len, 0xEE))
+            << "shard " << i << ", lost mask " << std::hex << mask;
+      }
       ++subsets;
     }
     EXPECT_EQ(subsets,

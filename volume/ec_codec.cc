@@ -80,6 +80,28 @@ void ReedSolomonCodec::EncodeParity(size_t len, std::span<const uint8_t* const> 
 
 Status ReedSolomonCodec::Reconstruct(size_t len, std::span<uint8_t* const> shards,
                                      std::span<const bool> present) const {
+  SWRDMA_RETURN_IF_ERROR(ReconstructData(len, shards, present));
+  // The data is whole now: missing parity is a plain encode of its rows.
+  const uint32_t total = data_ + parity_;
+  std::vector<uint8_t> rows;
+  std::vector<uint8_t*> outputs;
+  for (uint32_t p = data_; p < total; ++p) {
+    if (present[p]) continue;
+    rows.insert(rows.end(), matrix_.begin() + size_t{p} * data_,
+                matrix_.begin() + size_t{p + 1} * data_);
+    outputs.push_back(shards[p]);
+  }
+  if (!outputs.empty() && len > 0) {
+    std::vector<uint8_t> tables =
+        InitTables(data_, static_cast<uint32_t>(outputs.size()), std::move(rows));
+    ec_encode_data(static_cast<int>(len), static_cast<int>(data_), static_cast<int>(outputs.size()),
+                   tables.data(), const_cast<uint8_t**>(shards.data()), outputs.data());
+  }
+  return Status::Ok();
+}
+
+Status ReedSolomonCodec::ReconstructData(size_t len, std::span<uint8_t* const> shards,
+                                         std::span<const bool> present) const {
   const uint32_t total = data_ + parity_;
   if (shards.size() != total || present.size() != total) {
     return Status(Code::kInvalidArgument,
@@ -127,21 +149,6 @@ Status ReedSolomonCodec::Reconstruct(size_t len, std::span<uint8_t* const> shard
     ec_encode_data(static_cast<int>(len), static_cast<int>(data_),
                    static_cast<int>(missing_data.size()), tables.data(), inputs.data(),
                    outputs.data());
-  }
-  // The data is whole now: missing parity is a plain encode of its rows.
-  std::vector<uint8_t> rows;
-  std::vector<uint8_t*> outputs;
-  for (uint32_t p = data_; p < total; ++p) {
-    if (present[p]) continue;
-    rows.insert(rows.end(), matrix_.begin() + size_t{p} * data_,
-                matrix_.begin() + size_t{p + 1} * data_);
-    outputs.push_back(shards[p]);
-  }
-  if (!outputs.empty() && len > 0) {
-    std::vector<uint8_t> tables =
-        InitTables(data_, static_cast<uint32_t>(outputs.size()), std::move(rows));
-    ec_encode_data(static_cast<int>(len), static_cast<int>(data_), static_cast<int>(outputs.size()),
-                   tables.data(), const_cast<uint8_t**>(shards.data()), outputs.data());
   }
   return Status::Ok();
 }

@@ -32,6 +32,10 @@ class ReedSolomonCodec {
   // fewer than that are present.
   Status Reconstruct(size_t len, std::span<uint8_t* const> shards,
                      std::span<const bool> present) const;
+  // The same for the data shards only: missing parity shards are left as they are (a reader
+  // rebuilding a lost data shard needs no parity re-encoded).
+  Status ReconstructData(size_t len, std::span<uint8_t* const> shards,
+                         std::span<const bool> present) const;
 
  private:
   ReedSolomonCodec() = default;
