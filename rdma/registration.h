@@ -59,6 +59,9 @@ class Registrar {
   // registration's lifetime.
   virtual Result<std::unique_ptr<Registration>> Register(void* address, size_t length,
                                                          RegionAccess access) const = 0;
+  // Whether a registration locks the pages it covers in RAM (and so counts against a pin
+  // budget, rdma/pin_budget.h). False where the device pages on demand (verbs ODP).
+  virtual bool PinsMemory() const { return true; }
 };
 
 }  // namespace swrdma::rdma

@@ -2,6 +2,8 @@
 // connection tests need an RDMA device and an address on it (SWRDMA_VERBS_TEST_ADDR). This host
 // has none: those tests skip and say so, and tests/vm runs this binary inside a VM with
 // Soft-RoCE (rdma_rxe) where they run for real (make vm-test).
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -62,6 +64,8 @@ TEST(VerbsStatus, ErrnoCodes) {
 TEST(VerbsAccess, ExportsAreRemoteReadOnly) {
   // The whole point of the verbs transport: an export carries no write or atomic right.
   EXPECT_EQ(AccessFlags(Access::kRemoteReadOnly), IBV_ACCESS_REMOTE_READ);
+  EXPECT_EQ(AccessFlags(Access::kRemoteReadOnDemand),
+            IBV_ACCESS_REMOTE_READ | IBV_ACCESS_ON_DEMAND);
   EXPECT_EQ(AccessFlags(Access::kLocalWrite), IBV_ACCESS_LOCAL_WRITE);
   EXPECT_EQ(AccessFlags(Access::kRemoteWrite), IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
   ConnectionOptions defaults;
@@ -297,6 +301,106 @@ TEST_F(VerbsLoopback, RegistrarsAndReadBatch) {
     EXPECT_EQ(batch.status(after).code(), Code::kCancelled) << "no post on a broken QP";
     EXPECT_EQ(batch.Reset().code(), Code::kCancelled);
   }
+}
+
+// VmPin of this process in KiB (/proc/self/status): what registrations pin.
+long PinnedKiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmPin:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// On-demand paging (a device with ODP for RC READ: rxe from Linux 6.14, mlx5): an export
+// registered REMOTE_READ | ON_DEMAND pins nothing, is read byte-exact, follows later writes to
+// the file (the device faults the page cache's pages in) and keeps the MR's bounds. A pinned
+// registration of the same file pins it, which shows the measure is real.
+TEST_F(VerbsLoopback, OnDemandExportPinsNothingAndFollowsTheFile) {
+  auto caps = device_->QueryCaps();
+  ASSERT_TRUE(caps.has_value()) << caps.error().ToString();
+  if (!caps->odp_rc_read) {
+    std::fprintf(stderr,
+                 "\n*** %s offers no on-demand paging for RC READ (odp %d): ODP test "
+                 "skipped; rxe has it from Linux 6.14 ***\n\n",
+                 device_->name().c_str(), caps->odp ? 1 : 0);
+    GTEST_SKIP() << device_->name() << " offers no ODP for RC READ";
+  }
+  const size_t size = 1024 * 1024;
+  std::vector<char> content(size);
+  for (size_t i = 0; i < size; ++i)
+    content[i] = static_cast<char>(i * 11 + 5);
+  auto path = dir_ / "odp.dat";
+  std::ofstream(path, std::ios::binary).write(content.data(), content.size());
+
+  auto mapping = ChooseExportMapping(*pd_, dir_, /*on_demand=*/true);
+  ASSERT_TRUE(mapping.has_value()) << mapping.error().ToString();
+  EXPECT_EQ(*mapping, ExportMapping::kReadOnlyShared)
+      << "ODP registers a read-only shared mapping on any kernel that has it";
+  const long before = PinnedKiB();
+  ASSERT_GE(before, 0) << "no VmPin in /proc/self/status";
+  auto exported = ExportedFile::Open(*pd_, path, *mapping, 1, /*on_demand=*/true);
+  ASSERT_TRUE(exported.has_value()) << exported.error().ToString();
+  EXPECT_EQ(exported->region().access(), Access::kRemoteReadOnDemand);
+  EXPECT_EQ(PinnedKiB(), before) << "an ODP registration pinned memory";
+  {
+    auto pinned_mapping = ChooseExportMapping(*pd_, dir_, /*on_demand=*/false);
+    ASSERT_TRUE(pinned_mapping.has_value()) << pinned_mapping.error().ToString();
+    auto pinned = ExportedFile::Open(*pd_, path, *pinned_mapping, 2, /*on_demand=*/false);
+    ASSERT_TRUE(pinned.has_value()) << pinned.error().ToString();
+    EXPECT_GE(PinnedKiB() - before, static_cast<long>(size / 1024))
+        << "a pinned registration of the same file pins it (the measure works)";
+  }
+
+  auto listener = Listener::Open(address_, 0);
+  ASSERT_TRUE(listener.has_value()) << listener.error().ToString();
+  auto agent_cq = CompletionQueue::Open(*device_, 16);
+  ASSERT_TRUE(agent_cq.has_value());
+  std::optional<Result<Connection>> accepted;
+  ConnectionOptions exporter;
+  exporter.initiator_depth = 0;
+  std::thread agent([&] { accepted.emplace(listener->Accept(*pd_, *agent_cq, {}, exporter)); });
+  ConnectionOptions reader;
+  reader.remote_access = 0;
+  reader.responder_resources = 0;
+  auto conn = Connection::Connect(*pd_, *cq_, address_, listener->port(), {}, reader);
+  agent.join();
+  ASSERT_TRUE(conn.has_value()) << conn.error().ToString();
+  ASSERT_TRUE(accepted->has_value()) << accepted->error().ToString();
+
+  std::vector<std::byte> landing(64 * 1024);
+  auto local = MemoryRegion::Open(*pd_, landing.data(), landing.size(), Access::kLocalWrite);
+  ASSERT_TRUE(local.has_value()) << local.error().ToString();
+  const auto region = exported->Describe();
+  const uint32_t rkey = *UnpackRkey(region);
+  auto read = [&](uint64_t offset, size_t bytes) {
+    EXPECT_TRUE(conn->PostRead(std::span(landing).first(bytes), local->lkey(),
+                               region.address + offset, rkey, offset)
+                    .ok());
+    auto wc = cq_->WaitOne(std::chrono::seconds(10));
+    return wc ? FromWc(wc->status, "ODP read") : wc.error();
+  };
+  // Pages never touched by this process: the device faults them in.
+  for (uint64_t offset : {uint64_t{0}, uint64_t{300 * 1024 + 17}, uint64_t{size - 65536}}) {
+    ASSERT_TRUE(read(offset, landing.size()).ok()) << "offset " << offset;
+    EXPECT_EQ(std::memcmp(landing.data(), content.data() + offset, landing.size()), 0)
+        << "offset " << offset;
+  }
+  // A later write to the file: the next READ sees it (the page cache, no private copy).
+  std::vector<char> patch(8192, 'Z');
+  {
+    std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(4096);
+    f.write(patch.data(), static_cast<std::streamsize>(patch.size()));
+  }
+  ASSERT_TRUE(read(4096, patch.size()).ok());
+  EXPECT_EQ(std::memcmp(landing.data(), patch.data(), patch.size()), 0)
+      << "an ODP export returned bytes the file no longer holds";
+  EXPECT_EQ(PinnedKiB(), before) << "reads through the ODP registration pinned memory";
+  // The MR's bounds hold as for a pinned one.
+  Status past = read(size - 100, 4096);
+  EXPECT_EQ(past.code(), Code::kRdmaRemoteAccess) << past.ToString();
 }
 
 }  // namespace

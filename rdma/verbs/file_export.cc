@@ -25,16 +25,18 @@ MapMode ModeOf(ExportMapping mapping) {
   return mapping == ExportMapping::kReadOnlyShared ? MapMode::kReadOnly : MapMode::kReadWrite;
 }
 
-Result<MemoryRegion> RegisterMapping(const ProtectionDomain& pd, const MappedFile& file) {
+Result<MemoryRegion> RegisterMapping(const ProtectionDomain& pd, const MappedFile& file,
+                                     bool on_demand) {
   // ibv_reg_mr takes a non-const address; REMOTE_READ only, nothing ever writes through it.
   return MemoryRegion::Open(pd, const_cast<std::byte*>(file.data()),
-                            static_cast<size_t>(file.size()), Access::kRemoteReadOnly);
+                            static_cast<size_t>(file.size()),
+                            on_demand ? Access::kRemoteReadOnDemand : Access::kRemoteReadOnly);
 }
 
 }  // namespace
 
 Result<ExportMapping> ChooseExportMapping(const ProtectionDomain& pd,
-                                          const std::filesystem::path& dir) {
+                                          const std::filesystem::path& dir, bool on_demand) {
   std::filesystem::path probe = dir / (".swrdma-mr-probe-" + std::to_string(getpid()) + ".tmp");
   {
     std::ofstream out(probe, std::ios::binary | std::ios::trunc);
@@ -55,7 +57,7 @@ Result<ExportMapping> ChooseExportMapping(const ProtectionDomain& pd,
   for (ExportMapping mapping :
        {ExportMapping::kReadOnlyShared, ExportMapping::kWritableSharedNeverWritten}) {
     SWRDMA_ASSIGN_OR_RETURN(MappedFile file, MappedFile::Open(probe, {.mode = ModeOf(mapping)}));
-    auto region = RegisterMapping(pd, file);
+    auto region = RegisterMapping(pd, file, on_demand);
     if (region) return mapping;
     last = region.error();
     if (last.code() != Code::kUnsupported) break;  // not the kernel refusing this mapping
@@ -66,12 +68,12 @@ Result<ExportMapping> ChooseExportMapping(const ProtectionDomain& pd,
 
 Result<ExportedFile> ExportedFile::Open(const ProtectionDomain& pd,
                                         const std::filesystem::path& path, ExportMapping mapping,
-                                        uint64_t generation) {
+                                        uint64_t generation, bool on_demand) {
   SWRDMA_ASSIGN_OR_RETURN(MappedFile file, MappedFile::Open(path, {.mode = ModeOf(mapping)}));
   if (file.size() == 0) {
     return Error(Code::kInvalidArgument, "cannot export empty file " + path.string());
   }
-  auto region = RegisterMapping(pd, file);
+  auto region = RegisterMapping(pd, file, on_demand);
   if (!region) {
     return Error(region.error().WithContext("exporting " + path.string() + " (" +
                                             std::string(ExportMappingName(mapping)) + ")"));

@@ -9,6 +9,10 @@
 // reach: stale bytes, so it is never used. The writable mapping is never written by this
 // process, and the registration is REMOTE_READ only, so no peer can write through it either.
 // The choice is made once at start (ChooseExportMapping) and logged by the caller.
+//
+// On a device with on-demand paging (ODP) for RC READ the registration is REMOTE_READ |
+// ON_DEMAND: it pins nothing and the device faults the file's pages in as peers read them
+// (kernel 6.16's rxe, mlx5). The probe then registers that way too.
 #pragma once
 
 #include <cstdint>
@@ -34,16 +38,19 @@ std::string_view ExportMappingName(ExportMapping mapping);
 // Which mapping this kernel pins for a REMOTE_READ-only registration: registers a small probe
 // file created in `dir` (which should be on the volumes' file system) read-only first, and
 // falls back to the writable mapping when the kernel refuses (EFAULT). The probe file is
-// removed. An error when neither registers.
+// removed. An error when neither registers. `on_demand`: probe REMOTE_READ | ON_DEMAND
+// registrations (what the exports will be).
 Result<ExportMapping> ChooseExportMapping(const ProtectionDomain& pd,
-                                          const std::filesystem::path& dir);
+                                          const std::filesystem::path& dir, bool on_demand = false);
 
 class ExportedFile {
  public:
-  // Maps the whole of `path` with `mapping` and registers it REMOTE_READ only in `pd`.
-  // kUnsupported when the kernel will not pin that mapping (choose with ChooseExportMapping).
+  // Maps the whole of `path` with `mapping` and registers it REMOTE_READ only in `pd` (with
+  // ON_DEMAND when `on_demand`). kUnsupported when the kernel will not pin that mapping
+  // (choose with ChooseExportMapping).
   static Result<ExportedFile> Open(const ProtectionDomain& pd, const std::filesystem::path& path,
-                                   ExportMapping mapping, uint64_t generation);
+                                   ExportMapping mapping, uint64_t generation,
+                                   bool on_demand = false);
 
   ExportedFile(ExportedFile&&) noexcept = default;
   ExportedFile& operator=(ExportedFile&&) noexcept = default;

@@ -12,6 +12,8 @@ int AccessFlags(Access access) {
   switch (access) {
     case Access::kRemoteReadOnly:
       return IBV_ACCESS_REMOTE_READ;
+    case Access::kRemoteReadOnDemand:
+      return IBV_ACCESS_REMOTE_READ | IBV_ACCESS_ON_DEMAND;
     case Access::kLocalWrite:
       return IBV_ACCESS_LOCAL_WRITE;
     case Access::kRemoteWrite:
@@ -24,6 +26,8 @@ std::string_view AccessName(Access access) {
   switch (access) {
     case Access::kRemoteReadOnly:
       return "REMOTE_READ";
+    case Access::kRemoteReadOnDemand:
+      return "REMOTE_READ|ON_DEMAND";
     case Access::kLocalWrite:
       return "LOCAL_WRITE";
     case Access::kRemoteWrite:

@@ -20,8 +20,12 @@ namespace swrdma::rdma::verbs {
 
 enum class Access {
   kRemoteReadOnly,  // IBV_ACCESS_REMOTE_READ only: exported volumes
-  kLocalWrite,      // IBV_ACCESS_LOCAL_WRITE: where our own RDMA READs land; peers get nothing
-  kRemoteWrite,     // LOCAL_WRITE | REMOTE_WRITE: a landing buffer a peer pushes into
+  // REMOTE_READ | ON_DEMAND: exported volumes on a device with on-demand paging for RC READ.
+  // Nothing is pinned: the device faults pages in through the kernel as peers read them, and
+  // the pages follow the page cache (eviction, truncation) like any mapping's.
+  kRemoteReadOnDemand,
+  kLocalWrite,   // IBV_ACCESS_LOCAL_WRITE: where our own RDMA READs land; peers get nothing
+  kRemoteWrite,  // LOCAL_WRITE | REMOTE_WRITE: a landing buffer a peer pushes into
 };
 
 // The ibv_access_flags value of `access`.

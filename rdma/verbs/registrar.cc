@@ -30,7 +30,7 @@ Result<std::unique_ptr<Registration>> Registrar::Register(void* address, size_t 
                    "an export is never remotely writable: the verbs exporter registers "
                    "REMOTE_READ only");
     }
-    flags = Access::kRemoteReadOnly;
+    flags = on_demand_ ? Access::kRemoteReadOnDemand : Access::kRemoteReadOnly;
   }
   SWRDMA_ASSIGN_OR_RETURN(MemoryRegion region, MemoryRegion::Open(*pd_, address, length, flags));
   return std::unique_ptr<Registration>(new VerbsRegistration(std::move(region)));

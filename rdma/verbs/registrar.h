@@ -19,15 +19,21 @@ enum class RegistrarRole { kExporter, kReader };
 
 class Registrar final : public rdma::Registrar {
  public:
-  // `pd` must outlive the registrar and every registration it made.
-  Registrar(const ProtectionDomain& pd, RegistrarRole role) : pd_(&pd), role_(role) {}
+  // `pd` must outlive the registrar and every registration it made. `on_demand` (exporter
+  // only): register exports REMOTE_READ | ON_DEMAND, pinning nothing (the device must offer
+  // ODP for RC READ: DeviceCaps::odp_rc_read).
+  Registrar(const ProtectionDomain& pd, RegistrarRole role, bool on_demand = false)
+      : pd_(&pd), role_(role), on_demand_(on_demand && role == RegistrarRole::kExporter) {}
 
   Result<std::unique_ptr<Registration>> Register(void* address, size_t length,
                                                  RegionAccess access) const override;
+  bool PinsMemory() const override { return !on_demand_; }
+  bool on_demand() const { return on_demand_; }
 
  private:
   const ProtectionDomain* pd_;
   RegistrarRole role_;
+  bool on_demand_;
 };
 
 // The memory region behind a Registration this registrar made (native() is its ibv_mr*).
