@@ -64,6 +64,12 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
   app.add_option("--verbs-address", c.verbs_address,
                  "Address of an RDMA-capable interface to listen on for verbs clients")
       ->capture_default_str();
+  app.add_option("--verbs-odp", c.verbs_odp,
+                 "On-demand paging for verbs exports: auto (when the device offers ODP for RC "
+                 "RDMA READ: nothing pinned, every volume registered), on (required), off "
+                 "(always pin, within --max-pinned-bytes)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   app.add_option("--max-pinned-bytes", c.max_pinned_bytes,
                  "Most bytes of volume files registered for RDMA READ (pinned in RAM unless the "
                  "NIC pages on demand): auto (half of RAM, and RLIMIT_MEMLOCK without "
@@ -461,7 +467,7 @@ std::string DescribeConfig(const AgentConfig& c) {
     dirs.push_back(d.string());
   return fmt::format(
       "config_file={} dir=[{}] index_dir={} http=[{}] transports={} require_transports={} "
-      "verbs_port={} verbs_device={} verbs_address={} max_pinned_bytes={} "
+      "verbs_port={} verbs_device={} verbs_address={} verbs_odp={} max_pinned_bytes={} "
       "insecure_ucx_tcp={} net_devices={} progress={} export_mode={} offset_bytes={} "
       "http_threads={} "
       "max_connections={} max_lookup_batch={} index_cache_entries={} tcp_segment_size={} "
@@ -474,7 +480,7 @@ std::string DescribeConfig(const AgentConfig& c) {
       c.config_file ? c.config_file->string() : "(none)", fmt::join(dirs, ","),
       c.index_dir.string(), fmt::join(c.http, ","), c.transports.value_or("(default)"),
       c.require_transports, c.verbs_port,
-      c.verbs_device.empty() ? "(first active)" : c.verbs_device, c.verbs_address,
+      c.verbs_device.empty() ? "(first active)" : c.verbs_device, c.verbs_address, c.verbs_odp,
       c.max_pinned_bytes, c.insecure_ucx_tcp, c.net_devices.value_or("(UCX default)"),
       ProgressModeName(c.progress_mode), ExportModeName(c.export_mode),
       static_cast<int>(c.offset_width), c.http_threads, c.max_connections, c.max_lookup_batch,

@@ -39,6 +39,7 @@ struct AgentConfig {
   std::string verbs_port = "18517";
   std::string verbs_device;
   std::string verbs_address = "0.0.0.0";
+  std::string verbs_odp = "auto";  // auto | on | off (agent/verbs_exporter.h OdpMode)
   // What registrations for RDMA READ may pin (rdma/pin_budget.h): "auto" (half of RAM, within
   // RLIMIT_MEMLOCK without CAP_IPC_LOCK), "unlimited" or a size; past it reads are checked.
   std::string max_pinned_bytes = "auto";

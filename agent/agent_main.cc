@@ -50,6 +50,7 @@ AgentMetrics::VerbsTotals VerbsTotalsOf(const VerbsExporter& verbs, const rdma::
   AgentMetrics::VerbsTotals t;
   t.connections = verbs.connections();
   t.accepted = verbs.accepted();
+  t.on_demand_paging = verbs.on_demand();
   t.pinned_limit_bytes = budget.limit();
   t.pinned_bytes = budget.used();
   t.pin_refusals = budget.refusals();
@@ -307,7 +308,19 @@ int Run(const AgentConfig& config) {
 
   // Before the volume set: its registrations hold reservations against it.
   std::optional<rdma::PinBudget> pin_budget;
-  if (verbs) pin_budget.emplace(PinLimitOf(config));
+  if (verbs) {
+    if (verbs->on_demand()) {
+      // Nothing is pinned; the budget still exists (and is reported) but no registration
+      // reserves against it.
+      pin_budget.emplace(rdma::PinBudget::kUnlimited);
+      spdlog::info(
+          "verbs: on-demand paging: registrations pin nothing; every volume is "
+          "registered and --max-pinned-bytes ({}) does not apply",
+          config.max_pinned_bytes);
+    } else {
+      pin_budget.emplace(PinLimitOf(config));
+    }
+  }
   VolumeSetOptions vo;
   vo.dirs = config.dirs;
   vo.export_mode = export_mode;

@@ -261,6 +261,9 @@ void AgentMetrics::SetVerbsSource(std::function<VerbsTotals()> source) {
         &Gauge(*registry_, "swrdma_verbs_unregistered_bytes",
                "Served volume bytes not registered for RDMA (past --max-pinned-bytes or a failed "
                "registration): verbs clients read them through the agent"),
+        &Gauge(*registry_, "swrdma_verbs_on_demand_paging",
+               "1: exports are registered ON_DEMAND (the device faults pages in, nothing is "
+               "pinned, --max-pinned-bytes does not apply); 0: registrations pin their pages"),
     };
   }
 }
@@ -278,6 +281,7 @@ void AgentMetrics::RenderVerbs() {
   verbs_->pinned_bytes->Set(static_cast<double>(t.pinned_bytes));
   CatchUp(*verbs_->pin_refusals, t.pin_refusals);
   verbs_->unregistered_bytes->Set(static_cast<double>(t.unregistered_bytes));
+  verbs_->on_demand_paging->Set(t.on_demand_paging ? 1 : 0);
 }
 
 void AgentMetrics::CatchUp(prometheus::Counter& counter, uint64_t value) {

@@ -74,6 +74,7 @@ class AgentMetrics {
     uint64_t pinned_bytes = 0;
     uint64_t pin_refusals = 0;
     uint64_t unregistered_bytes = 0;
+    bool on_demand_paging = false;  // exports registered ON_DEMAND: nothing pinned
   };
   void SetVerbsSource(std::function<VerbsTotals()> source);
 
@@ -153,6 +154,7 @@ class AgentMetrics {
     prometheus::Gauge* pinned_bytes;
     prometheus::Counter* pin_refusals;
     prometheus::Gauge* unregistered_bytes;
+    prometheus::Gauge* on_demand_paging;
   };
   std::optional<VerbsMetrics> verbs_;
   struct VolumeGauges {

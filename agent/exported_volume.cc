@@ -66,7 +66,8 @@ Status ExportedVolume::RegisterRemoteUpTo(uint64_t file_size) const {
                               volume_id(), remote_extents_.size()));
   }
   rdma::PinBudget::Reservation pinned;
-  if (pin_budget_ != nullptr) {
+  // On-demand paging pins nothing: the budget does not apply (the NIC faults pages in).
+  if (pin_budget_ != nullptr && remote_->PinsMemory()) {
     auto reserved = pin_budget_->TryReserve(file_size - covered);
     if (!reserved) {
       return Status(

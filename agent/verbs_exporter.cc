@@ -9,36 +9,78 @@ namespace swrdma::agent {
 
 namespace verbs = rdma::verbs;
 
+Result<OdpMode> ParseOdpMode(std::string_view text) {
+  if (text == "auto") return OdpMode::kAuto;
+  if (text == "on") return OdpMode::kOn;
+  if (text == "off") return OdpMode::kOff;
+  return Error(Code::kInvalidArgument, fmt::format("--verbs-odp '{}': use auto, on or off", text));
+}
+
+namespace {
+
+// Whether exports page on demand: what the device offers and what --verbs-odp asks.
+Result<bool> ChooseOnDemand(const verbs::Device& device, OdpMode mode) {
+  if (mode == OdpMode::kOff) return false;
+  auto caps = device.QueryCaps();
+  const bool offered = caps && caps->odp_rc_read;
+  if (mode == OdpMode::kOn && !offered) {
+    return Error(Code::kUnsupported,
+                 fmt::format("--verbs-odp on: {} offers no on-demand paging for RC RDMA READ "
+                             "({}); use --verbs-odp auto to pin registrations instead",
+                             device.name(),
+                             caps ? (caps->odp ? "ODP, but not for RC READ" : "no ODP at all")
+                                  : caps.error().ToString()));
+  }
+  return offered;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<VerbsExporter>> VerbsExporter::Start(const VerbsExporterOptions& options) {
   SWRDMA_ASSIGN_OR_RETURN(verbs::Device device, verbs::Device::Open(options.device));
   SWRDMA_ASSIGN_OR_RETURN(verbs::ProtectionDomain pd, verbs::ProtectionDomain::Open(device));
   SWRDMA_ASSIGN_OR_RETURN(verbs::CompletionQueue cq, verbs::CompletionQueue::Open(device, 16));
-  SWRDMA_ASSIGN_OR_RETURN(verbs::ExportMapping mapping,
-                          verbs::ChooseExportMapping(
-                              pd, options.probe_dir.empty() ? std::filesystem::temp_directory_path()
-                                                            : options.probe_dir));
+  SWRDMA_ASSIGN_OR_RETURN(bool on_demand, ChooseOnDemand(device, options.odp));
+  auto chosen = verbs::ChooseExportMapping(
+      pd, options.probe_dir.empty() ? std::filesystem::temp_directory_path() : options.probe_dir,
+      on_demand);
+  if (!chosen && on_demand && options.odp == OdpMode::kAuto) {
+    // A device may announce ODP and still refuse it for file mappings: pin instead.
+    spdlog::warn(
+        "verbs: {} offers on-demand paging but an ODP registration of a file mapping "
+        "failed ({}); registering pinned (--verbs-odp off says so up front)",
+        device.name(), chosen.error().ToString());
+    on_demand = false;
+    chosen = verbs::ChooseExportMapping(
+        pd, options.probe_dir.empty() ? std::filesystem::temp_directory_path() : options.probe_dir,
+        false);
+  }
+  if (!chosen) return Error(chosen.error());
+  const verbs::ExportMapping mapping = *chosen;
   auto listener = verbs::Listener::Open(options.address, options.port);
   if (!listener) {
     return Error(listener.error().WithContext(
         fmt::format("verbs: listening on {} port {} (another agent there? use --verbs-port)",
                     options.address, options.port)));
   }
-  std::unique_ptr<VerbsExporter> exporter(new VerbsExporter(
-      std::move(device), std::move(pd), std::move(cq), std::move(*listener), mapping, options));
+  std::unique_ptr<VerbsExporter> exporter(new VerbsExporter(std::move(device), std::move(pd),
+                                                            std::move(cq), std::move(*listener),
+                                                            mapping, on_demand, options));
   exporter->thread_ = std::thread([e = exporter.get()] { e->AcceptLoop(); });
   return exporter;
 }
 
 VerbsExporter::VerbsExporter(verbs::Device device, verbs::ProtectionDomain pd,
                              verbs::CompletionQueue cq, verbs::Listener listener,
-                             verbs::ExportMapping mapping, VerbsExporterOptions options)
+                             verbs::ExportMapping mapping, bool on_demand,
+                             VerbsExporterOptions options)
     : options_(std::move(options)),
       device_(std::move(device)),
       pd_(std::move(pd)),
       cq_(std::move(cq)),
       listener_(std::move(listener)),
       mapping_(mapping),
-      registrar_(pd_, verbs::RegistrarRole::kExporter) {}
+      registrar_(pd_, verbs::RegistrarRole::kExporter, on_demand) {}
 
 VerbsExporter::~VerbsExporter() {
   stop_ = true;
@@ -53,11 +95,16 @@ size_t VerbsExporter::connections() const {
 }
 
 nlohmann::json VerbsExporter::Info() const {
-  return {
-      {"device", device_.name()},    {"port", port()},
-      {"address", options_.address}, {"mapping", std::string(verbs::ExportMappingName(mapping_))},
-      {"access", "REMOTE_READ"},     {"connections", connections()},
-      {"accepted", accepted()}};
+  return {{"device", device_.name()},
+          {"port", port()},
+          {"address", options_.address},
+          {"mapping", std::string(verbs::ExportMappingName(mapping_))},
+          {"access", on_demand() ? "REMOTE_READ|ON_DEMAND" : "REMOTE_READ"},
+          // on-demand: the device faults pages in as peers read them, nothing is pinned;
+          // pinned: every registered page is locked in RAM (--max-pinned-bytes bounds them).
+          {"paging", on_demand() ? "on-demand" : "pinned"},
+          {"connections", connections()},
+          {"accepted", accepted()}};
 }
 
 void VerbsExporter::AcceptLoop() {
@@ -108,6 +155,7 @@ Result<std::unique_ptr<VerbsExporter>> StartAgentVerbs(const AgentConfig& config
     std::error_code mkdir_ec;
     std::filesystem::create_directories(vx.probe_dir, mkdir_ec);
     vx.max_connections = config.max_connections;
+    vx.odp = *ParseOdpMode(config.verbs_odp);  // checked when parsing flags
     if (auth_enabled && !config.region_with_tokens) {
       // An rkey covers a whole volume, a token one fid (docs/security.md).
       spdlog::warn(
@@ -144,8 +192,11 @@ Result<std::unique_ptr<VerbsExporter>> StartAgentVerbs(const AgentConfig& config
   if (verbs) {
     spdlog::info(
         "verbs: exporting on {} (rdma_cm port {}): registrations REMOTE_READ only, {} file "
-        "mappings; clients read one-sided",
-        verbs->device_name(), verbs->port(), rdma::verbs::ExportMappingName(verbs->mapping()));
+        "mappings, {}; clients read one-sided",
+        verbs->device_name(), verbs->port(), rdma::verbs::ExportMappingName(verbs->mapping()),
+        verbs->on_demand()
+            ? "paged on demand (ODP: nothing pinned, --max-pinned-bytes does not apply)"
+            : "pinned (the device offers no on-demand paging for RC READ, or --verbs-odp off)");
     if (verbs->mapping() == rdma::verbs::ExportMapping::kWritableSharedNeverWritten &&
         export_mode == ExportMode::kMap) {
       // This kernel pins no read-only shared file mapping (6.1): the writable one, never

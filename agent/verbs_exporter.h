@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -34,6 +35,11 @@
 
 namespace swrdma::agent {
 
+// On-demand paging (--verbs-odp): auto uses it when the device offers ODP for RC RDMA READ,
+// on requires it (an error at start otherwise), off never uses it.
+enum class OdpMode { kAuto, kOn, kOff };
+Result<OdpMode> ParseOdpMode(std::string_view text);
+
 struct VerbsExporterOptions {
   std::string device;               // empty: the first device whose port 1 is active
   std::string address = "0.0.0.0";  // rdma_cm listen address
@@ -42,6 +48,7 @@ struct VerbsExporterOptions {
   // same file system as the volumes).
   std::filesystem::path probe_dir;
   size_t max_connections = 1024;
+  OdpMode odp = OdpMode::kAuto;
 };
 
 class VerbsExporter {
@@ -61,6 +68,9 @@ class VerbsExporter {
   // the volume set must map exports that way.
   rdma::verbs::ExportMapping mapping() const { return mapping_; }
   const std::string& device_name() const { return device_.name(); }
+  // True when exports are registered REMOTE_READ | ON_DEMAND: they pin nothing, so the pin
+  // budget does not apply and every volume is registered whatever its size.
+  bool on_demand() const { return registrar_.on_demand(); }
   uint16_t port() const { return listener_.port(); }
   size_t connections() const;
   uint64_t accepted() const { return accepted_.load(); }
@@ -70,7 +80,7 @@ class VerbsExporter {
  private:
   VerbsExporter(rdma::verbs::Device device, rdma::verbs::ProtectionDomain pd,
                 rdma::verbs::CompletionQueue cq, rdma::verbs::Listener listener,
-                rdma::verbs::ExportMapping mapping, VerbsExporterOptions options);
+                rdma::verbs::ExportMapping mapping, bool on_demand, VerbsExporterOptions options);
   void AcceptLoop();
 
   VerbsExporterOptions options_;

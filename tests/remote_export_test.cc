@@ -62,7 +62,10 @@ class RecordingRegistrar final : public rdma::Registrar {
         new Registration(const_cast<RecordingRegistrar*>(this), key));
   }
 
+  bool PinsMemory() const override { return pins; }
+
   bool fail = false;
+  bool pins = true;  // false: a device that pages on demand (verbs ODP)
   mutable uint32_t next_key = 0x1000;
   mutable std::vector<Recorded> log;
   std::atomic<int> released{0};
@@ -301,6 +304,21 @@ TEST_F(PinBudgetTest, AppendsPastTheBudgetAreReadCheckedAndTheRestStaysOneSided)
   volumes_.reset();
   EXPECT_EQ(budget_->used(), 0u);
   EXPECT_EQ(registrar_.released.load(), static_cast<int>(registrar_.log.size()));
+}
+
+// On-demand paging (a registrar whose registrations pin nothing): the budget does not apply,
+// even a zero one; every record is read one-sided and nothing is held against the budget.
+TEST_F(PinBudgetTest, RegistrationsThatPinNothingIgnoreTheBudget) {
+  registrar_.pins = false;
+  Rebuild(0);
+  EXPECT_EQ(Exported()->remote_covered(), writer_->dat_size());
+  EXPECT_EQ(CheckedAnswers(fids_), 0u);
+  Append(3);
+  volumes_->Scan();
+  EXPECT_EQ(Exported()->remote_covered(), writer_->dat_size()) << "appends registered too";
+  EXPECT_EQ(CheckedAnswers(fids_), 0u);
+  EXPECT_EQ(budget_->used(), 0u);
+  EXPECT_EQ(budget_->refusals(), 0u);
 }
 
 TEST_F(PinBudgetTest, ZeroPinsNothingAndEveryReadIsChecked) {
