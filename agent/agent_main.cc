@@ -54,6 +54,7 @@ AgentMetrics::VerbsTotals VerbsTotalsOf(const VerbsExporter& verbs, const rdma::
   t.pinned_limit_bytes = budget.limit();
   t.pinned_bytes = budget.used();
   t.pin_refusals = budget.refusals();
+  t.hot_first_swaps = volumes.hot_first().swaps();
   for (const auto& [vid, entry] : volumes.snapshot()->volumes) {
     const auto& e = *entry.exported;
     for (const auto& r : e.remote_regions()) {
@@ -380,6 +381,7 @@ int Run(const AgentConfig& config) {
                                   : nlohmann::json(t.pinned_limit_bytes);
       j["pinned_bytes"] = t.pinned_bytes;
       j["unregistered_bytes"] = t.unregistered_bytes;
+      j["hot_first_swaps"] = t.hot_first_swaps;
       return j;
     };
   }

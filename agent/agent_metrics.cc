@@ -264,6 +264,9 @@ void AgentMetrics::SetVerbsSource(std::function<VerbsTotals()> source) {
         &Gauge(*registry_, "swrdma_verbs_on_demand_paging",
                "1: exports are registered ON_DEMAND (the device faults pages in, nothing is "
                "pinned, --max-pinned-bytes does not apply); 0: registrations pin their pages"),
+        &Counter(*registry_, "swrdma_verbs_hot_first_swaps_total",
+                 "Volumes registered for RDMA READ in place of colder ones that were dropped to "
+                 "make room within --max-pinned-bytes (hotter volumes first)"),
     };
   }
 }
@@ -282,6 +285,7 @@ void AgentMetrics::RenderVerbs() {
   CatchUp(*verbs_->pin_refusals, t.pin_refusals);
   verbs_->unregistered_bytes->Set(static_cast<double>(t.unregistered_bytes));
   verbs_->on_demand_paging->Set(t.on_demand_paging ? 1 : 0);
+  CatchUp(*verbs_->hot_first_swaps, t.hot_first_swaps);
 }
 
 void AgentMetrics::CatchUp(prometheus::Counter& counter, uint64_t value) {

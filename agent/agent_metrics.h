@@ -75,6 +75,7 @@ class AgentMetrics {
     uint64_t pin_refusals = 0;
     uint64_t unregistered_bytes = 0;
     bool on_demand_paging = false;  // exports registered ON_DEMAND: nothing pinned
+    uint64_t hot_first_swaps = 0;   // volumes registered in place of colder ones (hot_first.h)
   };
   void SetVerbsSource(std::function<VerbsTotals()> source);
 
@@ -155,6 +156,7 @@ class AgentMetrics {
     prometheus::Counter* pin_refusals;
     prometheus::Gauge* unregistered_bytes;
     prometheus::Gauge* on_demand_paging;
+    prometheus::Counter* hot_first_swaps;
   };
   std::optional<VerbsMetrics> verbs_;
   struct VolumeGauges {

@@ -117,6 +117,21 @@ Status ExportedVolume::SetServedSize(uint64_t file_size) const {
   return said;
 }
 
+uint64_t ExportedVolume::DropRemote() const {
+  if (remote_ == nullptr) return 0;
+  std::vector<RemoteExtent> gone;  // deregistered (and unreserved) after the lock is let go
+  uint64_t covered = 0;
+  {
+    std::lock_guard lock(remote_mu_);
+    covered = remote_covered();
+    // First: lookups from now on answer "checked", before any key stops working.
+    remote_covered_.store(0, std::memory_order_release);
+    gone.swap(remote_extents_);
+    remote_refused_ = true;  // the refusals that follow were chosen, they are not news
+  }
+  return covered;
+}
+
 std::vector<RegionDescriptor> ExportedVolume::remote_regions() const {
   std::vector<RegionDescriptor> out;
   if (remote_ == nullptr) return out;

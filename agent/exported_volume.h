@@ -115,6 +115,16 @@ class ExportedVolume {
   // locked-memory limit) the bytes are served all the same, by checked reads only, and the
   // refusal is returned once (for the scan report) until a registration succeeds again.
   Status SetServedSize(uint64_t file_size) const;
+  // Reads the agent answered for this export (lookups, checked reads): what the pin budget's
+  // hot-first choice goes by. One-sided reads of a cached lookup never reach the agent.
+  void NoteRead() const { reads_.fetch_add(1, std::memory_order_relaxed); }
+  uint64_t reads() const { return reads_.load(std::memory_order_relaxed); }
+  // Gives up every remote registration and its pin reservation: the records are read checked
+  // from then on (a peer's READ under an old key fails with a remote access error, and the
+  // client looks the needle up again). How the pin budget makes room for a hotter volume; a
+  // later SetServedSize registers the file again if the budget has room. Returns the bytes
+  // that were registered.
+  uint64_t DropRemote() const;
   // True (once) if a read of this export faulted (file truncated under it): export it again.
   bool TakeFaulted() const { return mapping_ && mapping_->TakeFaulted(); }
 
@@ -148,6 +158,7 @@ class ExportedVolume {
   mutable std::vector<RemoteExtent> remote_extents_;  // guarded by remote_mu_
   mutable std::atomic<uint64_t> remote_covered_{0};   // written under remote_mu_
   mutable bool remote_refused_ = false;               // guarded by remote_mu_: said once
+  mutable std::atomic<uint64_t> reads_{0};
 
   Status RegisterRemoteUpTo(uint64_t file_size) const;  // remote_mu_ held
 };

@@ -40,7 +40,8 @@ VolumeSet::VolumeSet(NeedleIndex& index, const rdma::UcxContext& context, Volume
       context_(context),
       options_(std::move(options)),
       map_(std::make_shared<const VolumeMap>()),
-      next_generation_(InitialGeneration()) {}
+      next_generation_(InitialGeneration()),
+      hot_first_(options_.pin_budget, options_.remote, options_.hot_first) {}
 
 ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
   std::lock_guard lock(scan_mu_);
@@ -186,6 +187,13 @@ ScanReport VolumeSet::Scan(const ScanProgressFn& progress) {
   std::erase_if(retired_ec_, [&](const auto& r) { return now - r.first >= options_.retire_grace; });
   report.retired = retired_.size();
   rdma::FaultGuard::ReleaseTombstones(options_.tombstone_horizon);
+  {
+    std::vector<std::pair<uint32_t, const ExportedVolume*>> served;
+    served.reserve(next->volumes.size());
+    for (const auto& [vid, entry] : next->volumes)
+      served.emplace_back(vid, entry.exported.get());
+    hot_first_.Rebalance(served, now, report.messages);
+  }
   map_.store(std::move(next));
   return report;
 }
@@ -391,6 +399,7 @@ ResolvedNeedle VolumeSet::Finish(std::string_view fid, const FileId& parsed, con
   out.result.size = loc.size;
   // Bytes past what the pin budget let the agent register: verbs clients read them checked.
   out.result.checked = exp->remote() && !exp->RemotelyReadable(loc.offset, length);
+  if (exp->remote()) exp->NoteRead();  // the pin budget's heat (agent/hot_first.h)
   out.exported = exp;
   out.offset = loc.offset;
   out.version = exp->version();

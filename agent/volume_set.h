@@ -18,6 +18,7 @@
 
 #include "agent/ec_export.h"
 #include "agent/exported_volume.h"
+#include "agent/hot_first.h"
 #include "index/needle_index.h"
 #include "protocol/file_id.h"
 #include "protocol/messages.h"
@@ -51,6 +52,8 @@ struct VolumeSetOptions {
   // and the address range stays reserved this long, so a client with a stale cached address reads
   // zeros (which fail its checks) instead of faulting the agent.
   std::chrono::milliseconds tombstone_horizon = std::chrono::minutes(10);
+  // Which volumes the pin budget registers as the load moves (agent/hot_first.h).
+  HotFirstOptions hot_first;
 };
 
 struct ScanReport {
@@ -111,6 +114,8 @@ class VolumeSet {
   Result<SampleResponse> Sample(uint32_t volume_id, size_t count, uint64_t seed) const;
 
   const VolumeSetOptions& options() const { return options_; }
+  // Swaps made to register hotter volumes first within the pin budget.
+  const HotFirstPinning& hot_first() const { return hot_first_; }
 
  private:
   ResolvedNeedle Finish(std::string_view fid, const FileId& parsed, const VolumeMap& map,
@@ -133,6 +138,7 @@ class VolumeSet {
   // EC volumes whose files were still changing at the last scan: what they looked like then
   // (VolumeSet::ScanEc opens one only once its files stop changing).
   std::map<uint32_t, std::string> ec_settling_;
+  HotFirstPinning hot_first_;  // Rebalance under scan_mu_
 };
 
 // Descriptor of an exported volume for /v1/volumes.

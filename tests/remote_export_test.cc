@@ -215,10 +215,11 @@ TEST_F(RemoteExportTest, AFailedRegistrationServesItsBytesAsCheckedReadsOnly) {
 // A volume set like the fixture's, over a second volume too, with a pin budget of `limit`.
 class PinBudgetTest : public RemoteExportTest {
  protected:
-  void Rebuild(uint64_t limit) {
+  void Rebuild(uint64_t limit, HotFirstOptions hot_first = {}) {
     volumes_.reset();
     budget_.emplace(limit);
     VolumeSetOptions vo;
+    vo.hot_first = hot_first;
     vo.dirs = {tmp_ / "vols"};
     vo.remote = &registrar_;
     vo.pin_budget = &*budget_;
@@ -287,6 +288,113 @@ TEST_F(PinBudgetTest, AVolumePastTheBudgetIsServedByCheckedReadsUntilThereIsRoom
   EXPECT_EQ(map->volumes.at(8).exported->remote_covered(), size8);
   EXPECT_EQ(budget_->used(), size8);
   EXPECT_EQ(CheckedAnswers(fids8), 0u) << "registered now: read one-sided";
+}
+
+// Volume 8 of `needles` 3000-byte needles beside the fixture's volume 7; its fids.
+std::vector<std::string> WriteVolume8(const fs::path& dir, uint64_t needles) {
+  VolumeWriterOptions wo;
+  wo.dir = dir;
+  wo.volume_id = 8;
+  auto writer = VolumeWriter::Create(wo);
+  EXPECT_TRUE(writer.has_value());
+  std::vector<std::string> fids;
+  if (!writer) return fids;
+  for (uint64_t id = 1; id <= needles; ++id) {
+    std::vector<uint8_t> data(3000, static_cast<uint8_t>(id));
+    NeedleSpec spec;
+    spec.id = id;
+    spec.cookie = 0x99;
+    spec.data = data;
+    EXPECT_TRUE(writer->Append(spec).has_value());
+    fids.push_back(FormatFileId({8, id, 0x99}));
+  }
+  EXPECT_TRUE(writer->Sync().ok());
+  return fids;
+}
+
+// Room for one of two volumes: the one the agent reads for is registered in place of the cold
+// one, which is then read checked; the swap is kept for the dwell time even when the load turns.
+TEST_F(PinBudgetTest, TheHotterVolumeIsRegisteredInPlaceOfAColdOne) {
+  const std::vector<std::string> fids8 = WriteVolume8(tmp_ / "vols", 10);
+  const uint64_t size7 = writer_->dat_size();
+  const uint64_t size8 = fs::file_size(tmp_ / "vols" / "8.dat");
+  ASSERT_LT(size8, size7);
+  HotFirstOptions hot;
+  hot.min_dwell = std::chrono::hours(1);
+  Rebuild(size7 + size8 / 2, hot);  // one or the other; 7 first (scan order)
+  auto e7 = volumes_->snapshot()->volumes.at(7).exported;
+  auto e8 = volumes_->snapshot()->volumes.at(8).exported;
+  ASSERT_EQ(e7->remote_covered(), size7);
+  ASSERT_EQ(e8->remote_covered(), 0u);
+  const int released_before = registrar_.released.load();
+
+  volumes_->Scan();  // no reads yet: nothing moves
+  EXPECT_EQ(e7->remote_covered(), size7);
+  EXPECT_EQ(volumes_->hot_first().swaps(), 0u);
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& fid : fids8)
+      ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
+  }
+  volumes_->Scan();
+  EXPECT_EQ(volumes_->hot_first().swaps(), 1u);
+  EXPECT_EQ(e8->remote_covered(), size8) << "the hot volume is registered";
+  EXPECT_EQ(e7->remote_covered(), 0u) << "the cold one made room";
+  EXPECT_TRUE(e7->remote_regions().empty()) << "no key handed out for a dropped volume";
+  EXPECT_EQ(registrar_.released.load(), released_before + 1) << "volume 7's MR deregistered";
+  EXPECT_EQ(budget_->used(), size8);
+  EXPECT_EQ(CheckedAnswers(fids_), fids_.size()) << "volume 7 is read checked now";
+  EXPECT_EQ(CheckedAnswers(fids8), 0u) << "volume 8 one-sided";
+
+  // The load turns to volume 7: within the dwell time nothing moves back.
+  for (int round = 0; round < 5; ++round) {
+    for (const auto& fid : fids_)
+      ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
+  }
+  volumes_->Scan();
+  EXPECT_EQ(volumes_->hot_first().swaps(), 1u);
+  EXPECT_EQ(e8->remote_covered(), size8);
+  EXPECT_EQ(e7->remote_covered(), 0u);
+}
+
+// Similar loads (within the hysteresis) never swap, and with a dwell of zero a clearly hotter
+// volume takes the room back.
+TEST_F(PinBudgetTest, SimilarLoadsDoNotSwap) {
+  const std::vector<std::string> fids8 = WriteVolume8(tmp_ / "vols", 10);
+  const uint64_t size7 = writer_->dat_size();
+  const uint64_t size8 = fs::file_size(tmp_ / "vols" / "8.dat");
+  HotFirstOptions hot;
+  hot.min_dwell = std::chrono::milliseconds(0);
+  Rebuild(size7 + size8 / 2, hot);
+  auto e7 = volumes_->snapshot()->volumes.at(7).exported;
+  auto e8 = volumes_->snapshot()->volumes.at(8).exported;
+  // 20 reads of 7, 30 of 8: 8 is hotter but not twice as hot.
+  for (const auto& fid : fids_)
+    ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& fid : fids8)
+      ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
+  }
+  volumes_->Scan();
+  EXPECT_EQ(volumes_->hot_first().swaps(), 0u);
+  EXPECT_EQ(e7->remote_covered(), size7);
+  // Volume 8 alone now: it takes the room.
+  for (int round = 0; round < 5; ++round) {
+    for (const auto& fid : fids8)
+      ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
+  }
+  volumes_->Scan();
+  EXPECT_EQ(volumes_->hot_first().swaps(), 1u);
+  EXPECT_EQ(e8->remote_covered(), size8);
+  // And back, with no dwell, once 7 is clearly the hotter one.
+  for (int round = 0; round < 10; ++round) {
+    for (const auto& fid : fids_)
+      ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
+  }
+  volumes_->Scan();
+  EXPECT_EQ(volumes_->hot_first().swaps(), 2u);
+  EXPECT_EQ(e7->remote_covered(), size7);
+  EXPECT_EQ(e8->remote_covered(), 0u);
+  EXPECT_LE(budget_->used(), budget_->limit());
 }
 
 TEST_F(PinBudgetTest, AppendsPastTheBudgetAreReadCheckedAndTheRestStaysOneSided) {
