@@ -23,6 +23,20 @@ Result<bool> ChooseOnDemand(const verbs::Device& device, OdpMode mode) {
   if (mode == OdpMode::kOff) return false;
   auto caps = device.QueryCaps();
   const bool offered = caps && caps->odp_rc_read;
+  if (offered && caps->soft_roce) {
+    if (mode == OdpMode::kAuto) {
+      spdlog::warn(
+          "verbs: {} (Soft-RoCE) offers on-demand paging, but its ODP READ returns bytes from "
+          "the wrong place for READs that start inside a page (measured on Linux 6.16; clients "
+          "would refuse every such read): registering pinned (--verbs-odp on forces ODP)",
+          device.name());
+      return false;
+    }
+    spdlog::warn(
+        "verbs: --verbs-odp on with {} (Soft-RoCE), whose ODP READ returns wrong bytes "
+        "for READs that start inside a page (Linux 6.16): clients will refuse them",
+        device.name());
+  }
   if (mode == OdpMode::kOn && !offered) {
     return Error(Code::kUnsupported,
                  fmt::format("--verbs-odp on: {} offers no on-demand paging for RC RDMA READ "

@@ -317,6 +317,9 @@ long PinnedKiB() {
 // registered REMOTE_READ | ON_DEMAND pins nothing, is read byte-exact, follows later writes to
 // the file (the device faults the page cache's pages in) and keeps the MR's bounds. A pinned
 // registration of the same file pins it, which shows the measure is real.
+// Soft-RoCE's ODP READ returns bytes from the wrong place when a READ starts inside a page
+// (Linux 6.16): there those reads are reported, not asserted, and the agent does not page on
+// demand on Soft-RoCE unless forced (agent/verbs_exporter.cc).
 TEST_F(VerbsLoopback, OnDemandExportPinsNothingAndFollowsTheFile) {
   auto caps = device_->QueryCaps();
   ASSERT_TRUE(caps.has_value()) << caps.error().ToString();
@@ -372,6 +375,7 @@ TEST_F(VerbsLoopback, OnDemandExportPinsNothingAndFollowsTheFile) {
   std::vector<std::byte> landing(64 * 1024);
   auto local = MemoryRegion::Open(*pd_, landing.data(), landing.size(), Access::kLocalWrite);
   ASSERT_TRUE(local.has_value()) << local.error().ToString();
+  const long with_landing = PinnedKiB();  // the landing buffer is pinned, as it should be
   const auto region = exported->Describe();
   const uint32_t rkey = *UnpackRkey(region);
   auto read = [&](uint64_t offset, size_t bytes) {
@@ -381,11 +385,38 @@ TEST_F(VerbsLoopback, OnDemandExportPinsNothingAndFollowsTheFile) {
     auto wc = cq_->WaitOne(std::chrono::seconds(10));
     return wc ? FromWc(wc->status, "ODP read") : wc.error();
   };
+  // Where a READ of `bytes` at `offset` first differs from the file (`bytes`: nowhere).
+  auto first_wrong = [&](uint64_t offset, size_t bytes) {
+    for (size_t i = 0; i < bytes; ++i) {
+      if (std::to_integer<char>(landing[i]) != content[offset + i]) return i;
+    }
+    return bytes;
+  };
   // Pages never touched by this process: the device faults them in.
-  for (uint64_t offset : {uint64_t{0}, uint64_t{300 * 1024 + 17}, uint64_t{size - 65536}}) {
+  for (uint64_t offset : {uint64_t{0}, uint64_t{300 * 1024}, uint64_t{size - 65536}}) {
     ASSERT_TRUE(read(offset, landing.size()).ok()) << "offset " << offset;
-    EXPECT_EQ(std::memcmp(landing.data(), content.data() + offset, landing.size()), 0)
-        << "offset " << offset;
+    EXPECT_EQ(first_wrong(offset, landing.size()), landing.size())
+        << "page-aligned READ of " << landing.size() << " bytes at offset " << offset;
+  }
+  // Needles start anywhere (8-byte aligned): READs that start inside a page.
+  unsigned wrong_unaligned = 0;
+  for (const auto& [offset, bytes] :
+       {std::pair<uint64_t, size_t>{8, 100}, {4096 + 24, 4096}, {500 * 1024 + 16, 65536}}) {
+    ASSERT_TRUE(read(offset, bytes).ok()) << "offset " << offset;
+    const size_t at = first_wrong(offset, bytes);
+    if (at == bytes) continue;
+    ++wrong_unaligned;
+    if (!caps->soft_roce) {
+      ADD_FAILURE() << "READ of " << bytes << " bytes at offset " << offset
+                    << " differs from the file from byte " << at;
+    }
+  }
+  if (caps->soft_roce) {
+    std::fprintf(stderr,
+                 "\n*** Soft-RoCE ODP: %u of 3 READs starting inside a page returned wrong bytes "
+                 "(known on Linux 6.16; the agent does not page on demand on Soft-RoCE) ***\n\n",
+                 wrong_unaligned);
+    RecordProperty("soft_roce_odp_unaligned_wrong", static_cast<int>(wrong_unaligned));
   }
   // A later write to the file: the next READ sees it (the page cache, no private copy).
   std::vector<char> patch(8192, 'Z');
@@ -397,7 +428,7 @@ TEST_F(VerbsLoopback, OnDemandExportPinsNothingAndFollowsTheFile) {
   ASSERT_TRUE(read(4096, patch.size()).ok());
   EXPECT_EQ(std::memcmp(landing.data(), patch.data(), patch.size()), 0)
       << "an ODP export returned bytes the file no longer holds";
-  EXPECT_EQ(PinnedKiB(), before) << "reads through the ODP registration pinned memory";
+  EXPECT_EQ(PinnedKiB(), with_landing) << "reads through the ODP registration pinned memory";
   // The MR's bounds hold as for a pinned one.
   Status past = read(size - 100, 4096);
   EXPECT_EQ(past.code(), Code::kRdmaRemoteAccess) << past.ToString();

@@ -84,6 +84,8 @@ Result<DeviceCaps> Device::QueryCaps() const {
   caps.odp = (attr.odp_caps.general_caps & IBV_ODP_SUPPORT) != 0;
   caps.odp_rc_read =
       caps.odp && (attr.odp_caps.per_transport_caps.rc_odp_caps & IBV_ODP_SUPPORT_READ) != 0;
+  caps.vendor_id = attr.orig_attr.vendor_id;
+  caps.soft_roce = caps.vendor_id == 0xffffff;  // RXE_VENDOR_ID
   caps.memory_windows =
       (attr.orig_attr.device_cap_flags & (IBV_DEVICE_MEM_WINDOW | IBV_DEVICE_MEM_WINDOW_TYPE_2A |
                                           IBV_DEVICE_MEM_WINDOW_TYPE_2B)) != 0;

@@ -24,6 +24,11 @@ struct DeviceCaps {
   bool odp = false;                  // on-demand paging at all (IBV_ACCESS_ON_DEMAND)
   bool odp_rc_read = false;          // ODP for RC RDMA READ responder (what exports need)
   bool memory_windows = false;       // type 1 or 2 memory windows
+  uint32_t vendor_id = 0;
+  // Soft-RoCE (rdma_rxe: vendor id 0xffffff). Its ODP READ returned bytes from the wrong place
+  // for READs that start inside a page (Linux 6.16, measured in tests/vm): exports do not page
+  // on demand there unless asked to (agent --verbs-odp on).
+  bool soft_roce = false;
 };
 
 class Device {
