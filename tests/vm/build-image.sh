@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds (once) the Debian 12 guest used by tests/vm/vm-test.sh: a debootstrap minbase tree with
 # Debian's kernel 6.1 and the 6.12 kernel from bookworm-backports (they pin file mappings
-# differently, see issue 14), rdma-core and the runtime libraries of the project's binaries,
+# differently, see issue 14), a kernel from trixie-backports whose rxe pages on demand (ODP,
+# Linux >= 6.14; 6.16 preferred, its version in boot/odp-kernel), rdma-core and the runtime
+# libraries of the project's binaries,
 # packed into an ext4 image. The result lives outside the source tree in
 #   ${SWRDMA_VM_CACHE:-/var/cache/swrdma/vm}/<hash of the inputs>/
 # and is reused while the inputs (this script, guest-init, guest-packages.txt, the mirror) are
@@ -91,6 +93,24 @@ BPO_IMAGE=$(chroot "$ROOT" apt-cache depends -t "$SUITE-backports" linux-image-a
 chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
   -t "$SUITE-backports" "$BPO_IMAGE" >>"$BLOG" 2>&1
 rm -f "$ROOT/etc/apt/sources.list.d/backports.list"
+
+# On-demand paging: rxe has it from Linux 6.14 (6.1 and 6.12 report none). Debian ships such
+# kernels in trixie-backports; their dependencies (kmod, initramfs-tools, linux-base >= 4.12)
+# are met by bookworm, so only the kernel package comes from there. 6.16 (measured here) when
+# the mirror has it, else the newest 6.x from 6.14 on; 7.x packages do not install on bookworm
+# (their maintainer scripts need a newer run-parts).
+log "ODP kernel from trixie-backports (about 1-2 min: a 170 MB package)"
+echo "deb $MIRROR trixie-backports main" >"$ROOT/etc/apt/sources.list.d/odp.list"
+chroot "$ROOT" apt-get update -q >>"$BLOG" 2>&1
+ODP_NAMES=$(chroot "$ROOT" apt-cache pkgnames linux-image-6. |
+            grep -E '^linux-image-6\.[0-9]+\.[0-9]+\+deb13-amd64$' | sort -V |
+            awk -F'[-.]' '$4 >= 14')
+ODP_IMAGE=$(grep -E '^linux-image-6\.16\.' <<<"$ODP_NAMES" | tail -n1)
+[ -n "$ODP_IMAGE" ] || ODP_IMAGE=$(tail -n1 <<<"$ODP_NAMES")
+[ -n "$ODP_IMAGE" ] || { echo "error: no linux-image-6.x (>= 6.14) in trixie-backports at $MIRROR" >&2; exit 1; }
+chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+  -t trixie-backports "$ODP_IMAGE" >>"$BLOG" 2>&1
+rm -f "$ROOT/etc/apt/sources.list.d/odp.list"
 chroot "$ROOT" apt-get clean >>"$BLOG" 2>&1
 
 log "trimming the tree (docs, locales, drivers a VM without devices never loads)"
@@ -109,6 +129,7 @@ install -m 755 "$HERE/guest-init" "$ROOT/sbin/swrdma-vm-init"
 echo swrdma-vm >"$ROOT/etc/hostname"
 mkdir -p "$ROOT/mnt/out"
 cp "$ROOT"/boot/vmlinuz-* "$ROOT"/boot/initrd.img-* "$WORK/boot/"
+echo "${ODP_IMAGE#linux-image-}" >"$WORK/boot/odp-kernel"
 {
   echo "mirror: $MIRROR"
   echo "suite: $SUITE"

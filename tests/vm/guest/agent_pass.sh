@@ -16,7 +16,14 @@
 #   7. an erasure-coded volume (swrdma mkvolume --ec) taken up live: every needle read by the
 #      verbs client, which reads EC needles over the agent's TCP read port (checked reads);
 #   8. a restart with --max-pinned-bytes half of the .dat bytes: the volumes past it read
-#      through the TCP read port, the rest over RDMA READ, every needle byte-exact.
+#      through the TCP read port, the rest over RDMA READ, every needle byte-exact;
+#   9. on a device with on-demand paging (ODP=1: the kernel with rxe ODP, vm-test.sh's "odp"
+#      boot): the same budget with --verbs-odp on registers every volume and pins nothing
+#      (VmPin of the agent 0). Soft-RoCE's ODP READ returns wrong bytes for READs that start
+#      inside a page (Linux 6.16), so there the reads are not expected to succeed: every needle
+#      must be read byte-exact or refused by the client's checks, never a wrong byte delivered.
+#      That boot leaves out steps 5-7 (generations, restart, EC: nothing there depends on
+#      paging). --verbs-odp auto pins on Soft-RoCE (/v1/info verbs.paging "pinned").
 # Writes $OUT/agent.json (vm-test.sh merges it into the kernel's result) and exits non-zero when
 # a check failed. Every step is bounded by timeout; progress lines go to the console.
 # (Outside the guest, for trying the script itself: SWRDMA_VM_ENV names the env.sh, SWRDMA_VM_IP
@@ -148,6 +155,16 @@ start_agent() {  # label [more agent flags...]; waits for $N_VOLUMES (default: A
 T "2. swrdma-agent with verbs on rxe0 (HTTP $URL, rdma_cm port $VERBS_PORT, --transports ${AGENT_TRANSPORTS:-(default)})"
 start_agent first
 num agent_verbs_port "$(jq .verbs.port "$W/info.json")"
+str agent_paging "$(jq -r '.verbs.paging // "unknown"' "$W/info.json")"
+bool agent_odp_boot "${ODP:-0}"
+# rxe offers ODP from Linux 6.14 (the "odp" boot), but its ODP READ returns wrong bytes for
+# READs that start inside a page (6.16): --verbs-odp auto pins on Soft-RoCE, on every kernel.
+[ "$(jq -r .verbs.paging "$W/info.json")" = pinned ] ||
+  fail "/v1/info verbs.paging is $(jq -r .verbs.paging "$W/info.json") on Soft-RoCE with --verbs-odp auto ($(grep -m1 'verbs: exporting' "$LOGS/agent.log" | cut -c1-300))"
+if [ "${ODP:-0}" = 1 ]; then
+  grep -q 'Soft-RoCE) offers on-demand paging' "$LOGS/agent.log" ||
+    fail "the ODP kernel's agent did not say why it pins on Soft-RoCE (log $LOGS/agent.log)"
+fi
 str agent_device "$(jq -r .verbs.device "$W/info.json")"
 str agent_mapping "$(jq -r '.verbs.mapping // "unknown"' "$W/info.json")"
 [ "$(jq .verbs.port "$W/info.json")" = $VERBS_PORT ] || fail "/v1/info says verbs port $(jq .verbs.port "$W/info.json"), asked $VERBS_PORT"
@@ -283,6 +300,7 @@ num agent_after_attack_reads $P_READS
 pass_ok || { ok=0; T "error: the read pass after the attack failed (log $LOGS/get-after-attack.log)"; }
 
 # --- 5. a new generation: volume 5 replaced as a vacuum commit does -----------------------------
+if [ "${ODP:-0}" != 1 ]; then
 T "5. volume 5 replaced under the agent: the old generation's rkey must be refused once retired"
 gen0=$(curl -sf -m 10 -H 'Accept: application/json' "$URL/v1/volumes/5" | jq .generation)
 read -r A5 L5 K5 <<<"$(region 5)"
@@ -373,6 +391,11 @@ else
   bool agent_ec_ok 0; ok=0; T "error: reading the EC volume failed (log $LOGS/get-ec.log)"
 fi
 
+else
+  T "5-7. left out on the ODP kernel (generations, restart and EC do not depend on paging)"
+fi
+n_ec=${n_ec:-$(echo $ALL_VIDS | wc -w)}
+
 # --- 8. a pin budget smaller than the volumes ----------------------------------------------------
 # --max-pinned-bytes half of the .dat bytes: the volumes that do not fit stay unregistered and
 # their lookups answer "checked"; the verbs client reads those over the TCP read port and the
@@ -385,21 +408,44 @@ stop_agent() {
 }
 DAT_BYTES=$(cat "$DATA"/*.dat | wc -c)
 BUDGET=$((DAT_BYTES / 2))
-T "8. a pin budget of $BUDGET bytes (--max-pinned-bytes, half of the $DAT_BYTES .dat bytes)"
-stop_agent
-N_VOLUMES=$n_ec start_agent budget --max-pinned-bytes "$BUDGET"
 tcp_sent() { curl -sf -m 5 "$URL/metrics" | awk '$1 == "swrdma_tcp_read_fids_total{answer=\"sent\"}" {printf "%d", $2}'; }
-sent0=$(tcp_sent)
-read_pass budget "$ALL_VIDS"
-tally
-sent=$(($(tcp_sent) - ${sent0:-0}))
-curl -sf -m 5 "$URL/metrics" >"$W/metrics.txt" && info >"$W/info.json" || fail "GET /metrics or /v1/info failed"
-reg=$(jq .verbs.registered_bytes "$W/info.json") unreg=$(jq .verbs.unregistered_bytes "$W/info.json")
+vm_pin_kib() { awk '$1 == "VmPin:" {print $2}' "/proc/$AGENT_PID/status"; }
+# budget_pass NAME [agent flags]: a restart under the budget and a full read pass; sets reg,
+# unreg, sent (needles read checked over the TCP read port) and pin_kib (the agent's VmPin).
+budget_pass() {
+  local name=$1
+  shift
+  stop_agent
+  N_VOLUMES=$n_ec start_agent "$name" --max-pinned-bytes "$BUDGET" "$@"
+  local sent0
+  sent0=$(tcp_sent)
+  read_pass "$name" "$ALL_VIDS"
+  tally
+  sent=$(($(tcp_sent) - ${sent0:-0}))
+  pin_kib=$(vm_pin_kib)
+  # /v1/info and /metrics of the same moment: a hot-first swap (agent/hot_first.h) may land
+  # between two requests, so take a pair that an info before and after agree on.
+  local try
+  for try in 1 2 3 4 5; do
+    info >"$W/info0.json" && curl -sf -m 5 "$URL/metrics" >"$W/metrics.txt" && info >"$W/info.json" ||
+      fail "GET /metrics or /v1/info failed"
+    [ "$(jq -c '.verbs | {registered_bytes, unregistered_bytes}' "$W/info0.json")" = \
+      "$(jq -c '.verbs | {registered_bytes, unregistered_bytes}' "$W/info.json")" ] && break
+    sleep 0.3
+  done
+  reg=$(jq .verbs.registered_bytes "$W/info.json") unreg=$(jq .verbs.unregistered_bytes "$W/info.json")
+  T "  $name: $reg bytes registered, $unreg served unregistered, agent VmPin ${pin_kib} kB, paging $(jq -r .verbs.paging "$W/info.json"); $sent of $P_READS needles read through the agent (checked), the rest over RDMA READ; /metrics: $(grep -E '^swrdma_verbs_(pin|unreg|on_demand)' "$W/metrics.txt" | tr '\n' ' ')"
+}
+T "8. a pin budget of $BUDGET bytes (--max-pinned-bytes, half of the $DAT_BYTES .dat bytes)$([ "${ODP:-0}" = 1 ] && echo ", --verbs-odp off")"
+budget_pass budget $([ "${ODP:-0}" = 1 ] && echo --verbs-odp off)
 num agent_budget_bytes "$BUDGET"; num agent_budget_registered_bytes "${reg:-0}"
 num agent_budget_unregistered_bytes "${unreg:-0}"; num agent_budget_checked_reads "$sent"
-num agent_budget_reads "$P_READS"
-T "  budget: $reg bytes registered, $unreg served unregistered; $sent of $P_READS needles read through the agent (checked), the rest over RDMA READ; /metrics: $(grep -E '^swrdma_verbs_(pin|unreg)' "$W/metrics.txt" | tr '\n' ' ')"
+num agent_budget_reads "$P_READS"; num agent_budget_vm_pin_kib "${pin_kib:-0}"
+# Hot volumes first (agent/hot_first.h): the volumes read checked heat up and may take the room
+# of ones read earlier; reads stay byte-exact through the swaps (the checks above).
+num agent_budget_hot_first_swaps "$(jq '.verbs.hot_first_swaps // 0' "$W/info.json")"
 if [ "$P_ERRORS" -eq 0 ] && [ "$P_WRONG" -eq 0 ] && [ "$P_CRC" -eq 0 ] && [ "$P_READS" -gt 0 ] &&
+  [ "$(jq -r .verbs.paging "$W/info.json")" = pinned ] && [ "${pin_kib:-0}" -gt 0 ] &&
   [ "${reg:-0}" -gt 0 ] && [ "${reg:-0}" -le "$BUDGET" ] && [ "${unreg:-0}" -gt 0 ] &&
   [ "$sent" -gt 0 ] && [ "$sent" -lt "$P_READS" ] &&
   [ "$(jq .verbs.max_pinned_bytes "$W/info.json")" = "$BUDGET" ] &&
@@ -410,6 +456,33 @@ if [ "$P_ERRORS" -eq 0 ] && [ "$P_WRONG" -eq 0 ] && [ "$P_CRC" -eq 0 ] && [ "$P_
 else
   bool agent_budget_ok 0; ok=0
   T "error: reads past the pin budget (log $LOGS/get-budget.log; verbs $(jq -c .verbs "$W/info.json"))"
+fi
+
+# --- 9. on-demand paging: the same budget does not apply, nothing is pinned ----------------------
+if [ "${ODP:-0}" = 1 ]; then
+  T "9. on-demand paging forced (--verbs-odp on) under the same budget: every volume registered, nothing pinned, never a wrong byte"
+  # Not tallied: on Soft-RoCE the reads are expected to fail the client's checks (see above).
+  saved_totals="$TOTAL_READS $TOTAL_WRONG $TOTAL_ERRORS $TOTAL_CRC"
+  budget_pass odp --verbs-odp on
+  read -r TOTAL_READS TOTAL_WRONG TOTAL_ERRORS TOTAL_CRC <<<"$saved_totals"
+  tally_fields() { num agent_reads_all $TOTAL_READS; num agent_wrong_bytes $TOTAL_WRONG; num agent_read_errors $TOTAL_ERRORS; num agent_crc_failures $TOTAL_CRC; }
+  tally_fields
+  num agent_odp_registered_bytes "${reg:-0}"; num agent_odp_unregistered_bytes "${unreg:-0}"
+  num agent_odp_checked_reads "$sent"; num agent_odp_reads "$P_READS"; num agent_odp_vm_pin_kib "${pin_kib:--1}"
+  num agent_odp_refused_reads "$P_ERRORS"; num agent_odp_wrong_bytes "$P_WRONG"
+  T "  forced ODP on Soft-RoCE: $P_READS needles read byte-exact, $P_ERRORS refused by the client's checks, $P_WRONG wrong bytes delivered"
+  if [ "$P_WRONG" -eq 0 ] && [ $((P_READS + P_ERRORS)) -gt 0 ] &&
+    [ "$(jq -r .verbs.paging "$W/info.json")" = on-demand ] &&
+    [ "$(jq -r .verbs.access "$W/info.json")" = "REMOTE_READ|ON_DEMAND" ] &&
+    [ "${reg:-0}" -ge "$DAT_BYTES" ] && [ "${unreg:-1}" -eq 0 ] && [ "$sent" -eq 0 ] &&
+    [ "${pin_kib:-1}" -eq 0 ] && [ "$(jq .verbs.pinned_bytes "$W/info.json")" = 0 ] &&
+    [ "$(metric swrdma_verbs_on_demand_paging)" = 1 ] &&
+    [ "$(metric swrdma_verbs_pin_refusals_total)" = 0 ]; then
+    bool agent_odp_ok 1
+  else
+    bool agent_odp_ok 0; ok=0
+    T "error: on-demand paging (log $LOGS/get-odp.log; verbs $(jq -c .verbs "$W/info.json"))"
+  fi
 fi
 
 # --- end ----------------------------------------------------------------------------------------

@@ -7,6 +7,11 @@
 set -u
 OUT=${OUT:?}
 . /mnt/out/env.sh
+# The boot vm-test.sh labels "odp" runs a kernel whose rxe pages on demand (Linux >= 6.14): the
+# ODP tests must run there (not skip), and the agent pass checks ODP registrations.
+ODP=0
+[ "$(basename "$OUT")" = odp ] && ODP=1
+export ODP
 IP=192.0.2.1
 t0=$(cut -d' ' -f1 /proc/uptime)
 T() { echo "[vm] [$(cut -d' ' -f1 /proc/uptime)s] $*"; }
@@ -25,8 +30,9 @@ ip link add dummy0 type dummy && ip addr add $IP/24 dev dummy0 && ip link set du
   result_error "setting up dummy0 failed"
 rdma link add rxe0 type rxe netdev dummy0 || result_error "rdma link add rxe0 failed"
 rdma link show | sed 's/^/[vm]   /'
-ibv_devinfo -d rxe0 >"$OUT/ibv_devinfo.txt" 2>&1
+ibv_devinfo -v -d rxe0 >"$OUT/ibv_devinfo.txt" 2>&1
 grep -E 'state|active_mtu|link_layer' "$OUT/ibv_devinfo.txt" | sed 's/^/[vm]   /'
+T "  on-demand paging: $(grep -A3 -E 'general_odp_caps' "$OUT/ibv_devinfo.txt" | tr -s ' \t\n' ' ' | cut -c1-150) $(grep -A6 -E 'rc_odp_caps' "$OUT/ibv_devinfo.txt" | tr -s ' \t\n' ' ' | cut -c1-120)"
 ulimit -l unlimited  # registrations pin memory
 
 # The sanitizer pass (vm-test.sh with SWRDMA_VM_SANITIZE=1: ASan + UBSan builds of the binaries).
@@ -46,6 +52,11 @@ verbs_rc=$?
 # The device tests skip without a device; here they must have run.
 loopback=0
 grep -q '^\[       OK \] VerbsLoopback.ExportReadAndRefusals' "$OUT/verbs_test.log" && loopback=1
+# On the ODP kernel the on-demand test must have run and passed, not skipped.
+if [ $ODP = 1 ] && ! grep -q '^\[       OK \] VerbsLoopback.OnDemandExportPinsNothingAndFollowsTheFile' "$OUT/verbs_test.log"; then
+  T "error: the ODP kernel's verbs_test did not pass OnDemandExportPinsNothingAndFollowsTheFile (skipped or failed): $(grep -m1 -iE 'odp|on-demand' "$OUT/verbs_test.log")"
+  loopback=0
+fi
 T "verbs_test rc=$verbs_rc, loopback test ran and passed: $loopback ($(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/verbs_test.log" | tr '\n' ' '))"
 [ $verbs_rc -eq 0 ] || tail -n 30 "$OUT/verbs_test.log" | sed 's/^/[vm]   /'
 
