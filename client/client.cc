@@ -368,8 +368,8 @@ void Client::Impl::ReadCheckedOnlyRound(std::span<const std::string> fids,
 }
 
 Client::Impl::ViewResults Client::Impl::ReadAllViews(std::span<const std::string> fids,
-                                                     const ReadOptions& options,
-                                                     const OnRead* emit) {
+                                                     const ReadOptions& options, const OnRead* emit,
+                                                     bool count_reads) {
   ViewResults out;
   out.reserve(fids.size());
   for (size_t i = 0; i < fids.size(); ++i)
@@ -384,6 +384,7 @@ Client::Impl::ViewResults Client::Impl::ReadAllViews(std::span<const std::string
     emitted.assign(fids.size(), 0);
     first_round = [&](size_t i, Result<NeedleView> view) {
       emitted[i] = 1;
+      if (count_reads && view) CountRead(*view);
       (*emit)(i, std::move(view));
     };
   }
@@ -419,7 +420,9 @@ Client::Impl::ViewResults Client::Impl::ReadAllViews(std::span<const std::string
   PruneKeys();
   if (emit != nullptr) {
     for (size_t i = 0; i < fids.size(); ++i) {
-      if (!emitted[i]) (*emit)(i, std::move(out[i]));
+      if (emitted[i]) continue;
+      if (count_reads && out[i]) CountRead(*out[i]);
+      (*emit)(i, std::move(out[i]));
     }
   }
   return out;

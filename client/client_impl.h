@@ -121,8 +121,14 @@ class Client::Impl {
   void RunWindow(WindowBatch& batch, size_t window, rdma::BufferPool& pool, const Post& post,
                  std::span<const std::string> fids, std::span<const PendingGet> gets,
                  ViewResults& out, const OnRead* emit);
+  // `count_reads`: every verified view handed to `emit` is counted in the stats first (ReadEach;
+  // done here rather than in a wrapper so that a read crosses one std::function, not two).
+  // Before a round of RDMA READs: kUnavailable (reconnect) when the agent ended the verbs
+  // connection; with read tokens on, opens (or renews) its READ access with `jwt`
+  // (POST /v1/verbs/grant). Ok at once when nothing is needed.
+  Status EnsureVerbsGrant(std::string_view jwt);
   ViewResults ReadAllViews(std::span<const std::string> fids, const ReadOptions& options,
-                           const OnRead* emit);
+                           const OnRead* emit, bool count_reads = false);
   // `parsed`: `fid` already parsed (the read path parses each fid once per round); null: parse.
   Result<NeedleView> VerifyInPlace(std::string_view fid, const LookupResult& where, uint8_t version,
                                    rdma::PooledBuffer buffer, const FileId* parsed = nullptr);

@@ -338,12 +338,8 @@ Result<NeedleView> Client::Impl::ReadView(std::string_view fid, const ReadOption
 
 void Client::Impl::ReadEach(std::span<const std::string> fids, const OnRead& on_read,
                             const ReadOptions& options) {
-  const OnRead count = [&](size_t i, Result<NeedleView> view) {
-    if (view) CountRead(*view);
-    on_read(i, std::move(view));
-  };
   stamp_reads_ = true;
-  ReadAllViews(fids, options, &count);
+  ReadAllViews(fids, options, &on_read, /*count_reads=*/true);
   stamp_reads_ = false;
 }
 
