@@ -55,6 +55,8 @@ AgentMetrics::VerbsTotals VerbsTotalsOf(const VerbsExporter& verbs, const rdma::
   t.pinned_bytes = budget.used();
   t.pin_refusals = budget.refusals();
   t.hot_first_swaps = volumes.hot_first().swaps();
+  t.grants = verbs.grants();
+  t.revocations = verbs.revocations();
   for (const auto& [vid, entry] : volumes.snapshot()->volumes) {
     const auto& e = *entry.exported;
     for (const auto& r : e.remote_regions()) {
@@ -370,6 +372,16 @@ int Run(const AgentConfig& config) {
     so.exposure = "region";  // keys a NIC enforces; the UCX and tcp paths stay checked
     exposures["verbs"] = "region";
     so.transports.push_back("verbs");
+    so.verbs_grant = [&verbs](std::span<const uint8_t> nonce,
+                              std::optional<int64_t> token_exp) -> Result<std::optional<int64_t>> {
+      VerbsNonce n{};
+      if (nonce.size() != n.size()) return Error(Code::kInvalidArgument, "nonce size");
+      std::copy(nonce.begin(), nonce.end(), n.begin());
+      SWRDMA_ASSIGN_OR_RETURN(auto until, verbs->Grant(n, token_exp));
+      if (!until) return std::optional<int64_t>();
+      return std::optional<int64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(until->time_since_epoch()).count());
+    };
     so.verbs_info = [&verbs, &pin_budget, &volumes] {
       nlohmann::json j = verbs->Info();
       const auto t = VerbsTotalsOf(*verbs, *pin_budget, volumes);

@@ -267,6 +267,12 @@ void AgentMetrics::SetVerbsSource(std::function<VerbsTotals()> source) {
         &Counter(*registry_, "swrdma_verbs_hot_first_swaps_total",
                  "Volumes registered for RDMA READ in place of colder ones that were dropped to "
                  "make room within --max-pinned-bytes (hotter volumes first)"),
+        &Counter(*registry_, "swrdma_verbs_grants_total",
+                 "POST /v1/verbs/grant that opened or extended a verbs connection for RDMA READ "
+                 "(read tokens on: a connection reads only while its token is valid)"),
+        &Counter(*registry_, "swrdma_verbs_revocations_total",
+                 "Verbs connections the agent ended: their read token expired, or none was shown "
+                 "within 30 s of connecting"),
     };
   }
 }
@@ -286,6 +292,8 @@ void AgentMetrics::RenderVerbs() {
   verbs_->unregistered_bytes->Set(static_cast<double>(t.unregistered_bytes));
   verbs_->on_demand_paging->Set(t.on_demand_paging ? 1 : 0);
   CatchUp(*verbs_->hot_first_swaps, t.hot_first_swaps);
+  CatchUp(*verbs_->grants, t.grants);
+  CatchUp(*verbs_->revocations, t.revocations);
 }
 
 void AgentMetrics::CatchUp(prometheus::Counter& counter, uint64_t value) {

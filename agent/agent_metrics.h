@@ -76,6 +76,8 @@ class AgentMetrics {
     uint64_t unregistered_bytes = 0;
     bool on_demand_paging = false;  // exports registered ON_DEMAND: nothing pinned
     uint64_t hot_first_swaps = 0;   // volumes registered in place of colder ones (hot_first.h)
+    uint64_t grants = 0;            // POST /v1/verbs/grant that opened or extended a connection
+    uint64_t revocations = 0;       // connections ended: token expired, or never granted
   };
   void SetVerbsSource(std::function<VerbsTotals()> source);
 
@@ -157,6 +159,8 @@ class AgentMetrics {
     prometheus::Gauge* unregistered_bytes;
     prometheus::Gauge* on_demand_paging;
     prometheus::Counter* hot_first_swaps;
+    prometheus::Counter* grants;
+    prometheus::Counter* revocations;
   };
   std::optional<VerbsMetrics> verbs_;
   struct VolumeGauges {

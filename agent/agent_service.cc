@@ -137,6 +137,10 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
       if (req.method != "POST") return ApiError(405, "POST a lookup request to /v1/lookup", f);
       return Lookup(req);
     }
+    if (path == "/v1/verbs/grant") {
+      if (req.method != "POST") return ApiError(405, "POST to /v1/verbs/grant", f);
+      return VerbsGrant(req);
+    }
     if (path == "/v1/push") {
       // Push (the agent writing records into client memory) needs a NIC that enforces the
       // client's keys; over tcp and shared memory UCX would emulate the writes with handlers that
@@ -288,6 +292,51 @@ HttpResponse AgentService::Lookup(const HttpRequest& req) const {
   resp.timing = LookupTiming{Micros(start - decode_start), Micros(lookup_end - start),
                              Micros(std::chrono::steady_clock::now() - lookup_end)};
   return Encoded(200, ToJson(resp), out);
+}
+
+HttpResponse AgentService::VerbsGrant(const HttpRequest& req) const {
+  const WireFormat f = ResponseFormat(req);
+  if (!options_.verbs_grant) {
+    return ApiError(501, "this agent exports nothing over verbs (/v1/info has no \"verbs\")", f);
+  }
+  std::optional<int64_t> exp;
+  if (auth_on()) {
+    // Any fid's valid token: where region is in force a token already yields whole volumes
+    // (--region-with-tokens); what is bound here is how long this connection may read.
+    auto claims = options_.auth->Verify(ReadAuthorizer::TokenOf(req));
+    if (!claims) return WrongJwt();
+    if (*claims) exp = (*claims)->exp;
+  }
+  const auto hex = req.QueryParam("connection");
+  std::array<uint8_t, 16> nonce{};
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  bool ok = hex && hex->size() == 2 * nonce.size();
+  for (size_t i = 0; ok && i < nonce.size(); ++i) {
+    const int hi = nibble((*hex)[2 * i]), lo = nibble((*hex)[2 * i + 1]);
+    ok = hi >= 0 && lo >= 0;
+    nonce[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  if (!ok) {
+    return ApiError(400,
+                    "?connection= must be the 32 hex digits of the nonce the verbs connection's "
+                    "accept carried",
+                    f);
+  }
+  auto granted = options_.verbs_grant(nonce, exp);
+  if (!granted) {
+    if (granted.error().code() == Code::kPermissionDenied) return WrongJwt();
+    if (granted.error().code() == Code::kNotFound)
+      return ApiError(404, granted.error().message(), f);
+    return ApiError(500, granted.error().message(), f);
+  }
+  nlohmann::json j = {{"protocol", kProtocolVersion}, {"granted", true}};
+  j["until_ms"] = *granted ? nlohmann::json(**granted) : nlohmann::json();
+  return Encoded(200, j, f);
 }
 
 Status AgentService::Authorize(const HttpRequest& req, std::span<const std::string> fids,

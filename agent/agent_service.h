@@ -6,6 +6,8 @@
 //   GET  /v1/volumes/<vid>/sample?n=N[&seed=S]       up to N random live fids (benchmarks)
 //   POST /v1/lookup                                  body msgpack or JSON (by Content-Type)
 //   POST /v1/push                                    501: push needs an RDMA device (verbs)
+//   POST /v1/verbs/grant?connection=<hex nonce>      opens a verbs connection for RDMA READ
+//        until the read token it carries expires (Authorization: Bearer; any fid's token)
 //
 // With a read key (ReadAuthorizer enabled) every fid needs a SeaweedFS read token; failures are
 // 401 {"error":"wrong jwt"} with nothing else. Volume rkeys leave the agent only in "region"
@@ -18,6 +20,8 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -57,6 +61,12 @@ struct ServiceOptions {
   const LocalServer* local = nullptr;
   // One-sided RDMA READ (agent/verbs_exporter.h): /v1/info "verbs"; unset: no verbs.
   std::function<nlohmann::json()> verbs_info;
+  // POST /v1/verbs/grant (VerbsExporter::Grant): opens the connection a nonce names for READ
+  // until the token's expiry (seconds since the epoch; none: no exp claim or no read key).
+  // The grant's end in ms since the epoch; nullopt: open with no end.
+  std::function<Result<std::optional<int64_t>>(std::span<const uint8_t> nonce,
+                                               std::optional<int64_t> token_exp)>
+      verbs_grant;
 };
 
 class AgentService {
@@ -77,6 +87,7 @@ class AgentService {
   HttpResponse Volume(const HttpRequest& req, std::string_view vid) const;
   HttpResponse Lookup(const HttpRequest& req) const;
   HttpResponse Sample(const HttpRequest& req, std::string_view vid) const;
+  HttpResponse VerbsGrant(const HttpRequest& req) const;
   bool auth_on() const { return options_.auth != nullptr && options_.auth->enabled(); }
   // Ok when every fid is covered by its token: jwts empty (the request's own token for all),
   // one (for all) or one per fid. kInvalidArgument for a bad count, kPermissionDenied otherwise.

@@ -3,6 +3,8 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 namespace swrdma::agent {
@@ -118,27 +120,51 @@ nlohmann::json VerbsExporter::Info() const {
           // pinned: every registered page is locked in RAM (--max-pinned-bytes bounds them).
           {"paging", on_demand() ? "on-demand" : "pinned"},
           {"connections", connections()},
+          // token: a connection may READ only once its client showed a read token
+          // (POST /v1/verbs/grant), until that token expires; open: from connect to disconnect.
+          {"grant", options_.require_grant ? "token" : "open"},
+          {"grants", grants()},
+          {"revocations", revocations()},
           {"accepted", accepted()}};
+}
+
+void VerbsExporter::Sweep() {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(mu_);
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    auto gone = it->connection.PeerGone();
+    if (!gone || *gone) {  // their QPs hold device resources until destroyed
+      it = clients_.erase(it);
+    } else if (now >= it->deadline) {
+      // The token it was granted under expired (or it never showed one): disconnected, its
+      // READs in flight fail, and a new connection needs a new grant.
+      spdlog::info("verbs: ending a client's connection: {}",
+                   it->granted ? "its read token expired" : "no read token shown in time");
+      ++revocations_;
+      it = clients_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void VerbsExporter::AcceptLoop() {
   verbs::ConnectionOptions co;
-  co.remote_access = IBV_ACCESS_REMOTE_READ;  // the responder refuses WRITE and atomics
-  co.max_send_wr = 1;                         // the agent posts nothing
-  co.initiator_depth = 0;                     // and issues no READs: it only serves them
+  // The responder refuses WRITE and atomics always; with require_grant READ too, until a grant.
+  co.remote_access = options_.require_grant ? 0 : IBV_ACCESS_REMOTE_READ;
+  co.max_send_wr = 1;      // the agent posts nothing
+  co.initiator_depth = 0;  // and issues no READs: it only serves them
   co.timeout = std::chrono::milliseconds(2000);
   while (!stop_) {
-    // Gone clients first: their QPs hold device resources until destroyed.
-    {
-      std::lock_guard lock(mu_);
-      for (auto it = clients_.begin(); it != clients_.end();) {
-        auto gone = it->PeerGone();
-        it = (!gone || *gone) ? clients_.erase(it) : std::next(it);
-      }
-    }
+    Sweep();
     pollfd pfd{.fd = listener_.fd(), .events = POLLIN, .revents = 0};
-    if (poll(&pfd, 1, 200) <= 0) continue;  // also wakes up to see stop_ and reap
-    auto conn = listener_.Accept(pd_, cq_, {}, co);
+    if (poll(&pfd, 1, 200) <= 0) continue;  // also wakes up to see stop_ and sweep
+    VerbsNonce nonce{};
+    if (RAND_bytes(nonce.data(), static_cast<int>(nonce.size())) != 1) {
+      spdlog::error("verbs: no random bytes for a connection nonce (RAND_bytes); refusing");
+      continue;
+    }
+    auto conn = listener_.Accept(pd_, cq_, nonce, co);
     if (!conn) {
       // One peer's failed request (rejected, timed out, bad private data) ends only its own.
       spdlog::warn("verbs: a connection request failed: {}", conn.error().ToString());
@@ -150,9 +176,49 @@ void VerbsExporter::AcceptLoop() {
                    clients_.size());
       continue;  // destroyed here: the client's QP fails at once
     }
-    clients_.push_back(std::move(*conn));
+    Client c{std::move(*conn), nonce};
+    if (options_.require_grant) {
+      c.deadline = std::chrono::steady_clock::now() + options_.ungranted_timeout;
+    } else {
+      c.granted = true;
+    }
+    clients_.push_back(std::move(c));
     ++accepted_;
   }
+}
+
+Result<std::optional<std::chrono::system_clock::time_point>> VerbsExporter::Grant(
+    const VerbsNonce& nonce, std::optional<int64_t> token_exp) {
+  if (!options_.require_grant) return std::optional<std::chrono::system_clock::time_point>();
+  const auto now = std::chrono::system_clock::now();
+  auto until = now + options_.max_grant;
+  if (token_exp) {
+    until =
+        std::min(until, std::chrono::system_clock::time_point(std::chrono::seconds(*token_exp)));
+  }
+  if (until <= now) return Error(Code::kPermissionDenied, "the read token has expired");
+  std::lock_guard lock(mu_);
+  for (Client& c : clients_) {
+    // Constant time per candidate: the nonce is the connection's only credential here.
+    if (CRYPTO_memcmp(c.nonce.data(), nonce.data(), nonce.size()) != 0) continue;
+    const bool first = !c.granted;
+    if (first) {
+      if (Status s = c.connection.SetRemoteAccess(IBV_ACCESS_REMOTE_READ); !s.ok()) {
+        return Error(s.WithContext("opening the connection for RDMA READ"));
+      }
+      c.granted = true;
+    }
+    // A later grant may extend, never shorten, what an earlier token allowed.
+    const auto deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(until - now);
+    if (first || deadline > c.deadline) c.deadline = deadline;
+    ++grants_;
+    return std::optional(now + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                   c.deadline - std::chrono::steady_clock::now()));
+  }
+  return Error(Code::kNotFound,
+               "no verbs connection with that nonce (it ended: connect again and grant anew)");
 }
 
 Result<std::unique_ptr<VerbsExporter>> StartAgentVerbs(const AgentConfig& config, bool auth_enabled,
@@ -170,6 +236,9 @@ Result<std::unique_ptr<VerbsExporter>> StartAgentVerbs(const AgentConfig& config
     std::filesystem::create_directories(vx.probe_dir, mkdir_ec);
     vx.max_connections = config.max_connections;
     vx.odp = *ParseOdpMode(config.verbs_odp);  // checked when parsing flags
+    // With read tokens (--region-with-tokens) a client's READ access lasts as long as the token
+    // it showed: POST /v1/verbs/grant opens its connection, expiry ends it.
+    vx.require_grant = auth_enabled;
     if (auth_enabled && !config.region_with_tokens) {
       // An rkey covers a whole volume, a token one fid (docs/security.md).
       spdlog::warn(

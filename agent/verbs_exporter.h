@@ -11,7 +11,9 @@
 // remote access error at the client, never with stale bytes.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <list>
@@ -49,7 +51,19 @@ struct VerbsExporterOptions {
   std::filesystem::path probe_dir;
   size_t max_connections = 1024;
   OdpMode odp = OdpMode::kAuto;
+  // Read tokens are on (--region-with-tokens): a connection is accepted with no remote access
+  // at all and opened for RDMA READ only by a grant (Grant: its client showed a valid read
+  // token), until that token expires; then the agent disconnects it. Off: every connection may
+  // READ from the start until it disconnects.
+  bool require_grant = false;
+  std::chrono::seconds max_grant{3600};        // a grant for a token without exp
+  std::chrono::seconds ungranted_timeout{30};  // a connection never granted is dropped then
 };
+
+// What each accepted connection gets in the accept's private data: the nonce its client names
+// in POST /v1/verbs/grant.
+inline constexpr size_t kVerbsNonceBytes = 16;
+using VerbsNonce = std::array<uint8_t, kVerbsNonceBytes>;
 
 class VerbsExporter {
  public:
@@ -74,6 +88,16 @@ class VerbsExporter {
   uint16_t port() const { return listener_.port(); }
   size_t connections() const;
   uint64_t accepted() const { return accepted_.load(); }
+  bool require_grant() const { return options_.require_grant; }
+  // Opens the connection `nonce` names for RDMA READ until `token_exp` (seconds since the epoch;
+  // none: max_grant from now), or extends its grant. The time it ends (system clock);
+  // kNotFound when no connection has that nonce (gone, dropped, or never ours). Without
+  // require_grant the connections are open already: the answer is nullopt (no end).
+  Result<std::optional<std::chrono::system_clock::time_point>> Grant(
+      const VerbsNonce& nonce, std::optional<int64_t> token_exp);
+  uint64_t grants() const { return grants_.load(); }
+  // Connections the agent ended: their grant expired, or they were never granted in time.
+  uint64_t revocations() const { return revocations_.load(); }
   // /v1/info "verbs": device, port, mapping, clients connected.
   nlohmann::json Info() const;
 
@@ -90,9 +114,21 @@ class VerbsExporter {
   rdma::verbs::Listener listener_;
   rdma::verbs::ExportMapping mapping_;
   rdma::verbs::Registrar registrar_;
+  struct Client {
+    rdma::verbs::Connection connection;
+    VerbsNonce nonce;
+    bool granted = false;
+    // When the agent ends it (require_grant): the grant's end, or the ungranted timeout.
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  };
+  // Drops gone clients and (require_grant) those past their deadline.
+  void Sweep();
+
   mutable std::mutex mu_;
-  std::list<rdma::verbs::Connection> clients_;  // guarded by mu_
+  std::list<Client> clients_;  // guarded by mu_
   std::atomic<uint64_t> accepted_{0};
+  std::atomic<uint64_t> grants_{0};
+  std::atomic<uint64_t> revocations_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

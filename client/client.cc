@@ -341,6 +341,14 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
     }
     pending.push_back({i, &where[k], *key, parsed_ok[k] ? &parsed[k] : nullptr});
   }
+  if (verbs_ && !pending.empty()) {
+    // With read tokens the agent lets this connection READ only while a token it saw is valid.
+    if (Status g = EnsureVerbsGrant(TokenFor(options, pending.front().i)); !g.ok()) {
+      for (const PendingGet& p : pending)
+        out[p.i] = Error(g.code(), fmt::format("{}: {}", fids[p.i], g.message()));
+      pending.clear();
+    }
+  }
   GetAndVerify(fids, pending, out, emit);
   if (!checked_which.empty()) ReadCheckedOnlyRound(fids, checked_which, options, out, emit);
 }

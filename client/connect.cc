@@ -200,12 +200,55 @@ Status Client::Impl::ConnectVerbs(const nlohmann::json& info) {
   vo.timeout = options_.timeout;
   vo.window = std::max<size_t>(1, options_.max_inflight);
   vo.pool.hugepages = options_.hugepages;
+  const auto grant = v->find("grant");
+  vo.grant_required =
+      grant != v->end() && grant->is_string() && grant->get<std::string>() == "token";
   SWRDMA_ASSIGN_OR_RETURN(verbs_, VerbsLink::Connect(vo));
   // Nothing else is needed: reads go out as RDMA READs under the keys /v1/volumes hands out.
   checked_.reset();
   endpoint_.reset();
   worker_.reset();
   verbs_note_.clear();
+  return Status::Ok();
+}
+
+Status Client::Impl::EnsureVerbsGrant(std::string_view jwt) {
+  if (!verbs_) return Status::Ok();
+  const auto now = std::chrono::steady_clock::now();
+  // A connection the agent ended (grant expired, agent restarted): reconnect now rather than
+  // wait for READs that cannot complete.
+  if (verbs_->PeerGone(now)) {
+    return Status(Code::kUnavailable, "the agent ended the verbs connection; connecting again");
+  }
+  if (!verbs_->NeedsGrant(now)) return Status::Ok();
+  if (jwt.empty()) {
+    return Status(Code::kPermissionDenied,
+                  "the agent has a read key: its verbs connections READ only under a read token "
+                  "(give one: --jwt, ReadOptions::jwt)");
+  }
+  auto reply =
+      http_->Request("POST", fmt::format("/v1/verbs/grant?connection={}", verbs_->nonce_hex()), {},
+                     {}, kMsgpackMime, {{"Authorization", fmt::format("Bearer {}", jwt)}});
+  auto tree = DecodeReply(reply, "POST /v1/verbs/grant");
+  if (!tree) {
+    // 404: the agent no longer knows this connection (it ended it): connect again.
+    if (tree.error().code() == Code::kNotFound) {
+      return Status(Code::kUnavailable, tree.error().message());
+    }
+    return tree.error();
+  }
+  const auto until_ms = tree->find("until_ms");
+  if (until_ms == tree->end() || until_ms->is_null()) {
+    verbs_->Granted(now, std::chrono::steady_clock::time_point::max());
+    return Status::Ok();
+  }
+  if (!until_ms->is_number_integer()) {
+    return Status(Code::kCorruption, "POST /v1/verbs/grant: \"until_ms\" is not a number");
+  }
+  const auto left = std::chrono::milliseconds(until_ms->get<int64_t>()) -
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch());
+  verbs_->Granted(now, now + std::max(left, std::chrono::milliseconds(0)));
   return Status::Ok();
 }
 

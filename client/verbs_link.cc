@@ -29,9 +29,43 @@ Result<std::unique_ptr<VerbsLink>> VerbsLink::Connect(const VerbsLinkOptions& op
         fmt::format("connecting over verbs ({}) to the agent at {} port {}", link->device_name(),
                     options.host, options.port)));
   }
+  if (options.grant_required && conn->peer_data().size() < 16) {
+    return Error(Code::kCorruption,
+                 fmt::format("the agent at {} port {} wants verbs grants but its accept carried "
+                             "no connection nonce ({} bytes)",
+                             options.host, options.port, conn->peer_data().size()));
+  }
+  link->grant_required_ = options.grant_required;
   link->connection_.emplace(std::move(*conn));
   link->batch_ = std::make_unique<verbs::ReadBatch>(*link->connection_, link->cq_);
   return link;
+}
+
+std::string VerbsLink::nonce_hex() const {
+  std::string out;
+  const auto& data = connection_->peer_data();
+  for (size_t i = 0; i < std::min<size_t>(16, data.size()); ++i)
+    out += fmt::format("{:02x}", data[i]);
+  return out;
+}
+
+bool VerbsLink::PeerGone(std::chrono::steady_clock::time_point now) {
+  if (gone_ || now < next_gone_check_) return gone_;
+  next_gone_check_ = now + std::chrono::milliseconds(100);
+  gone_ = !connection_ || connection_->PeerGone().value_or(true);
+  return gone_;
+}
+
+bool VerbsLink::NeedsGrant(std::chrono::steady_clock::time_point now) const {
+  return grant_required_ && now + renew_before_ >= granted_until_;
+}
+
+void VerbsLink::Granted(std::chrono::steady_clock::time_point now,
+                        std::chrono::steady_clock::time_point until) {
+  granted_until_ = until;
+  if (until == std::chrono::steady_clock::time_point::max()) return;
+  renew_before_ =
+      std::min<std::chrono::steady_clock::duration>((until - now) / 4, std::chrono::seconds(2));
 }
 
 VerbsLink::~VerbsLink() {

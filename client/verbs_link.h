@@ -26,7 +26,8 @@ struct VerbsLinkOptions {
   std::string host;    // the agent's address (its HTTP URL's host)
   uint16_t port = 0;   // /v1/info "verbs" "port"
   std::chrono::milliseconds timeout{5000};
-  size_t window = 64;  // READs outstanding at once (the send queue's depth)
+  size_t window = 64;           // READs outstanding at once (the send queue's depth)
+  bool grant_required = false;  // /v1/info verbs.grant == "token"
   rdma::BufferPoolOptions pool;
 };
 
@@ -43,6 +44,20 @@ class VerbsLink {
   const std::string& device_name() const { return device_.name(); }
   // A READ failed (remote access error: a retired key) or timed out: the QP is in error.
   bool broken() const { return batch_->broken(); }
+  // True once the agent ended the connection (rdma_cm said so; does not wait): its grant
+  // expired, or it restarted. READs posted now would only time out. Looks at most every 100 ms
+  // (a poll(2) per round would cost a small READ a fifth of its time on a NIC).
+  bool PeerGone(std::chrono::steady_clock::time_point now);
+  // The nonce the agent's accept carried (hex): what POST /v1/verbs/grant names.
+  std::string nonce_hex() const;
+  // Read tokens on (/v1/info verbs.grant "token"): this connection READs only while granted.
+  bool grant_required() const { return grant_required_; }
+  // Whether a grant is needed before the next READs: none yet, or less than a quarter of the
+  // last one (at most 2 s) left.
+  bool NeedsGrant(std::chrono::steady_clock::time_point now) const;
+  // `until`: when the agent ends the grant (time_point::max(): never).
+  void Granted(std::chrono::steady_clock::time_point now,
+               std::chrono::steady_clock::time_point until);
 
  private:
   VerbsLink(rdma::verbs::Device device, rdma::verbs::ProtectionDomain pd,
@@ -52,6 +67,11 @@ class VerbsLink {
         cq_(std::move(cq)),
         registrar_(pd_, rdma::verbs::RegistrarRole::kReader) {}
 
+  bool grant_required_ = false;
+  bool gone_ = false;
+  std::chrono::steady_clock::time_point next_gone_check_{};
+  std::chrono::steady_clock::time_point granted_until_{};  // epoch: never granted
+  std::chrono::steady_clock::duration renew_before_{};
   rdma::verbs::Device device_;
   rdma::verbs::ProtectionDomain pd_;
   rdma::verbs::CompletionQueue cq_;

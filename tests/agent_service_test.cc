@@ -9,6 +9,7 @@
 #include "protocol/crc32c.h"
 #include "protocol/file_id.h"
 #include "protocol/gzip.h"
+#include "protocol/jwt.h"
 #include "protocol/wire.h"
 #include "tests/test_util.h"
 #include "volume/volume_generator.h"
@@ -261,6 +262,68 @@ TEST_F(AgentServiceTest, MetricsCountLookupsAndFallbackReads) {
   EXPECT_NE(after.find(R"(swrdma_http_fallback_reads_total{code="200"} 1)"), std::string::npos);
   EXPECT_NE(after.find(R"(swrdma_http_fallback_reads_total{code="404"} 1)"), std::string::npos);
   EXPECT_EQ(Call("POST", "/metrics").status, 405);
+}
+
+// POST /v1/verbs/grant: the connection a nonce names may READ until the token's expiry. The
+// verbs side is faked here (tests/vm runs the real one against Soft-RoCE).
+TEST_F(AgentServiceTest, VerbsGrantNeedsAValidTokenAndAKnownConnection) {
+  EXPECT_EQ(Call("POST", "/v1/verbs/grant?connection=00").status, 501) << "no verbs: 501";
+
+  auto auth = ReadAuthorizer::Open({std::string("grant-key"), std::nullopt});
+  ASSERT_TRUE(auth.has_value()) << auth.error().ToString();
+  const std::string nonce_hex = "00112233445566778899aabbccddeeff";
+  std::vector<std::pair<std::vector<uint8_t>, std::optional<int64_t>>> calls;
+  ServiceOptions so;
+  so.agent_version = "test";
+  so.exposure = "region";
+  so.auth = auth->get();
+  so.verbs_grant = [&](std::span<const uint8_t> nonce,
+                       std::optional<int64_t> exp) -> Result<std::optional<int64_t>> {
+    calls.emplace_back(std::vector<uint8_t>(nonce.begin(), nonce.end()), exp);
+    if (nonce[0] != 0x00) return Error(Code::kNotFound, "no verbs connection with that nonce");
+    return std::optional<int64_t>(*exp * 1000);
+  };
+  AgentService service(*volumes_, so);
+  auto call = [&](std::string method, std::string target, std::string token) {
+    HttpRequest r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    if (!token.empty()) r.headers.push_back({"Authorization", "Bearer " + token});
+    r.headers.push_back(kJsonAccept);
+    return service.Handle(r);
+  };
+  const int64_t exp = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count() +
+                      60;
+  // Any fid's valid token will do: the grant binds how long, not which needle.
+  const std::string token = SignReadJwt("9,0123456789", "grant-key", exp);
+  auto ok = call("POST", "/v1/verbs/grant?connection=" + nonce_hex, token);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(JsonOf(ok)["until_ms"].get<int64_t>(), exp * 1000);
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].first[1], 0x11);
+  EXPECT_EQ(calls[0].first[15], 0xff);
+  EXPECT_EQ(calls[0].second, exp) << "the token's exp bounds the grant";
+
+  // No token, a token of another key, an expired one: "wrong jwt", nothing granted.
+  for (const std::string& bad : {std::string(), SignReadJwt("9,0123456789", "other-key", exp),
+                                 SignReadJwt("9,0123456789", "grant-key", exp - 3600)}) {
+    auto r = call("POST", "/v1/verbs/grant?connection=" + nonce_hex, bad);
+    EXPECT_EQ(r.status, 401) << r.body;
+    EXPECT_EQ(r.body, R"({"error":"wrong jwt"})");
+  }
+  EXPECT_EQ(calls.size(), 1u) << "a refused token reaches no connection";
+  // Malformed nonces: 400; an unknown connection: 404; GET: 405.
+  for (const std::string& q :
+       {std::string(), std::string("?connection="), std::string("?connection=0011"),
+        "?connection=" + std::string(31, 'a') + "g"}) {
+    EXPECT_EQ(call("POST", "/v1/verbs/grant" + q, token).status, 400) << q;
+  }
+  EXPECT_EQ(
+      call("POST", "/v1/verbs/grant?connection=ff112233445566778899aabbccddeeff", token).status,
+      404);
+  EXPECT_EQ(call("GET", "/v1/verbs/grant?connection=" + nonce_hex, token).status, 405);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "client/cli/mkvolume_command.h"
 #include "client/cli/read_commands.h"
 #include "client/cli/sidecar_command.h"
+#include "client/cli/token_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"swrdma: read SeaweedFS needles over one-sided RDMA, and tools around it"};
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   swrdma::cli::AddInfoCommand(app);
   swrdma::cli::AddBenchCommand(app);
   swrdma::cli::AddSidecarCommand(app);
+  swrdma::cli::AddTokenCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

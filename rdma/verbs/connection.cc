@@ -484,6 +484,17 @@ Status Connection::Fail() {
   return Status::Ok();
 }
 
+Status Connection::SetRemoteAccess(int remote_access) {
+  if (qp_ == nullptr) return Status(Code::kInvalidArgument, "no queue pair (moved from)");
+  ibv_qp_attr attr{};
+  attr.qp_state = IBV_QPS_RTS;  // RTS -> RTS: the access flags may change, nothing else does
+  attr.qp_access_flags = static_cast<unsigned>(remote_access);
+  if (int rc = ibv_modify_qp(qp_, &attr, IBV_QP_STATE | IBV_QP_ACCESS_FLAGS); rc != 0) {
+    return FromErrno(rc, "changing the queue pair's remote access flags");
+  }
+  return Status::Ok();
+}
+
 Result<int> Connection::QueryRemoteAccess() const {
   ibv_qp_attr attr{};
   ibv_qp_init_attr init{};

@@ -118,6 +118,11 @@ class Connection {
 
   // The QP's remote access flags as the device reports them (ibv_query_qp).
   Result<int> QueryRemoteAccess() const;
+  // Changes what peers may do through this QP as responder, on an established connection (an
+  // RTS -> RTS transition): the exporter opens a connection for RDMA READ only once its client
+  // showed a read token (agent/verbs_exporter.h). A READ that arrives while the flags forbid it
+  // is refused (the requester sees IBV_WC_REM_INV_REQ_ERR and its QP fails).
+  Status SetRemoteAccess(int remote_access);
   // True once the peer disconnected (or the connection failed); does not wait.
   Result<bool> PeerGone();
 
