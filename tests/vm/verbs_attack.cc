@@ -13,6 +13,13 @@
 // and finally reads the first page again: the agent still serves and the bytes did not change.
 // With --retired the region is one the agent has since replaced (a retired generation): a READ
 // under its rkey must be refused, and that is all it checks.
+// With --session PREFIX the agent checks read tokens (verbs.grant "token"): a READ on a
+// connection never granted must be refused; then a second connection writes the nonce its
+// accept carried to PREFIX.nonce, waits for PREFIX.granted (the script granted it with a
+// short-lived token: POST /v1/verbs/grant), READs (must succeed) and keeps READing every 100 ms
+// until a READ fails: the agent ended the connection when the token expired ("ended_after_s":
+// when the first failing READ was posted, after the grant). JSON:
+// {"ungranted_refused","granted_read_ok","ended","ended_after_s","ok","statuses"}.
 // "Refused" means the responder said no (remote access error or invalid request); a timeout or
 // a transport failure is not a refusal.
 //
@@ -27,9 +34,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -56,6 +65,7 @@ struct Options {
   std::string device;  // empty: the first device whose port 1 is active
   std::chrono::milliseconds timeout{10000};
   bool retired = false;  // the region's generation is retired: only check that READ is refused
+  std::string session;   // --session PREFIX (see above)
 };
 
 void Log(const char* format, auto... args) {
@@ -98,6 +108,63 @@ class Peer {
     std::span<std::byte> local(buffer_->data() + slot, length);
     return PostAndWait(*conn, cq, local, mr_.lkey(), opcode, remote, rkey, opt_.timeout);
     // conn goes before cq (declared after it).
+  }
+
+  // --session: one connection kept open (see the file comment). `status` gets what the first
+  // READ and the one that failed ended with.
+  struct SessionOutcome {
+    bool granted_read_ok = false;
+    bool ended = false;
+    double ended_after_s = -1;
+    std::string first_status, end_status;
+  };
+  Result<SessionOutcome> Session(uint64_t remote, uint32_t rkey, size_t length,
+                                 const std::string& prefix, std::chrono::seconds max_wait) {
+    SWRDMA_ASSIGN_OR_RETURN(CompletionQueue cq, CompletionQueue::Open(device_, 16));
+    ConnectionOptions co;
+    co.remote_access = 0;
+    co.responder_resources = 0;
+    co.timeout = opt_.timeout;
+    auto conn = Connection::Connect(pd_, cq, opt_.host, opt_.port, {}, co);
+    if (!conn) return Error(conn.error().WithContext("connecting to the agent"));
+    std::string hex;
+    for (size_t i = 0; i < std::min<size_t>(16, conn->peer_data().size()); ++i) {
+      char two[3];
+      std::snprintf(two, sizeof two, "%02x", conn->peer_data()[i]);
+      hex += two;
+    }
+    {
+      std::ofstream(prefix + ".nonce.tmp") << hex << "\n";
+      std::filesystem::rename(prefix + ".nonce.tmp", prefix + ".nonce");
+    }
+    Log("session: connected, nonce %s; waiting for %s.granted", hex.c_str(), prefix.c_str());
+    using Clock = std::chrono::steady_clock;
+    const auto wait_until = Clock::now() + max_wait;
+    while (!std::filesystem::exists(prefix + ".granted")) {
+      if (Clock::now() > wait_until) return Error(Code::kTimeout, "never granted");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    const auto granted_at = Clock::now();
+    std::span<std::byte> local(buffer_->data() + kReadSlot, length);
+    SessionOutcome out;
+    auto st =
+        PostAndWait(*conn, cq, local, mr_.lkey(), IBV_WR_RDMA_READ, remote, rkey, opt_.timeout);
+    out.first_status = st ? ibv_wc_status_str(*st) : st.error().ToString();
+    out.granted_read_ok = st && *st == IBV_WC_SUCCESS;
+    if (!out.granted_read_ok) return out;
+    while (Clock::now() < granted_at + max_wait) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      // When the READ that fails was posted: the connection ended between the last good one
+      // and this (a READ to a disconnected peer may take a timeout to fail).
+      const auto posted = Clock::now();
+      st = PostAndWait(*conn, cq, local, mr_.lkey(), IBV_WR_RDMA_READ, remote, rkey, opt_.timeout);
+      if (st && *st == IBV_WC_SUCCESS) continue;
+      out.ended = true;
+      out.ended_after_s = std::chrono::duration<double>(posted - granted_at).count();
+      out.end_status = st ? ibv_wc_status_str(*st) : st.error().ToString();
+      break;
+    }
+    return out;
   }
 
   std::span<const std::byte> bytes(size_t slot, size_t length) const {
@@ -180,6 +247,32 @@ int Run(const Options& opt) {
     result["ok"] = refused;
     return finish(refused ? 0 : 1);
   }
+  if (!opt.session.empty()) {
+    result = json{
+        {"ungranted_refused", false}, {"granted_read_ok", false}, {"ended", false}, {"ok", false}};
+    const bool ungranted =
+        probe("read_ungranted", Want::kRefusal, IBV_WR_RDMA_READ, a, opt.rkey, page, kReadSlot);
+    result["ungranted_refused"] = ungranted;
+    auto outcome = peer->Session(a, opt.rkey, page, opt.session, std::chrono::seconds(90));
+    if (!outcome) {
+      Log("session: %s", outcome.error().ToString().c_str());
+      result["error"] = outcome.error().ToString();
+      return finish(1);
+    }
+    statuses["read_granted"] = outcome->first_status;
+    statuses["read_ended"] = outcome->end_status;
+    result["granted_read_ok"] = outcome->granted_read_ok;
+    result["ended"] = outcome->ended;
+    result["ended_after_s"] = outcome->ended_after_s;
+    Log("session: granted READ %s; %s", outcome->first_status.c_str(),
+        outcome->ended ? ("ended after " + std::to_string(outcome->ended_after_s) +
+                          " s: " + outcome->end_status)
+                             .c_str()
+                       : "never ended");
+    const bool ok = ungranted && outcome->granted_read_ok && outcome->ended;
+    result["ok"] = ok;
+    return finish(ok ? 0 : 1);
+  }
   const uint64_t aligned = (a + 7) & ~uint64_t{7};  // atomics need 8-byte alignment
 
   // (a) Legitimate reads: the first and the last page of the region.
@@ -260,7 +353,7 @@ int main(int argc, char** argv) {
   auto usage = [&](const std::string& why) {
     std::fprintf(stderr,
                  "%s\nusage: %s --connect HOST:PORT --address A --length L --rkey K [--json OUT] "
-                 "[--device NAME] [--timeout-ms MS] [--retired]\n",
+                 "[--device NAME] [--timeout-ms MS] [--retired | --session PREFIX]\n",
                  why.c_str(), argv[0]);
     return 2;
   };
@@ -289,6 +382,8 @@ int main(int argc, char** argv) {
     } else if (flag == "--rkey" && n && *n <= 0xffffffffu) {
       opt.rkey = static_cast<uint32_t>(*n);
       have_rkey = true;
+    } else if (flag == "--session") {
+      opt.session = value;
     } else if (flag == "--json") {
       opt.json_path = value;
     } else if (flag == "--device") {

@@ -23,7 +23,12 @@
 #      inside a page (Linux 6.16), so there the reads are not expected to succeed: every needle
 #      must be read byte-exact or refused by the client's checks, never a wrong byte delivered.
 #      That boot leaves out steps 5-7 (generations, restart, EC: nothing there depends on
-#      paging). --verbs-odp auto pins on Soft-RoCE (/v1/info verbs.paging "pinned").
+#      paging). --verbs-odp auto pins on Soft-RoCE (/v1/info verbs.paging "pinned");
+#  10. read tokens (--jwt-read-key, --region-with-tokens): a verbs connection never granted is
+#      refused even under a valid rkey; one granted with a 6 s token READs, and the agent ends it
+#      when the token expires (swrdma-verbs-attack --session); `swrdma get` with a token per fid
+#      reads over verbs (POST /v1/verbs/grant on its own), and with an expired token reads
+#      nothing.
 # Writes $OUT/agent.json (vm-test.sh merges it into the kernel's result) and exits non-zero when
 # a check failed. Every step is bounded by timeout; progress lines go to the console.
 # (Outside the guest, for trying the script itself: SWRDMA_VM_ENV names the env.sh, SWRDMA_VM_IP
@@ -131,7 +136,7 @@ start_agent() {  # label [more agent flags...]; waits for $N_VOLUMES (default: A
   local label=$1
   shift
   "$AGENT" --dir "$DATA" --index-dir "$W/index" --http "$IP:$HTTP_PORT" --read-port "$IP:$READ_PORT" \
-    --no-read-auth --no-supervise --verbs-port $VERBS_PORT --verbs-device rxe0 --verbs-address $IP \
+    ${NO_READ_AUTH---no-read-auth} --no-supervise --verbs-port $VERBS_PORT --verbs-device rxe0 --verbs-address $IP \
     --rescan-interval 1 --retire-grace 2 ${AGENT_TRANSPORTS:+--transports "$AGENT_TRANSPORTS"} "$@" \
     >>"$LOGS/agent.log" 2>&1 &
   AGENT_PID=$!
@@ -265,7 +270,8 @@ region() {  # vid: "address length rkey" of the volume's last region (the one en
   # The rkey: 4 bytes, little-endian; JSON carries them as hex ("c3140000") or as a binary
   # object ({"bytes":[195,20,0,0],"subtype":null}).
   local a l hex
-  read -r a l hex < <(curl -sf -m 10 -H 'Accept: application/json' "$URL/v1/volumes/$1" |
+  read -r a l hex < <(curl -sf -m 10 -H 'Accept: application/json' \
+    ${REGION_TOKEN:+-H "Authorization: Bearer $REGION_TOKEN"} "$URL/v1/volumes/$1" |
     jq -r '.regions | max_by(.file_offset) | "\(.address) \(.length) \(
       if (.rkey | type) == "string" then .rkey
       else .rkey.bytes | map("0123456789abcdef"[(. / 16 | floor):(. / 16 | floor) + 1] +
@@ -483,6 +489,77 @@ if [ "${ODP:-0}" = 1 ]; then
     bool agent_odp_ok 0; ok=0
     T "error: on-demand paging (log $LOGS/get-odp.log; verbs $(jq -c .verbs "$W/info.json"))"
   fi
+fi
+
+# --- 10. read tokens: verbs access lasts as long as the token shown -------------------------------
+T "10. read tokens (--jwt-read-key, --region-with-tokens): a verbs connection READs only while a token it showed is valid"
+KEY=vm-read-key
+tok() { "$CLI" token --key "$KEY" --fid "$1" --ttl "$2"; }  # fid ttl-seconds
+stop_agent
+N_VOLUMES=$n_ec NO_READ_AUTH= start_agent tokens --jwt-read-key "$KEY" --region-with-tokens
+[ "$(jq -r .verbs.grant "$W/info.json")" = token ] ||
+  fail "with a read key /v1/info verbs.grant is $(jq -r .verbs.grant "$W/info.json"), not token"
+FID3=$(head -n 1 "$W/fids/3")
+REGION_TOKEN=$(tok "$FID3" 120)
+read -r A L K <<<"$(region 3)"
+REGION_TOKEN=
+[ -n "${K:-}" ] || fail "no region for volume 3 with a token"
+rm -f "$W/session".*
+timeout 150 "$ATTACK" --connect "$IP:$VERBS_PORT" --address "$A" --length "$L" --rkey "$K" \
+  --session "$W/session" --json "$OUT/session.json" >"$LOGS/session.out" 2> >(sed -u 's/^/[vm]     /') &
+SPID=$!
+for _ in $(seq 300); do [ -s "$W/session.nonce" ] && break; sleep 0.1; done
+[ -s "$W/session.nonce" ] || fail "swrdma-verbs-attack --session wrote no nonce"
+grant_code=$(curl -s -o "$W/grant.json" -w '%{http_code}' -m 10 -X POST \
+  -H "Authorization: Bearer $(tok "$FID3" 6)" -H 'Accept: application/json' \
+  "$URL/v1/verbs/grant?connection=$(cat "$W/session.nonce")")
+T "  POST /v1/verbs/grant with a 6 s token: $grant_code $(cat "$W/grant.json")"
+touch "$W/session.granted"
+wait $SPID
+session_rc=$?
+num agent_tokens_session_rc $session_rc
+if [ -s "$OUT/session.json" ]; then
+  for f in ungranted_refused granted_read_ok ended; do bool "agent_tokens_$f" "$(jq -r ".$f" "$OUT/session.json")"; done
+  num agent_tokens_ended_after_s "$(jq '.ended_after_s' "$OUT/session.json")"
+fi
+ended_after=$(jq '.ended_after_s // -1' "$OUT/session.json" 2>/dev/null || echo -1)
+# Ended by the expiry, not before and not much after: exp has whole seconds (5-6 s after the
+# token was made, just before the grant), the agent sweeps every 0.2 s, READs go every 0.1 s.
+if [ "$grant_code" = 200 ] && [ $session_rc = 0 ] && awk "BEGIN{exit !($ended_after >= 4 && $ended_after <= 9)}"; then
+  bool agent_tokens_revoked_on_expiry 1
+else
+  bool agent_tokens_revoked_on_expiry 0; ok=0
+  T "error: the granted connection did not end at its token's expiry (grant $grant_code, session rc $session_rc, ended after $ended_after s; $OUT/session.json)"
+fi
+# The real client: a token per fid (any of them opens its connection), over verbs.
+mkdir -p "$W/got-tokens"
+tok_ok=0 tok_n=0
+for fid in $(head -n 8 "$W/fids/4"); do
+  tok_n=$((tok_n + 1))
+  if timeout 60 "$CLI" get "${CLIENT[@]}" -v --jwt "$(tok "$fid" 60)" -o "$W/got-tokens/$fid" "$fid" >>"$LOGS/get-tokens.log" 2>&1 &&
+    cmp -s "$W/got-tokens/$fid" "$W/expect/4/$fid"; then
+    tok_ok=$((tok_ok + 1))
+  fi
+done
+grep -q 'over rdma (transports: verbs)' "$LOGS/get-tokens.log" || tok_ok=0
+expired=$(tok "$(head -n 1 "$W/fids/4")" 1)
+sleep 2
+if timeout 60 "$CLI" get "${CLIENT[@]}" --jwt "$expired" -o "$W/got-tokens/expired" "$(head -n 1 "$W/fids/4")" >>"$LOGS/get-tokens.log" 2>&1; then
+  expired_refused=0
+else
+  expired_refused=1
+fi
+curl -sf -m 5 "$URL/metrics" >"$W/metrics.txt" || fail "GET /metrics failed"
+num agent_tokens_reads "$tok_ok"; bool agent_tokens_expired_refused $expired_refused
+num agent_tokens_grants "$(metric swrdma_verbs_grants_total)"
+num agent_tokens_revocations "$(metric swrdma_verbs_revocations_total)"
+T "  swrdma get with per-fid tokens: $tok_ok of $tok_n byte-exact over verbs; an expired token: $([ $expired_refused = 1 ] && echo refused || echo READ); grants $(metric swrdma_verbs_grants_total), revocations $(metric swrdma_verbs_revocations_total)"
+if [ $tok_ok -eq $tok_n ] && [ $expired_refused = 1 ] && [ "$(metric swrdma_verbs_grants_total)" -ge $((tok_n + 1)) ] &&
+  [ "$(metric swrdma_verbs_revocations_total)" -ge 1 ]; then
+  bool agent_tokens_ok 1
+else
+  bool agent_tokens_ok 0; ok=0
+  T "error: reads under read tokens (log $LOGS/get-tokens.log)"
 fi
 
 # --- end ----------------------------------------------------------------------------------------
