@@ -134,6 +134,41 @@ class VerbsLoopback : public ::testing::Test {
   std::optional<Device> device_;
   std::optional<ProtectionDomain> pd_;
   std::optional<CompletionQueue> cq_;
+  // An exporter's and a reader's connection over rdma_cm on this device, with the depths each
+  // really uses: the exporter serves READs and issues none, the reader issues them and serves
+  // none (a swapped depth would leave the reader unable to read: its READs would hang). The
+  // exporter runs its own CQ, as an agent does, and accepts with `hello`.
+  struct Loopback {
+    Listener listener;
+    CompletionQueue exporter_cq;
+    Connection exporter;  // after its CQ: destroyed first
+    Connection reader;
+  };
+  std::optional<Loopback> Connect(std::span<const uint8_t> hello = {},
+                                  uint32_t reader_send_wr = 0) {
+    auto listener = Listener::Open(address_, 0);
+    EXPECT_TRUE(listener.has_value()) << listener.error().ToString();
+    auto exporter_cq = CompletionQueue::Open(*device_, 16);
+    EXPECT_TRUE(exporter_cq.has_value());
+    if (!listener || !exporter_cq) return std::nullopt;
+    std::optional<Result<Connection>> accepted;
+    ConnectionOptions exporter;
+    exporter.initiator_depth = 0;
+    std::thread agent(
+        [&] { accepted.emplace(listener->Accept(*pd_, *exporter_cq, hello, exporter)); });
+    ConnectionOptions reader;
+    reader.remote_access = 0;
+    reader.responder_resources = 0;
+    if (reader_send_wr != 0) reader.max_send_wr = reader_send_wr;
+    auto conn = Connection::Connect(*pd_, *cq_, address_, listener->port(), {}, reader);
+    agent.join();
+    EXPECT_TRUE(conn.has_value()) << conn.error().ToString();
+    EXPECT_TRUE(accepted->has_value()) << accepted->error().ToString();
+    if (!conn || !*accepted) return std::nullopt;
+    return Loopback{std::move(*listener), std::move(*exporter_cq), std::move(**accepted),
+                    std::move(*conn)};
+  }
+
   std::string address_;
   std::filesystem::path dir_;
 };
@@ -152,30 +187,14 @@ TEST_F(VerbsLoopback, ExportReadAndRefusals) {
   auto exported = ExportedFile::Open(*pd_, path, *mapping, 1);
   ASSERT_TRUE(exported.has_value()) << exported.error().ToString();
 
-  auto listener = Listener::Open(address_, 0);
-  ASSERT_TRUE(listener.has_value()) << listener.error().ToString();
-  // The exporting side runs its own CQ, as an agent would.
-  auto agent_cq = CompletionQueue::Open(*device_, 16);
-  ASSERT_TRUE(agent_cq.has_value());
-  std::optional<Result<Connection>> accepted;
-  std::vector<uint8_t> hello = {'h', 'i'};
-  // The depths an exporter and a reader really use: the exporter serves READs and issues none,
-  // the reader issues them and serves none. A swapped depth would leave the reader unable to
-  // read (its READs would hang).
-  ConnectionOptions exporter;
-  exporter.initiator_depth = 0;
-  std::thread agent([&] { accepted.emplace(listener->Accept(*pd_, *agent_cq, hello, exporter)); });
-  ConnectionOptions client;
-  client.remote_access = 0;
-  client.responder_resources = 0;
-  auto conn = Connection::Connect(*pd_, *cq_, address_, listener->port(), {}, client);
-  agent.join();
-  ASSERT_TRUE(conn.has_value()) << conn.error().ToString();
-  ASSERT_TRUE(accepted->has_value()) << accepted->error().ToString();
+  const std::vector<uint8_t> hello = {'h', 'i'};
+  auto pair = Connect(hello);
+  ASSERT_TRUE(pair.has_value());
+  Connection* conn = &pair->reader;
   EXPECT_GT(conn->initiator_depth(), 0) << "the reader must be allowed outstanding READs";
   ASSERT_GE(conn->peer_data().size(), 2u);
   EXPECT_EQ(conn->peer_data()[0], 'h');
-  auto access = (*accepted)->QueryRemoteAccess();
+  auto access = pair->exporter.QueryRemoteAccess();
   ASSERT_TRUE(access.has_value());
   EXPECT_EQ(*access, IBV_ACCESS_REMOTE_READ) << "the agent's QP must allow READ only";
 
@@ -231,22 +250,9 @@ TEST_F(VerbsLoopback, RegistrarsAndReadBatch) {
   const uint32_t rkey = *UnpackRkey(region);
   EXPECT_EQ(rkey, mr->rkey);
 
-  auto listener = Listener::Open(address_, 0);
-  ASSERT_TRUE(listener.has_value()) << listener.error().ToString();
-  auto agent_cq = CompletionQueue::Open(*device_, 16);
-  ASSERT_TRUE(agent_cq.has_value());
-  std::optional<Result<Connection>> accepted;
-  ConnectionOptions exporter;
-  exporter.initiator_depth = 0;
-  std::thread agent([&] { accepted.emplace(listener->Accept(*pd_, *agent_cq, {}, exporter)); });
-  ConnectionOptions reader;
-  reader.remote_access = 0;
-  reader.responder_resources = 0;
-  reader.max_send_wr = 8;
-  auto conn = Connection::Connect(*pd_, *cq_, address_, listener->port(), {}, reader);
-  agent.join();
-  ASSERT_TRUE(conn.has_value()) << conn.error().ToString();
-  ASSERT_TRUE(accepted->has_value()) << accepted->error().ToString();
+  auto pair = Connect({}, /*reader_send_wr=*/8);
+  ASSERT_TRUE(pair.has_value());
+  Connection* conn = &pair->reader;
 
   Registrar reader_side(*pd_, RegistrarRole::kReader);
   auto pool = BufferPool::Create(reader_side, {});
@@ -356,21 +362,9 @@ TEST_F(VerbsLoopback, OnDemandExportPinsNothingAndFollowsTheFile) {
         << "a pinned registration of the same file pins it (the measure works)";
   }
 
-  auto listener = Listener::Open(address_, 0);
-  ASSERT_TRUE(listener.has_value()) << listener.error().ToString();
-  auto agent_cq = CompletionQueue::Open(*device_, 16);
-  ASSERT_TRUE(agent_cq.has_value());
-  std::optional<Result<Connection>> accepted;
-  ConnectionOptions exporter;
-  exporter.initiator_depth = 0;
-  std::thread agent([&] { accepted.emplace(listener->Accept(*pd_, *agent_cq, {}, exporter)); });
-  ConnectionOptions reader;
-  reader.remote_access = 0;
-  reader.responder_resources = 0;
-  auto conn = Connection::Connect(*pd_, *cq_, address_, listener->port(), {}, reader);
-  agent.join();
-  ASSERT_TRUE(conn.has_value()) << conn.error().ToString();
-  ASSERT_TRUE(accepted->has_value()) << accepted->error().ToString();
+  auto pair = Connect();
+  ASSERT_TRUE(pair.has_value());
+  Connection* conn = &pair->reader;
 
   std::vector<std::byte> landing(64 * 1024);
   auto local = MemoryRegion::Open(*pd_, landing.data(), landing.size(), Access::kLocalWrite);
