@@ -26,6 +26,8 @@ void HotFirstPinning::Rebalance(std::span<const std::pair<uint32_t, const Export
     Heat h;
     if (auto it = heat_.find(vid); it != heat_.end() && it->second.generation == e->generation())
       h = it->second;
+    else
+      h.kept_until = now + options_.warmup;
     h.generation = e->generation();
     const uint64_t reads = e->reads();
     h.heat = h.heat / 2 + static_cast<double>(reads - std::min(reads, h.last_reads));

@@ -7,7 +7,10 @@
 // halved per scan) and, when the hottest volume left (partly) unregistered is more than
 // `hysteresis` times hotter than the coldest registered ones, drops those and registers it in
 // their place. At most one such swap per scan, and a volume registered by a swap is kept for
-// `min_dwell`, so two volumes of similar load do not take turns.
+// `min_dwell`, so two volumes of similar load do not take turns. A volume (generation) the scan
+// sees for the first time is not a victim for `warmup` either: its heat starts at zero, and
+// without it the first volume read after a start takes the room of all those not read yet
+// (a sequential pass over every volume would then read each one checked).
 //
 // The heat is what the agent sees: lookups (a client asks again once its lookup cache entry
 // expires, 1 s by default) and every checked read. A registered volume's one-sided reads never
@@ -30,6 +33,7 @@ namespace swrdma::agent {
 
 struct HotFirstOptions {
   std::chrono::milliseconds min_dwell = std::chrono::seconds(60);
+  std::chrono::milliseconds warmup = std::chrono::seconds(60);  // heat measured before a drop
   double hysteresis = 2.0;  // a victim must be this many times colder than the volume it yields to
   double min_heat = 8.0;    // colder volumes never trigger a swap
 };
@@ -56,7 +60,7 @@ class HotFirstPinning {
     uint64_t generation = 0;
     uint64_t last_reads = 0;
     double heat = 0;
-    Clock::time_point kept_until{};  // registered by a swap: not a victim before then
+    Clock::time_point kept_until{};  // first seen or registered by a swap: not a victim before
   };
 
   rdma::PinBudget* budget_;
