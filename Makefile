@@ -62,8 +62,10 @@ compare: build
 deb: build
 	cd $(BUILD) && cpack -G DEB
 
+# clang-format-19 is what scripts/install-deps.sh installs; a plain clang-format when present.
+CLANG_FORMAT ?= $(shell command -v clang-format || command -v clang-format-19 || echo clang-format-19)
 format:
-	git ls-files '*.h' '*.cc' | xargs clang-format -i
+	git ls-files '*.h' '*.cc' | xargs $(CLANG_FORMAT) -i
 
 clean:
 	rm -rf $(BUILD) build-asan demo-data

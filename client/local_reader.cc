@@ -26,7 +26,7 @@ constexpr uint64_t kReserve = uint64_t{1} << 30;
 Result<std::shared_ptr<const LocalMapping>> LocalMapping::Map(rdma::UniqueFd fd, uint32_t vid,
                                                               uint64_t generation, uint8_t version,
                                                               uint64_t reserve) {
-  struct stat st {};
+  struct stat st{};
   if (::fstat(fd.get(), &st) != 0) {
     return Error(Code::kIOError, fmt::format("volume {}: fstat of the agent's descriptor: {}", vid,
                                              std::strerror(errno)));

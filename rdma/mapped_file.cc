@@ -53,7 +53,7 @@ Result<MappedFile> MappedFile::Open(const std::filesystem::path& path, const Map
   const bool writable = options.mode == MapMode::kReadWrite;
   Fd file{::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC)};
   if (file.fd < 0) return Error(ErrnoStatus(errno, path, "open"));
-  struct stat st {};
+  struct stat st{};
   if (::fstat(file.fd, &st) != 0) return Error(ErrnoStatus(errno, path, "fstat"));
   if (!S_ISREG(st.st_mode)) {
     return Error(Code::kInvalidArgument,

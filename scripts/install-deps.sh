@@ -10,6 +10,7 @@ PKGS=(
   libssl-dev libtomlplusplus-dev  # JWT (HMAC-SHA256), security.toml / config files
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-19 libclang-rt-19-dev  # make fuzz / scripts/fuzz.sh (libFuzzer, ASan, UBSan)
+  clang-format-19  # make format (.clang-format)
   iproute2 procps
   curl jq  # tests/e2e
   strace  # tests/e2e/agent_unprivileged_test.sh: the agent's system calls vs the unit's filter

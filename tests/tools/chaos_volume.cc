@@ -92,15 +92,15 @@ Status ChaosVolume::LoadExisting() {
   live_.clear();
   uint64_t max_id = 0;
   SWRDMA_ASSIGN_OR_RETURN(const OffsetWidth width, VolumeOffsetWidth(files, OffsetWidth::k4));
-  SWRDMA_ASSIGN_OR_RETURN(
-      auto stats, ScanIdxFile(files.idx, width, 0, [&](const IdxEntry& e) {
-        max_id = std::max(max_id, e.needle_id);
-        if (e.is_deletion()) {
-          live_.erase(e.needle_id);
-        } else {
-          live_[e.needle_id] = Live{0, e.offset, e.size};  // cookie read when needed
-        }
-      }));
+  SWRDMA_ASSIGN_OR_RETURN(auto stats, ScanIdxFile(files.idx, width, 0, [&](const IdxEntry& e) {
+                            max_id = std::max(max_id, e.needle_id);
+                            if (e.is_deletion()) {
+                              live_.erase(e.needle_id);
+                            } else {
+                              live_[e.needle_id] =
+                                  Live{0, e.offset, e.size};  // cookie read when needed
+                            }
+                          }));
   (void)stats;
   next_id_ = std::max(next_id_, max_id + 1);
   // A volume whose last record was cut cannot be appended to (VolumeWriter::Open refuses an
