@@ -347,6 +347,13 @@ TEST_P(EcReadTest, DamagedEcFilesAreRefusedNeverServed) {
   }
   // Shard 1 cut short: needles in the .dat's second MiB lie past its end.
   fs::resize_file(tmp / "vols/11.ec01", 4096);
+  // weed writes the .vif last, and the agent opens a new EC volume once its .vif is at least as
+  // new as every shard and the .ecx (agent/volume_set.cc); these edits came after the .vif. Within
+  // one timestamp tick they look as old as it, one tick later the volume waits for a second scan
+  // (this test failed so under load).
+  fs::last_write_time(tmp / "vols/11.vif", std::max(fs::last_write_time(tmp / "vols/11.ecx"),
+                                                    fs::last_write_time(tmp / "vols/11.ec01")) +
+                                               std::chrono::seconds(1));
   // Volume 12: a .vif that is not JSON.
   EncodeGenerated(tmp / "src", tmp / "vols", 12, 5, 100, 200, 25, expected, 0);
   {
