@@ -227,6 +227,13 @@ class PinBudgetTest : public RemoteExportTest {
     volumes_ = std::make_unique<VolumeSet>(*index_, *context_, vo);
     volumes_->Scan();
   }
+  // `rounds` reads of every fid of `fids`, as the agent sees them (each adds to the heat).
+  void ReadRounds(const std::vector<std::string>& fids, int rounds) {
+    for (int round = 0; round < rounds; ++round) {
+      for (const auto& fid : fids)
+        ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk) << fid;
+    }
+  }
   // Every fid of `fids` answered ok, and how many of them "checked".
   size_t CheckedAnswers(const std::vector<std::string>& fids) {
     LookupRequest req;
@@ -332,10 +339,7 @@ TEST_F(PinBudgetTest, TheHotterVolumeIsRegisteredInPlaceOfAColdOne) {
   volumes_->Scan();  // no reads yet: nothing moves
   EXPECT_EQ(e7->remote_covered(), size7);
   EXPECT_EQ(volumes_->hot_first().swaps(), 0u);
-  for (int round = 0; round < 3; ++round) {
-    for (const auto& fid : fids8)
-      ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
-  }
+  ReadRounds(fids8, 3);
   volumes_->Scan();
   EXPECT_EQ(volumes_->hot_first().swaps(), 1u);
   EXPECT_EQ(e8->remote_covered(), size8) << "the hot volume is registered";
@@ -347,10 +351,7 @@ TEST_F(PinBudgetTest, TheHotterVolumeIsRegisteredInPlaceOfAColdOne) {
   EXPECT_EQ(CheckedAnswers(fids8), 0u) << "volume 8 one-sided";
 
   // The load turns to volume 7: within the dwell time nothing moves back.
-  for (int round = 0; round < 5; ++round) {
-    for (const auto& fid : fids_)
-      ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
-  }
+  ReadRounds(fids_, 5);
   volumes_->Scan();
   EXPECT_EQ(volumes_->hot_first().swaps(), 1u);
   EXPECT_EQ(e8->remote_covered(), size8);
@@ -370,8 +371,7 @@ TEST_F(PinBudgetTest, NothingIsDroppedDuringTheWarmup) {
   auto e7 = volumes_->snapshot()->volumes.at(7).exported;
   auto e8 = volumes_->snapshot()->volumes.at(8).exported;
   for (int round = 0; round < 10; ++round) {
-    for (const auto& fid : fids8)
-      ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
+    ReadRounds(fids8, 1);
     volumes_->Scan();
   }
   EXPECT_EQ(volumes_->hot_first().swaps(), 0u);
@@ -392,28 +392,18 @@ TEST_F(PinBudgetTest, SimilarLoadsDoNotSwap) {
   auto e7 = volumes_->snapshot()->volumes.at(7).exported;
   auto e8 = volumes_->snapshot()->volumes.at(8).exported;
   // 20 reads of 7, 30 of 8: 8 is hotter but not twice as hot.
-  for (const auto& fid : fids_)
-    ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
-  for (int round = 0; round < 3; ++round) {
-    for (const auto& fid : fids8)
-      ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
-  }
+  ReadRounds(fids_, 1);
+  ReadRounds(fids8, 3);
   volumes_->Scan();
   EXPECT_EQ(volumes_->hot_first().swaps(), 0u);
   EXPECT_EQ(e7->remote_covered(), size7);
   // Volume 8 alone now: it takes the room.
-  for (int round = 0; round < 5; ++round) {
-    for (const auto& fid : fids8)
-      ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
-  }
+  ReadRounds(fids8, 5);
   volumes_->Scan();
   EXPECT_EQ(volumes_->hot_first().swaps(), 1u);
   EXPECT_EQ(e8->remote_covered(), size8);
   // And back, with no dwell, once 7 is clearly the hotter one.
-  for (int round = 0; round < 10; ++round) {
-    for (const auto& fid : fids_)
-      ASSERT_EQ(volumes_->Resolve(fid).result.status, LookupStatus::kOk);
-  }
+  ReadRounds(fids_, 10);
   volumes_->Scan();
   EXPECT_EQ(volumes_->hot_first().swaps(), 2u);
   EXPECT_EQ(e7->remote_covered(), size7);
