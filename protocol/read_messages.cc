@@ -88,7 +88,7 @@ Result<std::vector<uint8_t>> EncodeReadRequest(const ReadRequest& request) {
                                                      kMaxReadBatch, request.entries.size()));
   }
   std::vector<uint8_t> out;
-  size_t total = kReadRequestFixedBytes;
+  size_t total = kReadRequestFixedBytes + (request.push ? kReadPushBlockBytes : 0);
   for (const auto& e : request.entries)
     total += 3 + e.fid.size() + e.token.size();
   if (total > kMaxReadRequestBytes) {
@@ -100,9 +100,16 @@ Result<std::vector<uint8_t>> EncodeReadRequest(const ReadRequest& request) {
   out.reserve(total);
   Put32(out, kReadRequestMagic);
   Put16(out, kReadProtocolVersion);
-  Put16(out, 0);
+  Put16(out, request.push ? kReadRequestPush : 0);
   Put64(out, request.request_id);
   Put32(out, static_cast<uint32_t>(request.entries.size()));
+  if (request.push) {
+    out.insert(out.end(), request.push->nonce.begin(), request.push->nonce.end());
+    Put64(out, request.push->address);
+    Put32(out, request.push->rkey);
+    Put32(out, 0);
+    Put64(out, request.push->length);
+  }
   for (size_t i = 0; i < request.entries.size(); ++i) {
     const auto& e = request.entries[i];
     if (e.fid.empty() || e.fid.size() > kMaxReadFidBytes) {
@@ -139,16 +146,35 @@ Result<ReadRequest> DecodeReadRequest(std::span<const uint8_t> bytes) {
     return Error(Malformed(
         fmt::format("protocol version {}; this agent speaks {}", version, kReadProtocolVersion)));
   }
-  if (flags != 0) return Error(Malformed(fmt::format("unknown flags {:#x}", flags)));
+  if ((flags & ~uint64_t{kReadRequestPush}) != 0) {
+    return Error(Malformed(fmt::format("unknown flags {:#x}", flags)));
+  }
   if (count == 0 || count > kMaxReadBatch) {
     return Error(Malformed(fmt::format("{} fids; 1 to {} are allowed", count, kMaxReadBatch)));
+  }
+  ReadRequest out;
+  if (flags & kReadRequestPush) {
+    const uint8_t* nonce = nullptr;
+    uint64_t address = 0, rkey = 0, zero = 0, length = 0;
+    if (!r.Take(kPushNonceBytes, &nonce) || !r.Int(8, &address) || !r.Int(4, &rkey) ||
+        !r.Int(4, &zero) || !r.Int(8, &length)) {
+      return Error(Malformed("the push landing block is cut off"));
+    }
+    if (zero != 0 || length == 0 || address + length < address) {
+      return Error(Malformed("the push landing block names no valid range"));
+    }
+    PushLanding p;
+    std::memcpy(p.nonce.data(), nonce, kPushNonceBytes);
+    p.address = address;
+    p.rkey = static_cast<uint32_t>(rkey);
+    p.length = length;
+    out.push = p;
   }
   // Each entry takes at least 4 bytes: a count the data cannot hold is refused before any
   // allocation sized by it.
   if (count * 4 > r.left()) {
     return Error(Malformed(fmt::format("{} fids announced in {} bytes", count, r.left())));
   }
-  ReadRequest out;
   out.request_id = id;
   out.entries.resize(count);
   for (uint64_t i = 0; i < count; ++i) {
@@ -184,7 +210,7 @@ void EncodeReadReplyHeader(const ReadReplyHeader& h,
   Store(p + 24, h.generation, 8);
   Store(p + 32, h.length, 8);
   Store(p + 40, h.needle_size, 4);
-  Store(p + 44, 0, 4);
+  Store(p + 44, h.landed ? kReplyLanded : 0, 4);
 }
 
 Result<ReadReplyHeader> DecodeReadReplyHeader(std::span<const uint8_t> bytes) {
@@ -210,6 +236,14 @@ Result<ReadReplyHeader> DecodeReadReplyHeader(std::span<const uint8_t> bytes) {
   h.generation = Load(p + 24, 8);
   h.length = Load(p + 32, 8);
   h.needle_size = static_cast<uint32_t>(Load(p + 40, 4));
+  const uint64_t flags = Load(p + 44, 4);
+  if ((flags & ~uint64_t{kReplyLanded}) != 0 ||
+      ((flags & kReplyLanded) && h.status != ReadStatus::kOk)) {
+    return Error(Code::kInvalidArgument,
+                 fmt::format("malformed read reply: flags {:#x} with status {}", flags,
+                             ReadStatusName(h.status)));
+  }
+  h.landed = (flags & kReplyLanded) != 0;
   return h;
 }
 

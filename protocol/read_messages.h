@@ -8,19 +8,31 @@
 // The client verifies the record exactly as after a one-sided read (id, cookie, size, CRC).
 //
 // Request (all in the AM data; integers little-endian):
-//   u32 magic "SWRQ" | u16 version | u16 flags (0) | u64 request_id | u32 count
+//   u32 magic "SWRQ" | u16 version | u16 flags | u64 request_id | u32 count
+//   [flags & kReadRequestPush: u8 nonce[16] | u64 landing address | u32 rkey | u32 0 |
+//    u64 landing length]
 //   count x { u8 fid_len (1..kMaxReadFidBytes) | fid bytes | u16 token_len | token bytes }
 // Reply (AM header, kReadReplyHeaderBytes; the data is the record or the reason text):
 //   u32 magic "SWRP" | u16 version | u8 status | u8 needle_version | u64 request_id
 //   u32 index | u32 volume_id | u64 generation | u64 length (of the data)
-//   u32 needle_size (the index's size of the needle, for the reader's header check) | u32 0
+//   u32 needle_size (the index's size of the needle, for the reader's header check) | u32 flags
+//
+// Push (over verbs, agent/verbs_exporter.h): a request may offer a landing buffer the client
+// registered for remote writes, on the verbs connection its nonce names. The agent may then RDMA
+// WRITE a kOk record there instead of sending it: the reply says so (flags & kReplyLanded) and
+// carries no data; header.length is the record's length. Landed records of one request lie in
+// request order, each at the first 8-byte aligned offset after the previous landed one (the
+// first at 0), all inside the landing. The agent answers only after those writes completed. The
+// offer binds the agent to nothing: any record may come inline as without it.
 //
 // Decoding never trusts a length: every field is bounds-checked against what arrived, and a
 // malformed request is answered with nothing (there is no request id to answer to) and counted.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,6 +57,10 @@ inline constexpr size_t kReadReplyHeaderBytes = 48;
 // batch of 4096 fids with 900-byte tokens fits).
 inline constexpr size_t kMaxReadRequestBytes = size_t{4} << 20;
 inline constexpr size_t kReadRequestFixedBytes = 20;
+inline constexpr uint16_t kReadRequestPush = 1;  // request flags: a landing block follows
+inline constexpr size_t kReadPushBlockBytes = 40;
+inline constexpr uint32_t kReplyLanded = 1;  // reply flags: the record was written to the landing
+inline constexpr size_t kPushNonceBytes = 16;
 
 enum class ReadStatus : uint8_t {
   kOk = 0,
@@ -63,9 +79,23 @@ struct ReadRequestEntry {
   std::string token;  // SeaweedFS read token, empty when none
 };
 
+// A client's landing buffer for push (see above): where the agent may RDMA WRITE records.
+struct PushLanding {
+  std::array<uint8_t, kPushNonceBytes> nonce{};  // the verbs connection's (its accept's data)
+  uint64_t address = 0;                          // remote virtual address of the first byte
+  uint32_t rkey = 0;
+  uint64_t length = 0;
+};
+
+// Where the landed record after one that ended at `end` starts.
+inline constexpr uint64_t NextLandingOffset(uint64_t end) {
+  return (end + 7) & ~uint64_t{7};
+}
+
 struct ReadRequest {
   uint64_t request_id = 0;
   std::vector<ReadRequestEntry> entries;
+  std::optional<PushLanding> push;
 };
 
 // Bytes of the request; kInvalidArgument naming the entry when a fid or token is too long or
@@ -83,6 +113,7 @@ struct ReadReplyHeader {
   uint64_t generation = 0;   // the export the record was sent from
   uint64_t length = 0;       // bytes of data that follow (the record, or the reason)
   uint32_t needle_size = 0;  // kOk: the needle's size as the index has it
+  bool landed = false;       // kOk: written to the request's landing, no data follows
 };
 
 void EncodeReadReplyHeader(const ReadReplyHeader& header,

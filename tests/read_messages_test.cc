@@ -1,5 +1,7 @@
 // The checked read wire format (protocol/read_messages.h): round trips, and every malformed
 // request refused with a reason instead of read past its end.
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "protocol/read_messages.h"
@@ -45,8 +47,14 @@ TEST(ReadMessagesTest, EveryTruncationAndCorruptionIsRefused) {
   extra.push_back(0);
   EXPECT_FALSE(DecodeReadRequest(extra).has_value());
   auto flags = bytes;
-  flags[6] = 1;
-  EXPECT_FALSE(DecodeReadRequest(flags).has_value());
+  flags[6] = 2;  // no such flag
+  auto f = DecodeReadRequest(flags);
+  ASSERT_FALSE(f.has_value());
+  EXPECT_NE(f.error().message().find("unknown flags 0x2"), std::string::npos);
+  // The push flag without a whole landing block after the fixed header.
+  auto push = bytes;
+  push[6] = 1;
+  EXPECT_FALSE(DecodeReadRequest(push).has_value());
   auto version = bytes;
   version[4] = 9;
   auto v = DecodeReadRequest(version);
@@ -59,6 +67,71 @@ TEST(ReadMessagesTest, EveryTruncationAndCorruptionIsRefused) {
   auto c = DecodeReadRequest(count);
   ASSERT_FALSE(c.has_value());
   EXPECT_NE(c.error().message().find("4095"), std::string::npos) << c.error().message();
+}
+
+TEST(ReadMessagesTest, PushLandingRoundTripsAndBadOnesAreRefused) {
+  ReadRequest r{.request_id = 5, .entries = {{"3,01637037d6", "tok"}}};
+  PushLanding landing;
+  for (size_t i = 0; i < landing.nonce.size(); ++i)
+    landing.nonce[i] = static_cast<uint8_t>(0xa0 + i);
+  landing.address = 0x7f0012345000;
+  landing.rkey = 0xdeadbeef;
+  landing.length = uint64_t{4} << 20;
+  r.push = landing;
+  auto bytes = EncodeReadRequest(r);
+  ASSERT_TRUE(bytes.has_value()) << bytes.error().ToString();
+  EXPECT_EQ(bytes->size(), kReadRequestFixedBytes + kReadPushBlockBytes + 3 + 12 + 3);
+  auto back = DecodeReadRequest(*bytes);
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  ASSERT_TRUE(back->push.has_value());
+  EXPECT_EQ(back->push->nonce, landing.nonce);
+  EXPECT_EQ(back->push->address, landing.address);
+  EXPECT_EQ(back->push->rkey, landing.rkey);
+  EXPECT_EQ(back->push->length, landing.length);
+  EXPECT_EQ(back->entries.at(0).fid, "3,01637037d6");
+  for (size_t n = 0; n < bytes->size(); ++n) {
+    EXPECT_FALSE(DecodeReadRequest({bytes->data(), n}).has_value()) << "cut at " << n;
+  }
+  // A landing of no bytes, one that wraps around the address space, a non-zero reserved word.
+  const size_t block = kReadRequestFixedBytes;
+  auto empty = *bytes;
+  std::fill(empty.begin() + block + 32, empty.begin() + block + 40, 0);
+  EXPECT_FALSE(DecodeReadRequest(empty).has_value());
+  auto wraps = *bytes;
+  std::fill(wraps.begin() + block + 16, wraps.begin() + block + 24, 0xff);
+  EXPECT_FALSE(DecodeReadRequest(wraps).has_value());
+  auto reserved = *bytes;
+  reserved[block + 28] = 1;
+  EXPECT_FALSE(DecodeReadRequest(reserved).has_value());
+  // Without a landing the request has none.
+  r.push.reset();
+  auto plain = DecodeReadRequest(*EncodeReadRequest(r));
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_FALSE(plain->push.has_value());
+}
+
+TEST(ReadMessagesTest, LandedFlagOnlyWithOkAndNoOtherFlags) {
+  std::array<uint8_t, kReadReplyHeaderBytes> buf{};
+  ReadReplyHeader h{
+      .status = ReadStatus::kOk, .request_id = 1, .length = 4136, .needle_size = 4096};
+  h.landed = true;
+  EncodeReadReplyHeader(h, buf);
+  auto back = DecodeReadReplyHeader(buf);
+  ASSERT_TRUE(back.has_value()) << back.error().ToString();
+  EXPECT_TRUE(back->landed);
+  EXPECT_EQ(back->length, 4136u);
+  auto refusal = buf;
+  refusal[6] = static_cast<uint8_t>(ReadStatus::kDenied);  // "landed" refusals make no sense
+  EXPECT_FALSE(DecodeReadReplyHeader(refusal).has_value());
+  auto unknown = buf;
+  unknown[44] = 2;
+  EXPECT_FALSE(DecodeReadReplyHeader(unknown).has_value());
+  h.landed = false;
+  EncodeReadReplyHeader(h, buf);
+  EXPECT_FALSE(DecodeReadReplyHeader(buf)->landed);
+  EXPECT_EQ(NextLandingOffset(0), 0u);
+  EXPECT_EQ(NextLandingOffset(4133), 4136u);
+  EXPECT_EQ(NextLandingOffset(4136), 4136u);
 }
 
 TEST(ReadMessagesTest, ReplyHeaderRoundTripsAndRejectsUnknownStatus) {
