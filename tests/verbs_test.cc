@@ -144,8 +144,9 @@ class VerbsLoopback : public ::testing::Test {
     Connection exporter;  // after its CQ: destroyed first
     Connection reader;
   };
-  std::optional<Loopback> Connect(std::span<const uint8_t> hello = {},
-                                  uint32_t reader_send_wr = 0) {
+  std::optional<Loopback> Connect(std::span<const uint8_t> hello = {}, uint32_t reader_send_wr = 0,
+                                  int reader_remote_access = 0,
+                                  int exporter_remote_access = IBV_ACCESS_REMOTE_READ) {
     auto listener = Listener::Open(address_, 0);
     EXPECT_TRUE(listener.has_value()) << listener.error().ToString();
     auto exporter_cq = CompletionQueue::Open(*device_, 16);
@@ -154,10 +155,11 @@ class VerbsLoopback : public ::testing::Test {
     std::optional<Result<Connection>> accepted;
     ConnectionOptions exporter;
     exporter.initiator_depth = 0;
+    exporter.remote_access = exporter_remote_access;
     std::thread agent(
         [&] { accepted.emplace(listener->Accept(*pd_, *exporter_cq, hello, exporter)); });
     ConnectionOptions reader;
-    reader.remote_access = 0;
+    reader.remote_access = reader_remote_access;
     reader.responder_resources = 0;
     if (reader_send_wr != 0) reader.max_send_wr = reader_send_wr;
     auto conn = Connection::Connect(*pd_, *cq_, address_, listener->port(), {}, reader);
@@ -307,6 +309,90 @@ TEST_F(VerbsLoopback, RegistrarsAndReadBatch) {
     EXPECT_EQ(batch.status(after).code(), Code::kCancelled) << "no post on a broken QP";
     EXPECT_EQ(batch.Reset().code(), Code::kCancelled);
   }
+}
+
+// Push (agent/verbs_exporter.h): the exporter RDMA WRITEs from its REMOTE_READ-only export into
+// the reader's landing buffer, the one pool registered REMOTE_WRITE. The same WRITE into the
+// reader's READ pool is refused, and through a push connection (no remote access on the
+// exporter's QP) the reader cannot READ the export.
+TEST_F(VerbsLoopback, PushLandsOnlyInTheLandingPool) {
+  std::vector<char> content(64 * 1024);
+  for (size_t i = 0; i < content.size(); ++i)
+    content[i] = static_cast<char>(i * 11 + 5);
+  auto path = dir_ / "push.dat";
+  std::ofstream(path, std::ios::binary).write(content.data(), content.size());
+  auto mapping = ChooseExportMapping(*pd_, dir_);
+  ASSERT_TRUE(mapping.has_value()) << mapping.error().ToString();
+  auto file = MappedFile::Open(
+      path, {.mode = *mapping == ExportMapping::kReadOnlyShared ? MapMode::kReadOnly
+                                                                : MapMode::kReadWrite});
+  ASSERT_TRUE(file.has_value()) << file.error().ToString();
+  Registrar exporter_side(*pd_, RegistrarRole::kExporter);
+  auto* base = const_cast<std::byte*>(file->data());
+  auto exported = exporter_side.Register(base, content.size(), RegionAccess::kRemoteRead);
+  ASSERT_TRUE(exported.has_value()) << exported.error().ToString();
+  const uint32_t export_lkey = LocalKeyOf(**exported);
+  const uint32_t export_rkey = static_cast<const ibv_mr*>((*exported)->native())->rkey;
+
+  auto pair = Connect({}, 8, IBV_ACCESS_REMOTE_WRITE, /*exporter_remote_access=*/0);
+  ASSERT_TRUE(pair.has_value());
+
+  Registrar landing_side(*pd_, RegistrarRole::kLanding);
+  EXPECT_EQ(landing_side.Register(base, 4096, RegionAccess::kRemoteRead).error().code(),
+            Code::kInvalidArgument)
+      << "a landing registrar registers for remote writes only";
+  BufferPoolOptions lo;
+  lo.access = RegionAccess::kRemoteReadWrite;
+  auto landing_pool = BufferPool::Create(landing_side, lo);
+  ASSERT_TRUE(landing_pool.has_value()) << landing_pool.error().ToString();
+  auto landing = landing_pool->Acquire(16384);
+  ASSERT_TRUE(landing.has_value());
+  std::memset(landing->data(), 0x5a, landing->size());
+  auto described = landing->Describe();
+  ASSERT_TRUE(described.has_value());
+  const uint32_t landing_rkey = *UnpackRkey(*described);
+
+  const std::span<const std::byte> record(base + 1000, 5000);
+  ASSERT_TRUE(
+      pair->exporter.PostWrite(record, export_lkey, landing->address() + 8, landing_rkey, 1).ok());
+  auto wc = pair->exporter_cq.WaitOne(std::chrono::seconds(10));
+  ASSERT_TRUE(wc.has_value()) << wc.error().ToString();
+  ASSERT_EQ(wc->status, IBV_WC_SUCCESS) << ibv_wc_status_str(wc->status);
+  EXPECT_EQ(std::memcmp(landing->data() + 8, content.data() + 1000, 5000), 0);
+  EXPECT_EQ(static_cast<unsigned char>(landing->data()[7]), 0x5a) << "wrote before its offset";
+  EXPECT_EQ(static_cast<unsigned char>(landing->data()[5008]), 0x5a) << "wrote past its end";
+
+  // The reader's READ pool is LOCAL_WRITE only: a WRITE there fails, and nothing lands.
+  Registrar reader_side(*pd_, RegistrarRole::kReader);
+  auto pool = BufferPool::Create(reader_side, {});
+  ASSERT_TRUE(pool.has_value());
+  auto plain = pool->Acquire(8192);
+  ASSERT_TRUE(plain.has_value());
+  std::memset(plain->data(), 0x33, plain->size());
+  const uint32_t plain_rkey = static_cast<const ibv_mr*>(plain->registration()->native())->rkey;
+  ASSERT_TRUE(pair->exporter.PostWrite(record, export_lkey, plain->address(), plain_rkey, 2).ok());
+  wc = pair->exporter_cq.WaitOne(std::chrono::seconds(10));
+  ASSERT_TRUE(wc.has_value()) << wc.error().ToString();
+  EXPECT_EQ(WcCode(wc->status), Code::kRdmaRemoteAccess) << ibv_wc_status_str(wc->status);
+  for (size_t i = 0; i < plain->size(); ++i)
+    ASSERT_EQ(static_cast<unsigned char>(plain->data()[i]), 0x33) << "byte " << i;
+
+  // And a push connection's exporter side serves no READ, whatever key the reader has.
+  auto again = Connect({}, 8, IBV_ACCESS_REMOTE_WRITE, /*exporter_remote_access=*/0);
+  ASSERT_TRUE(again.has_value());
+  auto access = again->exporter.QueryRemoteAccess();
+  ASSERT_TRUE(access.has_value());
+  EXPECT_EQ(*access, 0) << "a push connection's exporter QP must allow nothing";
+  auto into = pool->Acquire(4096);
+  ASSERT_TRUE(into.has_value());
+  const auto* into_mr = static_cast<const ibv_mr*>(into->registration()->native());
+  ASSERT_TRUE(again->reader
+                  .PostRead({into->data(), 4096}, into_mr->lkey, reinterpret_cast<uintptr_t>(base),
+                            export_rkey, 3)
+                  .ok());
+  wc = cq_->WaitOne(std::chrono::seconds(10));
+  ASSERT_TRUE(wc.has_value()) << wc.error().ToString();
+  EXPECT_EQ(WcCode(wc->status), Code::kRdmaRemoteAccess) << ibv_wc_status_str(wc->status);
 }
 
 // VmPin of this process in KiB (/proc/self/status): what registrations pin.

@@ -22,8 +22,16 @@ class VerbsRegistration final : public Registration {
 Result<std::unique_ptr<Registration>> Registrar::Register(void* address, size_t length,
                                                           RegionAccess access) const {
   // A reader's buffers: only its own NIC writes them (the landing of its READs), whatever the
-  // pool asks for; push over verbs, the one case for REMOTE_WRITE, is not built yet.
+  // pool asks for. Landing buffers (push) are the one case for REMOTE_WRITE.
   Access flags = Access::kLocalWrite;
+  if (role_ == RegistrarRole::kLanding) {
+    if (access != RegionAccess::kRemoteReadWrite) {
+      return Error(Code::kInvalidArgument,
+                   "a landing pool is registered for remote writes (RegionAccess::"
+                   "kRemoteReadWrite); plain buffers belong to a reader's registrar");
+    }
+    flags = Access::kRemoteWrite;
+  }
   if (role_ == RegistrarRole::kExporter) {
     if (access != RegionAccess::kRemoteRead) {
       return Error(Code::kPermissionDenied,

@@ -14,8 +14,10 @@ namespace swrdma::rdma::verbs {
 // Which side registers: the access a RegionAccess maps to differs. An exporter gives peers read
 // access and nothing else (kRemoteRead -> REMOTE_READ only; kRemoteReadWrite is refused: no
 // export is ever remotely writable). A reader's buffers are written by its own NIC only
-// (LOCAL_WRITE) whatever is asked for.
-enum class RegistrarRole { kExporter, kReader };
+// (LOCAL_WRITE) whatever is asked for. A landing pool (push: the agent RDMA WRITEs records into
+// it) is LOCAL_WRITE | REMOTE_WRITE and nothing else: never readable by a peer; its role is
+// separate so that no other buffer of the reader is ever remotely writable.
+enum class RegistrarRole { kExporter, kReader, kLanding };
 
 class Registrar final : public rdma::Registrar {
  public:

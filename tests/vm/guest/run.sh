@@ -51,7 +51,8 @@ SWRDMA_VERBS_TEST_DEVICE=rxe0 SWRDMA_VERBS_TEST_ADDR=$IP timeout 120 "$VERBS_TES
 verbs_rc=$?
 # The device tests skip without a device; here they must have run.
 loopback=0
-grep -q '^\[       OK \] VerbsLoopback.ExportReadAndRefusals' "$OUT/verbs_test.log" && loopback=1
+grep -q '^\[       OK \] VerbsLoopback.ExportReadAndRefusals' "$OUT/verbs_test.log" &&
+  grep -q '^\[       OK \] VerbsLoopback.PushLandsOnlyInTheLandingPool' "$OUT/verbs_test.log" && loopback=1
 # On the ODP kernel the on-demand test must have run and passed, not skipped.
 if [ $ODP = 1 ] && ! grep -q '^\[       OK \] VerbsLoopback.OnDemandExportPinsNothingAndFollowsTheFile' "$OUT/verbs_test.log"; then
   T "error: the ODP kernel's verbs_test did not pass OnDemandExportPinsNothingAndFollowsTheFile (skipped or failed): $(grep -m1 -iE 'odp|on-demand' "$OUT/verbs_test.log")"
