@@ -179,9 +179,11 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
                "that key refuses reads without one: only for trusted networks)");
   app.add_option("--exposure", c.exposure,
                  "checked (default): the agent checks and sends every read | region: one-sided "
-                 "reads under volume keys | push: the agent writes records into client buffers. "
-                 "region and push need an RDMA device that enforces keys (verbs); on tcp and "
-                 "shared memory every read is checked whatever is asked (docs/security.md)")
+                 "reads under volume keys | push: the agent checks each fid and RDMA WRITEs the "
+                 "record into the client's landing buffer. region and push need an RDMA device "
+                 "(verbs; with one, verbs clients read under region unless push is asked); on "
+                 "tcp and shared memory every read is checked whatever is asked "
+                 "(docs/security.md)")
       ->check(CLI::IsMember({"checked", "region", "push"}));
   app.add_flag("--region-with-tokens", c.region_with_tokens,
                "Allow --exposure region with read tokens on: where region is in force, a client "

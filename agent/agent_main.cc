@@ -276,8 +276,8 @@ int Run(const AgentConfig& config) {
                fmt::join(transports, ","));
   if (asked != "checked") {
     spdlog::warn(
-        "--exposure {} needs an RDMA device whose NIC enforces read-only keys; UCX transports "
-        "({}) cannot enforce them, so every read here is a checked read (docs/security.md)",
+        "--exposure {} needs an RDMA device whose NIC enforces keys (verbs); UCX transports "
+        "({}) cannot enforce them, so every read over them is a checked read (docs/security.md)",
         asked, fmt::join(transports, ","));
   }
   if (std::find(transports.begin(), transports.end(), "tcp") != transports.end()) {
@@ -369,8 +369,10 @@ int Run(const AgentConfig& config) {
   so.max_lookup_batch = config.max_lookup_batch;
   so.exposure = "checked";
   if (verbs) {
-    so.exposure = "region";  // keys a NIC enforces; the UCX and tcp paths stay checked
-    exposures["verbs"] = "region";
+    // region: keys a NIC enforces; push: the agent checks every fid and writes the records.
+    // The UCX and tcp paths stay checked either way.
+    so.exposure = verbs->push() ? "push" : "region";
+    exposures["verbs"] = so.exposure;
     so.transports.push_back("verbs");
     so.verbs_grant = [&verbs](std::span<const uint8_t> nonce,
                               std::optional<int64_t> token_exp) -> Result<std::optional<int64_t>> {
@@ -425,6 +427,12 @@ int Run(const AgentConfig& config) {
         [&verbs, &pin_budget, &volumes] { return VerbsTotalsOf(*verbs, *pin_budget, volumes); });
   }
   std::unique_ptr<TcpReadServer> tcp_reads;
+  if (read_fd < 0 && verbs && verbs->push()) {
+    spdlog::warn(
+        "verbs push: clients offer their landing buffers with read requests on the TCP read "
+        "port, which is off (--read-port off): verbs clients will read nothing; give the agent "
+        "a --read-port");
+  }
   if (read_fd >= 0) {
     TcpReadServerOptions to;
     to.listen = **read_listen;
@@ -432,6 +440,8 @@ int Run(const AgentConfig& config) {
     to.threads = config.http_threads;
     to.max_connections = config.max_connections;
     to.registry = service.metrics().registry();
+    // Push over verbs: requests on this port may offer a landing buffer on a verbs connection.
+    if (verbs && verbs->push()) to.pusher = verbs.get();
     auto started = TcpReadServer::Start(to, volumes, auth->get());
     if (!started) {
       spdlog::error("checked reads over tcp: {}", started.error().ToString());

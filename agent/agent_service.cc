@@ -144,10 +144,12 @@ HttpResponse AgentService::Handle(const HttpRequest& req) const {
     if (path == "/v1/push") {
       // Push (the agent writing records into client memory) needs a NIC that enforces the
       // client's keys; over tcp and shared memory UCX would emulate the writes with handlers that
-      // serve any address (docs/security.md). Checked reads replace it there.
+      // serve any address (docs/security.md). Over verbs a client offers its landing buffer with
+      // each checked read on the TCP read port (protocol/read_messages.h), not here.
       return ApiError(501,
-                      "push reads need an RDMA device (verbs); this agent serves checked reads "
-                      "(/v1/info checked_reads): upgrade the client",
+                      "push reads go over verbs, with checked read requests on the TCP read port "
+                      "(--exposure push; /v1/info verbs.mode); this endpoint is gone: upgrade "
+                      "the client",
                       f);
     }
     if (!get) return ApiError(405, "use GET", f);

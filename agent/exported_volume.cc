@@ -132,6 +132,19 @@ uint64_t ExportedVolume::DropRemote() const {
   return covered;
 }
 
+std::shared_ptr<const rdma::Registration> ExportedVolume::RemoteRegistrationFor(
+    uint64_t offset, uint64_t length) const {
+  if (remote_ == nullptr || offset + length > remote_covered()) return nullptr;
+  std::lock_guard lock(remote_mu_);
+  for (const auto& e : remote_extents_) {
+    const RegionDescriptor& d = e.descriptor;
+    if (offset >= d.file_offset && offset + length <= d.file_offset + d.length) {
+      return e.registration;
+    }
+  }
+  return nullptr;
+}
+
 std::vector<RegionDescriptor> ExportedVolume::remote_regions() const {
   std::vector<RegionDescriptor> out;
   if (remote_ == nullptr) return out;

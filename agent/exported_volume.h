@@ -101,6 +101,10 @@ class ExportedVolume {
   // without a remote registrar or when the first registration was refused.
   std::vector<RegionDescriptor> remote_regions() const;
   bool remote() const { return remote_ != nullptr; }
+  // The remote registration holding file bytes [offset, offset + length) whole, kept alive by
+  // the pointer (push over verbs writes from it); null when none does.
+  std::shared_ptr<const rdma::Registration> RemoteRegistrationFor(uint64_t offset,
+                                                                  uint64_t length) const;
   // File bytes [0, remote_covered()) are under remote keys; a record past it is read checked.
   uint64_t remote_covered() const { return remote_covered_.load(std::memory_order_acquire); }
   // True when a record at [offset, offset + length) can be read one-sided (under a remote key).
@@ -148,7 +152,9 @@ class ExportedVolume {
   // generation's rkeys fail with a remote access error, never read tombstoned zeros.
   struct RemoteExtent {
     rdma::PinBudget::Reservation pinned;  // given back after the registration goes
-    std::unique_ptr<rdma::Registration> registration;
+    // Shared only with a push in flight (RemoteRegistrationFor), which may hold it a few
+    // milliseconds past DropRemote; the pin reservation is given back at the drop.
+    std::shared_ptr<rdma::Registration> registration;
     RegionDescriptor descriptor;
   };
   const rdma::Registrar* remote_ = nullptr;

@@ -83,12 +83,17 @@ struct TcpReadServer::Core {
                        .Name("swrdma_tcp_read_fids_total")
                        .Help("Fids of checked reads over TCP by answer: sent (the record), "
                              "refused (another status), denied (refused for the token; also "
-                             "counted as refused), send_failed")
+                             "counted as refused), send_failed, pushed (of sent, written to "
+                             "the client's landing buffer over verbs)")
                        .Register(*registry)),
         replies_ok(fid_family.Add({{"answer", "sent"}})),
         replies_refused(fid_family.Add({{"answer", "refused"}})),
         denied(fid_family.Add({{"answer", "denied"}})),
         send_failures(fid_family.Add({{"answer", "send_failed"}})),
+        pushed(fid_family.Add({{"answer", "pushed"}})),
+        push_failures(AddCounter(*registry, "swrdma_tcp_read_push_failures_total",
+                                 "Checked-read requests whose push over verbs failed (their "
+                                 "records were sent inline instead)")),
         bytes(AddCounter(*registry, "swrdma_tcp_read_bytes_total",
                          "Needle record bytes sent to checked readers over TCP")),
         io(std::make_unique<net::io_context>()),
@@ -119,6 +124,8 @@ struct TcpReadServer::Core {
   prometheus::Counter& replies_refused;
   prometheus::Counter& denied;
   prometheus::Counter& send_failures;
+  prometheus::Counter& pushed;
+  prometheus::Counter& push_failures;
   prometheus::Counter& bytes;
 
   std::unique_ptr<net::io_context> io;
@@ -251,10 +258,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     buffers_.clear();
     buffers_.reserve(2 * n);
     uint64_t sent = 0, refused = 0, denied = 0, bytes = 0;
-    for (uint32_t i = 0; i < n; ++i) {
+    for (uint32_t i = 0; i < n; ++i)
       records_.push_back(CheckRead(core_.volumes, core_.auth, request.entries[i]));
-      const CheckedRecord& c = records_.back();
-      EncodeReadReplyHeader(c.Header(request.request_id, i), headers_[i]);
+    const std::vector<char> landed = PushRecords(request);
+    for (uint32_t i = 0; i < n; ++i) {
+      const CheckedRecord& c = records_[i];
+      ReadReplyHeader header = c.Header(request.request_id, i);
+      header.landed = landed[i] != 0;
+      EncodeReadReplyHeader(header, headers_[i]);
       if (c.status == ReadStatus::kOk) {
         ++sent;
         bytes += c.record.size();
@@ -266,7 +277,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       // Straight from the mapping (or the refusal's reason): the records keep their exports,
       // and so the bytes, alive until the write is done.
       const std::span<const uint8_t> data = c.data();
-      if (!data.empty()) buffers_.push_back(net::buffer(data.data(), data.size()));
+      if (!data.empty() && !header.landed) {
+        buffers_.push_back(net::buffer(data.data(), data.size()));
+      }
     }
     replied_ = sent;
     core_.replies_refused.Increment(static_cast<double>(refused));
@@ -283,6 +296,40 @@ class Connection : public std::enable_shared_from_this<Connection> {
           return ec ? 0 : net::transfer_all()(ec, 0);
         },
         [self](error_code ec, size_t) { self->OnWritten(ec); });
+  }
+
+  // Push: writes the kOk records that are registered with the pusher's device into the
+  // request's landing buffer, in request order at the offsets NextLandingOffset gives, as many
+  // as fit. Which entries landed; none when the request offered no landing, there is no
+  // pusher, or the push failed (then everything goes inline: the offer binds us to nothing).
+  std::vector<char> PushRecords(const ReadRequest& request) {
+    std::vector<char> landed(records_.size(), 0);
+    if (!request.push || core_.options.pusher == nullptr) return landed;
+    std::vector<PushWrite> writes;
+    uint64_t end = 0;
+    for (size_t i = 0; i < records_.size(); ++i) {
+      const CheckedRecord& c = records_[i];
+      // EC records are assembled in agent memory (no registration): inline.
+      if (c.status != ReadStatus::kOk || c.assembled || !c.source) continue;
+      const uint64_t offset = NextLandingOffset(end);
+      if (offset + c.record.size() > request.push->length) break;  // the rest go inline
+      auto w = core_.options.pusher->Source(*c.source, c.record);
+      if (!w) continue;
+      w->offset = offset;
+      writes.push_back(std::move(*w));
+      end = offset + c.record.size();
+      landed[i] = 1;
+    }
+    if (writes.empty()) return landed;
+    if (Status s = core_.options.pusher->Push(*request.push, writes); !s.ok()) {
+      core_.push_failures.Increment();
+      spdlog::debug("checked read over tcp: push of {} records failed: {}; sending them inline",
+                    writes.size(), s.ToString());
+      std::fill(landed.begin(), landed.end(), 0);
+      return landed;
+    }
+    core_.pushed.Increment(static_cast<double>(writes.size()));
+    return landed;
   }
 
   void OnWritten(error_code ec) {
@@ -432,6 +479,8 @@ TcpReadServerStats TcpReadServer::stats() const {
   s.denied = v(c.denied);
   s.bytes = v(c.bytes);
   s.send_failures = v(c.send_failures);
+  s.pushed = v(c.pushed);
+  s.push_failures = v(c.push_failures);
   return s;
 }
 

@@ -3,6 +3,10 @@
 // (UCT tcp serves a PUT_REQ frame by writing wherever it names, UCX 1.13 src/uct/tcp), so network
 // peers never talk UCX to the agent: they talk this, and UCX stays for shared memory.
 //
+// Push: a request may offer a landing buffer on the client's verbs connection (its nonce); with
+// a pusher (the verbs exporter in push mode) every kOk record registered on that device that
+// fits is RDMA-written there, and its reply header says so and carries no data.
+//
 // Framing, on one TCP connection per client:
 //   client -> agent: u32 little-endian length | that many bytes: a read request exactly as the
 //                    active-message path encodes it (EncodeReadRequest)
@@ -28,6 +32,7 @@
 #include <string>
 
 #include "agent/read_auth.h"
+#include "agent/record_pusher.h"
 #include "agent/volume_set.h"
 #include "protocol/status.h"
 
@@ -54,6 +59,10 @@ struct TcpReadServerOptions {
   std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
   // Where the swrdma_tcp_read_* metrics go (the agent's /metrics); null: a private registry.
   std::shared_ptr<prometheus::Registry> registry;
+  // Push over verbs (agent/record_pusher.h): requests offering a landing buffer get their
+  // registered records written there. Null: every record goes inline, landing or not. The
+  // writes of one request are waited for on the connection's thread (microseconds on a NIC).
+  RecordPusher* pusher = nullptr;
 };
 
 struct TcpReadServerStats {
@@ -66,7 +75,9 @@ struct TcpReadServerStats {
   uint64_t replies_ok = 0;           // records sent
   uint64_t replies_refused = 0;      // fids answered with another status
   uint64_t denied = 0;               // of those, refused for their token
-  uint64_t bytes = 0;                // record bytes sent
+  uint64_t bytes = 0;                // record bytes sent (inline or pushed)
+  uint64_t pushed = 0;               // of replies_ok, records written to a landing buffer
+  uint64_t push_failures = 0;        // requests whose push failed (their records went inline)
   uint64_t send_failures = 0;        // replies that could not be written (peer gone, EFAULT)
 };
 

@@ -3,9 +3,14 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
+
+#include "rdma/verbs/verbs_status.h"
 
 namespace swrdma::agent {
 
@@ -123,6 +128,12 @@ nlohmann::json VerbsExporter::Info() const {
           // token: a connection may READ only once its client showed a read token
           // (POST /v1/verbs/grant), until that token expires; open: from connect to disconnect.
           {"grant", options_.require_grant ? "token" : "open"},
+          // region: clients READ under keys; push: the agent WRITEs checked records into the
+          // landing buffers clients offer over the TCP read port, clients get no key.
+          {"mode", options_.push ? "push" : "region"},
+          {"pushes", pushes()},
+          {"pushed_bytes", pushed_bytes()},
+          {"push_failures", push_failures()},
           {"grants", grants()},
           {"revocations", revocations()},
           {"accepted", accepted()}};
@@ -132,14 +143,15 @@ void VerbsExporter::Sweep() {
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mu_);
   for (auto it = clients_.begin(); it != clients_.end();) {
-    auto gone = it->connection.PeerGone();
-    if (!gone || *gone) {  // their QPs hold device resources until destroyed
+    Client& c = **it;
+    auto gone = c.connection.PeerGone();
+    if (!gone || *gone || c.broken) {  // their QPs hold device resources until destroyed
       it = clients_.erase(it);
-    } else if (now >= it->deadline) {
+    } else if (now >= c.deadline) {
       // The token it was granted under expired (or it never showed one): disconnected, its
       // READs in flight fail, and a new connection needs a new grant.
       spdlog::info("verbs: ending a client's connection: {}",
-                   it->granted ? "its read token expired" : "no read token shown in time");
+                   c.granted ? "its read token expired" : "no read token shown in time");
       ++revocations_;
       it = clients_.erase(it);
     } else {
@@ -150,10 +162,11 @@ void VerbsExporter::Sweep() {
 
 void VerbsExporter::AcceptLoop() {
   verbs::ConnectionOptions co;
-  // The responder refuses WRITE and atomics always; with require_grant READ too, until a grant.
-  co.remote_access = options_.require_grant ? 0 : IBV_ACCESS_REMOTE_READ;
-  co.max_send_wr = 1;      // the agent posts nothing
-  co.initiator_depth = 0;  // and issues no READs: it only serves them
+  // The responder refuses WRITE and atomics always; with require_grant READ too, until a grant;
+  // in push mode everything, for good.
+  co.remote_access = options_.require_grant || options_.push ? 0 : IBV_ACCESS_REMOTE_READ;
+  co.max_send_wr = options_.push ? kPushDepth : 1;  // region: the agent posts nothing
+  co.initiator_depth = 0;  // and issues no READs: it serves them, or writes
   co.timeout = std::chrono::milliseconds(2000);
   while (!stop_) {
     Sweep();
@@ -164,7 +177,18 @@ void VerbsExporter::AcceptLoop() {
       spdlog::error("verbs: no random bytes for a connection nonce (RAND_bytes); refusing");
       continue;
     }
-    auto conn = listener_.Accept(pd_, cq_, nonce, co);
+    // Push: each connection polls its own CQ (its writes' completions, nobody else's).
+    std::optional<verbs::CompletionQueue> own_cq;
+    if (options_.push) {
+      auto cq = verbs::CompletionQueue::Open(device_, static_cast<int>(kPushDepth) + 1);
+      if (!cq) {
+        spdlog::warn("verbs: no completion queue for a push connection: {}", cq.error().ToString());
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      own_cq.emplace(std::move(*cq));
+    }
+    auto conn = listener_.Accept(pd_, own_cq ? *own_cq : cq_, nonce, co);
     if (!conn) {
       // One peer's failed request (rejected, timed out, bad private data) ends only its own.
       spdlog::warn("verbs: a connection request failed: {}", conn.error().ToString());
@@ -176,11 +200,11 @@ void VerbsExporter::AcceptLoop() {
                    clients_.size());
       continue;  // destroyed here: the client's QP fails at once
     }
-    Client c{std::move(*conn), nonce};
+    auto c = std::make_shared<Client>(std::move(own_cq), std::move(*conn), nonce);
     if (options_.require_grant) {
-      c.deadline = std::chrono::steady_clock::now() + options_.ungranted_timeout;
+      c->deadline = std::chrono::steady_clock::now() + options_.ungranted_timeout;
     } else {
-      c.granted = true;
+      c->granted = true;
     }
     clients_.push_back(std::move(c));
     ++accepted_;
@@ -198,7 +222,8 @@ Result<std::optional<std::chrono::system_clock::time_point>> VerbsExporter::Gran
   }
   if (until <= now) return Error(Code::kPermissionDenied, "the read token has expired");
   std::lock_guard lock(mu_);
-  for (Client& c : clients_) {
+  for (const auto& client : clients_) {
+    Client& c = *client;
     // Constant time per candidate: the nonce is the connection's only credential here.
     if (CRYPTO_memcmp(c.nonce.data(), nonce.data(), nonce.size()) != 0) continue;
     const bool first = !c.granted;
@@ -221,6 +246,90 @@ Result<std::optional<std::chrono::system_clock::time_point>> VerbsExporter::Gran
                "no verbs connection with that nonce (it ended: connect again and grant anew)");
 }
 
+std::optional<PushWrite> VerbsExporter::Source(const ExportedVolume& source,
+                                               std::span<const uint8_t> record) const {
+  const uint64_t offset = reinterpret_cast<uint64_t>(record.data()) - source.base_address();
+  auto registration = source.RemoteRegistrationFor(offset, record.size());
+  // Only this exporter's registrations carry a local key on its device.
+  if (!registration || !source.remote() || record.size() > UINT32_MAX) return std::nullopt;
+  PushWrite w;
+  w.source = record;
+  w.local_key = verbs::LocalKeyOf(*registration);
+  w.registration = std::move(registration);
+  return w;
+}
+
+Status VerbsExporter::Push(const PushLanding& landing, std::span<const PushWrite> writes) {
+  if (!options_.push) {
+    return Status(Code::kUnsupported, "push: this agent's verbs export is not in push mode");
+  }
+  VerbsNonce nonce{};
+  std::copy(landing.nonce.begin(), landing.nonce.end(), nonce.begin());
+  std::shared_ptr<Client> client;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& c : clients_) {
+      // Constant time per candidate, as for grants: the nonce names the connection.
+      if (CRYPTO_memcmp(c->nonce.data(), nonce.data(), nonce.size()) == 0) {
+        client = c;
+        break;
+      }
+    }
+  }
+  if (!client) {
+    return Status(Code::kNotFound, "push: no verbs connection with that nonce (it ended?)");
+  }
+  Client& c = *client;
+  std::lock_guard push_lock(c.push_mu);
+  auto fail = [&](Status why) {
+    // The QP may still hold work requests: into the error state, so that no DMA follows, and
+    // Sweep ends the connection (the client connects again).
+    (void)c.connection.Fail();
+    c.broken = true;
+    ++push_failures_;
+    return why;
+  };
+  if (c.broken) return Status(Code::kUnavailable, "push: the connection failed earlier");
+  const auto deadline = std::chrono::steady_clock::now() + options_.push_timeout;
+  std::array<ibv_wc, kPushDepth> wc{};
+  size_t posted = 0, done = 0, idle = 0;
+  uint64_t bytes = 0;
+  while (done < writes.size()) {
+    while (posted < writes.size() && posted - done < kPushDepth) {
+      const PushWrite& w = writes[posted];
+      if (Status s = c.connection.PostWrite(std::as_bytes(w.source), w.local_key,
+                                            landing.address + w.offset, landing.rkey, posted);
+          !s.ok()) {
+        return fail(s.WithContext("push: posting an RDMA WRITE"));
+      }
+      bytes += w.source.size();
+      ++posted;
+    }
+    auto n = c.cq->Poll(wc);
+    if (!n) return fail(n.error());
+    for (size_t i = 0; i < *n; ++i) {
+      if (wc[i].status != IBV_WC_SUCCESS) {
+        return fail(verbs::FromWc(wc[i].status, "push: RDMA WRITE into the client's landing"));
+      }
+    }
+    done += *n;
+    if (*n > 0) {
+      idle = 0;
+      continue;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return fail(Status(Code::kTimeout,
+                         fmt::format("push: {} of {} RDMA WRITEs did not complete within {} ms",
+                                     posted - done, writes.size(), options_.push_timeout.count())));
+    }
+    // A NIC completes a WRITE within microseconds; Soft-RoCE (the kernel) may take longer.
+    if (++idle > 256) std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+  ++pushes_;
+  pushed_bytes_ += bytes;
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<VerbsExporter>> StartAgentVerbs(const AgentConfig& config, bool auth_enabled,
                                                        bool verbs_named, ExportMode& export_mode) {
   std::unique_ptr<VerbsExporter> verbs;
@@ -238,8 +347,11 @@ Result<std::unique_ptr<VerbsExporter>> StartAgentVerbs(const AgentConfig& config
     vx.odp = *ParseOdpMode(config.verbs_odp);  // checked when parsing flags
     // With read tokens (--region-with-tokens) a client's READ access lasts as long as the token
     // it showed: POST /v1/verbs/grant opens its connection, expiry ends it.
-    vx.require_grant = auth_enabled;
-    if (auth_enabled && !config.region_with_tokens) {
+    // Push (--exposure push): the agent checks every fid and writes the records; nothing of it
+    // is remotely readable, so read tokens need no --region-with-tokens and no grants.
+    vx.push = config.exposure.value_or("checked") == "push";
+    vx.require_grant = auth_enabled && !vx.push;
+    if (auth_enabled && !vx.push && !config.region_with_tokens) {
       // An rkey covers a whole volume, a token one fid (docs/security.md).
       spdlog::warn(
           "verbs: off, read tokens are on and a verbs key would open whole volumes to any token "
@@ -275,11 +387,14 @@ Result<std::unique_ptr<VerbsExporter>> StartAgentVerbs(const AgentConfig& config
   if (verbs) {
     spdlog::info(
         "verbs: exporting on {} (rdma_cm port {}): registrations REMOTE_READ only, {} file "
-        "mappings, {}; clients read one-sided",
+        "mappings, {}; {}",
         verbs->device_name(), verbs->port(), rdma::verbs::ExportMappingName(verbs->mapping()),
         verbs->on_demand()
             ? "paged on demand (ODP: nothing pinned, --max-pinned-bytes does not apply)"
-            : "pinned (the device offers no on-demand paging for RC READ, or --verbs-odp off)");
+            : "pinned (the device offers no on-demand paging for RC READ, or --verbs-odp off)",
+        verbs->push() ? "push: clients read nothing themselves, the agent checks every fid and "
+                        "RDMA WRITEs the records into their landing buffers"
+                      : "clients read one-sided");
     if (verbs->mapping() == rdma::verbs::ExportMapping::kWritableSharedNeverWritten &&
         export_mode == ExportMode::kMap) {
       // This kernel pins no read-only shared file mapping (6.1): the writable one, never

@@ -9,6 +9,12 @@
 // page cache. Keys leave the agent through the HTTP key exchange (/v1/volumes/<vid>); a
 // generation's registrations go when the generation retires, and its rkeys then fail with a
 // remote access error at the client, never with stale bytes.
+//
+// Push (--exposure push): clients get no key and no READ at all (their QPs' responder allows
+// nothing). A client offers a landing buffer with each checked read over the TCP read port; the
+// agent checks every fid as for any checked read and RDMA WRITEs the records from the exports'
+// registrations into the landing (RecordPusher), then answers where they landed. Per-fid tokens
+// hold as on the checked path, so push needs no --region-with-tokens.
 #pragma once
 
 #include <array>
@@ -28,6 +34,7 @@
 
 #include "agent/agent_config.h"
 #include "agent/exported_volume.h"
+#include "agent/record_pusher.h"
 #include "protocol/status.h"
 #include "rdma/verbs/completion_queue.h"
 #include "rdma/verbs/connection.h"
@@ -58,14 +65,19 @@ struct VerbsExporterOptions {
   bool require_grant = false;
   std::chrono::seconds max_grant{3600};        // a grant for a token without exp
   std::chrono::seconds ungranted_timeout{30};  // a connection never granted is dropped then
+  // Push instead of region (see above): connections allow no remote access, the agent writes.
+  bool push = false;
+  std::chrono::milliseconds push_timeout{5000};  // one request's writes, then the connection ends
 };
 
 // What each accepted connection gets in the accept's private data: the nonce its client names
 // in POST /v1/verbs/grant.
 inline constexpr size_t kVerbsNonceBytes = 16;
+// RDMA WRITEs one push connection has outstanding at once (its send queue and CQ depth).
+inline constexpr uint32_t kPushDepth = 32;
 using VerbsNonce = std::array<uint8_t, kVerbsNonceBytes>;
 
-class VerbsExporter {
+class VerbsExporter final : public RecordPusher {
  public:
   // Opens the device, its protection domain, probes the mapping, listens and starts accepting.
   // kRdmaNoDevice when there is no device (the caller then serves checked reads only).
@@ -74,7 +86,7 @@ class VerbsExporter {
   VerbsExporter& operator=(const VerbsExporter&) = delete;
   // Stops accepting and disconnects every client. Every registration made through registrar()
   // must be gone before (the volume set is destroyed first).
-  ~VerbsExporter();
+  ~VerbsExporter() override;
 
   // Registers exports REMOTE_READ only in this exporter's protection domain.
   const rdma::Registrar& registrar() const { return registrar_; }
@@ -101,6 +113,15 @@ class VerbsExporter {
   // /v1/info "verbs": device, port, mapping, clients connected.
   nlohmann::json Info() const;
 
+  bool push() const { return options_.push; }
+  // RecordPusher (push mode only; elsewhere Push answers kUnsupported).
+  std::optional<PushWrite> Source(const ExportedVolume& source,
+                                  std::span<const uint8_t> record) const override;
+  Status Push(const PushLanding& landing, std::span<const PushWrite> writes) override;
+  uint64_t pushes() const { return pushes_.load(); }
+  uint64_t pushed_bytes() const { return pushed_bytes_.load(); }
+  uint64_t push_failures() const { return push_failures_.load(); }
+
  private:
   VerbsExporter(rdma::verbs::Device device, rdma::verbs::ProtectionDomain pd,
                 rdma::verbs::CompletionQueue cq, rdma::verbs::Listener listener,
@@ -115,20 +136,29 @@ class VerbsExporter {
   rdma::verbs::ExportMapping mapping_;
   rdma::verbs::Registrar registrar_;
   struct Client {
+    // Push mode: this connection's own CQ (its WRITE completions); declared before the
+    // connection, which goes first.
+    std::optional<rdma::verbs::CompletionQueue> cq;
     rdma::verbs::Connection connection;
-    VerbsNonce nonce;
+    VerbsNonce nonce{};
     bool granted = false;
     // When the agent ends it (require_grant): the grant's end, or the ungranted timeout.
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+    std::mutex push_mu;               // one request's writes at a time
+    std::atomic<bool> broken{false};  // a push failed: the QP is in error, Sweep ends it
   };
   // Drops gone clients and (require_grant) those past their deadline.
   void Sweep();
 
   mutable std::mutex mu_;
-  std::list<Client> clients_;  // guarded by mu_
+  // Shared: a push in flight keeps its client alive after Sweep dropped it.
+  std::list<std::shared_ptr<Client>> clients_;  // guarded by mu_
   std::atomic<uint64_t> accepted_{0};
   std::atomic<uint64_t> grants_{0};
   std::atomic<uint64_t> revocations_{0};
+  std::atomic<uint64_t> pushes_{0};
+  std::atomic<uint64_t> pushed_bytes_{0};
+  std::atomic<uint64_t> push_failures_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -43,6 +43,9 @@ Result<CheckedReads*> Client::Impl::Checked(bool over_tcp) {
       SWRDMA_ASSIGN_OR_RETURN(
           tcp_checked_,
           TcpCheckedReader::Connect(http_->url().host, tcp_read_port_, *pool, options_.timeout));
+      // Push over verbs: each request offers a landing buffer on our verbs connection.
+      if (verbs_ && verbs_->push())
+        tcp_checked_->OfferLanding(*verbs_->landing_pool(), verbs_->nonce());
     }
     return tcp_checked_.get();
   }

@@ -209,7 +209,16 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
     LocalRound(fids, which, options, out, last, emit);
     return;
   }
-  if (!verbs_ && checked_mode()) {
+  if ((!verbs_ || verbs_->push()) && checked_mode()) {
+    if (verbs_ && verbs_->PeerGone(std::chrono::steady_clock::now())) {
+      // The agent restarted (or dropped us): its pushes would find no connection. The retry
+      // round reconnects.
+      for (size_t i : which)
+        out[i] = Error(
+            Code::kUnavailable,
+            fmt::format("{}: the agent ended the verbs connection; connecting again", fids[i]));
+      return;
+    }
     CheckedRound(fids, which, options, out, emit, use_tcp_reads_);
     return;
   }

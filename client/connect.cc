@@ -122,8 +122,8 @@ Status Client::Impl::ConnectAgent() {
   info_checked_reads_ = checked != tree.end() && checked->is_boolean() && checked->get<bool>();
   lookup_cache_.clear();
   keys_.clear();
+  tcp_checked_.reset();  // before the verbs link: it may hold that link's landing buffers
   verbs_.reset();
-  tcp_checked_.reset();
   use_tcp_reads_ = false;
   tcp_read_port_ = TcpReadPort(tree);
   // Same host as the agent (its socket answers as this agent): no UCX needed.
@@ -203,7 +203,18 @@ Status Client::Impl::ConnectVerbs(const nlohmann::json& info) {
   const auto grant = v->find("grant");
   vo.grant_required =
       grant != v->end() && grant->is_string() && grant->get<std::string>() == "token";
+  // Push: the agent writes checked records into our landing buffers; the requests (and any
+  // record it does not push) go over its TCP read port.
+  const auto mode = v->find("mode");
+  vo.push = mode != v->end() && mode->is_string() && mode->get<std::string>() == "push";
+  if (vo.push && (!info_checked_reads_ || tcp_read_port_ == 0)) {
+    return Status(Code::kUnsupported,
+                  "the agent pushes over verbs but offers no TCP read port for the requests "
+                  "(give the agent a --read-port)");
+  }
+  if (vo.push) vo.grant_required = false;  // nothing of the agent is readable: no grants
   SWRDMA_ASSIGN_OR_RETURN(verbs_, VerbsLink::Connect(vo));
+  use_tcp_reads_ = vo.push;
   // Nothing else is needed: reads go out as RDMA READs under the keys /v1/volumes hands out.
   checked_.reset();
   endpoint_.reset();

@@ -133,8 +133,8 @@ Status TcpCheckedReader::Fail(Status why) {
     current_.error = why;
     ready_.push_back(std::move(current_));
   }
-  for (auto& [id, tags] : asked_) {
-    for (size_t tag : tags) {
+  for (auto& [id, asked] : asked_) {
+    for (size_t tag : asked.tags) {
       if (tag == kArrived) continue;
       CheckedArrival a;
       a.tag = tag;
@@ -164,6 +164,23 @@ Status TcpCheckedReader::Send(std::span<const ReadRequestEntry> entries,
   ReadRequest request;
   request.request_id = next_request_id_++;
   request.entries.assign(entries.begin(), entries.end());
+  Asked asked;
+  asked.tags.assign(tags.begin(), tags.end());
+  if (landing_pool_ != nullptr) {
+    SWRDMA_ASSIGN_OR_RETURN(asked.landing, AcquireLanding(entries.size()));
+    SWRDMA_ASSIGN_OR_RETURN(rdma::RemoteRegion region, asked.landing.Describe());
+    if (region.rkey.size() != 4) {
+      return Status(Code::kInternal, "a landing buffer without a 4-byte verbs rkey");
+    }
+    PushLanding p;
+    p.nonce = nonce_;
+    p.address = asked.landing.address();
+    p.rkey = static_cast<uint32_t>(region.rkey[0]) | uint32_t{region.rkey[1]} << 8 |
+             uint32_t{region.rkey[2]} << 16 | uint32_t{region.rkey[3]} << 24;
+    p.length = asked.landing.size();
+    asked.landing_length = p.length;
+    request.push = p;
+  }
   SWRDMA_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeReadRequest(request));
   const auto n = static_cast<uint32_t>(bytes.size());
   if (out_pos_ == out_.size()) {
@@ -173,7 +190,7 @@ Status TcpCheckedReader::Send(std::span<const ReadRequestEntry> entries,
   for (int i = 0; i < 4; ++i)
     out_.push_back(static_cast<uint8_t>(n >> (8 * i)));
   out_.insert(out_.end(), bytes.begin(), bytes.end());
-  asked_.emplace(request.request_id, std::vector<size_t>(tags.begin(), tags.end()));
+  asked_.emplace(request.request_id, std::move(asked));
   outstanding_ += tags.size();
   return Flush();
 }
@@ -214,7 +231,8 @@ Status TcpCheckedReader::StartReply() {
   auto h = DecodeReadReplyHeader(header_);
   if (!h) return Status(Code::kCorruption, h.error().message() + " (over tcp)");
   auto it = asked_.find(h->request_id);
-  if (it == asked_.end() || h->index >= it->second.size() || it->second[h->index] == kArrived) {
+  if (it == asked_.end() || h->index >= it->second.tags.size() ||
+      it->second.tags[h->index] == kArrived) {
     return Status(Code::kCorruption,
                   fmt::format("checked read over tcp: a reply to request {} entry {} that was not "
                               "asked for or was answered already",
@@ -233,11 +251,31 @@ Status TcpCheckedReader::StartReply() {
                               "more than this client takes ({})",
                               h->length, max_record_bytes_));
   }
+  if (ok) largest_record_ = std::max(largest_record_, h->length);
   current_ = CheckedArrival{};
-  current_.tag = std::exchange(it->second[h->index], kArrived);
+  current_.tag = std::exchange(it->second.tags[h->index], kArrived);
   current_.header = *h;
-  if (std::all_of(it->second.begin(), it->second.end(), [](size_t t) { return t == kArrived; })) {
-    asked_.erase(it);
+  if (h->landed) {
+    // No bytes follow on the stream: the record is in the landing already.
+    if (Status s = TakeLanded(it->second, *h); !s.ok()) {
+      // This fid's answer is the error (Fail answers the others and closes).
+      current_.error = s;
+      --outstanding_;
+      ready_.push_back(std::move(current_));
+      current_ = CheckedArrival{};
+      return s;
+    }
+  }
+  if (std::all_of(it->second.tags.begin(), it->second.tags.end(),
+                  [](size_t t) { return t == kArrived; })) {
+    asked_.erase(it);  // gives the landing back
+  }
+  if (h->landed) {
+    --outstanding_;
+    ready_.push_back(std::move(current_));
+    current_ = CheckedArrival{};
+    have_ = 0;
+    return Status::Ok();  // state_ stays kHeader
   }
   have_ = 0;
   want_ = h->length;
@@ -255,6 +293,49 @@ Status TcpCheckedReader::StartReply() {
     state_ = State::kReason;
   }
   if (want_ == 0) return Advance(0);
+  return Status::Ok();
+}
+
+void TcpCheckedReader::OfferLanding(rdma::BufferPool& landing,
+                                    const std::array<uint8_t, kPushNonceBytes>& nonce) {
+  landing_pool_ = &landing;
+  nonce_ = nonce;
+}
+
+Result<rdma::PooledBuffer> TcpCheckedReader::AcquireLanding(size_t n) {
+  // Room for n records as large as the largest seen so far (64 KiB at first), within limits
+  // (256 KiB to 16 MiB: a window of 64 one-fid requests holds at most 16 MiB of landing until
+  // a record of over 256 KiB was seen): a record that does not fit comes inline and sizes the
+  // next landings.
+  constexpr uint64_t kMinPerRecord = uint64_t{64} << 10, kMinLanding = uint64_t{256} << 10;
+  constexpr uint64_t kMaxLanding = uint64_t{16} << 20;
+  const uint64_t per = NextLandingOffset(std::max(kMinPerRecord, largest_record_));
+  const uint64_t want = std::clamp<uint64_t>(per * n, kMinLanding, std::max(kMaxLanding, per));
+  auto b = landing_pool_->Acquire(static_cast<size_t>(std::min(want, max_record_bytes_ + 64)));
+  if (!b) return Error(b.error().WithContext("a landing buffer for push"));
+  return std::move(*b);
+}
+
+Status TcpCheckedReader::TakeLanded(Asked& asked, const ReadReplyHeader& h) {
+  // The agent says where nothing else: the offset follows from the landed records before it.
+  const uint64_t offset = NextLandingOffset(asked.landed_end);
+  if (!asked.landing || h.length == 0 || offset + h.length > asked.landing_length) {
+    return Status(Code::kCorruption,
+                  fmt::format("checked read over tcp: a record of {} bytes landed at offset {} "
+                              "of a landing of {} bytes{}",
+                              h.length, offset, asked.landing_length,
+                              asked.landing ? "" : " (the request offered none)"));
+  }
+  asked.landed_end = offset + h.length;
+  auto buffer = pool_.Acquire(static_cast<size_t>(h.length));
+  if (!buffer) {
+    current_.error = buffer.error().WithContext("a buffer for a pushed record");
+    return Status::Ok();
+  }
+  // Copied out before any check: the agent can write the landing as long as it is registered.
+  std::memcpy(buffer->data(), asked.landing.data() + offset, static_cast<size_t>(h.length));
+  current_.record = std::move(*buffer);
+  ++landed_;
   return Status::Ok();
 }
 

@@ -69,6 +69,14 @@ class TcpCheckedReader final : public CheckedReads {
 
   bool connected() const { return fd_ >= 0; }
 
+  // Push over verbs (protocol/read_messages.h PushLanding): every request from now on offers
+  // the agent a landing buffer from `landing` (registered REMOTE_WRITE on the verbs connection
+  // `nonce` names; both must outlive the reader). A record the agent wrote there is copied into
+  // a buffer of the read pool before anything checks it: the landing stays writable by the
+  // agent, so bytes that reach the caller must not (and the landing goes back at once).
+  void OfferLanding(rdma::BufferPool& landing, const std::array<uint8_t, kPushNonceBytes>& nonce);
+  uint64_t landed() const { return landed_; }  // records that arrived through the landing
+
  private:
   TcpCheckedReader(int fd, rdma::BufferPool& pool) : fd_(fd), pool_(pool) {}
   void Close();
@@ -90,7 +98,20 @@ class TcpCheckedReader final : public CheckedReads {
   uint16_t port_ = 0;
   std::chrono::milliseconds timeout_{5000};
   uint64_t next_request_id_ = 1;
-  std::unordered_map<uint64_t, std::vector<size_t>> asked_;  // request id -> tags (kArrived)
+  struct Asked {
+    std::vector<size_t> tags;    // kArrived once answered
+    rdma::PooledBuffer landing;  // push: what the request offered
+    uint64_t landing_length = 0;
+    uint64_t landed_end = 0;  // where the last landed record ended
+  };
+  std::unordered_map<uint64_t, Asked> asked_;  // by request id
+  rdma::BufferPool* landing_pool_ = nullptr;
+  std::array<uint8_t, kPushNonceBytes> nonce_{};
+  uint64_t largest_record_ = 0;  // sizes the next landing
+  uint64_t landed_ = 0;
+  // The landing a request of `n` fids offers; none when push is off.
+  Result<rdma::PooledBuffer> AcquireLanding(size_t n);
+  Status TakeLanded(Asked& asked, const ReadReplyHeader& h);
   size_t outstanding_ = 0;
   std::vector<CheckedArrival> ready_;
   std::vector<uint8_t> out_;  // framed requests not yet written

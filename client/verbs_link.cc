@@ -18,9 +18,17 @@ Result<std::unique_ptr<VerbsLink>> VerbsLink::Connect(const VerbsLinkOptions& op
   po.access = rdma::RegionAccess::kRemoteRead;  // LOCAL_WRITE only: see verbs::Registrar
   SWRDMA_ASSIGN_OR_RETURN(auto pool, rdma::BufferPool::Create(link->registrar_, po));
   link->pool_.emplace(std::move(pool));
+  if (options.push) {
+    rdma::BufferPoolOptions lo = options.pool;
+    lo.access = rdma::RegionAccess::kRemoteReadWrite;  // LOCAL_WRITE | REMOTE_WRITE, never READ
+    SWRDMA_ASSIGN_OR_RETURN(auto landing, rdma::BufferPool::Create(link->landing_registrar_, lo));
+    link->landing_pool_.emplace(std::move(landing));
+  }
   verbs::ConnectionOptions co;
-  co.remote_access = 0;        // nothing of ours is remotely accessible
-  co.responder_resources = 0;  // and we serve no READs
+  // Nothing of ours is remotely accessible; with push the agent may WRITE, into the landing
+  // pool only (no other memory of ours is registered for it).
+  co.remote_access = options.push ? IBV_ACCESS_REMOTE_WRITE : 0;
+  co.responder_resources = 0;  // we serve no READs
   co.max_send_wr = static_cast<uint32_t>(window);
   co.timeout = options.timeout;
   auto conn = verbs::Connection::Connect(link->pd_, link->cq_, options.host, options.port, {}, co);
@@ -29,10 +37,10 @@ Result<std::unique_ptr<VerbsLink>> VerbsLink::Connect(const VerbsLinkOptions& op
         fmt::format("connecting over verbs ({}) to the agent at {} port {}", link->device_name(),
                     options.host, options.port)));
   }
-  if (options.grant_required && conn->peer_data().size() < 16) {
+  if ((options.grant_required || options.push) && conn->peer_data().size() < kPushNonceBytes) {
     return Error(Code::kCorruption,
-                 fmt::format("the agent at {} port {} wants verbs grants but its accept carried "
-                             "no connection nonce ({} bytes)",
+                 fmt::format("the agent at {} port {} wants verbs grants or push but its accept "
+                             "carried no connection nonce ({} bytes)",
                              options.host, options.port, conn->peer_data().size()));
   }
   link->grant_required_ = options.grant_required;
@@ -46,6 +54,13 @@ std::string VerbsLink::nonce_hex() const {
   const auto& data = connection_->peer_data();
   for (size_t i = 0; i < std::min<size_t>(16, data.size()); ++i)
     out += fmt::format("{:02x}", data[i]);
+  return out;
+}
+
+std::array<uint8_t, kPushNonceBytes> VerbsLink::nonce() const {
+  std::array<uint8_t, kPushNonceBytes> out{};
+  const auto& data = connection_->peer_data();
+  std::copy_n(data.begin(), std::min(out.size(), data.size()), out.begin());
   return out;
 }
 

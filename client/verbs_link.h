@@ -5,12 +5,14 @@
 // buffers' registrations, then the rest.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "protocol/read_messages.h"
 #include "protocol/status.h"
 #include "rdma/buffer_pool.h"
 #include "rdma/verbs/completion_queue.h"
@@ -28,6 +30,9 @@ struct VerbsLinkOptions {
   std::chrono::milliseconds timeout{5000};
   size_t window = 64;           // READs outstanding at once (the send queue's depth)
   bool grant_required = false;  // /v1/info verbs.grant == "token"
+  // /v1/info verbs.mode == "push": the agent RDMA WRITEs records into a landing pool (the one
+  // memory of ours registered REMOTE_WRITE; this QP's responder allows WRITE and nothing else).
+  bool push = false;
   rdma::BufferPoolOptions pool;
 };
 
@@ -50,6 +55,11 @@ class VerbsLink {
   bool PeerGone(std::chrono::steady_clock::time_point now);
   // The nonce the agent's accept carried (hex): what POST /v1/verbs/grant names.
   std::string nonce_hex() const;
+  // The same bytes: what a push request names (protocol/read_messages.h PushLanding).
+  std::array<uint8_t, kPushNonceBytes> nonce() const;
+  bool push() const { return landing_pool_.has_value(); }
+  // Push: where the agent writes records (LOCAL_WRITE | REMOTE_WRITE); absent otherwise.
+  rdma::BufferPool* landing_pool() { return landing_pool_ ? &*landing_pool_ : nullptr; }
   // Read tokens on (/v1/info verbs.grant "token"): this connection READs only while granted.
   bool grant_required() const { return grant_required_; }
   // Whether a grant is needed before the next READs: none yet, or less than a quarter of the
@@ -65,7 +75,8 @@ class VerbsLink {
       : device_(std::move(device)),
         pd_(std::move(pd)),
         cq_(std::move(cq)),
-        registrar_(pd_, rdma::verbs::RegistrarRole::kReader) {}
+        registrar_(pd_, rdma::verbs::RegistrarRole::kReader),
+        landing_registrar_(pd_, rdma::verbs::RegistrarRole::kLanding) {}
 
   bool grant_required_ = false;
   bool gone_ = false;
@@ -76,7 +87,9 @@ class VerbsLink {
   rdma::verbs::ProtectionDomain pd_;
   rdma::verbs::CompletionQueue cq_;
   rdma::verbs::Registrar registrar_;
+  rdma::verbs::Registrar landing_registrar_;
   std::optional<rdma::BufferPool> pool_;
+  std::optional<rdma::BufferPool> landing_pool_;  // push only
   std::optional<rdma::verbs::Connection> connection_;
   std::unique_ptr<rdma::verbs::ReadBatch> batch_;
 };

@@ -346,7 +346,7 @@ TEST(PushRequests, AreAnswered501WithWhatToDo) {
       auto r = http.Request("POST", "/v1/push", body, "application/json", "application/json");
       ASSERT_TRUE(r);
       EXPECT_EQ(r->status, 501) << body << " -> " << r->body;
-      EXPECT_NE(r->body.find("push reads need an RDMA device"), std::string::npos) << r->body;
+      EXPECT_NE(r->body.find("push reads go over verbs"), std::string::npos) << r->body;
     }
     auto get = http.Request("GET", "/v1/push");
     ASSERT_TRUE(get);

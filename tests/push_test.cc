@@ -1,0 +1,331 @@
+// Push over the TCP read port (agent/record_pusher.h, agent/tcp_read_server.h,
+// client/tcp_checked_reader.h) with an in-process pusher that plays the NIC: the landing
+// buffer's address is this process's memory, so "RDMA WRITE" is a memcpy. What the protocol
+// and both ends must get right runs here; the real RDMA WRITEs run in tests/vm (Soft-RoCE):
+// - every record, landed or inline, is byte-exact, and landed ones follow the offset rule;
+// - records that do not fit the landing, and every record of a failed push, come inline;
+// - an agent that claims a landing the client did not offer, or one past its end, is refused.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "agent/record_pusher.h"
+#include "client/tcp_checked_reader.h"
+#include "protocol/file_id.h"
+#include "protocol/gzip.h"
+#include "protocol/needle.h"
+#include "protocol/read_messages.h"
+#include "rdma/buffer_pool.h"
+#include "tests/generated_volume.h"
+#include "tests/in_process_agent.h"
+#include "tests/test_util.h"
+
+namespace swrdma {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr std::array<uint8_t, kPushNonceBytes> kNonce = {1, 2,  3,  4,  5,  6,  7,  8,
+                                                         9, 10, 11, 12, 13, 14, 15, 16};
+constexpr uint32_t kRkey = 0x04030201;
+
+// Plain memory whose "rkey" is kRkey: what a landing pool needs to describe its buffers.
+class KeyedRegistration final : public rdma::Registration {
+ public:
+  KeyedRegistration() : Registration(nullptr) {}
+  Result<std::vector<uint8_t>> PackKey() const override {
+    return std::vector<uint8_t>{0x01, 0x02, 0x03, 0x04};
+  }
+};
+class KeyedRegistrar final : public rdma::Registrar {
+ public:
+  Result<std::unique_ptr<rdma::Registration>> Register(void*, size_t,
+                                                       rdma::RegionAccess) const override {
+    return std::unique_ptr<rdma::Registration>(new KeyedRegistration());
+  }
+};
+
+// The NIC, in-process: checks what a verbs exporter would be given and copies.
+class MemcpyPusher final : public agent::RecordPusher {
+ public:
+  std::optional<agent::PushWrite> Source(const agent::ExportedVolume&,
+                                         std::span<const uint8_t> record) const override {
+    agent::PushWrite w;
+    w.source = record;
+    return w;
+  }
+  Status Push(const PushLanding& landing, std::span<const agent::PushWrite> writes) override {
+    ++calls;
+    if (landing.nonce != kNonce || landing.rkey != kRkey) {
+      return Status(Code::kNotFound, "no connection with that nonce and key");
+    }
+    if (fail) return Status(Code::kRdmaTransport, "the QP failed (simulated)");
+    uint64_t end = 0;
+    for (const auto& w : writes) {
+      // What the server must never ask: overlapping, unaligned or out-of-landing writes.
+      EXPECT_EQ(w.offset, NextLandingOffset(end));
+      EXPECT_LE(w.offset + w.source.size(), landing.length);
+      std::memcpy(reinterpret_cast<void*>(landing.address + w.offset), w.source.data(),
+                  w.source.size());
+      end = w.offset + w.source.size();
+      ++written;
+    }
+    return Status::Ok();
+  }
+  std::atomic<bool> fail{false};
+  std::atomic<uint64_t> calls{0}, written{0};
+};
+
+struct PushReader {
+  client::PlainRegistrar plain;
+  KeyedRegistrar keyed;
+  std::optional<rdma::BufferPool> pool, landing;
+  std::unique_ptr<client::TcpCheckedReader> reader;
+
+  explicit PushReader(uint16_t port) {
+    pool.emplace(std::move(*rdma::BufferPool::Create(plain)));
+    rdma::BufferPoolOptions lo;
+    lo.access = rdma::RegionAccess::kRemoteReadWrite;
+    landing.emplace(std::move(*rdma::BufferPool::Create(keyed, lo)));
+    auto r = client::TcpCheckedReader::Connect("127.0.0.1", port, *pool, 10s);
+    EXPECT_TRUE(r.has_value()) << r.error().ToString();
+    if (r) reader = std::move(*r);
+    if (reader) reader->OfferLanding(*landing, kNonce);
+  }
+
+  std::vector<client::CheckedArrival> ReadAll(const std::vector<std::string>& fids, size_t batch) {
+    std::vector<client::CheckedArrival> out;
+    for (size_t first = 0; first < fids.size(); first += batch) {
+      std::vector<ReadRequestEntry> entries;
+      std::vector<size_t> tags;
+      for (size_t i = first; i < std::min(fids.size(), first + batch); ++i) {
+        entries.push_back({fids[i], ""});
+        tags.push_back(i);
+      }
+      Status s = reader->Send(entries, tags);
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    }
+    const auto deadline = rdma::DeadlineIn(30s);
+    while (reader->outstanding() > 0) {
+      Status s = reader->Poll(out, deadline);
+      if (!s.ok()) {
+        ADD_FAILURE() << s.ToString();
+        break;
+      }
+    }
+    return out;
+  }
+};
+
+Result<std::vector<uint8_t>> Verify(const client::CheckedArrival& a, std::string_view fid) {
+  SWRDMA_ASSIGN_OR_RETURN(FileId id, ParseFileId(fid));
+  SWRDMA_ASSIGN_OR_RETURN(NeedleVersion v, ToNeedleVersion(a.header.needle_version));
+  std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(a.record.data()),
+                                 a.header.length);
+  SWRDMA_ASSIGN_OR_RETURN(NeedleRecord record, ParseNeedleRecord(bytes, v));
+  auto verified = VerifyNeedle(record, {.id = id.needle_id, .cookie = id.cookie});
+  if (!verified) return Error(verified.error());
+  std::vector<uint8_t> data(record.data.begin(), record.data.end());
+  if (record.is_gzipped()) {
+    SWRDMA_ASSIGN_OR_RETURN(data, Gunzip(data));
+  }
+  return data;
+}
+
+struct Fixture {
+  testing::TempDir tmp;
+  testing::ExpectedNeedles expected;
+  std::vector<std::string> fids;
+  MemcpyPusher pusher;
+  std::unique_ptr<testing::InProcessAgent> agent;
+
+  Fixture() {
+    fs::create_directories(tmp / "vols");
+    testing::GenerateExpected({.dir = tmp / "vols",
+                               .volume_id = 5,
+                               .needles = 200,
+                               .min_size = 1,
+                               .max_size = 96 * 1024,
+                               .gzip_fraction = 0.3,
+                               .delete_fraction = 0.1,
+                               .seed = 21},
+                              expected);
+    testing::GenerateExpected({.dir = tmp / "vols",
+                               .volume_id = 6,
+                               .needles = 6,
+                               .min_size = 1 << 20,
+                               .max_size = 3 << 20,
+                               .seed = 22},
+                              expected);
+    testing::InProcessAgentOptions o;
+    o.tcp_read_options.pusher = &pusher;
+    agent = std::make_unique<testing::InProcessAgent>(std::vector<fs::path>{tmp / "vols"},
+                                                      tmp / "index", o);
+    for (const auto& [fid, e] : expected)
+      fids.push_back(fid);
+  }
+
+  // Every live needle byte-exact, every deleted one refused; how many arrived landed.
+  size_t Check(const std::vector<client::CheckedArrival>& arrivals, size_t* inline_ok) {
+    EXPECT_EQ(arrivals.size(), fids.size());
+    size_t landed = 0;
+    *inline_ok = 0;
+    for (const auto& a : arrivals) {
+      EXPECT_TRUE(a.error.ok()) << fids.at(a.tag) << ": " << a.error.ToString();
+      const auto& e = expected.at(fids.at(a.tag));
+      if (e.deleted) {
+        EXPECT_EQ(a.header.status, ReadStatus::kDeleted);
+        EXPECT_FALSE(a.header.landed);
+        continue;
+      }
+      EXPECT_EQ(a.header.status, ReadStatus::kOk) << a.reason;
+      auto data = Verify(a, fids.at(a.tag));
+      EXPECT_TRUE(data.has_value()) << fids.at(a.tag) << ": " << data.error().ToString();
+      if (data) {
+        EXPECT_EQ(*data, e.data) << fids.at(a.tag);
+      }
+      a.header.landed ? ++landed : ++*inline_ok;
+    }
+    return landed;
+  }
+};
+
+TEST(PushTest, LandedAndInlineRecordsAreByteExact) {
+  Fixture f;
+  PushReader r(f.agent->tcp_read_port());
+  ASSERT_TRUE(r.reader);
+  for (size_t batch : {size_t{1}, size_t{16}, size_t{256}}) {
+    SCOPED_TRACE("batch " + std::to_string(batch));
+    size_t inline_ok = 0;
+    const size_t landed = f.Check(r.ReadAll(f.fids, batch), &inline_ok);
+    EXPECT_GT(landed, 100u) << "most records should land (" << inline_ok << " came inline)";
+    // The first landings are sized for 4 KiB records; the 1-3 MiB ones do not fit in a batch of
+    // 16 (16 MiB at most) until the reader has seen one: some come inline.
+    if (batch == 1) {
+      EXPECT_GT(inline_ok, 0u) << "a record larger than the landing came inline";
+    }
+  }
+  const auto stats = f.agent->tcp_read_server()->stats();
+  EXPECT_EQ(stats.pushed, r.reader->landed());
+  EXPECT_EQ(stats.pushed, f.pusher.written.load());
+  EXPECT_GT(stats.replies_ok, stats.pushed);
+  EXPECT_EQ(stats.push_failures, 0u);
+  EXPECT_EQ(r.landing->stats().buffers_out, 0u) << "every landing went back to its pool";
+}
+
+TEST(PushTest, AFailedPushSendsEveryRecordInline) {
+  Fixture f;
+  f.pusher.fail = true;
+  PushReader r(f.agent->tcp_read_port());
+  ASSERT_TRUE(r.reader);
+  size_t inline_ok = 0;
+  EXPECT_EQ(f.Check(r.ReadAll(f.fids, 32), &inline_ok), 0u);
+  EXPECT_GT(inline_ok, 150u);
+  const auto stats = f.agent->tcp_read_server()->stats();
+  EXPECT_GT(stats.push_failures, 0u);
+  EXPECT_EQ(stats.pushed, 0u);
+  EXPECT_GT(f.pusher.calls.load(), 0u);
+}
+
+TEST(PushTest, WithoutAnOfferNothingLands) {
+  Fixture f;
+  PushReader r(f.agent->tcp_read_port());
+  ASSERT_TRUE(r.reader);
+  // A reader that offers nothing: the same server sends everything inline.
+  auto plain =
+      client::TcpCheckedReader::Connect("127.0.0.1", f.agent->tcp_read_port(), *r.pool, 10s);
+  ASSERT_TRUE(plain.has_value());
+  r.reader = std::move(*plain);
+  size_t inline_ok = 0;
+  EXPECT_EQ(f.Check(r.ReadAll(f.fids, 64), &inline_ok), 0u);
+  EXPECT_EQ(f.pusher.calls.load(), 0u);
+}
+
+// The client trusts an agent to send the bytes it asks for, not to be well-formed: a "landed"
+// record it offered no landing for, or one past the landing's end, fails the connection.
+struct LyingAgent {
+  client::PlainRegistrar plain;
+  KeyedRegistrar keyed;
+  std::optional<rdma::BufferPool> pool, landing;
+  std::unique_ptr<client::TcpCheckedReader> reader;
+  int agent_fd = -1;
+
+  explicit LyingAgent(bool offer) {
+    int fds[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
+    agent_fd = fds[1];
+    pool.emplace(std::move(*rdma::BufferPool::Create(plain)));
+    rdma::BufferPoolOptions lo;
+    lo.access = rdma::RegionAccess::kRemoteReadWrite;
+    landing.emplace(std::move(*rdma::BufferPool::Create(keyed, lo)));
+    reader = client::TcpCheckedReader::Adopt(fds[0], *pool);
+    if (offer) reader->OfferLanding(*landing, kNonce);
+    std::vector<ReadRequestEntry> entries = {{"3,01637037d6", ""}, {"3,02637037d6", ""}};
+    std::vector<size_t> tags = {0, 1};
+    EXPECT_TRUE(reader->Send(entries, tags).ok());
+  }
+  ~LyingAgent() { ::close(agent_fd); }
+  void SendLanded(uint32_t index, uint64_t length) {
+    std::array<uint8_t, kReadReplyHeaderBytes> header{};
+    EncodeReadReplyHeader({.status = ReadStatus::kOk,
+                           .needle_version = 3,
+                           .request_id = 1,
+                           .index = index,
+                           .volume_id = 3,
+                           .generation = 1,
+                           .length = length,
+                           .needle_size = static_cast<uint32_t>(length),
+                           .landed = true},
+                          header);
+    EXPECT_EQ(::send(agent_fd, header.data(), header.size(), 0),
+              static_cast<ssize_t>(header.size()));
+  }
+  Status Poll(std::vector<client::CheckedArrival>& out) {
+    Status s;
+    while (reader->outstanding() > 0 && (s = reader->Poll(out, rdma::DeadlineIn(20s))).ok()) {
+    }
+    return s;
+  }
+};
+
+TEST(PushTest, ALandingNeverOfferedIsRefused) {
+  LyingAgent a(/*offer=*/false);
+  a.SendLanded(0, 100);
+  std::vector<client::CheckedArrival> out;
+  Status s = a.Poll(out);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_NE(s.message().find("offered none"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(out.empty()) << "nothing was handed on (the round fails what is left)";
+  EXPECT_FALSE(a.reader->connected()) << "the connection to a lying agent is closed";
+}
+
+TEST(PushTest, ALandedRecordPastTheLandingIsRefused) {
+  LyingAgent a(/*offer=*/true);
+  // The landing offered for 2 fids is 256 KiB (the least offered): a first record of 250 KiB
+  // fits, a second of 8 KiB would end past it.
+  ASSERT_EQ(rdma::BufferPool::SizeClass(256 << 10), size_t{256} << 10);
+  a.SendLanded(0, 250 << 10);
+  a.SendLanded(1, 8 << 10);
+  std::vector<client::CheckedArrival> out;
+  Status s = a.Poll(out);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  ASSERT_EQ(out.size(), 1u) << "only the record that fit was handed on";
+  EXPECT_TRUE(out[0].error.ok()) << "the first record fit: " << out[0].error.ToString();
+  EXPECT_EQ(out[0].header.length, 250u << 10);
+  EXPECT_EQ(out[0].tag, 0u);
+  EXPECT_FALSE(a.reader->connected());
+}
+
+}  // namespace
+}  // namespace swrdma
