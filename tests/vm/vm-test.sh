@@ -251,6 +251,8 @@ summary=$(jq -c --argjson image_s "$IMAGE_S" --argjson wall_s "$((SECONDS - T0))
    agent_reads: total(.agent_reads), agent_wrong_bytes: total(.agent_wrong_bytes),
    agent_transport: ([.[] | .agent_transport | select(. != null)] | unique | join(",") | if . == "" then null else . end),
    agent_restart_reads: total(.agent_restart_reads),
+   agent_push_pushed: total(.agent_push_pushed),
+   push_ok: ([.[] | .agent_push_ok | select(. != null)] | if length == 0 then null else all end),
    agent_pass_agent_cpu_ms: total(.agent_pass_agent_cpu_ms),
    agent_pass_client_cpu_ms: total(.agent_pass_client_cpu_ms),
    ok: ([.[] | .ok == true] | all),

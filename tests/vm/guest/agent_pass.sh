@@ -61,8 +61,8 @@ write_result() {
 BOOT=$(basename "$OUT")
 LEFT_OUT=
 if [ "${FULL:-0}" != 1 ] && [ "${SANITIZE:-0}" != 1 ]; then
-  [ "$BOOT" = 6.1 ] && LEFT_OUT="6 7"
-  [ "${ODP:-0}" = 1 ] && LEFT_OUT="4 5 6 7 10"
+  [ "$BOOT" = 6.1 ] && LEFT_OUT="6 7 11"
+  [ "${ODP:-0}" = 1 ] && LEFT_OUT="4 5 6 7 10 11"
 fi
 want() { [[ " $LEFT_OUT " != *" $1 "* ]]; }  # step number
 R[agent_left_out]=$(jq -cn --arg l "$LEFT_OUT" '$l | split(" ") | map(select(. != "") | tonumber)')
@@ -165,8 +165,8 @@ start_agent() {  # label [more agent flags...]; waits for $N_VOLUMES (default: A
   done
   jq -e '.verbs.port' "$W/info.json" >/dev/null ||
     fail "the agent ($1) runs but /v1/info has no verbs; its log says: $(grep -E '\] (verbs|error)' "$LOGS/agent.log" | tail -n 2 | tr '\n' ' ')"
-  [ "$(jq -r '.exposures.verbs' "$W/info.json")" = region ] && jq -e '.transports | index("verbs")' "$W/info.json" >/dev/null ||
-    fail "the agent ($1): /v1/info has verbs but not exposures.verbs=region and verbs in transports: $(jq -c '{transports,exposures}' "$W/info.json")"
+  [ "$(jq -r '.exposures.verbs' "$W/info.json")" = "${EXPOSURE:-region}" ] && jq -e '.transports | index("verbs")' "$W/info.json" >/dev/null ||
+    fail "the agent ($1): /v1/info has verbs but not exposures.verbs=${EXPOSURE:-region} and verbs in transports: $(jq -c '{transports,exposures}' "$W/info.json")"
   T "  agent ($1) pid $AGENT_PID up after $((SECONDS - t0)) s: verbs $(jq -c .verbs "$W/info.json")"
 }
 T "2. swrdma-agent with verbs on rxe0 (HTTP $URL, rdma_cm port $VERBS_PORT, --transports ${AGENT_TRANSPORTS:-(default)})"
@@ -590,6 +590,58 @@ else
 fi
 else
   T "10. left out on this boot (grants and revocation do not depend on paging)"
+fi
+
+# --- 11. push: the agent checks every fid and RDMA WRITEs the records ----------------------------
+if want 11; then
+T "11. push (--exposure push): the agent checks each fid and RDMA WRITEs its record into the client's landing buffer"
+pushed() { curl -sf -m 5 "$URL/metrics" | awk '$1 == "swrdma_tcp_read_fids_total{answer=\"pushed\"}" {printf "%d", $2}'; }
+stop_agent
+N_VOLUMES=$n_ec EXPOSURE=push start_agent push --exposure push
+[ "$(jq -r .verbs.mode "$W/info.json")" = push ] || fail "--exposure push: /v1/info verbs.mode is $(jq -r .verbs.mode "$W/info.json")"
+# Batches of 100 fids a process: many records land per request.
+read_pass push "$(echo $VIDS | cut -d' ' -f1-2)"
+tally
+push_pass_ok=0
+pass_ok && push_pass_ok=1
+info >"$W/info.json" || fail "GET /v1/info failed"
+push_n=$(pushed)
+num agent_push_reads $P_READS; num agent_push_pushed "${push_n:-0}"
+num agent_push_failures "$(jq '.verbs.push_failures' "$W/info.json")"
+T "  push: $push_n of $P_READS records written into landing buffers (the rest inline: larger than the landing offered); verbs $(jq -c '.verbs | {mode, pushes, pushed_bytes, push_failures}' "$W/info.json")"
+# With a read key, push needs no --region-with-tokens: tokens are checked per fid.
+KEY=vm-read-key
+stop_agent
+N_VOLUMES=$n_ec NO_READ_AUTH= EXPOSURE=push start_agent push-tokens --jwt-read-key "$KEY" --exposure push
+mkdir -p "$W/got-push"
+ptok_ok=0 ptok_n=0
+FIDS4=($(head -n 4 "$W/fids/4"))
+for fid in "${FIDS4[@]}"; do
+  ptok_n=$((ptok_n + 1))
+  if timeout 60 "$CLI" get "${CLIENT[@]}" -v --jwt "$("$CLI" token --key "$KEY" --fid "$fid" --ttl 60)" \
+    -o "$W/got-push/$fid" "$fid" >>"$LOGS/get-push-tokens.log" 2>&1 && cmp -s "$W/got-push/$fid" "$W/expect/4/$fid"; then
+    ptok_ok=$((ptok_ok + 1))
+  fi
+done
+# A token for another fid opens nothing: refused, and no bytes written.
+if timeout 60 "$CLI" get "${CLIENT[@]}" --jwt "$("$CLI" token --key "$KEY" --fid "${FIDS4[0]}" --ttl 60)" \
+  -o "$W/got-push/other" "${FIDS4[1]}" >>"$LOGS/get-push-tokens.log" 2>&1; then
+  push_other_refused=0
+else
+  push_other_refused=1
+fi
+push_tok_pushed=$(pushed)
+num agent_push_token_reads $ptok_ok; bool agent_push_other_token_refused $push_other_refused
+T "  push with a read key: $ptok_ok of $ptok_n byte-exact with their own tokens, $push_tok_pushed pushed; a token for another fid: $([ $push_other_refused = 1 ] && echo refused || echo READ)"
+if [ $push_pass_ok = 1 ] && [ "${push_n:-0}" -gt 0 ] && [ "$(jq '.verbs.push_failures' "$W/info.json")" = 0 ] &&
+  [ $ptok_ok -eq $ptok_n ] && [ $push_other_refused = 1 ] && [ "${push_tok_pushed:-0}" -ge $ptok_n ]; then
+  bool agent_push_ok 1
+else
+  bool agent_push_ok 0; ok=0
+  T "error: push (logs $LOGS/get-push.log, $LOGS/get-push-tokens.log, $LOGS/agent.log)"
+fi
+else
+  T "11. left out on this boot (push does not depend on paging)"
 fi
 
 # --- end ----------------------------------------------------------------------------------------
