@@ -142,6 +142,18 @@ void AddAgentFlags(CLI::App& app, AgentConfig& c) {
       ->check(CLI::Range(1, 3600))
       ->default_str("5");
   app.add_option_function<int>(
+         "--hot-first-warmup", [&c](int v) { c.hot_first_warmup = std::chrono::seconds(v); },
+         "Under --max-pinned-bytes: seconds a volume first seen (at start, new, vacuumed) keeps "
+         "its registration while its load is measured, before hotter volumes may take its room")
+      ->check(CLI::Range(0, 86400))
+      ->default_str("60");
+  app.add_option_function<int>(
+         "--hot-first-dwell", [&c](int v) { c.hot_first_dwell = std::chrono::seconds(v); },
+         "Under --max-pinned-bytes: seconds a volume registered in place of colder ones keeps "
+         "its room before it may give it up in turn (no flapping between similar loads)")
+      ->check(CLI::Range(0, 86400))
+      ->default_str("60");
+  app.add_option_function<int>(
          "--retire-grace", [&c](int v) { c.retire_grace = std::chrono::seconds(v); },
          "Seconds a replaced export stays mapped so in-flight reads finish")
       ->check(CLI::Range(0, 3600))
@@ -475,6 +487,7 @@ std::string DescribeConfig(const AgentConfig& c) {
       "max_connections={} max_lookup_batch={} index_cache_entries={} tcp_segment_size={} "
       "rescan_interval={}s "
       "retire_grace={}s "
+      "hot_first_warmup={}s hot_first_dwell={}s "
       "device_rescan_interval={}s "
       "growth_reserve_mb={} log_level={} supervise={} jwt_read_key={} security_toml={} "
       "exposure={} local_socket={} local_allow_uids=[{}] local_allow_gids=[{}] "
@@ -487,7 +500,8 @@ std::string DescribeConfig(const AgentConfig& c) {
       ProgressModeName(c.progress_mode), ExportModeName(c.export_mode),
       static_cast<int>(c.offset_width), c.http_threads, c.max_connections, c.max_lookup_batch,
       c.index_cache_entries, c.tcp_segment_bytes, c.rescan_interval.count(), c.retire_grace.count(),
-      c.device_rescan_interval.count(), c.growth_reserve >> 20, c.log_level, c.supervise,
+      c.hot_first_warmup.count(), c.hot_first_dwell.count(), c.device_rescan_interval.count(),
+      c.growth_reserve >> 20, c.log_level, c.supervise,
       c.jwt_read_key                           ? "(set)"
       : std::getenv(kVerifierFdEnv) != nullptr ? "(held by the verifier process)"
                                                : "(unset)",

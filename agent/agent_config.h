@@ -43,6 +43,11 @@ struct AgentConfig {
   // What registrations for RDMA READ may pin (rdma/pin_budget.h): "auto" (half of RAM, within
   // RLIMIT_MEMLOCK without CAP_IPC_LOCK), "unlimited" or a size; past it reads are checked.
   std::string max_pinned_bytes = "auto";
+  // Hot volumes first under the pin budget (agent/hot_first.h): how long a volume seen for the
+  // first time is kept registered while its heat is measured, and one registered in place of
+  // colder ones before it may be dropped in turn.
+  std::chrono::seconds hot_first_warmup{60};
+  std::chrono::seconds hot_first_dwell{60};
   ProgressMode progress_mode = ProgressMode::kAdaptive;
   ExportMode export_mode = ExportMode::kMap;
   OffsetWidth offset_width = OffsetWidth::k4;  // .idx entries when a volume has no .vif

@@ -333,6 +333,8 @@ int Run(const AgentConfig& config) {
   if (verbs) {
     vo.remote = &verbs->registrar();
     vo.pin_budget = &*pin_budget;
+    vo.hot_first.warmup = config.hot_first_warmup;
+    vo.hot_first.min_dwell = config.hot_first_dwell;
   }
   VolumeSet volumes(**index, *context, vo);
   const ScanReport initial_scan =

@@ -81,6 +81,25 @@ TEST_F(AgentConfigTest, FlagBeatsEnvBeatsFileBeatsDefault) {
             (std::vector<std::string>{"SWRDMA_HTTP_THREADS", "SWRDMA_MAX_CONNECTIONS"}));
 }
 
+TEST_F(AgentConfigTest, HotFirstTimesFromFileFlagAndDefault) {
+  auto sources = Parse({});
+  ASSERT_TRUE(sources) << sources.error().ToString();
+  EXPECT_EQ(config_.hot_first_warmup, std::chrono::seconds(60));
+  EXPECT_EQ(config_.hot_first_dwell, std::chrono::seconds(60));
+  const auto file = WriteFile("agent.toml", "hot_first_warmup = 0\nhot_first_dwell = 5\n");
+  sources = Parse({"--config", file.string()});
+  ASSERT_TRUE(sources) << sources.error().ToString();
+  EXPECT_EQ(config_.hot_first_warmup, std::chrono::seconds(0));
+  EXPECT_EQ(config_.hot_first_dwell, std::chrono::seconds(5));
+  sources = Parse({"--config", file.string(), "--hot-first-dwell", "7"});
+  ASSERT_TRUE(sources) << sources.error().ToString();
+  EXPECT_EQ(config_.hot_first_dwell, std::chrono::seconds(7));
+  EXPECT_NE(DescribeConfig(config_).find("hot_first_warmup=0s hot_first_dwell=7s"),
+            std::string::npos)
+      << DescribeConfig(config_);
+  EXPECT_THROW(Parse({"--hot-first-warmup", "-1"}), CLI::ValidationError);
+}
+
 TEST_F(AgentConfigTest, ListsFromEverySourceReplaceRatherThanMerge) {
   std::filesystem::create_directories(dir_ / "a");
   std::filesystem::create_directories(dir_ / "b");

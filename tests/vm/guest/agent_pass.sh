@@ -61,8 +61,8 @@ write_result() {
 BOOT=$(basename "$OUT")
 LEFT_OUT=
 if [ "${FULL:-0}" != 1 ] && [ "${SANITIZE:-0}" != 1 ]; then
-  [ "$BOOT" = 6.1 ] && LEFT_OUT="6 7 11"
-  [ "${ODP:-0}" = 1 ] && LEFT_OUT="4 5 6 7 10 11"
+  [ "$BOOT" = 6.1 ] && LEFT_OUT="6 7 11 12"
+  [ "${ODP:-0}" = 1 ] && LEFT_OUT="4 5 6 7 10 11 12"
 fi
 want() { [[ " $LEFT_OUT " != *" $1 "* ]]; }  # step number
 R[agent_left_out]=$(jq -cn --arg l "$LEFT_OUT" '$l | split(" ") | map(select(. != "") | tonumber)')
@@ -642,6 +642,55 @@ else
 fi
 else
   T "11. left out on this boot (push does not depend on paging)"
+fi
+
+# --- 12. hot volumes first: a volume read hot takes the room of cold ones -------------------------
+# A budget just over the largest generated volume, no warm-up and a short dwell: whichever volume
+# the scan order leaves unregistered is read hot (swrdma bench, checked reads), and the agent must
+# drop the cold ones (deregistering their MRs) and register it, while reads go on byte-exact.
+if want 12; then
+BIG=$(for v in $VIDS; do echo "$(stat -c %s "$DATA/$v.dat") $v"; done | sort -n | tail -n 1)
+HOT_BUDGET=$((${BIG% *} + (1 << 20)))
+T "12. hot volumes first: --max-pinned-bytes $HOT_BUDGET --hot-first-warmup 0 --hot-first-dwell 5; a volume read hot is registered in place of cold ones"
+regions_of() { curl -sf -m 5 -H 'Accept: application/json' "$URL/v1/volumes/$1" | jq '.regions | length'; }
+stop_agent
+N_VOLUMES=$n_ec start_agent hot --max-pinned-bytes "$HOT_BUDGET" --hot-first-warmup 0 --hot-first-dwell 5
+HOT=
+for v in $VIDS; do [ "$(regions_of $v)" = 0 ] && { HOT=$v; break; }; done
+[ -n "$HOT" ] || fail "under --max-pinned-bytes $HOT_BUDGET every generated volume is registered; step 12 needs one that is not"
+swaps0=$(jq '.verbs.hot_first_swaps // 0' "$W/info.json")
+timeout 120 "$CLI" bench "${BENCH_CLIENT[@]}" --volume $HOT --fids "$W/fids/$HOT.manifest" --seconds $((SCALE > 1 ? 30 : 15)) \
+  --no-warmup --json >"$LOGS/bench-hot.json" 2>"$LOGS/bench-hot.log" &
+hot_bench=$!
+swapped=0 t_swap=-1 t0=$SECONDS
+for _ in $(seq 90); do
+  if info >"$W/info.json" 2>/dev/null && [ "$(jq '.verbs.hot_first_swaps // 0' "$W/info.json")" -gt "$swaps0" ]; then
+    swapped=1 t_swap=$((SECONDS - t0))
+    break
+  fi
+  kill -0 $hot_bench 2>/dev/null || break
+  sleep 1
+done
+hot_regions=$(regions_of $HOT)
+wait $hot_bench
+hot_bench_ok=false
+[ -s "$LOGS/bench-hot.json" ] && hot_bench_ok=$(jq '.ops > 0 and .errors == 0 and .crc_failures == 0' "$LOGS/bench-hot.json" 2>/dev/null || echo false)
+read_pass hot "$FIXTURE_VIDS $VIDS"
+tally
+info >"$W/info.json" || fail "GET /v1/info failed"
+hot_reg=$(jq .verbs.registered_bytes "$W/info.json")
+num agent_hot_swaps "$(($(jq '.verbs.hot_first_swaps // 0' "$W/info.json") - swaps0))"; num agent_hot_swap_after_s $t_swap
+R[agent_hot_bench]=$(jq -c '{ops, errors, crc_failures, retries, seconds}' "$LOGS/bench-hot.json" 2>/dev/null || echo null)
+T "  volume $HOT read hot: swap after ${t_swap} s, its regions now $hot_regions, $hot_reg bytes registered; bench ${R[agent_hot_bench]}; $(grep -m1 'hot-first swap\|in place of volume' "$LOGS/agent.log" | sed 's/.*\] //' | cut -c1-200)"
+if [ $swapped = 1 ] && [ "${hot_regions:-0}" -gt 0 ] && [ "$hot_bench_ok" = true ] && pass_ok &&
+  [ "${hot_reg:-0}" -le "$HOT_BUDGET" ]; then
+  bool agent_hot_first_ok 1
+else
+  bool agent_hot_first_ok 0; ok=0
+  T "error: hot volumes first (logs $LOGS/bench-hot.log, $LOGS/get-hot.log, $LOGS/agent.log)"
+fi
+else
+  T "12. left out on this boot (the hot-first choice does not depend on the kernel)"
 fi
 
 # --- end ----------------------------------------------------------------------------------------
