@@ -21,6 +21,7 @@
 #include "rdma/ucx/ucx_context.h"
 #include "rdma/ucx/ucx_endpoint.h"
 #include "rdma/ucx/ucx_worker.h"
+#include "tests/checked_arrivals.h"
 #include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
@@ -78,44 +79,9 @@ struct Peer {
   std::vector<client::CheckedArrival> ReadAll(const std::vector<std::string>& fids,
                                               const std::vector<std::string>& tokens = {},
                                               size_t batch = 64) {
-    std::vector<client::CheckedArrival> out;
-    for (size_t first = 0; first < fids.size(); first += batch) {
-      std::vector<ReadRequestEntry> entries;
-      std::vector<size_t> tags;
-      for (size_t i = first; i < std::min(fids.size(), first + batch); ++i) {
-        entries.push_back({fids[i], tokens.empty() ? std::string() : tokens[i]});
-        tags.push_back(i);
-      }
-      Status s = reader->Send(entries, tags);
-      EXPECT_TRUE(s.ok()) << s.ToString();
-    }
-    const auto deadline = rdma::DeadlineIn(20s);
-    while (reader->outstanding() > 0) {
-      Status s = reader->Poll(out, deadline);
-      if (!s.ok()) {
-        ADD_FAILURE() << s.ToString();
-        break;
-      }
-    }
-    return out;
+    return testing::ReadAllChecked(*reader, fids, tokens, batch, std::chrono::seconds(20));
   }
 };
-
-// The record's data, verified against the fid as a reader must.
-Result<std::vector<uint8_t>> Verify(const client::CheckedArrival& a, std::string_view fid) {
-  SWRDMA_ASSIGN_OR_RETURN(FileId id, ParseFileId(fid));
-  SWRDMA_ASSIGN_OR_RETURN(NeedleVersion v, ToNeedleVersion(a.header.needle_version));
-  std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(a.record.data()),
-                                 a.header.length);
-  SWRDMA_ASSIGN_OR_RETURN(NeedleRecord record, ParseNeedleRecord(bytes, v));
-  auto verified = VerifyNeedle(record, {.id = id.needle_id, .cookie = id.cookie});
-  if (!verified) return Error(verified.error());
-  std::vector<uint8_t> data(record.data.begin(), record.data.end());
-  if (record.is_gzipped()) {
-    SWRDMA_ASSIGN_OR_RETURN(data, Gunzip(data));
-  }
-  return data;
-}
 
 class CheckedReadTest : public ::testing::TestWithParam<std::string> {};
 
@@ -171,7 +137,7 @@ TEST_P(CheckedReadTest, EveryNeedleByteExactAndEveryRefusalPerFid) {
       continue;
     }
     ASSERT_EQ(a.header.status, ReadStatus::kOk) << fids[i] << ": " << a.reason;
-    auto data = Verify(a, fids[i]);
+    auto data = testing::VerifyArrival(a, fids[i]);
     ASSERT_TRUE(data.has_value()) << fids[i] << ": " << data.error().ToString();
     EXPECT_EQ(*data, e.data) << fids[i];
     ++ok;
@@ -219,7 +185,7 @@ TEST_P(CheckedReadTest, TokensAreCheckedPerFid) {
     const bool valid = a.tag % 5 == 0;
     if (valid) {
       ASSERT_EQ(a.header.status, ReadStatus::kOk) << fids[a.tag] << ": " << a.reason;
-      auto data = Verify(a, fids[a.tag]);
+      auto data = testing::VerifyArrival(a, fids[a.tag]);
       ASSERT_TRUE(data.has_value()) << data.error().ToString();
       EXPECT_EQ(*data, expected.at(fids[a.tag]).data);
     } else {

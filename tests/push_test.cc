@@ -26,6 +26,7 @@
 #include "protocol/needle.h"
 #include "protocol/read_messages.h"
 #include "rdma/buffer_pool.h"
+#include "tests/checked_arrivals.h"
 #include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
@@ -105,43 +106,9 @@ struct PushReader {
   }
 
   std::vector<client::CheckedArrival> ReadAll(const std::vector<std::string>& fids, size_t batch) {
-    std::vector<client::CheckedArrival> out;
-    for (size_t first = 0; first < fids.size(); first += batch) {
-      std::vector<ReadRequestEntry> entries;
-      std::vector<size_t> tags;
-      for (size_t i = first; i < std::min(fids.size(), first + batch); ++i) {
-        entries.push_back({fids[i], ""});
-        tags.push_back(i);
-      }
-      Status s = reader->Send(entries, tags);
-      EXPECT_TRUE(s.ok()) << s.ToString();
-    }
-    const auto deadline = rdma::DeadlineIn(30s);
-    while (reader->outstanding() > 0) {
-      Status s = reader->Poll(out, deadline);
-      if (!s.ok()) {
-        ADD_FAILURE() << s.ToString();
-        break;
-      }
-    }
-    return out;
+    return testing::ReadAllChecked(*reader, fids, {}, batch);
   }
 };
-
-Result<std::vector<uint8_t>> Verify(const client::CheckedArrival& a, std::string_view fid) {
-  SWRDMA_ASSIGN_OR_RETURN(FileId id, ParseFileId(fid));
-  SWRDMA_ASSIGN_OR_RETURN(NeedleVersion v, ToNeedleVersion(a.header.needle_version));
-  std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(a.record.data()),
-                                 a.header.length);
-  SWRDMA_ASSIGN_OR_RETURN(NeedleRecord record, ParseNeedleRecord(bytes, v));
-  auto verified = VerifyNeedle(record, {.id = id.needle_id, .cookie = id.cookie});
-  if (!verified) return Error(verified.error());
-  std::vector<uint8_t> data(record.data.begin(), record.data.end());
-  if (record.is_gzipped()) {
-    SWRDMA_ASSIGN_OR_RETURN(data, Gunzip(data));
-  }
-  return data;
-}
 
 struct Fixture {
   testing::TempDir tmp;
@@ -190,7 +157,7 @@ struct Fixture {
         continue;
       }
       EXPECT_EQ(a.header.status, ReadStatus::kOk) << a.reason;
-      auto data = Verify(a, fids.at(a.tag));
+      auto data = testing::VerifyArrival(a, fids.at(a.tag));
       EXPECT_TRUE(data.has_value()) << fids.at(a.tag) << ": " << data.error().ToString();
       if (data) {
         EXPECT_EQ(*data, e.data) << fids.at(a.tag);

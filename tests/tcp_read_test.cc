@@ -29,6 +29,7 @@
 #include "protocol/needle.h"
 #include "protocol/read_messages.h"
 #include "rdma/buffer_pool.h"
+#include "tests/checked_arrivals.h"
 #include "tests/generated_volume.h"
 #include "tests/in_process_agent.h"
 #include "tests/test_util.h"
@@ -62,47 +63,9 @@ struct Reader {
   std::vector<client::CheckedArrival> ReadAll(const std::vector<std::string>& fids,
                                               const std::vector<std::string>& tokens = {},
                                               size_t batch = 64, Status* failure = nullptr) {
-    std::vector<client::CheckedArrival> out;
-    for (size_t first = 0; first < fids.size(); first += batch) {
-      std::vector<ReadRequestEntry> entries;
-      std::vector<size_t> tags;
-      for (size_t i = first; i < std::min(fids.size(), first + batch); ++i) {
-        entries.push_back({fids[i], tokens.empty() ? std::string() : tokens[i]});
-        tags.push_back(i);
-      }
-      Status s = reader->Send(entries, tags);
-      EXPECT_TRUE(s.ok()) << s.ToString();
-    }
-    const auto deadline = rdma::DeadlineIn(30s);
-    while (reader->outstanding() > 0) {
-      Status s = reader->Poll(out, deadline);
-      if (!s.ok()) {
-        if (failure != nullptr) {
-          *failure = s;
-        } else {
-          ADD_FAILURE() << s.ToString();
-        }
-        break;
-      }
-    }
-    return out;
+    return testing::ReadAllChecked(*reader, fids, tokens, batch, std::chrono::seconds(30), failure);
   }
 };
-
-Result<std::vector<uint8_t>> Verify(const client::CheckedArrival& a, std::string_view fid) {
-  SWRDMA_ASSIGN_OR_RETURN(FileId id, ParseFileId(fid));
-  SWRDMA_ASSIGN_OR_RETURN(NeedleVersion v, ToNeedleVersion(a.header.needle_version));
-  std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(a.record.data()),
-                                 a.header.length);
-  SWRDMA_ASSIGN_OR_RETURN(NeedleRecord record, ParseNeedleRecord(bytes, v));
-  auto verified = VerifyNeedle(record, {.id = id.needle_id, .cookie = id.cookie});
-  if (!verified) return Error(verified.error());
-  std::vector<uint8_t> data(record.data.begin(), record.data.end());
-  if (record.is_gzipped()) {
-    SWRDMA_ASSIGN_OR_RETURN(data, Gunzip(data));
-  }
-  return data;
-}
 
 // A raw loopback connection to the read port; reads give up after 20 s (a bound, not a
 // measurement: every wait below ends much earlier when the agent behaves).
@@ -201,7 +164,7 @@ TEST(TcpReadTest, EveryNeedleByteExactAndEveryRefusalPerFid) {
         continue;
       }
       ASSERT_EQ(a.header.status, ReadStatus::kOk) << fids[i] << ": " << a.reason;
-      auto data = Verify(a, fids[i]);
+      auto data = testing::VerifyArrival(a, fids[i]);
       ASSERT_TRUE(data.has_value()) << fids[i] << ": " << data.error().ToString();
       EXPECT_EQ(*data, e.data) << fids[i];
       big += e.data.size() > (1u << 20);
@@ -250,7 +213,7 @@ TEST(TcpReadTest, TokensAreCheckedPerFid) {
   for (const auto& a : arrivals) {
     if (a.tag % 5 == 0) {
       ASSERT_EQ(a.header.status, ReadStatus::kOk) << fids[a.tag] << ": " << a.reason;
-      auto data = Verify(a, fids[a.tag]);
+      auto data = testing::VerifyArrival(a, fids[a.tag]);
       ASSERT_TRUE(data.has_value()) << data.error().ToString();
       EXPECT_EQ(*data, expected.at(fids[a.tag]).data);
     } else {
@@ -435,7 +398,7 @@ TEST(TcpReadTest, TruncatedVolumeDoesNotKillTheAgent) {
     ASSERT_EQ(arrivals.size(), 1u);
     if (arrivals[0].header.status != ReadStatus::kOk) continue;
     // Whatever arrived whole is the record as it is in the file now.
-    (void)Verify(arrivals[0], fid);
+    (void)testing::VerifyArrival(arrivals[0], fid);
   }
   EXPECT_GT(failed, 0u) << "no record lay past the new end of the file";
   EXPECT_GT(agent.tcp_read_server()->stats().send_failures, 0u);

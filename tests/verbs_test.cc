@@ -171,6 +171,26 @@ class VerbsLoopback : public ::testing::Test {
                     std::move(*conn)};
   }
 
+  // A file of 64 KiB (byte i = i * mul + add; also left in `content`) in dir_, mapped the way
+  // this kernel pins an export (ChooseExportMapping); nullopt after a failed expectation.
+  std::optional<MappedFile> MapExportFile(const std::string& name, std::vector<char>& content,
+                                          int mul, int add) {
+    content.resize(64 * 1024);
+    for (size_t i = 0; i < content.size(); ++i)
+      content[i] = static_cast<char>(i * mul + add);
+    auto path = dir_ / name;
+    std::ofstream(path, std::ios::binary).write(content.data(), content.size());
+    auto mapping = ChooseExportMapping(*pd_, dir_);
+    EXPECT_TRUE(mapping.has_value()) << mapping.error().ToString();
+    if (!mapping) return std::nullopt;
+    auto file = MappedFile::Open(
+        path, {.mode = *mapping == ExportMapping::kReadOnlyShared ? MapMode::kReadOnly
+                                                                  : MapMode::kReadWrite});
+    EXPECT_TRUE(file.has_value()) << file.error().ToString();
+    if (!file) return std::nullopt;
+    return std::move(*file);
+  }
+
   std::string address_;
   std::filesystem::path dir_;
 };
@@ -225,17 +245,9 @@ TEST_F(VerbsLoopback, ExportReadAndRefusals) {
 // exporter's Registrar, a reader's pool registered through the reader's, and a ReadBatch window
 // of READs into pooled buffers; a READ outside the export breaks the connection for good.
 TEST_F(VerbsLoopback, RegistrarsAndReadBatch) {
-  std::vector<char> content(64 * 1024);
-  for (size_t i = 0; i < content.size(); ++i)
-    content[i] = static_cast<char>(i * 13 + 1);
-  auto path = dir_ / "batch.dat";
-  std::ofstream(path, std::ios::binary).write(content.data(), content.size());
-  auto mapping = ChooseExportMapping(*pd_, dir_);
-  ASSERT_TRUE(mapping.has_value()) << mapping.error().ToString();
-  auto file = MappedFile::Open(
-      path, {.mode = *mapping == ExportMapping::kReadOnlyShared ? MapMode::kReadOnly
-                                                                : MapMode::kReadWrite});
-  ASSERT_TRUE(file.has_value()) << file.error().ToString();
+  std::vector<char> content;
+  auto file = MapExportFile("batch.dat", content, 13, 1);
+  ASSERT_TRUE(file.has_value());
 
   Registrar exporter_side(*pd_, RegistrarRole::kExporter);
   auto* base = const_cast<std::byte*>(file->data());
@@ -316,17 +328,9 @@ TEST_F(VerbsLoopback, RegistrarsAndReadBatch) {
 // reader's READ pool is refused, and through a push connection (no remote access on the
 // exporter's QP) the reader cannot READ the export.
 TEST_F(VerbsLoopback, PushLandsOnlyInTheLandingPool) {
-  std::vector<char> content(64 * 1024);
-  for (size_t i = 0; i < content.size(); ++i)
-    content[i] = static_cast<char>(i * 11 + 5);
-  auto path = dir_ / "push.dat";
-  std::ofstream(path, std::ios::binary).write(content.data(), content.size());
-  auto mapping = ChooseExportMapping(*pd_, dir_);
-  ASSERT_TRUE(mapping.has_value()) << mapping.error().ToString();
-  auto file = MappedFile::Open(
-      path, {.mode = *mapping == ExportMapping::kReadOnlyShared ? MapMode::kReadOnly
-                                                                : MapMode::kReadWrite});
-  ASSERT_TRUE(file.has_value()) << file.error().ToString();
+  std::vector<char> content;
+  auto file = MapExportFile("push.dat", content, 11, 5);
+  ASSERT_TRUE(file.has_value());
   Registrar exporter_side(*pd_, RegistrarRole::kExporter);
   auto* base = const_cast<std::byte*>(file->data());
   auto exported = exporter_side.Register(base, content.size(), RegionAccess::kRemoteRead);
