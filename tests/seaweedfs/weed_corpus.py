@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,24 @@ def request(hostport, method, path, body=None, headers=None):
         return resp.status, hdrs, data
     finally:
         conn.close()
+
+
+def ranges_hold(headers, body, full):
+    """True when a 206 answer (one range, or multipart/byteranges with its boundary replaced by
+    B) holds exactly the bytes `full` (the whole file as the volume server sent it) has there."""
+    span = re.compile(rb"bytes (\d+)-(\d+)/(\d+)")
+    if not headers.get("content-type", "").startswith("multipart/byteranges"):
+        m = span.fullmatch(headers.get("content-range", "").encode())
+        return bool(m) and int(m[3]) == len(full) and body == full[int(m[1]):int(m[2]) + 1]
+    parts = [p for p in body.split(b"--B") if p not in (b"", b"--", b"--\r\n")]
+    for p in parts:
+        head, _, data = p.partition(b"\r\n\r\n")
+        m = span.search(head)
+        if not m or not data.endswith(b"\r\n") or int(m[3]) != len(full):
+            return False
+        if data[:-2] != full[int(m[1]):int(m[2]) + 1]:
+            return False
+    return bool(parts)
 
 
 def get_json(hostport, path, method="GET", body=None, headers=None):
@@ -361,9 +380,11 @@ class Comparer:
         self.report.write(f"{fid}\t{what}\t{msg}\n")
         self.report.flush()
 
-    def compare_http(self, fid, what, vol, hdrs, label):
+    def compare_http(self, fid, what, vol, hdrs, label, full=None):
         self.checks += 1
         vs, vh, vb = request(vol, "GET", "/" + fid, headers=hdrs)
+        if vs == 0:
+            vs, vh, vb = request(vol, "GET", "/" + fid, headers=hdrs)  # weed aborted: once more
         as_, ah, ab = request(self.a.agent, "GET", "/" + fid, headers=hdrs)
         # multipart/byteranges boundaries are random: compare with both replaced.
         for h, b in ((vh, vb), (ah, ab)):
@@ -377,6 +398,13 @@ class Comparer:
         if ah.get("content-type") == "multipart/byteranges; boundary=B":
             ab = ab.replace(ab.split(b"\r\n", 1)[0][2:], b"B") if ab.startswith(b"--") else ab
         # A response weed aborts (0) is a failed read: any 5xx of the agent says the same.
+        # weed 4.x also aborts some range requests of a chunk manifest whose whole file it has just
+        # served (seen with the manifest in an EC volume): then the agent's ranges must be exactly
+        # those bytes of weed's own whole answer (`full`).
+        if vs == 0 and as_ == 206 and full is not None and ranges_hold(ah, ab, full):
+            log(f"  {fid}: volume server aborted its {label} answer twice ({what}); the agent's "
+                f"ranges equal weed's whole-file answer")
+            return vs, vb, vh
         if vs != as_ and not (vs == 0 and as_ >= 500):
             self.diff(fid, what, f"{label}: status volume {vs} agent {as_} "
                       f"(volume body {vb[:100]!r}, agent body {ab[:100]!r})")
@@ -481,9 +509,11 @@ class Comparer:
             if vs != 200:
                 log(f"  {fid}: volume server answers {vs} ({what})")
             self.compare_http(fid, what, vol, {**auth, "Accept-Encoding": "gzip"}, "GET gzip")
-            self.compare_http(fid, what, vol, {**auth, "Range": "bytes=1-10"}, "GET range")
+            full = vb if vs == 200 else None
+            self.compare_http(fid, what, vol, {**auth, "Range": "bytes=1-10"}, "GET range",
+                              full)
             self.compare_http(fid, what, vol, {**auth, "Range": "bytes=0-1,5-9,-3"},
-                              "GET multi-range")
+                              "GET multi-range", full)
             if vs == 200:
                 if "last-modified" in vh:
                     self.compare_http(fid, what, vol,
