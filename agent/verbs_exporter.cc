@@ -250,8 +250,8 @@ std::optional<PushWrite> VerbsExporter::Source(const ExportedVolume& source,
                                                std::span<const uint8_t> record) const {
   const uint64_t offset = reinterpret_cast<uint64_t>(record.data()) - source.base_address();
   auto registration = source.RemoteRegistrationFor(offset, record.size());
-  // Only this exporter's registrations carry a local key on its device.
-  if (!registration || !source.remote() || record.size() > UINT32_MAX) return std::nullopt;
+  // The export's remote registrations are this exporter's (registrar()): a local key here.
+  if (!registration || record.size() > UINT32_MAX) return std::nullopt;
   PushWrite w;
   w.source = record;
   w.local_key = verbs::LocalKeyOf(*registration);

@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include "rdma/verbs/memory_region.h"
+
 namespace swrdma::client {
 namespace {
 
@@ -169,14 +171,10 @@ Status TcpCheckedReader::Send(std::span<const ReadRequestEntry> entries,
   if (landing_pool_ != nullptr) {
     SWRDMA_ASSIGN_OR_RETURN(asked.landing, AcquireLanding(entries.size()));
     SWRDMA_ASSIGN_OR_RETURN(rdma::RemoteRegion region, asked.landing.Describe());
-    if (region.rkey.size() != 4) {
-      return Status(Code::kInternal, "a landing buffer without a 4-byte verbs rkey");
-    }
     PushLanding p;
     p.nonce = nonce_;
     p.address = asked.landing.address();
-    p.rkey = static_cast<uint32_t>(region.rkey[0]) | uint32_t{region.rkey[1]} << 8 |
-             uint32_t{region.rkey[2]} << 16 | uint32_t{region.rkey[3]} << 24;
+    SWRDMA_ASSIGN_OR_RETURN(p.rkey, rdma::verbs::UnpackRkey(region));
     p.length = asked.landing.size();
     asked.landing_length = p.length;
     request.push = p;
