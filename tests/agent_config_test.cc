@@ -4,6 +4,9 @@
 
 #include <fstream>
 #include <map>
+#include <regex>
+#include <set>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <CLI/CLI.hpp>
@@ -239,6 +242,48 @@ TEST_F(AgentConfigTest, UnknownKeysAndBrokenFilesAreRejected) {
   sources = Parse({"--config", (dir_ / "missing.toml").string()});
   ASSERT_FALSE(sources);
   EXPECT_NE(sources.error().message().find("missing.toml"), std::string::npos);
+}
+
+// The shipped /etc/swrdma/agent.toml (packaging/agent.toml) documents every flag as a commented
+// key with a valid example value: uncommented whole, it parses, and no flag lacks its key.
+TEST_F(AgentConfigTest, ShippedFileDocumentsEveryFlagWithValidValues) {
+  std::ifstream shipped(std::string(SWRDMA_SOURCE_DIR) + "/packaging/agent.toml");
+  ASSERT_TRUE(shipped) << "packaging/agent.toml not found under " << SWRDMA_SOURCE_DIR;
+  const std::regex commented_key(R"(^# ([a-z_]+) = (.*)$)");
+  std::set<std::string> keys;
+  std::ostringstream uncommented;
+  for (std::string line; std::getline(shipped, line);) {
+    std::smatch m;
+    if (!std::regex_match(line, m, commented_key)) continue;
+    const std::string key = m[1];
+    std::string value = m[2];
+    // Paths that must exist where the agent runs point into this test's directory instead.
+    if (key == "dir") value = "[\"" + dir_.path().string() + "\"]";
+    if (key == "security_toml") {
+      value = '"' + WriteFile("security.toml", "[jwt.signing.read]\nkey = \"k\"\n").string() + '"';
+    }
+    EXPECT_TRUE(keys.insert(key).second) << "key " << key << " appears twice";
+    uncommented << key << " = " << value << "\n";
+  }
+  const auto file = WriteFile("uncommented.toml", uncommented.str());
+  auto sources = Parse({"--config", file.string()});
+  ASSERT_TRUE(sources) << sources.error().ToString() << "\n" << uncommented.str();
+
+  CLI::App app;
+  AgentConfig unused;
+  ASSERT_TRUE(ParseAgentConfig(
+      app, unused, {}, [](const std::string&) { return std::optional<std::string>(); },
+      default_file_));
+  for (const CLI::Option* opt : app.get_options()) {
+    for (std::string name : opt->get_lnames()) {
+      if (name == "help" || name == "version" || name == "config" || name == "list-devices" ||
+          name == "no-supervise") {
+        continue;  // not settings, or the negation of one
+      }
+      std::replace(name.begin(), name.end(), '-', '_');
+      EXPECT_TRUE(keys.contains(name)) << "packaging/agent.toml does not document " << name;
+    }
+  }
 }
 
 TEST_F(AgentConfigTest, BadFlagsStayCommandLineErrors) {
