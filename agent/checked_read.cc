@@ -1,5 +1,7 @@
 #include "agent/checked_read.h"
 
+#include <fmt/format.h>
+
 namespace swrdma::agent {
 namespace {
 
@@ -29,6 +31,42 @@ CheckedRecord Refusal(ReadStatus status, uint32_t volume_id, std::string reason)
   return r;
 }
 
+// The pieces of an EC record held here (ResolvedNeedle::ec_partial). Without a verified token
+// the cookie is the only thing that makes a fid readable (as on the volume server): pieces go
+// out only when it was checked here, so guessing needle ids yields nothing.
+CheckedRecord EcPiecesRecord(const ResolvedNeedle& found, bool token_checked) {
+  const LookupResult& r = found.result;
+  const EcExport& e = *found.ec_partial;
+  if (!token_checked && !found.ec_cookie_checked) {
+    return Refusal(ReadStatus::kUnknownVolume, r.volume_id,
+                   fmt::format("{}; without read tokens this agent sends pieces of a needle only "
+                               "when it holds the needle's header (its cookie is checked there)",
+                               r.error));
+  }
+  auto local = e.LocalPieces(found.ec_where);
+  if (!local) {
+    const ReadStatus status = local.error().code() == Code::kNotFound ? ReadStatus::kNotFound
+                              : local.error().code() == Code::kUnavailable
+                                  ? ReadStatus::kUnknownVolume
+                                  : ReadStatus::kInternal;
+    return Refusal(status, r.volume_id, local.error().message());
+  }
+  auto head = EncodeEcPiecesHead(found.ec_where.length, local->pieces);
+  if (!head) return Refusal(ReadStatus::kInternal, r.volume_id, head.error().message());
+  head->insert(head->end(), local->bytes.begin(), local->bytes.end());
+  CheckedRecord out;
+  out.status = ReadStatus::kOk;
+  out.volume_id = r.volume_id;
+  auto owned = std::make_shared<const std::vector<uint8_t>>(std::move(*head));
+  out.record = *owned;
+  out.assembled = std::move(owned);
+  out.pieces = true;
+  out.needle_size = found.ec_where.size;
+  out.needle_version = static_cast<uint8_t>(found.version);
+  out.generation = e.generation();
+  return out;
+}
+
 }  // namespace
 
 ReadReplyHeader CheckedRecord::Header(uint64_t request_id, uint32_t index) const {
@@ -39,7 +77,8 @@ ReadReplyHeader CheckedRecord::Header(uint64_t request_id, uint32_t index) const
           .volume_id = volume_id,
           .generation = generation,
           .length = status == ReadStatus::kOk ? record.size() : reason.size(),
-          .needle_size = needle_size};
+          .needle_size = needle_size,
+          .pieces = status == ReadStatus::kOk && pieces};
 }
 
 std::span<const uint8_t> CheckedRecord::data() const {
@@ -48,7 +87,10 @@ std::span<const uint8_t> CheckedRecord::data() const {
 }
 
 CheckedRecord CheckRead(const VolumeSet& volumes, const ReadAuthorizer* auth,
-                        const ReadRequestEntry& e) {
+                        const ReadRequestEntry& e, bool ec_pieces) {
+  // Read before Check: true when the token is checked. (A reload that removes the key between
+  // the two lets this one read count as token-checked: the key was in force a moment ago.)
+  const bool token_checked = auth != nullptr && auth->enabled();
   if (auth != nullptr) {
     if (Status s = auth->Check(e.token, e.fid); !s.ok()) {
       // The same answer for every reason (as the volume server's "wrong jwt").
@@ -71,6 +113,7 @@ CheckedRecord CheckRead(const VolumeSet& volumes, const ReadAuthorizer* auth,
     out.generation = r.generation;
     return out;
   }
+  if (ec_pieces && found.ec_partial != nullptr) return EcPiecesRecord(found, token_checked);
   if (r.status != LookupStatus::kOk || found.exported == nullptr) {
     return Refusal(ToReadStatus(r.status), r.volume_id, r.error);
   }

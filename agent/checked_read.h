@@ -29,6 +29,7 @@ struct CheckedRecord {
   uint32_t needle_size = 0;
   uint8_t needle_version = 0;
   uint64_t generation = 0;
+  bool pieces = false;  // kOk: `record` is an EcPieces block (protocol/read_messages.h)
 
   // The reply header for entry `index` of request `request_id`.
   ReadReplyHeader Header(uint64_t request_id, uint32_t index) const;
@@ -36,8 +37,11 @@ struct CheckedRecord {
   std::span<const uint8_t> data() const;
 };
 
-// `auth` may be null (no tokens needed). Never throws; every failure is a refusal.
+// `auth` may be null (no tokens needed). `ec_pieces`: the request's kReadRequestEcPieces (an EC
+// record not held whole here is answered with the pieces held here, when its read is
+// authorized: by its token, or without tokens by its cookie, checked only where the record's
+// header is held). Never throws; every failure is a refusal.
 CheckedRecord CheckRead(const VolumeSet& volumes, const ReadAuthorizer* auth,
-                        const ReadRequestEntry& entry);
+                        const ReadRequestEntry& entry, bool ec_pieces = false);
 
 }  // namespace swrdma::agent

@@ -242,6 +242,57 @@ Status EcExport::Assemble(const EcLocated& where, std::span<uint8_t> out) const 
   return Status::Ok();
 }
 
+bool EcExport::HoldsPrefix(const EcLocated& where, uint64_t n) const {
+  uint64_t at = 0;
+  for (const auto& iv : where.intervals) {
+    if (at >= n) break;
+    const bool here = iv.shard < shards_.size() && shards_[iv.shard];
+    if (!here && !codec_) return false;
+    at += iv.size;
+  }
+  return at >= n;
+}
+
+Result<EcExport::Pieces> EcExport::LocalPieces(const EcLocated& where) const {
+  Pieces out;
+  uint64_t at = 0;
+  for (const auto& iv : where.intervals) {
+    const bool here = (iv.shard < shards_.size() && shards_[iv.shard]) || codec_.has_value();
+    if (here && iv.size > 0) {
+      if (!out.pieces.empty() && out.pieces.back().record_offset + out.pieces.back().size == at) {
+        out.pieces.back().size += iv.size;  // adjacent in the record: one piece
+      } else {
+        out.pieces.push_back({.record_offset = at, .size = iv.size});
+      }
+    }
+    at += iv.size;
+  }
+  if (out.pieces.empty()) return Error(Code::kUnavailable, MissingShardsMessage(where));
+  if (out.pieces.size() > kMaxEcPieces) {
+    return Error(Code::kResourceExhausted,
+                 fmt::format("EC volume {}: the needle's local parts are {} pieces, over {}",
+                             files_.volume_id, out.pieces.size(), kMaxEcPieces));
+  }
+  // Each piece copied through Assemble's bounds checks: a sub-record view of the intervals.
+  uint64_t total = 0;
+  for (const EcPiece& p : out.pieces)
+    total += p.size;
+  out.bytes.resize(total);
+  size_t filled = 0;
+  for (const auto& iv : where.intervals) {
+    const bool here = (iv.shard < shards_.size() && shards_[iv.shard]) || codec_.has_value();
+    if (here && iv.size > 0) {
+      EcLocated one = where;
+      one.intervals = {iv};
+      one.length = iv.size;
+      one.missing_shards.clear();
+      SWRDMA_RETURN_IF_ERROR(Assemble(one, std::span(out.bytes).subspan(filled, iv.size)));
+      filled += iv.size;
+    }
+  }
+  return out;
+}
+
 Status EcExport::Rebuild(uint32_t shard, uint64_t shard_offset, std::span<uint8_t> out) const {
   const uint32_t data = info_.data_shards;
   const uint32_t total = data + info_.parity_shards;
@@ -325,8 +376,8 @@ std::vector<std::string> EcExport::SampleLive(size_t count, uint64_t seed) const
 std::string EcExport::MissingShardsMessage(const EcLocated& where) const {
   return fmt::format(
       "EC volume {}: shard(s) {} holding this needle are not on this server (the agent of "
-      "another holder the master lists serves them; reading one needle from several servers "
-      "comes later)",
+      "another holder the master lists serves them, or the client assembles the needle from "
+      "the pieces of several holders)",
       files_.volume_id, fmt::join(where.missing_shards, ", "));
 }
 

@@ -9,8 +9,9 @@
 // from parity when this server holds at least `data_shards` shards of the volume (as the volume
 // server does for a lost shard: Reed-Solomon with weed's matrix, volume/ec_codec.h); otherwise
 // the record is refused (unknown volume here, naming the shard) and the cluster client asks the
-// next holder the master lists. One-sided reads of shard extents, and reading one record from
-// several servers, come later.
+// next holder the master lists, or, when none holds it whole, asks every holder for the pieces
+// it holds (LocalPieces, protocol/read_messages.h EcPieces) and assembles the record itself.
+// One-sided reads of shard extents come later.
 //
 // An EcExport is immutable but for its deletion set: new shard files, a new `.ecx` or a vanished
 // shard make a new export (a new generation); the old one lives while readers hold it.
@@ -28,6 +29,7 @@
 #include "protocol/file_id.h"
 #include "protocol/messages.h"
 #include "protocol/needle.h"
+#include "protocol/read_messages.h"
 #include "protocol/status.h"
 #include "rdma/mapped_file.h"
 #include "volume/ec_codec.h"
@@ -92,6 +94,16 @@ class EcExport {
   // shards into `out`, rebuilding the pieces of `where.rebuilt_shards`. kUnavailable naming the
   // shards when a piece needed is not held here and cannot be rebuilt.
   Status Assemble(const EcLocated& where, std::span<uint8_t> out) const;
+  // The parts of a located record held here (rebuilt ones included), merged where adjacent in
+  // the record, and their bytes in that order. kUnavailable when no piece is held here;
+  // kNotFound when a shard mapping is shorter than a piece (retry after the next scan).
+  struct Pieces {
+    std::vector<EcPiece> pieces;
+    std::vector<uint8_t> bytes;
+  };
+  Result<Pieces> LocalPieces(const EcLocated& where) const;
+  // True when the first `n` bytes of the record lie in shards held (or rebuilt) here.
+  bool HoldsPrefix(const EcLocated& where, uint64_t n) const;
   // Up to `count` distinct random live needles whose records this server holds whole, as fids
   // (cookies read from their headers), in random order; `seed` makes it repeatable.
   std::vector<std::string> SampleLive(size_t count, uint64_t seed) const;

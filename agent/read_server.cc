@@ -89,7 +89,7 @@ struct Handler {
 
   void Serve(ucp_ep_h ep, const ReadRequest& request) {
     for (uint32_t i = 0; i < request.entries.size(); ++i) {
-      CheckedRecord c = CheckRead(*volumes, auth, request.entries[i]);
+      CheckedRecord c = CheckRead(*volumes, auth, request.entries[i], request.ec_pieces);
       if (c.status != ReadStatus::kOk) {
         Refuse(ep, request, i, c.status, c.volume_id, std::move(c.reason));
         continue;

@@ -309,22 +309,36 @@ ResolvedNeedle FinishEc(std::string_view fid, const FileId& parsed,
     out.result = Answer(fid, where.status, parsed.volume_id, std::move(where.error));
     return out;
   }
+  // The cookie, as for a .dat, when the header lies in local shards: a wrong one is not found
+  // here whatever else the record needs.
+  const bool header_here = where.length >= 16 && e->HoldsPrefix(where, 16);
+  if (header_here) {
+    uint8_t header[16];
+    EcLocated head = where;
+    head.missing_shards.clear();  // the header's own shards are here (HoldsPrefix)
+    if (Status s = e->Assemble(head, std::span(header, 16)); !s.ok()) {
+      out.result = Answer(fid, LookupStatus::kNotFound, parsed.volume_id, s.message());
+      return out;
+    }
+    if (LoadBe64(header + 4) != parsed.needle_id || LoadBe32(header) != parsed.cookie) {
+      out.result = Answer(fid, LookupStatus::kNotFound, parsed.volume_id, "cookie mismatch");
+      return out;
+    }
+  } else if (where.missing_shards.empty()) {
+    out.result =
+        Answer(fid, LookupStatus::kNotFound, parsed.volume_id,
+               where.length < 16 ? "EC record shorter than a needle header" : "cookie mismatch");
+    return out;
+  }
   if (!where.missing_shards.empty()) {
-    // Not here: the cluster client asks the next holder the master lists.
+    // Not whole here: the cluster client asks the next holder the master lists, or collects
+    // the pieces of every holder (checked reads with kReadRequestEcPieces).
     out.result =
         Answer(fid, LookupStatus::kUnknownVolume, parsed.volume_id, e->MissingShardsMessage(where));
-    return out;
-  }
-  // The cookie, as for a .dat: the header is assembled from the local shards.
-  uint8_t header[16];
-  if (Status s = e->Assemble(where, std::span(header, std::min<size_t>(16, where.length)));
-      !s.ok()) {
-    out.result = Answer(fid, LookupStatus::kNotFound, parsed.volume_id, s.message());
-    return out;
-  }
-  if (where.length < 16 || LoadBe64(header + 4) != parsed.needle_id ||
-      LoadBe32(header) != parsed.cookie) {
-    out.result = Answer(fid, LookupStatus::kNotFound, parsed.volume_id, "cookie mismatch");
+    out.version = e->version();
+    out.ec_partial = e;
+    out.ec_where = std::move(where);
+    out.ec_cookie_checked = header_here;
     return out;
   }
   out.result = EcLookupAnswer(fid, *e, where);

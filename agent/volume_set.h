@@ -86,6 +86,11 @@ struct ResolvedNeedle {
   std::shared_ptr<const EcExport> ec;              // set when kOk in an EC volume
   EcLocated ec_where;                              // with `ec`: where its pieces lie
   NeedleVersion version = NeedleVersion::kV3;      // of the volume, when kOk
+  // kUnknownVolume in an EC volume because some of the record's shards are held elsewhere: the
+  // export (for its LocalPieces) with `ec_where` and `version` set, and whether the cookie was
+  // checked here (the record's header lies in shards held here).
+  std::shared_ptr<const EcExport> ec_partial;
+  bool ec_cookie_checked = false;
 };
 
 // A copy of a resolved (kOk) record's bytes, from the export's mapping or assembled from the EC

@@ -1,7 +1,7 @@
 // Fuzzes the checked read wire format (protocol/read_messages.h): what the agent decodes from
 // every active message a peer sends to its request id, and what a client decodes from reply
-// headers. Decoding must never read past the input, crash or allocate by an untrusted count; a
-// request that decodes must encode back to the same bytes.
+// headers and EC pieces blocks. Decoding must never read past the input, crash or allocate by an
+// untrusted count; a request that decodes must encode back to the same bytes.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -18,5 +18,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   (void)swrdma::DecodeReadReplyHeader(bytes);
+  // An EC pieces block (a reply's data): what decodes lies inside the input and re-encodes to
+  // the same table.
+  if (auto pieces = swrdma::DecodeEcPieces(bytes)) {
+    auto head = swrdma::EncodeEcPiecesHead(pieces->record_length, pieces->pieces);
+    if (!head || head->size() + pieces->bytes.size() != size ||
+        !std::equal(head->begin(), head->end(), data) ||
+        pieces->bytes.data() != data + head->size()) {
+      std::abort();
+    }
+  }
   return 0;
 }

@@ -100,7 +100,8 @@ Result<std::vector<uint8_t>> EncodeReadRequest(const ReadRequest& request) {
   out.reserve(total);
   Put32(out, kReadRequestMagic);
   Put16(out, kReadProtocolVersion);
-  Put16(out, request.push ? kReadRequestPush : 0);
+  Put16(out, static_cast<uint16_t>((request.push ? kReadRequestPush : 0) |
+                                   (request.ec_pieces ? kReadRequestEcPieces : 0)));
   Put64(out, request.request_id);
   Put32(out, static_cast<uint32_t>(request.entries.size()));
   if (request.push) {
@@ -146,13 +147,14 @@ Result<ReadRequest> DecodeReadRequest(std::span<const uint8_t> bytes) {
     return Error(Malformed(
         fmt::format("protocol version {}; this agent speaks {}", version, kReadProtocolVersion)));
   }
-  if ((flags & ~uint64_t{kReadRequestPush}) != 0) {
+  if ((flags & ~uint64_t{kReadRequestPush | kReadRequestEcPieces}) != 0) {
     return Error(Malformed(fmt::format("unknown flags {:#x}", flags)));
   }
   if (count == 0 || count > kMaxReadBatch) {
     return Error(Malformed(fmt::format("{} fids; 1 to {} are allowed", count, kMaxReadBatch)));
   }
   ReadRequest out;
+  out.ec_pieces = (flags & kReadRequestEcPieces) != 0;
   if (flags & kReadRequestPush) {
     const uint8_t* nonce = nullptr;
     uint64_t address = 0, rkey = 0, zero = 0, length = 0;
@@ -210,7 +212,7 @@ void EncodeReadReplyHeader(const ReadReplyHeader& h,
   Store(p + 24, h.generation, 8);
   Store(p + 32, h.length, 8);
   Store(p + 40, h.needle_size, 4);
-  Store(p + 44, h.landed ? kReplyLanded : 0, 4);
+  Store(p + 44, (h.landed ? kReplyLanded : 0) | (h.pieces ? kReplyPieces : 0), 4);
 }
 
 Result<ReadReplyHeader> DecodeReadReplyHeader(std::span<const uint8_t> bytes) {
@@ -237,14 +239,88 @@ Result<ReadReplyHeader> DecodeReadReplyHeader(std::span<const uint8_t> bytes) {
   h.length = Load(p + 32, 8);
   h.needle_size = static_cast<uint32_t>(Load(p + 40, 4));
   const uint64_t flags = Load(p + 44, 4);
-  if ((flags & ~uint64_t{kReplyLanded}) != 0 ||
-      ((flags & kReplyLanded) && h.status != ReadStatus::kOk)) {
+  if ((flags & ~uint64_t{kReplyLanded | kReplyPieces}) != 0 ||
+      (flags != 0 && h.status != ReadStatus::kOk) ||
+      ((flags & kReplyLanded) && (flags & kReplyPieces))) {
     return Error(Code::kInvalidArgument,
                  fmt::format("malformed read reply: flags {:#x} with status {}", flags,
                              ReadStatusName(h.status)));
   }
   h.landed = (flags & kReplyLanded) != 0;
+  h.pieces = (flags & kReplyPieces) != 0;
   return h;
+}
+
+namespace {
+
+// Why `pieces` cannot describe parts of a record of `record_length` bytes; empty when they can.
+std::string PiecesProblem(uint64_t record_length, std::span<const EcPiece> pieces) {
+  if (pieces.empty() || pieces.size() > kMaxEcPieces) {
+    return fmt::format("{} pieces; 1 to {} are allowed", pieces.size(), kMaxEcPieces);
+  }
+  uint64_t end = 0;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const EcPiece& p = pieces[i];
+    if (p.size == 0 || p.record_offset < end || p.record_offset > record_length ||
+        p.size > record_length - p.record_offset) {
+      return fmt::format(
+          "piece {} ({} bytes at {}) is empty, out of order, overlapping or past "
+          "the record's {} bytes",
+          i, p.size, p.record_offset, record_length);
+    }
+    end = p.record_offset + p.size;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<uint8_t>> EncodeEcPiecesHead(uint64_t record_length,
+                                                std::span<const EcPiece> pieces) {
+  if (std::string why = PiecesProblem(record_length, pieces); !why.empty()) {
+    return Error(Code::kInvalidArgument, "EC pieces: " + why);
+  }
+  std::vector<uint8_t> out;
+  out.reserve(kEcPiecesFixedBytes + pieces.size() * kEcPieceEntryBytes);
+  Put64(out, record_length);
+  Put32(out, static_cast<uint32_t>(pieces.size()));
+  for (const EcPiece& p : pieces) {
+    Put64(out, p.record_offset);
+    Put64(out, p.size);
+  }
+  return out;
+}
+
+Result<EcPiecesView> DecodeEcPieces(std::span<const uint8_t> block) {
+  Reader r(block);
+  uint64_t length = 0, count = 0;
+  if (!r.Int(8, &length) || !r.Int(4, &count)) {
+    return Error(Code::kCorruption, fmt::format("EC pieces: a {} byte block", block.size()));
+  }
+  if (count == 0 || count > kMaxEcPieces || count * kEcPieceEntryBytes > r.left()) {
+    return Error(Code::kCorruption,
+                 fmt::format("EC pieces: {} pieces announced in {} bytes", count, r.left()));
+  }
+  EcPiecesView out;
+  out.record_length = length;
+  out.pieces.resize(count);
+  uint64_t total = 0;
+  for (EcPiece& p : out.pieces) {
+    r.Int(8, &p.record_offset);
+    r.Int(8, &p.size);
+    total += std::min<uint64_t>(p.size, length);  // bounded: no overflow past 4096 x length
+  }
+  if (std::string why = PiecesProblem(length, out.pieces); !why.empty()) {
+    return Error(Code::kCorruption, "EC pieces: " + why);
+  }
+  if (total != r.left()) {
+    return Error(Code::kCorruption,
+                 fmt::format("EC pieces: {} bytes of pieces announced, {} sent", total, r.left()));
+  }
+  const uint8_t* bytes = nullptr;
+  r.Take(r.left(), &bytes);
+  out.bytes = std::span<const uint8_t>(bytes, total);
+  return out;
 }
 
 }  // namespace swrdma

@@ -25,6 +25,16 @@
 // first at 0), all inside the landing. The agent answers only after those writes completed. The
 // offer binds the agent to nothing: any record may come inline as without it.
 //
+// EC pieces (agent/ec_export.h): a request with kReadRequestEcPieces asks, for every fid in an
+// erasure-coded volume whose record this agent cannot assemble whole (a data shard is held by
+// another server), for the parts of the record it holds: a kOk reply with flags & kReplyPieces
+// whose data is an EcPieces block (below). The client collects the pieces from the holders the
+// master lists and verifies the assembled record as any other. A record the agent holds whole
+// comes whole, as without the flag.
+//   EcPieces: u64 record_length | u32 count | count x { u64 record_offset | u64 size } |
+//             the bytes of every piece, in that order
+//   Pieces are non-empty, in increasing record order, disjoint and inside the record.
+//
 // Decoding never trusts a length: every field is bounds-checked against what arrived, and a
 // malformed request is answered with nothing (there is no request id to answer to) and counted.
 #pragma once
@@ -61,6 +71,11 @@ inline constexpr uint16_t kReadRequestPush = 1;  // request flags: a landing blo
 inline constexpr size_t kReadPushBlockBytes = 40;
 inline constexpr uint32_t kReplyLanded = 1;  // reply flags: the record was written to the landing
 inline constexpr size_t kPushNonceBytes = 16;
+inline constexpr uint16_t kReadRequestEcPieces = 2;  // request flags: EC pieces wanted
+inline constexpr uint32_t kReplyPieces = 2;          // reply flags: the data is an EcPieces block
+inline constexpr size_t kMaxEcPieces = 4096;         // pieces in one EcPieces block
+inline constexpr size_t kEcPiecesFixedBytes = 12;
+inline constexpr size_t kEcPieceEntryBytes = 16;
 
 enum class ReadStatus : uint8_t {
   kOk = 0,
@@ -96,6 +111,7 @@ struct ReadRequest {
   uint64_t request_id = 0;
   std::vector<ReadRequestEntry> entries;
   std::optional<PushLanding> push;
+  bool ec_pieces = false;  // kReadRequestEcPieces
 };
 
 // Bytes of the request; kInvalidArgument naming the entry when a fid or token is too long or
@@ -114,10 +130,33 @@ struct ReadReplyHeader {
   uint64_t length = 0;       // bytes of data that follow (the record, or the reason)
   uint32_t needle_size = 0;  // kOk: the needle's size as the index has it
   bool landed = false;       // kOk: written to the request's landing, no data follows
+  bool pieces = false;       // kOk: the data is an EcPieces block, not the record
 };
 
 void EncodeReadReplyHeader(const ReadReplyHeader& header,
                            std::span<uint8_t, kReadReplyHeaderBytes> out);
 Result<ReadReplyHeader> DecodeReadReplyHeader(std::span<const uint8_t> bytes);
+
+// One piece of an EC record: `size` bytes at `record_offset`.
+struct EcPiece {
+  uint64_t record_offset = 0;
+  uint64_t size = 0;
+  friend bool operator==(const EcPiece&, const EcPiece&) = default;
+};
+
+// A decoded EcPieces block: the pieces and their bytes (a view into the block).
+struct EcPiecesView {
+  uint64_t record_length = 0;
+  std::vector<EcPiece> pieces;
+  std::span<const uint8_t> bytes;  // every piece's bytes, in order
+};
+
+// The block's fixed part and piece table (the caller appends the bytes). kInvalidArgument when
+// the pieces break the rules above.
+Result<std::vector<uint8_t>> EncodeEcPiecesHead(uint64_t record_length,
+                                                std::span<const EcPiece> pieces);
+// Parses a block; kCorruption saying what is wrong (a count, order, overlap, a piece past the
+// record, or bytes that do not add up to the pieces). Never reads past `block`.
+Result<EcPiecesView> DecodeEcPieces(std::span<const uint8_t> block);
 
 }  // namespace swrdma
