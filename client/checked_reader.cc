@@ -74,8 +74,8 @@ CheckedReader::~CheckedReader() {
   }
 }
 
-Status CheckedReader::Send(std::span<const ReadRequestEntry> entries,
-                           std::span<const size_t> tags) {
+Status CheckedReader::Send(std::span<const ReadRequestEntry> entries, std::span<const size_t> tags,
+                           bool ec_pieces) {
   if (entries.size() != tags.size()) {
     return Status(Code::kInvalidArgument, "checked read: one tag per entry");
   }
@@ -83,6 +83,7 @@ Status CheckedReader::Send(std::span<const ReadRequestEntry> entries,
   ReadRequest request;
   request.request_id = next_request_id_++;
   request.entries.assign(entries.begin(), entries.end());
+  request.ec_pieces = ec_pieces;
   SWRDMA_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, EncodeReadRequest(request));
   auto* owned = new std::vector<uint8_t>(std::move(bytes));
   ucp_request_param_t param{};

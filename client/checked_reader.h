@@ -39,7 +39,8 @@ class CheckedReader final : public CheckedReads {
 
   // Sends one request for `entries`; `tags[i]` comes back with entry i's arrival. Splits
   // nothing: at most kMaxReadBatch entries of at most kMaxReadRequestBytes.
-  Status Send(std::span<const ReadRequestEntry> entries, std::span<const size_t> tags) override;
+  Status Send(std::span<const ReadRequestEntry> entries, std::span<const size_t> tags,
+              bool ec_pieces) override;
   // Progresses the worker until at least one arrival is ready or `deadline` passes; moves the
   // ready ones to `out`. kTimeout when nothing came (outstanding() still counts the missing).
   Status Poll(std::vector<CheckedArrival>& out, rdma::Deadline deadline) override;

@@ -29,8 +29,11 @@ class CheckedReads {
  public:
   virtual ~CheckedReads() = default;
   // Sends one request for `entries`; `tags[i]` comes back with entry i's arrival. Splits
-  // nothing: at most kMaxReadBatch entries of at most kMaxReadRequestBytes.
-  virtual Status Send(std::span<const ReadRequestEntry> entries, std::span<const size_t> tags) = 0;
+  // nothing: at most kMaxReadBatch entries of at most kMaxReadRequestBytes. `ec_pieces` asks
+  // for the pieces of EC records not held whole (kReadRequestEcPieces): such arrivals have
+  // header.pieces set and carry an EcPieces block; the caller checks it asked for them.
+  virtual Status Send(std::span<const ReadRequestEntry> entries, std::span<const size_t> tags,
+                      bool ec_pieces) = 0;
   // Waits until at least one arrival is ready or `deadline` passes; moves the ready ones to
   // `out`. kTimeout when nothing came (outstanding() still counts the missing).
   virtual Status Poll(std::vector<CheckedArrival>& out, rdma::Deadline deadline) = 0;

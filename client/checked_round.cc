@@ -7,34 +7,10 @@
 
 #include "client/checked_reader.h"
 #include "client/client_impl.h"
+#include "client/client_internal.h"
 #include "client/tcp_checked_reader.h"
 
 namespace swrdma::client {
-namespace {
-
-Status RefusalToError(std::string_view fid, ReadStatus status, std::string_view reason) {
-  const std::string what = fmt::format("{}: {}", fid, reason.empty() ? "refused" : reason);
-  switch (status) {
-    case ReadStatus::kOk:
-      return Status::Ok();
-    case ReadStatus::kNotFound:
-    case ReadStatus::kExpired:  // as the volume server: an expired needle is not found
-      return Status(Code::kNotFound, what);
-    case ReadStatus::kDeleted:
-      return Status(Code::kDeleted, what);
-    case ReadStatus::kBadFid:
-      return Status(Code::kInvalidArgument, what);
-    case ReadStatus::kUnknownVolume:
-      return Status(Code::kUnknownVolume, what);
-    case ReadStatus::kDenied:
-      return Status(Code::kPermissionDenied, what);
-    case ReadStatus::kInternal:
-      break;
-  }
-  return Status(Code::kInternal, what);
-}
-
-}  // namespace
 
 Result<CheckedReads*> Client::Impl::Checked(bool over_tcp) {
   if (over_tcp) {
@@ -116,7 +92,7 @@ void Client::Impl::CheckedRound(std::span<const std::string> fids, std::span<con
         if (stamp_reads_) issued[k] = now;
       }
       next += n;
-      if (Status s = r.Send(entries, tags); !s.ok()) {
+      if (Status s = r.Send(entries, tags, /*ec_pieces=*/false); !s.ok()) {
         for (size_t k : tags)
           deliver(k, Error(s.code(), fmt::format("{}: {}", fids[which[k]], s.message())));
         continue;
@@ -138,7 +114,12 @@ void Client::Impl::CheckedRound(std::span<const std::string> fids, std::span<con
         continue;
       }
       if (a.header.status != ReadStatus::kOk) {
-        deliver(k, Error(RefusalToError(fid, a.header.status, a.reason)));
+        deliver(k, Error(detail::RefusalToError(fid, a.header.status, a.reason)));
+        continue;
+      }
+      if (a.header.pieces) {
+        deliver(k, Error(Code::kCorruption,
+                         fmt::format("{}: the agent sent EC pieces that were not asked for", fid)));
         continue;
       }
       LookupResult where;

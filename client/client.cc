@@ -73,6 +73,28 @@ Result<nlohmann::json> DecodeReply(const Result<HttpReply>& reply, std::string_v
   return tree;
 }
 
+Status RefusalToError(std::string_view fid, ReadStatus status, std::string_view reason) {
+  const std::string what = fmt::format("{}: {}", fid, reason.empty() ? "refused" : reason);
+  switch (status) {
+    case ReadStatus::kOk:
+      return Status::Ok();
+    case ReadStatus::kNotFound:
+    case ReadStatus::kExpired:  // as the volume server: an expired needle is not found
+      return Status(Code::kNotFound, what);
+    case ReadStatus::kDeleted:
+      return Status(Code::kDeleted, what);
+    case ReadStatus::kBadFid:
+      return Status(Code::kInvalidArgument, what);
+    case ReadStatus::kUnknownVolume:
+      return Status(Code::kUnknownVolume, what);
+    case ReadStatus::kDenied:
+      return Status(Code::kPermissionDenied, what);
+    case ReadStatus::kInternal:
+      break;
+  }
+  return Status(Code::kInternal, what);
+}
+
 }  // namespace detail
 
 using namespace detail;

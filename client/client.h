@@ -115,6 +115,20 @@ struct BufferPoolStats {
   }
 };
 
+// The parts of one erasure-coded needle's record that one agent holds (Client::ReadEcPieces):
+// ClusterClient assembles a needle whose data shards are spread over several servers from the
+// pieces of each holder, then verifies it whole (Client::VerifyAssembled).
+struct EcRecordPieces {
+  struct Piece {
+    uint64_t record_offset = 0;
+    std::vector<uint8_t> bytes;
+  };
+  uint64_t record_length = 0;
+  uint32_t needle_size = 0;  // as the agent's index has it
+  uint8_t needle_version = 0;
+  std::vector<Piece> pieces;  // in record order, disjoint; one covering it all when whole
+};
+
 class Client {
  public:
   // Fetches the agent's info and connects a UCX endpoint to its worker.
@@ -124,6 +138,17 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   Result<NeedleData> Read(std::string_view fid, const ReadOptions& options = {});
+  // For each fid of an erasure-coded volume: the parts of its record this agent holds (all of
+  // it when it holds the record whole), or the agent's refusal. Unverified bytes: only
+  // VerifyAssembled's answer may reach a user. Checked reads only (the agent's read port or
+  // UCX); tokens as for Read.
+  std::vector<Result<EcRecordPieces>> ReadEcPieces(std::span<const std::string> fids,
+                                                   const ReadOptions& options = {});
+  // Verifies a record assembled from pieces exactly as every read is verified (header id,
+  // cookie and size, CRC, TTL) and decodes it as Read does.
+  Result<NeedleData> VerifyAssembled(std::string_view fid, std::span<const uint8_t> record,
+                                     uint8_t needle_version, uint32_t needle_size,
+                                     const ReadOptions& options = {});
   // Batched: one lookup for all, up to max_inflight gets in flight. One result per fid, in order.
   std::vector<Result<NeedleData>> ReadMany(std::span<const std::string> fids,
                                            const ReadOptions& options = {});

@@ -65,6 +65,13 @@ class Client::Impl {
   const ClientStats& stats() const;
   rdma::BufferPoolStats buffer_pool_stats() const;
 
+  // client/ec_pieces.cc: Client::ReadEcPieces and Client::VerifyAssembled.
+  std::vector<Result<EcRecordPieces>> ReadEcPieces(std::span<const std::string> fids,
+                                                   const ReadOptions& options);
+  Result<NeedleData> VerifyAssembled(std::string_view fid, std::span<const uint8_t> record,
+                                     uint8_t needle_version, uint32_t needle_size,
+                                     const ReadOptions& options);
+
  private:
   struct VolumeKey;
 

@@ -8,12 +8,15 @@
 
 #include "client/agent_http.h"
 #include "protocol/messages.h"
+#include "protocol/read_messages.h"
 #include "protocol/status.h"
 
 namespace swrdma::client::detail {
 
 // A lookup answer other than ok as the error a read reports ("<fid>: <why>").
 Status LookupStatusToError(const LookupResult& r);
+// A checked read's refusal as the error a read reports ("<fid>: <reason>").
+Status RefusalToError(std::string_view fid, ReadStatus status, std::string_view reason);
 // Failures a fresh lookup may cure (stale generation, transport trouble).
 bool Retryable(const Status& s);
 // The decoded body of a 200 reply, or the agent's error with a code by HTTP status (401 ->

@@ -24,6 +24,17 @@ Result<NeedleData> Client::Read(std::string_view fid, const ReadOptions& options
   return impl_->Read(fid, options);
 }
 
+std::vector<Result<EcRecordPieces>> Client::ReadEcPieces(std::span<const std::string> fids,
+                                                         const ReadOptions& options) {
+  return impl_->ReadEcPieces(fids, options);
+}
+
+Result<NeedleData> Client::VerifyAssembled(std::string_view fid, std::span<const uint8_t> record,
+                                           uint8_t needle_version, uint32_t needle_size,
+                                           const ReadOptions& options) {
+  return impl_->VerifyAssembled(fid, record, needle_version, needle_size, options);
+}
+
 std::vector<Result<NeedleData>> Client::ReadMany(std::span<const std::string> fids,
                                                  const ReadOptions& options) {
   return impl_->ReadMany(fids, options);

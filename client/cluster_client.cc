@@ -1,6 +1,7 @@
 #include "client/cluster_client.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -179,6 +180,25 @@ void ClusterClient::ReadVolume(uint32_t volume_id, std::span<const std::string> 
     }
     which = std::move(again);
   }
+  // EC needles no holder has whole: from the pieces of every holder.
+  std::vector<size_t> ec;
+  for (size_t i : which)
+    if (last_code[i] == Code::kUnknownVolume) ec.push_back(i);
+  if (!ec.empty()) {
+    ReadOptions ro = options;
+    ro.jwts.clear();
+    if (per_fid) {
+      ro.jwts.resize(fids.size());
+      for (size_t i : ec)
+        ro.jwts[i] = tokens[i];
+    }
+    AssembleEc(volume_id, fids, ec, *replicas, ro, out, tried);
+    std::vector<size_t> left;
+    for (size_t i : which)
+      if (last_code[i] != Code::kUnknownVolume || std::find(ec.begin(), ec.end(), i) != ec.end())
+        left.push_back(i);
+    which = std::move(left);
+  }
   if (which.empty()) return;
   master_->Forget(volume_id);  // the replicas may have moved: ask the master again next time
   for (size_t i : which) {
@@ -186,6 +206,139 @@ void ClusterClient::ReadVolume(uint32_t volume_id, std::span<const std::string> 
                    fmt::format("{}: no replica of volume {} could serve it ({} tried): {}", fids[i],
                                volume_id, tried[i].size(), fmt::join(tried[i], "; ")));
   }
+}
+
+namespace {
+
+// One EC needle being put together from the pieces of several agents.
+struct Assembly {
+  bool started = false;
+  uint64_t length = 0;
+  uint32_t needle_size = 0;
+  uint8_t version = 0;
+  std::vector<uint8_t> record;
+  std::vector<std::pair<uint64_t, uint64_t>> have;  // [begin, end), sorted, merged
+
+  void Add(uint64_t begin, std::span<const uint8_t> bytes) {
+    std::memcpy(record.data() + begin, bytes.data(), bytes.size());
+    have.emplace_back(begin, begin + bytes.size());
+    std::sort(have.begin(), have.end());
+    std::vector<std::pair<uint64_t, uint64_t>> merged;
+    for (const auto& iv : have) {
+      if (!merged.empty() && iv.first <= merged.back().second) {
+        merged.back().second = std::max(merged.back().second, iv.second);
+      } else {
+        merged.push_back(iv);
+      }
+    }
+    have = std::move(merged);
+  }
+  uint64_t covered() const {
+    uint64_t n = 0;
+    for (const auto& iv : have)
+      n += iv.second - iv.first;
+    return n;
+  }
+  bool whole() const {
+    return started && have.size() == 1 && have[0].first == 0 && have[0].second == length;
+  }
+};
+
+// A record larger than any needle can be (a 4 GiB size plus header and padding) is a lie.
+constexpr uint64_t kMaxAssembledRecord = (uint64_t{1} << 32) + 4096;
+
+}  // namespace
+
+void ClusterClient::AssembleEc(uint32_t volume_id, std::span<const std::string> fids,
+                               std::vector<size_t>& which, const std::vector<Replica>& replicas,
+                               const ReadOptions& options, std::vector<Result<NeedleData>>& out,
+                               std::unordered_map<size_t, std::vector<std::string>>& tried) {
+  std::unordered_map<size_t, Assembly> parts;
+  std::vector<size_t> open = which;
+  Client* verifier = nullptr;
+  for (const Replica& replica : replicas) {
+    if (open.empty()) break;
+    auto client = ClientFor(replica.agent);
+    if (!client) continue;  // its failure is in `tried` already
+    if (verifier == nullptr) verifier = *client;
+    std::vector<std::string> batch;
+    ReadOptions ro = options;
+    ro.jwts.clear();
+    for (size_t i : open) {
+      batch.push_back(fids[i]);
+      if (!options.jwts.empty()) ro.jwts.push_back(options.jwts[i]);
+    }
+    auto got = (*client)->ReadEcPieces(batch, ro);
+    const std::string where =
+        fmt::format("agent {} (volume server {}), EC pieces", replica.agent, replica.server);
+    for (size_t k = 0; k < open.size(); ++k) {
+      const size_t i = open[k];
+      if (!got[k]) {
+        tried[i].push_back(fmt::format("{}: {}", where, got[k].error().ToString()));
+        continue;
+      }
+      Assembly& a = parts[i];
+      const EcRecordPieces& p = *got[k];
+      if (!a.started) {
+        if (p.record_length == 0 || p.record_length > kMaxAssembledRecord) {
+          tried[i].push_back(fmt::format("{}: a record of {} bytes", where, p.record_length));
+          continue;
+        }
+        a.started = true;
+        a.length = p.record_length;
+        a.needle_size = p.needle_size;
+        a.version = p.needle_version;
+        a.record.assign(a.length, 0);
+      } else if (p.record_length != a.length || p.needle_size != a.needle_size ||
+                 p.needle_version != a.version) {
+        tried[i].push_back(fmt::format(
+            "{}: says the record is {} bytes (needle size {}, version {}), another holder {} "
+            "({}, {})",
+            where, p.record_length, p.needle_size, p.needle_version, a.length, a.needle_size,
+            a.version));
+        continue;
+      }
+      for (const auto& piece : p.pieces) {
+        if (piece.record_offset > a.length || piece.bytes.size() > a.length - piece.record_offset)
+          continue;  // cannot happen after DecodeEcPieces; never written past the record
+        a.Add(piece.record_offset, piece.bytes);
+      }
+    }
+    std::vector<size_t> still;
+    for (size_t i : open) {
+      auto it = parts.find(i);
+      if (it == parts.end() || !it->second.whole()) still.push_back(i);
+    }
+    open = std::move(still);
+  }
+  std::vector<size_t> unanswered;
+  for (size_t i : which) {
+    auto it = parts.find(i);
+    if (it == parts.end() || !it->second.whole() || verifier == nullptr) {
+      if (it != parts.end() && it->second.started) {
+        tried[i].push_back(fmt::format(
+            "EC volume {}: the agents of the {} holders serve {} of the record's {} bytes; the "
+            "rest lies in data shards no reachable agent holds (rebuilding them from parity "
+            "across servers is not done by the client yet: the volume server's own GET can)",
+            volume_id, replicas.size(), it->second.covered(), it->second.length));
+      }
+      unanswered.push_back(i);
+      continue;
+    }
+    const Assembly& a = it->second;
+    auto data = verifier->VerifyAssembled(fids[i], a.record, a.version, a.needle_size, options);
+    if (data) {
+      ++stats_.reads;
+      ++stats_.ec_assembled;
+      out[i] = std::move(data);
+    } else {
+      // The agents' pieces do not make this needle: an error of its own, not a failover.
+      out[i] = Error(data.error().code(),
+                     fmt::format("{} (assembled from the EC pieces of several agents)",
+                                 data.error().message()));
+    }
+  }
+  which = std::move(unanswered);
 }
 
 std::vector<Result<NeedleData>> ClusterClient::ReadMany(std::span<const std::string> fids,

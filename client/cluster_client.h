@@ -10,6 +10,13 @@
 // verified answer (not found, deleted, bad fid, token refused) is final: every replica would say
 // the same. When every replica failed, the error names each agent tried and why.
 //
+// Erasure-coded volumes: the master lists every server holding shards of the volume. A needle
+// that no single holder can assemble (its data shards are spread over several servers, and none
+// holds enough to rebuild the rest) is put together here: every holder's agent sends the parts
+// of the record it holds (Client::ReadEcPieces), and the whole record is verified as any read
+// (Client::VerifyAssembled). Without read tokens an agent sends pieces only when it holds the
+// needle's header (it checks the cookie): see docs/security.md.
+//
 // Thread: like Client, a ClusterClient is used from one thread at a time (its Clients own UCX
 // workers). The MasterClient inside is thread-safe and may be shared.
 #pragma once
@@ -48,7 +55,8 @@ struct ClusterStats {
   uint64_t failovers = 0;  // fids retried on another replica
   uint64_t connects = 0;   // agent Clients connected
   uint64_t connect_failures = 0;
-  uint64_t tokens = 0;  // read tokens obtained from the master
+  uint64_t tokens = 0;        // read tokens obtained from the master
+  uint64_t ec_assembled = 0;  // EC needles put together from the pieces of several agents
 };
 
 // Whether a failed read is worth repeating on another replica.
@@ -85,6 +93,14 @@ class ClusterClient {
   // Reads `which` (indices into fids, all of one volume) replica by replica.
   void ReadVolume(uint32_t volume_id, std::span<const std::string> fids, std::vector<size_t> which,
                   const ReadOptions& options, std::vector<Result<NeedleData>>& out);
+
+  // The fids of `which` that every replica refused as not held whole (unknown volume there),
+  // assembled from the pieces of every replica; those that cannot be keep their `tried` lines
+  // plus why. Removes the fids it answered from `which`.
+  void AssembleEc(uint32_t volume_id, std::span<const std::string> fids, std::vector<size_t>& which,
+                  const std::vector<Replica>& replicas, const ReadOptions& options,
+                  std::vector<Result<NeedleData>>& out,
+                  std::unordered_map<size_t, std::vector<std::string>>& tried);
 
   ClusterClientOptions options_;
   std::unique_ptr<MasterClient> master_;

@@ -155,7 +155,7 @@ void TcpCheckedReader::Forget() {
 }
 
 Status TcpCheckedReader::Send(std::span<const ReadRequestEntry> entries,
-                              std::span<const size_t> tags) {
+                              std::span<const size_t> tags, bool ec_pieces) {
   if (entries.size() != tags.size()) {
     return Status(Code::kInvalidArgument, "checked read: one tag per entry");
   }
@@ -166,6 +166,7 @@ Status TcpCheckedReader::Send(std::span<const ReadRequestEntry> entries,
   ReadRequest request;
   request.request_id = next_request_id_++;
   request.entries.assign(entries.begin(), entries.end());
+  request.ec_pieces = ec_pieces;
   Asked asked;
   asked.tags.assign(tags.begin(), tags.end());
   if (landing_pool_ != nullptr) {
@@ -237,7 +238,9 @@ Status TcpCheckedReader::StartReply() {
                               h->request_id, h->index));
   }
   const bool ok = h->status == ReadStatus::kOk;
-  if ((ok && h->length > uint64_t{h->needle_size} + kRecordSlack) ||
+  // EC pieces: parts of the record (at most all of it) behind a table of at most kMaxEcPieces.
+  const uint64_t table = h->pieces ? kEcPiecesFixedBytes + kMaxEcPieces * kEcPieceEntryBytes : 0;
+  if ((ok && h->length > uint64_t{h->needle_size} + kRecordSlack + table) ||
       (!ok && h->length > kMaxReasonBytes)) {
     return Status(Code::kCorruption,
                   fmt::format("checked read over tcp: a reply of {} bytes for a needle of {}",

@@ -62,7 +62,8 @@ class TcpCheckedReader final : public CheckedReads {
   TcpCheckedReader(const TcpCheckedReader&) = delete;
   TcpCheckedReader& operator=(const TcpCheckedReader&) = delete;
 
-  Status Send(std::span<const ReadRequestEntry> entries, std::span<const size_t> tags) override;
+  Status Send(std::span<const ReadRequestEntry> entries, std::span<const size_t> tags,
+              bool ec_pieces) override;
   Status Poll(std::vector<CheckedArrival>& out, rdma::Deadline deadline) override;
   size_t outstanding() const override { return outstanding_; }
   void Forget() override;

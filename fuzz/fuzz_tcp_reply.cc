@@ -45,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<swrdma::ReadRequestEntry> entries = {
       {"3,01637037d6", ""}, {"3,02", ""}, {"4,0a", ""}};
   std::vector<size_t> tags = {10, 11, 12};
-  if (!reader->Send(entries, tags).ok()) std::abort();
+  if (!reader->Send(entries, tags, false).ok()) std::abort();
   // The agent's side: the input, as much as the socket takes, then end of stream.
   size_t sent = 0;
   while (sent < size) {

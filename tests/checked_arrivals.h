@@ -34,7 +34,7 @@ inline std::vector<client::CheckedArrival> ReadAllChecked(
       entries.push_back({fids[i], tokens.empty() ? std::string() : tokens[i]});
       tags.push_back(i);
     }
-    Status s = reader.Send(entries, tags);
+    Status s = reader.Send(entries, tags, false);
     EXPECT_TRUE(s.ok()) << s.ToString();
   }
   const auto deadline = rdma::DeadlineIn(wait);

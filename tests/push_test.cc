@@ -240,7 +240,7 @@ struct LyingAgent {
     if (offer) reader->OfferLanding(*landing, kNonce);
     std::vector<ReadRequestEntry> entries = {{"3,01637037d6", ""}, {"3,02637037d6", ""}};
     std::vector<size_t> tags = {0, 1};
-    EXPECT_TRUE(reader->Send(entries, tags).ok());
+    EXPECT_TRUE(reader->Send(entries, tags, false).ok());
   }
   ~LyingAgent() { ::close(agent_fd); }
   void SendLanded(uint32_t index, uint64_t length) {

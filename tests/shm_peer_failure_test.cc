@@ -129,7 +129,7 @@ TEST(ShmPeerFailureChild, ConnectAndExit) {
     const std::string fid = std::getenv(kFidEnv);
     const ReadRequestEntry entry{fid, {}};
     const size_t tag = 0;
-    ASSERT_TRUE((*reader)->Send({&entry, 1}, {&tag, 1}).ok());
+    ASSERT_TRUE((*reader)->Send({&entry, 1}, {&tag, 1}, false).ok());
     std::vector<client::CheckedArrival> arrivals;
     const auto deadline = DeadlineIn(10s);
     while (arrivals.empty()) {

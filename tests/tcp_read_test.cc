@@ -419,7 +419,7 @@ struct ReaderOverSocketpair {
     reader = client::TcpCheckedReader::Adopt(fds[0], *pool);
     std::vector<ReadRequestEntry> entries = {{"3,01637037d6", ""}};
     std::vector<size_t> tags = {tag};
-    EXPECT_TRUE(reader->Send(entries, tags).ok());
+    EXPECT_TRUE(reader->Send(entries, tags, false).ok());
   }
   ~ReaderOverSocketpair() { ::close(agent_fd); }
   // Sends the reply header for that fid: a record of `length` bytes of a needle of `size`.
