@@ -129,12 +129,14 @@ void RunGet(const GetArgs& a) {
     const auto m = cluster->master().stats();
     std::fprintf(stderr,
                  "swrdma: read %zu of %zu needles, %llu bytes in %.3f s through master %s: %llu "
-                 "agents connected, %llu failovers, %llu master lookups, %llu read tokens\n",
+                 "agents connected, %llu failovers, %llu master lookups, %llu read tokens, "
+                 "%llu EC needles assembled from several agents\n",
                  a.fids.size() - failed, a.fids.size(), static_cast<unsigned long long>(bytes),
                  secs, a.common.cluster.master.c_str(), static_cast<unsigned long long>(s.connects),
                  static_cast<unsigned long long>(s.failovers),
                  static_cast<unsigned long long>(m.lookups),
-                 static_cast<unsigned long long>(s.tokens));
+                 static_cast<unsigned long long>(s.tokens),
+                 static_cast<unsigned long long>(s.ec_assembled));
   } else if (a.verbose) {
     auto t = client->Transports();
     const auto& s = client->stats();

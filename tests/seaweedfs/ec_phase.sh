@@ -21,7 +21,15 @@
 #      the volume's fids compared again, then the file is put back and 14 shards awaited;
 #   c. one live fid deleted through the volume server (weed journals it in the .ecj): the agent's
 #      fallback must answer 404 as the volume server does, and `swrdma get` must fail, deleted or
-#      not found, within 30 s.
+#      not found, within 30 s;
+#   d. shards on two servers (ec_spread): a second volume server joins, weed's own
+#      `ec.balance -volumeIds=A,B -apply` moves part of each volume's shards to it (with copies of
+#      the .ecx/.ecj/.vif), a second agent serves its directory, and every live fid of those
+#      volumes is read by the cluster client (`swrdma get --master --agent-map`, weed_corpus.py
+#      ec-spread) against the volume server's own GET (weed reads the other server's shards over
+#      gRPC). A needle across the two servers is assembled from both agents' pieces: with read
+#      tokens every fid must read byte-exact and at least one must be assembled; without, such a
+#      needle may only be refused (the agent lacking its header cannot check its cookie).
 # The master's /dir/lookup?volumeId=N of an EC volume is kept in $P/ec-lookup-N.json (and logged).
 #
 # Globals used: WEED, CLI, PY, P, D, MASTER, VOLUME, AG (e2e_serve); set: EC_* totals.
@@ -30,6 +38,8 @@ EC_VOLUMES=0
 EC_FIDS=0
 EC_MISMATCHES=0
 EC_SHARDS_IDENTICAL=true
+EC_SPREAD_FIDS=0
+EC_SPREAD_ASSEMBLED=0
 EC_ENCODE=""
 EC_SHARDS=(00 01 02 03 04 05 06 07 08 09 10 11 12 13)
 
@@ -292,7 +302,160 @@ ec_phase() {
         "404 from both, swrdma get: $(head -n1 "$P/ec-deleted.err")"
     fi
   fi
+  ec_spread "$name" "$mode" "${vids[@]}"
   e2e_sigterm_agent
   e2e_log "[$name] EC phase: ${#vids[@]} volumes, $EC_FIDS fids so far, $EC_MISMATCHES EC" \
     "differences so far, $((SECONDS - t0)) s"
+}
+
+# ec_shard_files DIR VID: how many shard files of VID are in DIR.
+ec_shard_files() {
+  find "$1" -maxdepth 1 -name "$2.ec[0-9][0-9]" | wc -l
+}
+
+# ec_ns CMD...: CMD inside the spread step's network namespace.
+ec_ns() { ip netns exec "$NS_A" "$@"; }
+
+# ec_agent_matches URL DIR VIDS...: the agent at URL (http://host:port) lists every VID as EC with
+# exactly as many shards as DIR holds (it followed ec.balance's moves).
+ec_agent_matches() {
+  local url=$1 dir=$2 vid n
+  shift 2
+  ec_ns curl -sf --max-time 5 -H 'Accept: application/json' "$url/v1/volumes" \
+    >"$P/ec-spread-volumes.json" || return 1
+  for vid in "$@"; do
+    n=$(ec_shard_files "$dir" "$vid")
+    jq -e --argjson v "$vid" --argjson n "$n" \
+      '[.volumes[] | select(.volume_id == $v and .ec == true and (.ec_shards | length) == $n)]
+       | length == 1' "$P/ec-spread-volumes.json" >/dev/null || return 1
+  done
+}
+
+# ec_spread_done D1 D2 VIDS...: each VID has shards on both servers and an .ecx on the second.
+ec_spread_done() {
+  local d1=$1 d2=$2 vid
+  shift 2
+  for vid in "$@"; do
+    [[ -f "$d2/$vid.ecx" ]] || return 1
+    (($(ec_shard_files "$d2" "$vid") > 0 && $(ec_shard_files "$d1" "$vid") > 0)) || return 1
+  done
+}
+
+# ec_node_up URL: the master at EC_MASTER lists the volume server URL.
+ec_node_up() { ec_ns curl -sf --max-time 5 "http://$EC_MASTER/dir/status" | grep -q "\"Url\":\"$1\""; }
+
+# ec_spread NAME jwt|open VIDS...: step d above. weed refuses to copy shards from a volume server
+# on a loopback address (an SSRF guard in VolumeEcShardsCopy), so this step runs a cluster of its
+# own in a network namespace whose only outside link is a veth to a second, empty namespace
+# (e2e_netns_pair), on a private address: a master, volume server 1 started on copies of the EC
+# volumes' files (.ecx, .ecj, .vif and all shards), then volume server 2, ec.balance, and one
+# agent per volume server.
+ec_spread() {
+  local name=$1 mode=$2 t0=$SECONDS
+  shift 2
+  local vids=("$@") list s1=$P/spread d1 d2 ip pid vid f rc=0
+  list=$(
+    IFS=,
+    echo "$*"
+  )
+  if [[ -z "${NS_A:-}" ]]; then
+    e2e_netns_pair 10.231.7.1 10.231.7.2  # sets NS_A (used here) and NS_B; removed at exit
+  fi
+  ip=10.231.7.1
+  d1=$s1/volume1
+  d2=$s1/volume2
+  mkdir -p "$s1/master" "$d1" "$d2" "$s1/agent1" "$s1/agent2"
+  for vid in "${vids[@]}"; do
+    for f in "$D/$vid".ecx "$D/$vid".ecj "$D/$vid".vif "$D/$vid".ec[0-9][0-9]; do
+      [[ -e "$f" ]] && cp "$f" "$d1/"
+    done
+  done
+  EC_MASTER=$ip:9333
+  local weed_ip=(-ip="$ip" -ip.bind="$ip")
+  # Started from $P: the jwt pass's security.toml applies to them as to the first cluster.
+  e2e_spawn pid 900 "$s1/master.log" "$s1/master.log" ip netns exec "$NS_A" "$WEED" master \
+    "${weed_ip[@]}" -port=9333 -mdir="$s1/master" -volumeSizeLimitMB=64 -defaultReplication=000
+  e2e_wait_until 60 0.3 ec_ns curl -sf -o /dev/null "http://$EC_MASTER/cluster/status" ||
+    e2e_fail "[$name] the spread step's weed master did not answer within 60 s:" \
+      "$(tail -n 5 "$s1/master.log")"
+  e2e_spawn pid 900 "$s1/volume1.log" "$s1/volume1.log" ip netns exec "$NS_A" "$WEED" volume \
+    "${weed_ip[@]}" -port=8080 -dir="$d1" -max=40 -mserver="$EC_MASTER" -preStopSeconds=0
+  e2e_wait_until 60 0.5 ec_node_up "$ip:8080" ||
+    e2e_fail "[$name] volume server 1 of the spread step did not join within 60 s:" \
+      "$(tail -n 5 "$s1/volume1.log")"
+  e2e_spawn pid 900 "$s1/volume2.log" "$s1/volume2.log" ip netns exec "$NS_A" "$WEED" volume \
+    "${weed_ip[@]}" -port=8081 -dir="$d2" -max=40 -mserver="$EC_MASTER" -preStopSeconds=0
+  e2e_wait_until 60 0.5 ec_node_up "$ip:8081" ||
+    e2e_fail "[$name] volume server 2 of the spread step did not join within 60 s:" \
+      "$(tail -n 5 "$s1/volume2.log")"
+  # Volume server 1 reports its EC shards with its heartbeat: ec.balance plans from the master.
+  { echo lock && echo "ec.balance -volumeIds=$list -apply" && echo unlock; } |
+    e2e_t ip netns exec "$NS_A" "$WEED" shell -master="$EC_MASTER" >"$s1/shell.log" 2>&1 ||
+    e2e_fail "[$name] weed shell ec.balance failed: $(tail -n 5 "$s1/shell.log")"
+  grep -qE '^error' "$s1/shell.log" &&
+    e2e_fail "[$name] weed shell ec.balance reported an error ($s1/shell.log):" \
+      "$(grep -E '^error' "$s1/shell.log" | tail -n 3)"
+  e2e_wait_until 60 0.5 ec_spread_done "$d1" "$d2" "${vids[@]}" ||
+    e2e_fail "[$name] 60 s after ec.balance the shards of volumes $list are not on both servers:" \
+      "$(cd "$d1" && ls | tr '\n' ' ') / $(cd "$d2" && ls | tr '\n' ' ') ($s1/shell.log)"
+  local where=""
+  for vid in "${vids[@]}"; do
+    where+=" $vid: $(cd "$d1" && ls "$vid".ec[0-9][0-9] | sed 's/.*\.ec//' | tr '\n' ' ')|"
+    where+=" $(cd "$d2" && ls "$vid".ec[0-9][0-9] | sed 's/.*\.ec//' | tr '\n' ' ');"
+  done
+  e2e_log "[$name] EC spread: ec.balance put the shards (server 1 | server 2):$where"
+
+  # One agent per volume server, in the namespace; the first cluster's agent variables are put
+  # back after.
+  local saved_pid=$E2E_AGENT_PID saved_port=$E2E_AGENT_PORT saved_log=$E2E_AGENT_LOG
+  local saved_host=$E2E_AGENT_HOST saved_ag=$AG ag1 ag2 agent1 agent2
+  E2E_AGENT_PREFIX=(ip netns exec "$NS_A")
+  E2E_CLIENT_PREFIX=(ip netns exec "$NS_A")
+  W=$s1/agent1 e2e_serve --host "$ip" --log "$s1/agent1.log" "$d1"
+  ag1=$AG agent1=$E2E_AGENT_PID
+  W=$s1/agent2 e2e_serve --host "$ip" --log "$s1/agent2.log" "$d2"
+  ag2=$AG agent2=$E2E_AGENT_PID
+  E2E_AGENT_PREFIX=()
+  E2E_CLIENT_PREFIX=()
+  E2E_AGENT_PID=$saved_pid E2E_AGENT_PORT=$saved_port E2E_AGENT_LOG=$saved_log
+  E2E_AGENT_HOST=$saved_host AG=$saved_ag
+  e2e_wait_until 60 0.5 ec_agent_matches "http://$ag1" "$d1" "${vids[@]}" ||
+    e2e_fail "[$name] agent 1 does not list the shards in $d1:" \
+      "$(jq -c '[.volumes[] | select(.ec) | {volume_id, ec_shards}]' "$P/ec-spread-volumes.json")"
+  e2e_wait_until 60 0.5 ec_agent_matches "http://$ag2" "$d2" "${vids[@]}" ||
+    e2e_fail "[$name] agent 2 does not list the shards in $d2:" \
+      "$(jq -c '[.volumes[] | select(.ec) | {volume_id, ec_shards}]' "$P/ec-spread-volumes.json")"
+  printf '%s http://%s\n%s http://%s\n' "$ip:8080" "$ag1" "$ip:8081" "$ag2" >"$s1/agents.map"
+
+  local jwt=() summary
+  [[ $mode == jwt ]] && jwt=(--jwt)
+  summary=$(e2e_t timeout 600 ip netns exec "$NS_A" python3 "$PY" ec-spread \
+    --master "$EC_MASTER" --cli "$CLI" --agent-map "$s1/agents.map" --corpus "$P/corpus.jsonl" \
+    --volumes "$list" --report "$P/report.txt" "${jwt[@]}") || rc=$?
+  ((rc == 0)) || e2e_fail "[$name] weed_corpus.py ec-spread did not finish (status $rc)"
+  local n fids assembled refused
+  n=$(jq -r .mismatches <<<"$summary")
+  fids=$(jq -r .fids <<<"$summary")
+  assembled=$(jq -r .assembled <<<"$summary")
+  refused=$(jq -r .refused_open <<<"$summary")
+  EC_FIDS=$((EC_FIDS + fids))
+  EC_MISMATCHES=$((EC_MISMATCHES + n))
+  EC_SPREAD_FIDS=$((EC_SPREAD_FIDS + fids))
+  EC_SPREAD_ASSEMBLED=$((EC_SPREAD_ASSEMBLED + assembled))
+  ((fids > 0)) || ec_mismatch "$name" "EC spread: no live fid of volumes $list to read"
+  if [[ $mode == jwt ]] && ((assembled == 0)); then
+    ec_mismatch "$name" "EC spread: no needle was assembled from the pieces of both agents" \
+      "($fids read), so the reads did not test it (shards:$where)"
+  fi
+  e2e_log "[$name] EC spread: $fids fids through swrdma get --master, $n differences," \
+    "$assembled assembled from both agents' pieces, $refused refused without tokens" \
+    "(needle across servers, header elsewhere), $((SECONDS - t0)) s"
+  e2e_sigterm "$agent1" "the spread step's agent 1"
+  e2e_sigterm "$agent2" "the spread step's agent 2"
+  # The weed processes: by their namespace (pids of `ip netns exec` are the weed processes').
+  for pid in $(ip netns pids "$NS_A"); do
+    kill -TERM "$pid" 2>/dev/null
+  done
+  e2e_wait_until 15 0.2 eval '[[ -z "$(ip netns pids "$NS_A")" ]]' ||
+    e2e_log "[$name] warning: weed processes of the spread step still run after 15 s"
 }

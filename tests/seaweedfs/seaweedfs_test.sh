@@ -213,7 +213,8 @@ jq -cn --argjson fids "$TOTAL_FIDS" --argjson mismatches "$TOTAL_MISMATCHES" \
   --argjson mount_known_wrong "$MOUNT_KNOWN_WRONG" --arg mount_weed "$MOUNT_WEED_DESC" \
   --argjson ec_volumes "$EC_VOLUMES" --argjson ec_fids "$EC_FIDS" \
   --argjson ec_mismatches "$EC_MISMATCHES" --argjson ec_shards_identical "$EC_SHARDS_IDENTICAL" \
+  --argjson ec_spread_fids "$EC_SPREAD_FIDS" --argjson ec_spread_assembled "$EC_SPREAD_ASSEMBLED" \
   '{$fids, $mismatches, $mount_files, $mount_mismatches, $mount_rdma_reads, $weed_version,
     $mount_bytes, $mount_end_refused, $mount_known_wrong, $mount_weed, $ec_volumes, $ec_fids,
-    $ec_mismatches, $ec_shards_identical}'
+    $ec_mismatches, $ec_shards_identical, $ec_spread_fids, $ec_spread_assembled}'
 ((TOTAL_MISMATCHES == 0 && MOUNT_MISMATCHES == 0 && EC_MISMATCHES == 0)) || exit 1

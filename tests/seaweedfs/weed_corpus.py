@@ -7,6 +7,8 @@
                          --filer HOST:PORT --report report.txt [--jwt] [--volumes 3,5]
   weed_corpus.py ec-pick --master HOST:PORT --corpus corpus.jsonl --dir VOLUME_DIR
   weed_corpus.py ec-fill --master HOST:PORT --volume HOST:PORT --vid N --out corpus.jsonl
+  weed_corpus.py ec-spread --master HOST:PORT --cli SWRDMA --agent-map FILE --corpus corpus.jsonl
+                 --volumes 3,5 --report report.txt [--jwt]
 
 `write` appends one JSON line per fid to the corpus: {"fid", "what", ...}. Everything goes
 through SeaweedFS's own HTTP APIs (master /dir/assign, volume server POST, filer POST).
@@ -533,9 +535,72 @@ class Comparer:
         return {"fids": len(by_fid), "mismatches": len(self.mismatched)}
 
 
+def ec_spread(a):
+    """Every live corpus fid of the EC volumes a.volumes, whose shards now lie on several volume
+    servers: `swrdma get --master` (the cluster client: the holders' agents, the needle assembled
+    from the pieces of several when no one holds it whole) against the volume server's own GET
+    (weed reads the other server's shards over gRPC). With tokens (--jwt) every fid must read
+    byte-exact; without, a needle across the servers may be refused as the agent without its
+    header cannot check its cookie (counted, never a difference), and nothing else."""
+    vids = {v.strip() for v in a.volumes.split(",")}
+    by_fid = {}
+    for line in open(a.corpus):
+        e = json.loads(line)
+        if "fid" in e and e["fid"].split(",")[0] in vids:
+            by_fid[e["fid"]] = e
+    out = os.path.join(os.path.dirname(os.path.abspath(a.report)), "ec-spread.out")
+    counts = {"fids": 0, "read": 0, "refused_open": 0, "mismatches": 0, "assembled": 0,
+              "not_200": 0}
+    report = open(a.report, "a")
+
+    def differ(fid, msg):
+        counts["mismatches"] += 1
+        log(f"  EC spread DIFFERENCE {fid}: {msg}")
+        report.write(f"[ec-spread]\t{fid}\t{msg}\n")
+
+    for fid in sorted(by_fid):
+        token = read_token(a.master, strip_delta(fid)) if a.jwt else ""
+        auth = {"Authorization": "Bearer " + token} if token else {}
+        vol = lookup_url(a.master, fid)
+        if vol is None:
+            differ(fid, "the master knows no server of its volume")
+            continue
+        vs, vh, vb = request(vol, "GET", "/" + fid, headers=dict(auth))
+        if vs != 200 or vh.get("x-file-store") == "chunked":
+            counts["not_200"] += 1  # deleted, or a manifest: compare (above) covers those
+            continue
+        counts["fids"] += 1
+        if os.path.exists(out):
+            os.unlink(out)
+        cmd = [a.cli, "get", "--master", "http://" + a.master, "--agent-map", a.agent_map,
+               "-v", "-o", out, fid]
+        if a.jwt:
+            cmd.insert(2, "--read-tokens")
+        p = subprocess.run(cmd, capture_output=True, timeout=TIMEOUT)
+        err = p.stderr.decode(errors="replace").strip().replace("\n", " | ")
+        m = re.search(r"(\d+) EC needles assembled", err)
+        if p.returncode == 0:
+            got = open(out, "rb").read()
+            if got != vb:
+                differ(fid, f"swrdma get --master bytes differ: {len(got)} vs {len(vb)} from "
+                       "the volume server")
+                continue
+            counts["read"] += 1
+            counts["assembled"] += int(m.group(1)) if m else 0
+        elif not a.jwt and "without read tokens" in err:
+            counts["refused_open"] += 1
+        else:
+            differ(fid, f"swrdma get --master failed (rc {p.returncode}) where the volume "
+                   f"server answers 200: {err[:400]}")
+    report.close()
+    log(f"EC spread: {counts}")
+    return counts
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["write", "delete", "compare", "ec-pick", "ec-fill"])
+    ap.add_argument("cmd", choices=["write", "delete", "compare", "ec-pick", "ec-fill",
+                                    "ec-spread"])
     ap.add_argument("--master", required=True)
     ap.add_argument("--filer")
     ap.add_argument("--volume")
@@ -549,6 +614,7 @@ def main():
     ap.add_argument("--volumes", help="compare: only the fids of these volume ids (3,5)")
     ap.add_argument("--dir", help="ec-pick: the volume server's directory")
     ap.add_argument("--vid", type=int, help="ec-fill: the volume to grow")
+    ap.add_argument("--agent-map", help="ec-spread: VOLUME_SERVER AGENT_URL lines")
     a = ap.parse_args()
     if a.cmd == "write":
         Writer(a.master, a.filer, a.phase, a.out).write_all()
@@ -558,6 +624,8 @@ def main():
         pick_ec_volumes(a.corpus, a.dir)
     elif a.cmd == "ec-fill":
         fill_ec_volume(a.master, a.volume, a.vid, a.out)
+    elif a.cmd == "ec-spread":
+        print(json.dumps(ec_spread(a)))
     else:
         print(json.dumps(Comparer(a).run()))
 
