@@ -237,6 +237,9 @@ def seeds():
         read_request(2, [(b"3,01637037d6", b"eyJhbGciOiJIUzI1NiJ9.e30.x"), (b"4,0a_1", b"")]),
         read_request(3, [(b"1,01", b"")], version=2),
         struct.pack("<IHBBQIIQQII", 0x50525753, 1, 0, 3, 1, 0, 3, 7, 4096, 4000, 0),
+        read_request(4, [(b"3,01637037d6", b"")], flags=2),  # EC pieces asked for
+        # An EcPieces block: a 40-byte record, pieces [0,16) and [30,40), their bytes.
+        struct.pack("<QIQQQQ", 40, 2, 0, 16, 30, 10) + bytes(range(26)),
     ]
     # The agent's reply stream over TCP to a request (id 1) for three fids
     # (client/tcp_checked_reader.h): header + data per entry.
