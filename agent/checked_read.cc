@@ -86,18 +86,16 @@ std::span<const uint8_t> CheckedRecord::data() const {
   return {reinterpret_cast<const uint8_t*>(reason.data()), reason.size()};
 }
 
-CheckedRecord CheckRead(const VolumeSet& volumes, const ReadAuthorizer* auth,
+CheckedRecord CheckRead(const VolumeSet& volumes, const VolumeMap& map, const ReadAuthorizer* auth,
                         const ReadRequestEntry& e, bool ec_pieces) {
-  // Read before Check: true when the token is checked. (A reload that removes the key between
-  // the two lets this one read count as token-checked: the key was in force a moment ago.)
-  const bool token_checked = auth != nullptr && auth->enabled();
+  bool token_checked = false;  // a token was verified for this fid (not: authorization off)
   if (auth != nullptr) {
-    if (Status s = auth->Check(e.token, e.fid); !s.ok()) {
+    if (Status s = auth->Check(e.token, e.fid, &token_checked); !s.ok()) {
       // The same answer for every reason (as the volume server's "wrong jwt").
       return Refusal(ReadStatus::kDenied, 0, "wrong jwt");
     }
   }
-  ResolvedNeedle found = volumes.Resolve(e.fid);
+  ResolvedNeedle found = volumes.Resolve(e.fid, map);
   const LookupResult& r = found.result;
   if (r.status == LookupStatus::kOk && found.ec != nullptr) {
     auto bytes = CopyRecord(found);

@@ -41,7 +41,8 @@ struct CheckedRecord {
 // record not held whole here is answered with the pieces held here, when its read is
 // authorized: by its token, or without tokens by its cookie, checked only where the record's
 // header is held). Never throws; every failure is a refusal.
-CheckedRecord CheckRead(const VolumeSet& volumes, const ReadAuthorizer* auth,
+// `map`: the volumes' snapshot the caller holds for the whole request.
+CheckedRecord CheckRead(const VolumeSet& volumes, const VolumeMap& map, const ReadAuthorizer* auth,
                         const ReadRequestEntry& entry, bool ec_pieces = false);
 
 }  // namespace swrdma::agent

@@ -97,7 +97,7 @@ ReadKeySource FindReadKeySource(
 Result<std::unique_ptr<ReadAuthorizer>> ReadAuthorizer::Open(const ReadKeySource& source) {
   std::unique_ptr<ReadAuthorizer> auth(new ReadAuthorizer(source));
   if (source.key) {
-    auth->key_.store(std::make_shared<const std::string>(*source.key));
+    auth->SetKey(*source.key);
   } else if (source.security_toml) {
     SWRDMA_RETURN_IF_ERROR(auth->Reload());
   }
@@ -116,7 +116,7 @@ ReadAuthorizer::ReadAuthorizer(ReadKeySource source) : source_(std::move(source)
 ReadAuthorizer::~ReadAuthorizer() = default;
 
 bool ReadAuthorizer::enabled() const {
-  return remote_ ? remote_->enabled() : key_.load()->size() > 0;
+  return remote_ ? remote_->enabled() : key_set_.load(std::memory_order_acquire);
 }
 
 Status ReadAuthorizer::Reload() {
@@ -124,8 +124,14 @@ Status ReadAuthorizer::Reload() {
   if (source_.key || !source_.security_toml) return Status();
   auto key = ReadKeyFromSecurityToml(*source_.security_toml);
   if (!key) return key.error();
-  key_.store(std::make_shared<const std::string>(std::move(*key)));
+  SetKey(std::move(*key));
   return Status();
+}
+
+void ReadAuthorizer::SetKey(std::string key) {
+  const bool set = !key.empty();
+  key_.store(std::make_shared<const std::string>(std::move(key)));
+  key_set_.store(set, std::memory_order_release);
 }
 
 std::string ReadAuthorizer::source() const {
@@ -159,6 +165,7 @@ Result<std::optional<ReadClaims>> ReadAuthorizer::Verify(std::string_view token)
     if (!claims) denied_.fetch_add(1, std::memory_order_relaxed);
     return claims;
   }
+  if (!key_set_.load(std::memory_order_acquire)) return std::optional<ReadClaims>();
   const auto key = key_.load();
   if (key->empty()) return std::optional<ReadClaims>();
   auto claims = VerifyReadJwt(token, *key, std::chrono::system_clock::now());
@@ -169,8 +176,9 @@ Result<std::optional<ReadClaims>> ReadAuthorizer::Verify(std::string_view token)
   return std::optional<ReadClaims>(std::move(*claims));
 }
 
-Status ReadAuthorizer::Check(std::string_view token, std::string_view fid) const {
+Status ReadAuthorizer::Check(std::string_view token, std::string_view fid, bool* verified) const {
   SWRDMA_ASSIGN_OR_RETURN(auto claims, Verify(token));
+  if (verified != nullptr) *verified = claims.has_value();
   if (!claims) return Status();
   Status s = CheckFidClaim(*claims, fid);
   if (!s.ok()) denied_.fetch_add(1, std::memory_order_relaxed);

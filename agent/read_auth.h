@@ -79,8 +79,9 @@ class ReadAuthorizer {
   static std::string TokenOf(const HttpRequest& request);
 
   // Ok when authorization is off, or `token` is valid now and covers `fid`. Otherwise
-  // kPermissionDenied with the reason, for logs only.
-  Status Check(std::string_view token, std::string_view fid) const;
+  // kPermissionDenied with the reason, for logs only. `verified`, when given, is set to whether
+  // a token was checked (false: authorization is off).
+  Status Check(std::string_view token, std::string_view fid, bool* verified = nullptr) const;
   // Ok when authorization is off or the token is valid now (for any fid); its claims otherwise.
   Result<std::optional<ReadClaims>> Verify(std::string_view token) const;
 
@@ -91,6 +92,10 @@ class ReadAuthorizer {
 
   ReadKeySource source_;
   std::atomic<std::shared_ptr<const std::string>> key_{std::make_shared<const std::string>()};
+  // Whether key_ is non-empty: without a key every read asks this, not key_ (an atomic
+  // shared_ptr load takes a lock bit and a reference count each time, a few % of a read).
+  std::atomic<bool> key_set_{false};
+  void SetKey(std::string key);
   std::unique_ptr<RemoteVerifier> remote_;  // set: key_ stays empty, the verifier decides
   mutable std::atomic<uint64_t> denied_{0};
 };

@@ -88,8 +88,9 @@ struct Handler {
   }
 
   void Serve(ucp_ep_h ep, const ReadRequest& request) {
+    const auto map = volumes->snapshot();  // one snapshot for the batch
     for (uint32_t i = 0; i < request.entries.size(); ++i) {
-      CheckedRecord c = CheckRead(*volumes, auth, request.entries[i], request.ec_pieces);
+      CheckedRecord c = CheckRead(*volumes, *map, auth, request.entries[i], request.ec_pieces);
       if (c.status != ReadStatus::kOk) {
         Refuse(ep, request, i, c.status, c.volume_id, std::move(c.reason));
         continue;

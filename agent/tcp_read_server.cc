@@ -258,9 +258,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     buffers_.clear();
     buffers_.reserve(2 * n);
     uint64_t sent = 0, refused = 0, denied = 0, bytes = 0;
+    const auto map = core_.volumes.snapshot();  // one snapshot for the batch
     for (uint32_t i = 0; i < n; ++i)
       records_.push_back(
-          CheckRead(core_.volumes, core_.auth, request.entries[i], request.ec_pieces));
+          CheckRead(core_.volumes, *map, core_.auth, request.entries[i], request.ec_pieces));
     const std::vector<char> landed = PushRecords(request);
     for (uint32_t i = 0; i < n; ++i) {
       const CheckedRecord& c = records_[i];

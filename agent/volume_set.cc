@@ -431,6 +431,16 @@ ResolvedNeedle VolumeSet::Resolve(std::string_view fid) const {
   return Finish(fid, *parsed, *map, index_.Lookup(parsed->volume_id, parsed->needle_id));
 }
 
+ResolvedNeedle VolumeSet::Resolve(std::string_view fid, const VolumeMap& map) const {
+  auto parsed = ParseFileId(fid);
+  if (!parsed) {
+    ResolvedNeedle out;
+    out.result = Answer(fid, LookupStatus::kBadFid, 0, parsed.error().message());
+    return out;
+  }
+  return Finish(fid, *parsed, map, index_.Lookup(parsed->volume_id, parsed->needle_id));
+}
+
 LookupResponse VolumeSet::Lookup(const LookupRequest& request) const {
   LookupResponse resp;
   resp.results.resize(request.fids.size());

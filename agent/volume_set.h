@@ -110,6 +110,8 @@ class VolumeSet {
 
   // Resolves one fid string (bad_fid / unknown_volume / not_found / deleted / ok).
   ResolvedNeedle Resolve(std::string_view fid) const;
+  // The same against a snapshot the caller holds (one per batch of fids, not one per fid).
+  ResolvedNeedle Resolve(std::string_view fid, const VolumeMap& map) const;
   // Batched: one index MultiGet for all well-formed fids.
   LookupResponse Lookup(const LookupRequest& request) const;
 
