@@ -28,6 +28,7 @@ struct Reply {
   std::shared_ptr<const ExportedVolume> source;           // the mapping the record is sent from
   std::shared_ptr<const std::vector<uint8_t>> assembled;  // or the EC record it is sent from
   std::string reason;                                     // the data of a refusal
+  // Set only while the send is in flight (its callback counts into them).
   std::shared_ptr<ReadServer::Counters> counters;
 };
 
@@ -42,10 +43,27 @@ void OnReplySent(void* request, ucs_status_t status, void* user_data) {
 }  // namespace
 
 // What the AM callback needs; owned by the server, registered as the handler's argument.
+// Called on the progress thread only.
 struct Handler {
   const VolumeSet* volumes;
   const ReadAuthorizer* auth;
   std::shared_ptr<ReadServer::Counters> counters;
+  // Replies whose send completed at once (most small ones: UCX copied them), kept for the next:
+  // a reply then costs no allocation and no reference count of the counters.
+  std::vector<std::unique_ptr<Reply>> spare;
+
+  std::unique_ptr<Reply> NewReply() {
+    if (spare.empty()) return std::make_unique<Reply>();
+    auto r = std::move(spare.back());
+    spare.pop_back();
+    return r;
+  }
+  void Recycle(std::unique_ptr<Reply> r) {
+    r->source.reset();
+    r->assembled.reset();
+    r->reason.clear();
+    if (spare.size() < 64) spare.push_back(std::move(r));
+  }
 
   void Send(ucp_ep_h ep, std::unique_ptr<Reply> reply, const void* data, size_t length) {
     ucp_request_param_t param{};
@@ -61,19 +79,25 @@ struct Handler {
     param.user_data = reply.get();
     ucs_status_ptr_t sent = ucp_am_send_nbx(ep, kReadReplyAmId, reply->header.data(),
                                             reply->header.size(), data, length, &param);
-    if (sent == nullptr) return;  // done already; the callback is not called
-    if (UCS_PTR_IS_ERR(sent)) {
-      counters->send_failures.fetch_add(1, std::memory_order_relaxed);
+    if (sent == nullptr) {  // done already; the callback is not called
+      Recycle(std::move(reply));
       return;
     }
+    if (UCS_PTR_IS_ERR(sent)) {
+      counters->send_failures.fetch_add(1, std::memory_order_relaxed);
+      Recycle(std::move(reply));
+      return;
+    }
+    // In flight: its callback runs later on this thread (from progress), never before this
+    // returns, so the counters are set in time.
+    reply->counters = counters;
     counters->inflight.fetch_add(1, std::memory_order_relaxed);
     (void)reply.release();  // OnReplySent frees it
   }
 
   void Refuse(ucp_ep_h ep, const ReadRequest& request, uint32_t index, ReadStatus status,
               uint32_t volume_id, std::string reason) {
-    auto reply = std::make_unique<Reply>();
-    reply->counters = counters;
+    auto reply = NewReply();
     reply->reason = std::move(reason);
     EncodeReadReplyHeader({.status = status,
                            .request_id = request.request_id,
@@ -95,8 +119,7 @@ struct Handler {
         Refuse(ep, request, i, c.status, c.volume_id, std::move(c.reason));
         continue;
       }
-      auto reply = std::make_unique<Reply>();
-      reply->counters = counters;
+      auto reply = NewReply();
       EncodeReadReplyHeader(c.Header(request.request_id, i), reply->header);
       const std::span<const uint8_t> data = c.record;
       reply->source = std::move(c.source);
