@@ -31,6 +31,22 @@ CheckedRecord Refusal(ReadStatus status, uint32_t volume_id, std::string reason)
   return r;
 }
 
+// A kOk record the agent built in its own memory (an EC record, or its pieces): `bytes` live in
+// the record until the reply is sent.
+CheckedRecord Assembled(uint32_t volume_id, std::vector<uint8_t> bytes, uint32_t needle_size,
+                        NeedleVersion version, uint64_t generation) {
+  CheckedRecord out;
+  out.status = ReadStatus::kOk;
+  out.volume_id = volume_id;
+  auto owned = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  out.record = *owned;
+  out.assembled = std::move(owned);
+  out.needle_size = needle_size;
+  out.needle_version = static_cast<uint8_t>(version);
+  out.generation = generation;
+  return out;
+}
+
 // The pieces of an EC record held here (ResolvedNeedle::ec_partial). Without a verified token
 // the cookie is the only thing that makes a fid readable (as on the volume server): pieces go
 // out only when it was checked here, so guessing needle ids yields nothing.
@@ -54,16 +70,9 @@ CheckedRecord EcPiecesRecord(const ResolvedNeedle& found, bool token_checked) {
   auto head = EncodeEcPiecesHead(found.ec_where.length, local->pieces);
   if (!head) return Refusal(ReadStatus::kInternal, r.volume_id, head.error().message());
   head->insert(head->end(), local->bytes.begin(), local->bytes.end());
-  CheckedRecord out;
-  out.status = ReadStatus::kOk;
-  out.volume_id = r.volume_id;
-  auto owned = std::make_shared<const std::vector<uint8_t>>(std::move(*head));
-  out.record = *owned;
-  out.assembled = std::move(owned);
+  CheckedRecord out =
+      Assembled(r.volume_id, std::move(*head), found.ec_where.size, found.version, e.generation());
   out.pieces = true;
-  out.needle_size = found.ec_where.size;
-  out.needle_version = static_cast<uint8_t>(found.version);
-  out.generation = e.generation();
   return out;
 }
 
@@ -100,16 +109,7 @@ CheckedRecord CheckRead(const VolumeSet& volumes, const VolumeMap& map, const Re
   if (r.status == LookupStatus::kOk && found.ec != nullptr) {
     auto bytes = CopyRecord(found);
     if (!bytes) return Refusal(ReadStatus::kNotFound, r.volume_id, bytes.error().message());
-    CheckedRecord out;
-    out.status = ReadStatus::kOk;
-    out.volume_id = r.volume_id;
-    auto owned = std::make_shared<const std::vector<uint8_t>>(std::move(*bytes));
-    out.record = *owned;
-    out.assembled = std::move(owned);
-    out.needle_size = r.size;
-    out.needle_version = static_cast<uint8_t>(found.version);
-    out.generation = r.generation;
-    return out;
+    return Assembled(r.volume_id, std::move(*bytes), r.size, found.version, r.generation);
   }
   if (ec_pieces && found.ec_partial != nullptr) return EcPiecesRecord(found, token_checked);
   if (r.status != LookupStatus::kOk || found.exported == nullptr) {

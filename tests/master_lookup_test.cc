@@ -408,6 +408,40 @@ TEST_F(ClusterFailoverTest, SecuredAgentReadsWithTheMastersTokens) {
   EXPECT_EQ((*c)->stats().failovers, 0u);
 }
 
+// An EC volume over two servers as ec.encode and ec.balance leave it: volume `o.volume_id`
+// generated in tmp/src, encoded into tmp/a, the shards `to_b` moved to tmp/b beside copies of
+// the .ecx, .ecj and .vif (weed copies them with the shards). `places` gets, for every live
+// needle, its fid and the first and last shard its record lies in.
+struct EcPlace {
+  std::string fid;
+  uint64_t first_shard = 0, last_shard = 0;
+};
+void SplitEcVolume(const fs::path& tmp, GenerateOptions o, std::initializer_list<uint32_t> to_b,
+                   std::map<std::string, Expected>& expected, std::vector<EcPlace>& places) {
+  for (const char* d : {"src", "a", "b"})
+    fs::create_directories(tmp / d);
+  o.dir = tmp / "src";
+  const auto gen = testing::GenerateExpected(o, expected);
+  const std::string base = std::to_string(o.volume_id);
+  ASSERT_TRUE(ec::EncodeEcVolume(gen.dat, gen.idx, tmp / "a", base, {}).ok());
+  for (const char* ext : {".ecx", ".ecj", ".vif"})
+    fs::copy_file(tmp / "a" / (base + ext), tmp / "b" / (base + ext));
+  for (uint32_t s : to_b)
+    fs::rename(tmp / "a" / (base + ec::ShardExtension(s)),
+               tmp / "b" / (base + ec::ShardExtension(s)));
+  // From the .ecx and the uniform layout (one block a shard).
+  const uint64_t block = ec::UniformBlockSize(fs::file_size(gen.dat), 10);
+  std::ifstream ecx_in(tmp / "a" / (base + ".ecx"), std::ios::binary);
+  const std::vector<uint8_t> ecx((std::istreambuf_iterator<char>(ecx_in)), {});
+  for (const auto& [fid, e] : expected) {
+    if (e.deleted) continue;
+    const auto entry = ec::FindInSortedIndex(ecx, OffsetWidth::k4, ParseFileId(fid)->needle_id);
+    ASSERT_TRUE(entry) << fid;
+    const uint64_t end = entry->offset + NeedleRecordLength(entry->size, NeedleVersion::kV3);
+    places.push_back({fid, entry->offset / block, (end - 1) / block});
+  }
+}
+
 // Issue 16: an EC volume whose shards two servers share (as ec.encode spreads them). The master
 // lists both for the volume; a needle whose record lies in one server's shards is read from that
 // server's agent (the other refuses it as unknown there, naming the shards, and the client tries
@@ -416,24 +450,17 @@ TEST_F(ClusterFailoverTest, SecuredAgentReadsWithTheMastersTokens) {
 // ec_read_test's LostDataShardsAreRebuiltFromParity.)
 TEST(ClusterEc, NeedlesAreReadFromTheServerHoldingTheirShards) {
   testing::TempDir tmp;
-  for (const char* d : {"src", "a", "b"})
-    fs::create_directories(tmp / d);
   GenerateOptions o;
-  o.dir = tmp / "src";
   o.volume_id = 9;
   o.needles = 50;
   o.min_size = 100 * 1024;
   o.max_size = 400 * 1024;
   o.seed = 9;
   std::map<std::string, Expected> expected;
-  const auto gen = testing::GenerateExpected(o, expected);
-  ASSERT_TRUE(ec::EncodeEcVolume(gen.dat, gen.idx, tmp / "a", "9", {}).ok());
-  // Server b: shards 5..13 and its own copies of the index files; server a keeps 0..4.
-  for (const char* ext : {".ecx", ".ecj", ".vif"})
-    fs::copy_file(tmp / "a" / (std::string("9") + ext), tmp / "b" / (std::string("9") + ext));
-  for (uint32_t s = 5; s < 14; ++s)
-    fs::rename(tmp / "a" / ("9" + ec::ShardExtension(s)),
-               tmp / "b" / ("9" + ec::ShardExtension(s)));
+  std::vector<EcPlace> places;
+  // Server b: shards 5..13; server a keeps 0..4.
+  ASSERT_NO_FATAL_FAILURE(
+      SplitEcVolume(tmp.path(), o, {5, 6, 7, 8, 9, 10, 11, 12, 13}, expected, places));
   testing::InProcessAgent a({tmp / "a"}, tmp / "index-a");
   testing::InProcessAgent b({tmp / "b"}, tmp / "index-b");
   std::ofstream(tmp / "agents.map")
@@ -448,19 +475,12 @@ TEST(ClusterEc, NeedlesAreReadFromTheServerHoldingTheirShards) {
   auto c = client::ClusterClient::Create(co);
   ASSERT_TRUE(c) << c.error().ToString();
 
-  // Which server holds each record whole, from the .ecx and the layout.
-  const uint64_t block = ec::UniformBlockSize(fs::file_size(gen.dat), 10);
+  // Which server holds each record whole.
   std::vector<std::string> fids;
   std::vector<int> holder;  // 0: a, 1: b, -1: both (split)
-  std::ifstream ecx_in(tmp / "a/9.ecx", std::ios::binary);
-  const std::vector<uint8_t> ecx((std::istreambuf_iterator<char>(ecx_in)), {});
-  for (const auto& [fid, e] : expected) {
-    if (e.deleted) continue;
-    const auto entry = ec::FindInSortedIndex(ecx, OffsetWidth::k4, ParseFileId(fid)->needle_id);
-    ASSERT_TRUE(entry) << fid;
-    const uint64_t end = entry->offset + NeedleRecordLength(entry->size, NeedleVersion::kV3);
-    const int first = entry->offset / block < 5 ? 0 : 1, last = (end - 1) / block < 5 ? 0 : 1;
-    fids.push_back(fid);
+  for (const EcPlace& p : places) {
+    const int first = p.first_shard < 5 ? 0 : 1, last = p.last_shard < 5 ? 0 : 1;
+    fids.push_back(p.fid);
     holder.push_back(first == last ? first : -1);
   }
   auto results = (*c)->ReadMany(fids);
@@ -495,10 +515,7 @@ TEST_P(ClusterEcPieces, NeedlesAcrossServersAreAssembledFromThePiecesOfEach) {
   const bool tokens = std::get<0>(GetParam());
   const std::string key = "ec-pieces-key";
   testing::TempDir tmp;
-  for (const char* d : {"src", "a", "b"})
-    fs::create_directories(tmp / d);
   GenerateOptions o;
-  o.dir = tmp / "src";
   o.volume_id = 11;
   o.needles = 60;
   o.min_size = 100 * 1024;
@@ -506,13 +523,8 @@ TEST_P(ClusterEcPieces, NeedlesAcrossServersAreAssembledFromThePiecesOfEach) {
   o.gzip_fraction = 0.2;
   o.seed = 11;
   std::map<std::string, Expected> expected;
-  const auto gen = testing::GenerateExpected(o, expected);
-  ASSERT_TRUE(ec::EncodeEcVolume(gen.dat, gen.idx, tmp / "a", "11", {}).ok());
-  for (const char* ext : {".ecx", ".ecj", ".vif"})
-    fs::copy_file(tmp / "a" / (std::string("11") + ext), tmp / "b" / (std::string("11") + ext));
-  for (uint32_t s : {1u, 3u, 5u, 7u, 9u, 12u, 13u})
-    fs::rename(tmp / "a" / ("11" + ec::ShardExtension(s)),
-               tmp / "b" / ("11" + ec::ShardExtension(s)));
+  std::vector<EcPlace> places;
+  ASSERT_NO_FATAL_FAILURE(SplitEcVolume(tmp.path(), o, {1, 3, 5, 7, 9, 12, 13}, expected, places));
   testing::InProcessAgentOptions ao;
   if (tokens) ao.jwt_read_key = key;
   testing::InProcessAgent a({tmp / "a"}, tmp / "index-a", ao);
@@ -531,21 +543,14 @@ TEST_P(ClusterEcPieces, NeedlesAcrossServersAreAssembledFromThePiecesOfEach) {
   auto c = client::ClusterClient::Create(co);
   ASSERT_TRUE(c) << c.error().ToString();
 
-  // Which records cross a shard boundary (so lie on both servers), from the .ecx and the layout.
-  const uint64_t block = ec::UniformBlockSize(fs::file_size(gen.dat), 10);
+  // Records across a shard boundary lie on both servers (the data shards alternate).
   std::vector<std::string> fids;
   std::vector<bool> split;
   std::vector<uint64_t> first_shard;
-  std::ifstream ecx_in(tmp / "a/11.ecx", std::ios::binary);
-  const std::vector<uint8_t> ecx((std::istreambuf_iterator<char>(ecx_in)), {});
-  for (const auto& [fid, e] : expected) {
-    if (e.deleted) continue;
-    const auto entry = ec::FindInSortedIndex(ecx, OffsetWidth::k4, ParseFileId(fid)->needle_id);
-    ASSERT_TRUE(entry) << fid;
-    const uint64_t end = entry->offset + NeedleRecordLength(entry->size, NeedleVersion::kV3);
-    fids.push_back(fid);
-    first_shard.push_back(entry->offset / block);
-    split.push_back(entry->offset / block != (end - 1) / block);
+  for (const EcPlace& p : places) {
+    fids.push_back(p.fid);
+    first_shard.push_back(p.first_shard);
+    split.push_back(p.first_shard != p.last_shard);
   }
   const size_t splits = static_cast<size_t>(std::count(split.begin(), split.end(), true));
   ASSERT_GE(splits, 3u) << "the volume must have needles across shard boundaries";
