@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "protocol/file_id.h"
+#include "protocol/needle.h"
 
 namespace swrdma::client {
 
@@ -244,10 +245,23 @@ struct Assembly {
   }
 };
 
-// A record larger than any needle can be (a 4 GiB size plus header and padding) is a lie.
-constexpr uint64_t kMaxAssembledRecord = (uint64_t{1} << 32) + 4096;
+// The largest record assembled: as large as a checked read over tcp takes by default.
+constexpr uint64_t kMaxAssembledRecord = uint64_t{1} << 30;
 
 }  // namespace
+
+Status CheckEcRecordShape(const EcRecordPieces& p, uint64_t max_record) {
+  auto version = ToNeedleVersion(p.needle_version);
+  if (!version) return Status(Code::kCorruption, "EC pieces: " + version.error().message());
+  const uint64_t want = NeedleRecordLength(p.needle_size, *version);
+  if (p.record_length != want || p.record_length > max_record) {
+    return Status(Code::kCorruption,
+                  fmt::format("EC pieces of a {} byte record for a needle of {} bytes (version "
+                              "{}: {} bytes), at most {} taken",
+                              p.record_length, p.needle_size, p.needle_version, want, max_record));
+  }
+  return Status::Ok();
+}
 
 void ClusterClient::AssembleEc(uint32_t volume_id, std::span<const std::string> fids,
                                std::vector<size_t>& which, const std::vector<Replica>& replicas,
@@ -280,8 +294,8 @@ void ClusterClient::AssembleEc(uint32_t volume_id, std::span<const std::string> 
       Assembly& a = parts[i];
       const EcRecordPieces& p = *got[k];
       if (!a.started) {
-        if (p.record_length == 0 || p.record_length > kMaxAssembledRecord) {
-          tried[i].push_back(fmt::format("{}: a record of {} bytes", where, p.record_length));
+        if (Status shape = CheckEcRecordShape(p, kMaxAssembledRecord); !shape.ok()) {
+          tried[i].push_back(fmt::format("{}: {}", where, shape.ToString()));
           continue;
         }
         a.started = true;

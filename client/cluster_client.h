@@ -62,6 +62,11 @@ struct ClusterStats {
 // Whether a failed read is worth repeating on another replica.
 bool ShouldTryNextReplica(const Status& status);
 
+// Ok when an agent's EC pieces describe a record a needle can have: the length a needle of
+// their size and version has on disk, at most `max_record` bytes (the whole record is allocated
+// before any byte is verified, so an agent must not choose how much). kCorruption otherwise.
+Status CheckEcRecordShape(const EcRecordPieces& pieces, uint64_t max_record);
+
 class ClusterClient {
  public:
   static Result<std::unique_ptr<ClusterClient>> Create(const ClusterClientOptions& options);

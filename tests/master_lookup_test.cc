@@ -442,6 +442,29 @@ void SplitEcVolume(const fs::path& tmp, GenerateOptions o, std::initializer_list
   }
 }
 
+// An agent's EC pieces decide how much the client allocates for the record before anything is
+// verified: only the length a needle of their size and version has is taken, up to a limit.
+TEST(ClusterEc, PiecesOfAnImpossibleRecordAreRefused) {
+  client::EcRecordPieces p;
+  p.needle_size = 1000;
+  p.needle_version = 3;
+  p.record_length = NeedleRecordLength(1000, NeedleVersion::kV3);
+  EXPECT_TRUE(client::CheckEcRecordShape(p, uint64_t{1} << 30).ok());
+  for (uint64_t lie : {p.record_length + 8, p.record_length - 8, uint64_t{0}, uint64_t{4} << 30}) {
+    client::EcRecordPieces q = p;
+    q.record_length = lie;
+    const Status s = client::CheckEcRecordShape(q, uint64_t{1} << 30);
+    EXPECT_EQ(s.code(), Code::kCorruption) << lie;
+  }
+  client::EcRecordPieces big = p;  // a real shape, past the limit
+  big.needle_size = 0xfffffff0u;
+  big.record_length = NeedleRecordLength(big.needle_size, NeedleVersion::kV3);
+  EXPECT_EQ(client::CheckEcRecordShape(big, uint64_t{1} << 30).code(), Code::kCorruption);
+  client::EcRecordPieces v9 = p;
+  v9.needle_version = 9;
+  EXPECT_EQ(client::CheckEcRecordShape(v9, uint64_t{1} << 30).code(), Code::kCorruption);
+}
+
 // Issue 16: an EC volume whose shards two servers share (as ec.encode spreads them). The master
 // lists both for the volume; a needle whose record lies in one server's shards is read from that
 // server's agent (the other refuses it as unknown there, naming the shards, and the client tries
