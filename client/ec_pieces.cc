@@ -79,6 +79,7 @@ std::vector<Result<EcRecordPieces>> Client::Impl::ReadEcPieces(std::span<const s
   std::vector<ReadRequestEntry> entries;
   std::vector<size_t> tags;
   std::vector<CheckedArrival> arrivals;
+  std::vector<char> answered(fids.size(), 0);  // one for all batches: tags are fid indices
   for (size_t start = 0; start < fids.size(); start += kPiecesBatch) {
     const size_t n = std::min(kPiecesBatch, fids.size() - start);
     entries.clear();
@@ -87,7 +88,6 @@ std::vector<Result<EcRecordPieces>> Client::Impl::ReadEcPieces(std::span<const s
       entries.push_back({fids[i], std::string(TokenFor(options, i))});
       tags.push_back(i);
     }
-    std::vector<char> answered(fids.size(), 0);
     if (Status s = r.Send(entries, tags, /*ec_pieces=*/true); !s.ok()) {
       for (size_t i : tags)
         fail(i, s);
