@@ -57,7 +57,8 @@ AgentMetrics::VerbsTotals VerbsTotalsOf(const VerbsExporter& verbs, const rdma::
   t.hot_first_swaps = volumes.hot_first().swaps();
   t.grants = verbs.grants();
   t.revocations = verbs.revocations();
-  for (const auto& [vid, entry] : volumes.snapshot()->volumes) {
+  const auto snapshot = volumes.snapshot();
+  for (const auto& [vid, entry] : snapshot->volumes) {
     const auto& e = *entry.exported;
     for (const auto& r : e.remote_regions()) {
       t.registered_bytes += r.length;
@@ -65,6 +66,11 @@ AgentMetrics::VerbsTotals VerbsTotalsOf(const VerbsExporter& verbs, const rdma::
     }
     if (e.remote() && e.size() > e.remote_covered())
       t.unregistered_bytes += e.size() - e.remote_covered();
+  }
+  for (const auto& [vid, e] : snapshot->ec) {
+    t.registered_bytes += e->remote_registered_bytes();
+    t.regions += e->remote_regions().size();
+    t.unregistered_bytes += e->remote_unregistered_bytes();
   }
   return t;
 }

@@ -199,8 +199,10 @@ HttpResponse AgentService::Volumes(const HttpRequest& req) const {
     list.volumes.push_back(Describe(entry));
     if (!keys) list.volumes.back().regions.clear();
   }
-  for (const auto& [vid, e] : map->ec)
+  for (const auto& [vid, e] : map->ec) {
     list.volumes.push_back(Describe(*e));
+    if (!keys) list.volumes.back().ec_regions.clear();
+  }
   std::sort(list.volumes.begin(), list.volumes.end(),
             [](const auto& a, const auto& b) { return a.volume_id < b.volume_id; });
   return Encoded(200, ToJson(list), ResponseFormat(req));
@@ -212,15 +214,18 @@ HttpResponse AgentService::Volume(const HttpRequest& req, std::string_view vid_t
   if (!vid) return BadVolumeId(vid_text, f);
   auto map = volumes_.snapshot();
   auto it = map->volumes.find(*vid);
-  if (it == map->volumes.end()) {
-    if (auto e = map->ec.find(*vid); e != map->ec.end())
-      return Encoded(200, ToJson(Describe(*e->second)), f);
+  VolumeDescriptor d;
+  if (it != map->volumes.end()) {
+    d = Describe(it->second);
+  } else if (auto e = map->ec.find(*vid); e != map->ec.end()) {
+    d = Describe(*e->second);
+  } else {
     return ApiError(404, fmt::format("unknown_volume: volume {} is not exported here", *vid), f);
   }
-  VolumeDescriptor d = Describe(it->second);
   if (options_.exposure != "region") {
     d.regions.clear();  // checked: the agent's keys never leave it
-  } else if (auth_on()) {
+    d.ec_regions.clear();
+  } else if (auth_on() && (it != map->volumes.end() || !d.ec_regions.empty())) {
     // Region mode with tokens: the key goes to a holder of a valid token for a fid of this volume.
     auto claims = options_.auth->Verify(ReadAuthorizer::TokenOf(req));
     const std::string prefix = fmt::format("{},", *vid);
@@ -280,8 +285,10 @@ HttpResponse AgentService::Lookup(const HttpRequest& req) const {
   const auto start = std::chrono::steady_clock::now();
   LookupResponse resp = volumes_.Lookup(*lookup);
   if (options_.exposure != "region") {
-    for (auto& r : resp.results)
+    for (auto& r : resp.results) {
       r.address = 0;  // checked: where a record lives in the agent is nobody's business
+      r.ec_reads.clear();
+    }
   }
   for (const auto& r : resp.results)
     metrics_.CountLookup(r.status);

@@ -58,7 +58,8 @@ EcRebuildTotals EcRebuildTotalsNow() {
 
 Result<std::shared_ptr<const EcExport>> EcExport::Open(const ec::EcVolumeFiles& files,
                                                        uint64_t generation,
-                                                       OffsetWidth fallback_width) {
+                                                       OffsetWidth fallback_width,
+                                                       const EcRemoteOptions& remote) {
   std::shared_ptr<EcExport> e(new EcExport());
   e->files_ = files;
   e->generation_ = generation;
@@ -86,10 +87,14 @@ Result<std::shared_ptr<const EcExport>> EcExport::Open(const ec::EcVolumeFiles& 
   e->shards_.resize(ec::kMaxShards);
   e->shard_stamps_.resize(ec::kMaxShards);
   uint64_t any_shard_size = 0;
+  rdma::MapOptions shard_mo = mo;
+  if (remote.registrar != nullptr && remote.writable_mapping) {
+    shard_mo.mode = rdma::MapMode::kReadWrite;  // never written: see EcRemoteOptions
+  }
   for (const auto& [shard, path] : files.shards) {
     if (shard >= ec::kMaxShards) continue;
     SWRDMA_ASSIGN_OR_RETURN(Stat st, StatFile(path));
-    SWRDMA_ASSIGN_OR_RETURN(auto m, rdma::MappedFile::Open(path, mo));
+    SWRDMA_ASSIGN_OR_RETURN(auto m, rdma::MappedFile::Open(path, shard_mo));
     e->shard_stamps_[shard] = {st.inode, st.size};
     e->shards_[shard].emplace(std::move(m));
     any_shard_size = std::max(any_shard_size, st.size);
@@ -106,6 +111,7 @@ Result<std::shared_ptr<const EcExport>> EcExport::Open(const ec::EcVolumeFiles& 
     e->codec_.emplace(std::move(*codec));
   }
   if (auto read = e->RefreshDeletions(); !read) return Error(read.error());
+  if (remote.registrar != nullptr) e->RegisterShards(remote);
   return std::shared_ptr<const EcExport>(std::move(e));
 }
 
@@ -399,6 +405,7 @@ LookupResult EcLookupAnswer(std::string_view fid, const EcExport& e, const EcLoc
   r.size = where.size;
   r.version = static_cast<uint8_t>(e.version());
   r.ec = true;
+  r.ec_reads = e.RemoteReads(where);
   return r;
 }
 

@@ -11,7 +11,11 @@
 // the record is refused (unknown volume here, naming the shard) and the cluster client asks the
 // next holder the master lists, or, when none holds it whole, asks every holder for the pieces
 // it holds (LocalPieces, protocol/read_messages.h EcPieces) and assembles the record itself.
-// One-sided reads of shard extents come later.
+// With a verbs device (agent/verbs_exporter.h) every local shard file is also registered
+// REMOTE_READ only, within the pin budget like a `.dat` (all of a volume's shards or none): a
+// lookup of a needle whose pieces all lie in registered shards answers their addresses
+// (LookupResult::ec_reads) and the client reads them one-sidedly into one buffer, then verifies
+// the record as any. Pieces rebuilt from parity or held elsewhere stay checked reads.
 //
 // An EcExport is immutable but for its deletion set: new shard files, a new `.ecx` or a vanished
 // shard make a new export (a new generation); the old one lives while readers hold it.
@@ -32,6 +36,8 @@
 #include "protocol/read_messages.h"
 #include "protocol/status.h"
 #include "rdma/mapped_file.h"
+#include "rdma/pin_budget.h"
+#include "rdma/registration.h"
 #include "volume/ec_codec.h"
 #include "volume/ec_volume.h"
 
@@ -59,13 +65,27 @@ struct EcRebuildTotals {
 };
 EcRebuildTotals EcRebuildTotalsNow();
 
+// How an EC export's shards are registered for one-sided reads; the same rules as a `.dat`'s
+// (agent/exported_volume.h ExportOptions).
+struct EcRemoteOptions {
+  const rdma::Registrar* registrar = nullptr;  // null: checked reads only
+  rdma::PinBudget* pin_budget = nullptr;       // what the registrations may pin (null: no limit)
+  // The kernel pins only writable shared mappings (rdma/verbs/file_export.h, export mode
+  // map-writable): shards are mapped O_RDWR and never written; the registration stays
+  // REMOTE_READ only.
+  bool writable_mapping = false;
+};
+
 class EcExport {
  public:
   // Maps every shard file and the `.ecx` and reads the `.ecj`. kCorruption naming the file when
-  // the `.vif` cannot be parsed or the shard sizes disagree.
+  // the `.vif` cannot be parsed or the shard sizes disagree. With `remote.registrar`, registers
+  // the shards too; a refusal (pin budget, device) is no error: remote_note() says why, and
+  // every needle is read checked.
   static Result<std::shared_ptr<const EcExport>> Open(const ec::EcVolumeFiles& files,
                                                       uint64_t generation,
-                                                      OffsetWidth fallback_width);
+                                                      OffsetWidth fallback_width,
+                                                      const EcRemoteOptions& remote = {});
 
   uint32_t volume_id() const { return files_.volume_id; }
   const ec::EcVolumeFiles& files() const { return files_; }
@@ -114,6 +134,19 @@ class EcExport {
   // True when this server holds enough shards to rebuild the others.
   bool can_rebuild() const { return codec_.has_value(); }
 
+  // One-sided reads (verbs). True when a registrar was given (registered or not).
+  bool remote() const { return remote_asked_; }
+  // The registered shards: what /v1/volumes/<vid> hands out (empty when none).
+  std::vector<EcShardRegion> remote_regions() const;
+  uint64_t remote_registered_bytes() const;
+  // Shard bytes held here but not registered (read checked); 0 without a registrar.
+  uint64_t remote_unregistered_bytes() const;
+  // Why the shards are not registered (empty when they are, or none was asked for).
+  const std::string& remote_note() const { return remote_note_; }
+  // The RDMA READs of a located record, in record order, when every piece lies in a registered
+  // local shard (none rebuilt, none elsewhere) and there are at most kMaxEcReads; else empty.
+  std::vector<EcRead> RemoteReads(const EcLocated& where) const;
+
  private:
   struct FileStamp {
     uint64_t inode = 0, size = 0;
@@ -134,13 +167,27 @@ class EcExport {
   std::vector<FileStamp> shard_stamps_;
   // Set when at least data_shards shards are here and some of data + parity are not.
   std::optional<ec::ReedSolomonCodec> codec_;
+  // Declared after shards_ (destroyed first): the registrations go before the mappings, then
+  // their pin reservations.
+  struct ShardRemote {
+    rdma::PinBudget::Reservation pinned;  // given back after the registration goes
+    std::unique_ptr<rdma::Registration> registration;
+    uint64_t address = 0;
+    uint64_t length = 0;
+    std::vector<uint8_t> rkey;
+  };
+  // Registers every local shard or none (remote_note_ says why not).
+  void RegisterShards(const EcRemoteOptions& remote);
+  bool remote_asked_ = false;
+  std::vector<std::optional<ShardRemote>> remote_;  // by shard id; empty when not registered
+  std::string remote_note_;
   mutable std::mutex deleted_mu_;
   mutable std::unordered_set<uint64_t> deleted_;  // guarded by deleted_mu_
   mutable uint64_t ecj_consumed_ = 0;             // guarded by deleted_mu_
 };
 
-// The ok answer of a lookup: the record's length and size, "ec" set (read it with a checked
-// read), no address.
+// The ok answer of a lookup: the record's length and size, "ec" set, no address; the RDMA READs
+// of its pieces when they are all registered (EcExport::RemoteReads), else read it checked.
 LookupResult EcLookupAnswer(std::string_view fid, const EcExport& e, const EcLocated& where);
 
 }  // namespace swrdma::agent

@@ -284,8 +284,12 @@ void VolumeSet::ScanEc(const VolumeMap& old_map, VolumeMap& next, ScanReport& re
       if (old != old_map.ec.end()) next.ec[vid] = old->second;  // as before, meanwhile
       continue;
     }
-    auto opened =
-        EcExport::Open(files, next_generation_.fetch_add(1), options_.fallback_offset_width);
+    EcRemoteOptions remote;
+    remote.registrar = options_.remote;
+    remote.pin_budget = options_.pin_budget;
+    remote.writable_mapping = options_.export_mode == ExportMode::kMapWritable;
+    auto opened = EcExport::Open(files, next_generation_.fetch_add(1),
+                                 options_.fallback_offset_width, remote);
     if (!opened) {
       ++report.failed;
       report.messages.push_back(
@@ -294,6 +298,7 @@ void VolumeSet::ScanEc(const VolumeMap& old_map, VolumeMap& next, ScanReport& re
     }
     ++report.exported;
     if (old != old_map.ec.end()) ++report.generation_changes["ec_shards_changed"];
+    if (!(*opened)->remote_note().empty()) report.messages.push_back((*opened)->remote_note());
     next.ec[vid] = std::move(*opened);
   }
   ec_settling_ = std::move(settling);
@@ -552,6 +557,7 @@ VolumeDescriptor Describe(const EcExport& e) {
   d.generation = e.generation();
   d.ec = true;
   d.ec_shards = e.local_shards();
+  d.ec_regions = e.remote_regions();
   return d;
 }
 

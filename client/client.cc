@@ -166,8 +166,9 @@ Result<const Client::Impl::VolumeKey*> Client::Impl::KeyFor(uint32_t vid, uint64
                                            vid, generation, desc.generation));
   }
   if (verbs_) {
-    // One key per registered extent (the file as exported, then each tail it grew by).
-    if (desc.regions.empty()) {
+    // One key per registered extent (the file as exported, then each tail it grew by; for an
+    // erasure-coded volume, each registered shard file).
+    if (desc.regions.empty() && desc.ec_regions.empty()) {
       return Error(Code::kUnavailable,
                    fmt::format("volume {}: the agent gave no RDMA key for it (its verbs "
                                "registration failed: see the agent's log)",
@@ -180,6 +181,14 @@ Result<const Client::Impl::VolumeKey*> Client::Impl::KeyFor(uint32_t vid, uint64
       rdma::RemoteRegion region{r.address, r.length, r.rkey, desc.generation};
       auto rkey = rdma::verbs::UnpackRkey(region);
       if (!rkey) return Error(rkey.error().WithContext(fmt::format("volume {}", vid)));
+      key->verbs.push_back({r.address, r.length, *rkey});
+    }
+    for (const auto& r : desc.ec_regions) {
+      rdma::RemoteRegion region{r.address, r.length, r.rkey, desc.generation};
+      auto rkey = rdma::verbs::UnpackRkey(region);
+      if (!rkey) {
+        return Error(rkey.error().WithContext(fmt::format("volume {} shard {}", vid, r.shard)));
+      }
       key->verbs.push_back({r.address, r.length, *rkey});
     }
     const VolumeKey* out = key.get();
@@ -316,8 +325,10 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
       }
       where[k] = resp->results[j];
       // EC and "checked" answers are cached too: they send the fid straight to a checked read
-      // (below) until the entry expires, instead of asking the agent every time.
-      if (where[k].status == LookupStatus::kOk && parsed_ok[k]) {
+      // (below) until the entry expires, instead of asking the agent every time. EC answers
+      // with RDMA READs are not (the cache keeps one address per needle): their needles are
+      // looked up at every read.
+      if (where[k].status == LookupStatus::kOk && parsed_ok[k] && where[k].ec_reads.empty()) {
         if (lookup_cache_.size() >= options_.lookup_cache_entries) lookup_cache_.clear();
         const LookupResult& w = where[k];
         lookup_cache_[parsed[k]] = {w.generation, w.address, w.length, w.volume_id, w.size,
@@ -339,7 +350,9 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
       out[i] = Error(LookupStatusToError(where[k]));
       continue;
     }
-    if ((where[k].ec || where[k].checked) && (endpoint_ || verbs_)) {
+    // An EC needle whose pieces the agent registered (ec_reads) is read one-sidedly over verbs.
+    const bool one_sided_ec = where[k].ec && verbs_ && !where[k].ec_reads.empty();
+    if (((where[k].ec && !one_sided_ec) || where[k].checked) && (endpoint_ || verbs_)) {
       checked_which.push_back(i);
       continue;
     }

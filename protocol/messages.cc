@@ -57,6 +57,16 @@ json VolumeToJson(const VolumeDescriptor& m) {
   if (m.ec) {
     j["ec"] = true;
     j["ec_shards"] = m.ec_shards;
+    if (!m.ec_regions.empty()) {
+      json regions = json::array();
+      for (const auto& r : m.ec_regions) {
+        regions.push_back(json{{"shard", r.shard},
+                               {"address", r.address},
+                               {"length", r.length},
+                               {"rkey", json::binary(r.rkey)}});
+      }
+      j["ec_regions"] = std::move(regions);
+    }
   }
   return j;
 }
@@ -93,8 +103,47 @@ Result<VolumeDescriptor> VolumeFromJsonNoVersion(const json& j) {
       }
       m.ec_shards.push_back(s.get<uint32_t>());
     }
+    if (j.contains("ec_regions")) {
+      SWRDMA_ASSIGN_OR_RETURN(const json* regions, GetArray(j, "ec_regions"));
+      for (const auto& r : *regions) {
+        EcShardRegion d;
+        SWRDMA_ASSIGN_OR_RETURN(d.shard, Narrow<uint8_t>(GetUint(r, "shard"), "shard"));
+        SWRDMA_ASSIGN_OR_RETURN(d.address, GetUint(r, "address"));
+        SWRDMA_ASSIGN_OR_RETURN(d.length, GetUint(r, "length"));
+        SWRDMA_ASSIGN_OR_RETURN(d.rkey, GetBytes(r, "rkey"));
+        m.ec_regions.push_back(std::move(d));
+      }
+    }
   }
   return m;
+}
+
+// "ec_reads": at most kMaxEcReads [address, length] pairs, none empty, adding up to the record's
+// `length` (a client sizes its buffer by it).
+Result<std::vector<EcRead>> EcReadsFromJson(const json& j, uint64_t record_length) {
+  auto bad = [](std::string_view why) {
+    return Error(Code::kInvalidArgument, fmt::format("field 'ec_reads': {}", why));
+  };
+  if (!j.is_array()) return bad("expected an array");
+  if (j.size() > kMaxEcReads) return bad(fmt::format("more than {} reads", kMaxEcReads));
+  std::vector<EcRead> out;
+  uint64_t total = 0;
+  for (const auto& p : j) {
+    if (!p.is_array() || p.size() != 2 || !p[0].is_number_unsigned() ||
+        !p[1].is_number_unsigned()) {
+      return bad("expected [address, length] pairs of unsigned integers");
+    }
+    const EcRead r{p[0].get<uint64_t>(), p[1].get<uint64_t>()};
+    if (r.length == 0 || r.length > record_length - total) {
+      return bad("the reads' lengths must be positive and add up to the record's length");
+    }
+    total += r.length;
+    out.push_back(r);
+  }
+  if (!out.empty() && total != record_length) {
+    return bad("the reads' lengths must be positive and add up to the record's length");
+  }
+  return out;
 }
 
 }  // namespace
@@ -176,6 +225,12 @@ json ToJson(const LookupResponse& m) {
       e["size"] = r.size;
       if (r.version != 0) e["version"] = r.version;
       if (r.ec) e["ec"] = true;
+      if (!r.ec_reads.empty()) {
+        json reads = json::array();
+        for (const EcRead& p : r.ec_reads)
+          reads.push_back(json::array({p.address, p.length}));
+        e["ec_reads"] = std::move(reads);
+      }
       if (r.checked) e["checked"] = true;
     } else {
       if (r.status == LookupStatus::kNoRoom) e["length"] = r.length;
@@ -261,6 +316,9 @@ Result<LookupResponse> LookupResponseFromJson(const json& j) {
       if (auto ec = e.find("ec"); ec != e.end()) {
         if (!ec->is_boolean()) return Error(Code::kInvalidArgument, "field 'ec': expected a bool");
         r.ec = ec->get<bool>();
+      }
+      if (auto reads = e.find("ec_reads"); reads != e.end()) {
+        SWRDMA_ASSIGN_OR_RETURN(r.ec_reads, EcReadsFromJson(*reads, r.length));
       }
       if (auto checked = e.find("checked"); checked != e.end()) {
         if (!checked->is_boolean()) {

@@ -43,6 +43,15 @@ struct RegionDescriptor {
   std::vector<uint8_t> rkey;  // packed, for ucp_ep_rkey_unpack
 };
 
+// One shard file of an erasure-coded volume registered for one-sided reads (verbs): bytes
+// [0, length) of shard `shard` are at remote `address` under `rkey`.
+struct EcShardRegion {
+  uint32_t shard = 0;
+  uint64_t address = 0;
+  uint64_t length = 0;
+  std::vector<uint8_t> rkey;
+};
+
 struct VolumeDescriptor {
   uint32_t volume_id = 0;
   std::string collection;
@@ -57,6 +66,9 @@ struct VolumeDescriptor {
   // is the encoded .dat size, `ec_shards` the shard files this server holds.
   bool ec = false;
   std::vector<uint32_t> ec_shards;
+  // The shards registered for one-sided reads (field "ec_regions", sent only when some are: an
+  // agent with a verbs device, within its pin budget).
+  std::vector<EcShardRegion> ec_regions;
 };
 
 struct VolumeList {
@@ -73,6 +85,16 @@ struct LookupRequest {
 // kNoRoom: push answers only (verbs push): the record did not fit in the rest of the client's
 // buffer
 // (`length` says how much it needs); ask again for it.
+// One RDMA READ of an EC needle's record: `length` bytes at remote `address` (inside one of the
+// volume's ec_regions), the next piece of the record in order.
+struct EcRead {
+  uint64_t address = 0;
+  uint64_t length = 0;
+  friend bool operator==(const EcRead&, const EcRead&) = default;
+};
+// A lookup answer carries at most this many: a record in more pieces is read checked.
+inline constexpr size_t kMaxEcReads = 16;
+
 enum class LookupStatus : uint8_t { kOk, kNotFound, kDeleted, kBadFid, kUnknownVolume, kNoRoom };
 std::string_view LookupStatusName(LookupStatus s);  // "ok", "not_found", ...
 Result<LookupStatus> ParseLookupStatus(std::string_view s);
@@ -88,8 +110,13 @@ struct LookupResult {
   uint8_t version = 0;   // needle version, in push answers (0: not sent; see the volume)
   std::string error;     // for anything but ok: what is wrong, for humans
   // The needle is in an erasure-coded volume (field "ec", sent only when true): there is no
-  // address; read it with a checked read (the agent assembles it from its shards).
+  // address; read it with a checked read (the agent assembles it from its shards), or, when
+  // `ec_reads` is set, with those RDMA READs one after the other into one buffer of `length`
+  // bytes (their lengths add up to it).
   bool ec = false;
+  // Field "ec_reads", [[address, length], ...], sent only for an EC needle whose every piece
+  // lies in a shard registered here (VolumeDescriptor::ec_regions); at most kMaxEcReads.
+  std::vector<EcRead> ec_reads;
   // The record lies in bytes the agent has not registered for one-sided reads (past
   // --max-pinned-bytes, or the registration failed) (field "checked", sent only when true):
   // read it with a checked read; `address` is not under any remote key.

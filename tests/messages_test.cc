@@ -81,6 +81,60 @@ TEST(Messages, RoundTripInBothFormats) {
   }
 }
 
+// EC volumes over verbs: the registered shards in the descriptor, the READs of a needle's pieces
+// in the lookup answer; READs that do not add up to the record (a client sizes its buffer by
+// the record's length) or too many of them are refused.
+TEST(Messages, EcRegionsAndReadsRoundTripAndBadReadsAreRefused) {
+  for (WireFormat f : {WireFormat::kMsgpack, WireFormat::kJson}) {
+    VolumeDescriptor v = SampleVolume();
+    v.regions.clear();
+    v.ec = true;
+    v.ec_shards = {0, 1, 13};
+    v.ec_regions.push_back({13, 0x7f0000100000, 1 << 20, {9, 9, 9, 9}});
+    auto v2 = RoundTrip(v, f, VolumeDescriptorFromJson);
+    ASSERT_EQ(v2.ec_regions.size(), 1u);
+    EXPECT_EQ(v2.ec_regions[0].shard, 13u);
+    EXPECT_EQ(v2.ec_regions[0].address, 0x7f0000100000u);
+    EXPECT_EQ(v2.ec_regions[0].length, 1u << 20);
+    EXPECT_EQ(v2.ec_regions[0].rkey, (std::vector<uint8_t>{9, 9, 9, 9}));
+    v.ec_regions.clear();
+    EXPECT_FALSE(ToJson(v).contains("ec_regions")) << "sent only when some are registered";
+
+    LookupResponse resp;
+    LookupResult r{"3,01637037d6", LookupStatus::kOk, 3, 5, 0, 4128, 4100, 3, ""};
+    r.ec = true;
+    r.ec_reads = {{0x1000, 4000}, {0x9000, 128}};
+    resp.results.push_back(r);
+    auto resp2 = RoundTrip(resp, f, LookupResponseFromJson);
+    ASSERT_EQ(resp2.results.size(), 1u);
+    EXPECT_EQ(resp2.results[0].ec_reads, r.ec_reads);
+    r.ec_reads.clear();
+    resp.results[0] = r;
+    EXPECT_TRUE(RoundTrip(resp, f, LookupResponseFromJson).results[0].ec_reads.empty());
+  }
+  auto answer = [](json reads) {
+    json j = ToJson(LookupResponse{{{"3,01", LookupStatus::kOk, 3, 5, 0, 100, 80, 3, ""}}, {}});
+    j["results"][0]["ec"] = true;
+    j["results"][0]["ec_reads"] = std::move(reads);
+    return LookupResponseFromJson(j);
+  };
+  EXPECT_TRUE(answer(json::parse("[[4096, 60], [8192, 40]]")));
+  json too_many = json::array();
+  for (int i = 0; i < 17; ++i)
+    too_many.push_back(json::array({4096 * i, i == 0 ? 84 : 1}));
+  for (const json& bad : {json::parse("[[4096, 60], [8192, 39]]"),  // short of the record
+                          json::parse("[[4096, 60], [8192, 41]]"),  // past it
+                          json::parse("[[4096, 0], [8192, 100]]"),  // an empty READ
+                          json::parse("[[4096, 100], [8192, 18446744073709551615]]"),
+                          json::parse("[[4096], [8192, 100]]"), json::parse("[[-1, 100]]"),
+                          json::parse("[\"4096\", 100]"), json::parse("{\"a\": 1}"), too_many}) {
+    auto r = answer(bad);
+    ASSERT_FALSE(r) << bad.dump();
+    EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
+    EXPECT_NE(r.error().message().find("ec_reads"), std::string::npos) << r.error().ToString();
+  }
+}
+
 TEST(Messages, JsonShowsBytesAsHex) {
   AgentInfo info{"0.1.0", {0xab, 0x01}, {"tcp"}, 0, "region"};
   auto j = json::parse(EncodeBody(ToJson(info), WireFormat::kJson));

@@ -63,7 +63,59 @@ size_t ReadBatch::PostPooled(uint32_t rkey, uint64_t remote_address, size_t leng
   if (!posted.ok()) return fail(std::move(posted));
   slots_[index].buffer = std::move(buffer);
   slots_[index].length = length;
+  slots_[index].outstanding = 1;
   ++pending_;
+  return index;
+}
+
+size_t ReadBatch::PostPooledSegments(std::span<const Segment> segments, PooledBuffer buffer) {
+  const size_t index = slots_.size();
+  slots_.push_back(Slot{});
+  auto fail = [&](Status s) {
+    Complete(index, std::move(s));
+    return index;
+  };
+  size_t length = 0;
+  for (const Segment& seg : segments)
+    length += seg.length;
+  if (segments.empty() || !buffer || length > buffer.size() || buffer.registration() == nullptr) {
+    return fail(Status(Code::kInvalidArgument,
+                       fmt::format("RDMA READ of {} bytes in {} pieces: no registered buffer that "
+                                   "large",
+                                   length, segments.size())));
+  }
+  if (broken_) {
+    return fail(Status(Code::kCancelled,
+                       "RDMA READ not posted: the connection failed earlier in this batch"));
+  }
+  if (segments.size() > capacity_ - std::min(pending_, capacity_)) {
+    return fail(Status(Code::kResourceExhausted,
+                       fmt::format("RDMA READ of {} pieces not posted: {} READs already "
+                                   "outstanding of the send queue's {}",
+                                   segments.size(), pending_, capacity_)));
+  }
+  const uint32_t lkey = LocalKeyOf(*buffer.registration());
+  Slot& slot = slots_[index];
+  slot.length = length;
+  std::span<std::byte> into = buffer.span();
+  size_t at = 0;
+  Status posted = Status::Ok();
+  for (const Segment& seg : segments) {
+    posted = connection_->PostRead(into.subspan(at, seg.length), lkey, seg.remote_address, seg.rkey,
+                                   index);
+    if (!posted.ok()) break;
+    at += seg.length;
+    ++slot.outstanding;
+    ++pending_;
+  }
+  // The buffer stays with the slot while any of its READs may still write into it.
+  slot.buffer = std::move(buffer);
+  if (!posted.ok()) {
+    broken_ = true;  // fail what was posted: nothing else may follow a half-posted record
+    (void)connection_->Fail();
+    if (slot.outstanding == 0) return fail(std::move(posted));
+    slot.status = std::move(posted);
+  }
   return index;
 }
 
@@ -77,9 +129,18 @@ Status ReadBatch::Poll() {
   for (size_t k = 0; k < n; ++k) {
     const size_t index = static_cast<size_t>(wc[k].wr_id);
     if (index >= slots_.size() || slots_[index].done) continue;  // not one of ours
+    Slot& slot = slots_[index];
+    if (slot.outstanding == 0) continue;  // cannot happen: more completions than READs
     --pending_;
-    Complete(index,
-             FromWc(wc[k].status, fmt::format("RDMA READ of {} bytes", slots_[index].length)));
+    --slot.outstanding;
+    // A record in several READs keeps the first failure; it completes with its last READ (its
+    // buffer is written until then).
+    Status s = FromWc(wc[k].status, fmt::format("RDMA READ of {} bytes", slot.length));
+    if (slot.status.ok() && !s.ok()) slot.status = std::move(s);
+    if (slot.outstanding == 0) {
+      Status done = std::move(slot.status);
+      Complete(index, std::move(done));
+    }
   }
   return Status::Ok();
 }
@@ -93,7 +154,8 @@ void ReadBatch::Drain(Clock::time_point deadline) {
   }
   for (size_t i = 0; i < slots_.size() && pending_ > 0; ++i) {
     if (slots_[i].done) continue;
-    --pending_;
+    pending_ -= std::min(pending_, slots_[i].outstanding);
+    slots_[i].outstanding = 0;
     // Its buffer may still be written by a READ the device never completed: it stays in the
     // slot, out of the pool, until the batch goes (its owner destroys the connection with it).
     Complete(i, Status(Code::kTimeout, "RDMA READ: no completion after the QP was failed"),

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "protocol/status.h"
@@ -40,6 +41,17 @@ class ReadBatch {
   // the READ completes. Returns the READ's index. A READ that cannot be posted (no room, a
   // buffer of another registrar, a broken QP) is complete at once with its error.
   size_t PostPooled(uint32_t rkey, uint64_t remote_address, size_t length, PooledBuffer buffer);
+  // One piece of a record read in several READs (an erasure-coded needle across shards).
+  struct Segment {
+    uint32_t rkey = 0;
+    uint64_t remote_address = 0;
+    size_t length = 0;
+  };
+  // Posts one READ per segment into consecutive bytes of the pooled buffer, as one entry of the
+  // batch (one index, one status): complete when all its READs are, failed if any failed. Needs
+  // segments.size() free places in the send queue (each READ is one); fewer, or more segments
+  // than capacity(), and it is complete at once with kResourceExhausted.
+  size_t PostPooledSegments(std::span<const Segment> segments, PooledBuffer buffer);
   // The buffer of a completed READ (empty if the READ failed).
   PooledBuffer TakePooled(size_t index);
 
@@ -54,6 +66,7 @@ class ReadBatch {
     out.swap(completed_);
   }
   size_t size() const { return slots_.size(); }
+  // READs outstanding (a multi-segment entry counts one per segment still in flight).
   size_t pending() const { return pending_; }
   const Status& status(size_t index) const { return slots_[index].status; }
   // True once a READ failed or a deadline passed: the QP is in error, reconnect.
@@ -68,6 +81,7 @@ class ReadBatch {
     PooledBuffer buffer;
     size_t length = 0;
     Status status;
+    size_t outstanding = 0;  // its READs posted and not yet completed
     bool done = false;
   };
   void Complete(size_t index, Status status, bool release = true);
