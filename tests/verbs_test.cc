@@ -323,6 +323,80 @@ TEST_F(VerbsLoopback, RegistrarsAndReadBatch) {
   }
 }
 
+// An erasure-coded needle's record in pieces of several shards (client/read_round.cc): one
+// batch entry of several READs from two exports into consecutive bytes of one buffer, complete
+// with its last READ; a piece outside its export fails the whole entry, once.
+TEST_F(VerbsLoopback, ReadBatchSegmentsMakeOneRecordFromSeveralExports) {
+  std::vector<char> a_content, b_content;
+  auto a = MapExportFile("7.ec00", a_content, 5, 1);
+  auto b = MapExportFile("7.ec01", b_content, 11, 7);
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  Registrar exporter_side(*pd_, RegistrarRole::kExporter);
+  auto* a_base = const_cast<std::byte*>(a->data());
+  auto* b_base = const_cast<std::byte*>(b->data());
+  auto a_reg = exporter_side.Register(a_base, a_content.size(), RegionAccess::kRemoteRead);
+  auto b_reg = exporter_side.Register(b_base, b_content.size(), RegionAccess::kRemoteRead);
+  ASSERT_TRUE(a_reg.has_value() && b_reg.has_value());
+  const uint32_t a_rkey = static_cast<const ibv_mr*>((*a_reg)->native())->rkey;
+  const uint32_t b_rkey = static_cast<const ibv_mr*>((*b_reg)->native())->rkey;
+  const auto a_at = reinterpret_cast<uint64_t>(a_base);
+  const auto b_at = reinterpret_cast<uint64_t>(b_base);
+
+  auto pair = Connect({}, /*reader_send_wr=*/4);
+  ASSERT_TRUE(pair.has_value());
+  Registrar reader_side(*pd_, RegistrarRole::kReader);
+  auto pool = BufferPool::Create(reader_side, {});
+  ASSERT_TRUE(pool.has_value()) << pool.error().ToString();
+  ReadBatch batch(pair->reader, *cq_);
+  // The tail of shard 0, the head of shard 1, a middle part of shard 0.
+  const std::vector<ReadBatch::Segment> pieces = {{a_rkey, a_at + a_content.size() - 1000, 1000},
+                                                  {b_rkey, b_at, 3000},
+                                                  {a_rkey, a_at + 512, 24}};
+  std::vector<char> want(a_content.end() - 1000, a_content.end());
+  want.insert(want.end(), b_content.begin(), b_content.begin() + 3000);
+  want.insert(want.end(), a_content.begin() + 512, a_content.begin() + 536);
+  for (int round = 0; round < 3; ++round) {  // the window's places come back each time
+    auto buffer = pool->Acquire(want.size());
+    ASSERT_TRUE(buffer.has_value());
+    const size_t i = batch.PostPooledSegments(pieces, std::move(*buffer));
+    EXPECT_EQ(batch.pending(), 3u) << "one place in the send queue per READ";
+    ASSERT_TRUE(batch.Wait(ReadBatch::Clock::now() + std::chrono::seconds(10)).ok());
+    std::vector<size_t> done;
+    batch.TakeCompleted(done);
+    ASSERT_EQ(done, std::vector<size_t>{i}) << "one completion for the whole record";
+    ASSERT_TRUE(batch.status(i).ok()) << batch.status(i).ToString();
+    PooledBuffer got = batch.TakePooled(i);
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size()), 0) << "round " << round;
+    ASSERT_TRUE(batch.Reset().ok());
+  }
+  // More pieces than the send queue holds: refused before any is posted.
+  {
+    const std::vector<ReadBatch::Segment> five(5, {a_rkey, a_at, 16});
+    auto buffer = pool->Acquire(80);
+    ASSERT_TRUE(buffer.has_value());
+    const size_t i = batch.PostPooledSegments(five, std::move(*buffer));
+    EXPECT_EQ(batch.status(i).code(), Code::kResourceExhausted) << batch.status(i).ToString();
+    EXPECT_EQ(batch.pending(), 0u);
+  }
+  // A piece past its export (shard 1's end), on a new connection (a refused post leaves a batch
+  // broken): the whole record fails with the remote access error, reported once.
+  auto pair2 = Connect({}, /*reader_send_wr=*/4);
+  ASSERT_TRUE(pair2.has_value());
+  ReadBatch batch2(pair2->reader, *cq_);
+  const std::vector<ReadBatch::Segment> past = {{a_rkey, a_at, 100},
+                                                {b_rkey, b_at + b_content.size() - 50, 100}};
+  auto buffer = pool->Acquire(200);
+  ASSERT_TRUE(buffer.has_value());
+  const size_t i = batch2.PostPooledSegments(past, std::move(*buffer));
+  (void)batch2.Wait(ReadBatch::Clock::now() + std::chrono::seconds(10));
+  std::vector<size_t> done;
+  batch2.TakeCompleted(done);
+  EXPECT_EQ(done, std::vector<size_t>{i});
+  EXPECT_EQ(batch2.status(i).code(), Code::kRdmaRemoteAccess) << batch2.status(i).ToString();
+  EXPECT_TRUE(batch2.broken());
+  EXPECT_EQ(batch2.pending(), 0u);
+}
+
 // Push (agent/verbs_exporter.h): the exporter RDMA WRITEs from its REMOTE_READ-only export into
 // the reader's landing buffer, the one pool registered REMOTE_WRITE. The same WRITE into the
 // reader's READ pool is refused, and through a push connection (no remote access on the
