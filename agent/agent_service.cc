@@ -287,7 +287,7 @@ HttpResponse AgentService::Lookup(const HttpRequest& req) const {
   if (options_.exposure != "region") {
     for (auto& r : resp.results) {
       r.address = 0;  // checked: where a record lives in the agent is nobody's business
-      r.ec_reads.clear();
+      r.ec_intervals.clear();
     }
   }
   for (const auto& r : resp.results)

@@ -405,7 +405,7 @@ LookupResult EcLookupAnswer(std::string_view fid, const EcExport& e, const EcLoc
   r.size = where.size;
   r.version = static_cast<uint8_t>(e.version());
   r.ec = true;
-  r.ec_reads = e.RemoteReads(where);
+  r.ec_intervals = e.RemoteIntervals(where);
   return r;
 }
 

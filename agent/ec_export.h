@@ -13,8 +13,9 @@
 // it holds (LocalPieces, protocol/read_messages.h EcPieces) and assembles the record itself.
 // With a verbs device (agent/verbs_exporter.h) every local shard file is also registered
 // REMOTE_READ only, within the pin budget like a `.dat` (all of a volume's shards or none): a
-// lookup of a needle whose pieces all lie in registered shards answers their addresses
-// (LookupResult::ec_reads) and the client reads them one-sidedly into one buffer, then verifies
+// lookup of a needle whose pieces all lie in registered shards answers them (shard, offset,
+// length: LookupResult::ec_intervals) and the client reads them one-sidedly from the shards'
+// regions into one buffer, then verifies
 // the record as any. Pieces rebuilt from parity or held elsewhere stay checked reads.
 //
 // An EcExport is immutable but for its deletion set: new shard files, a new `.ecx` or a vanished
@@ -143,9 +144,10 @@ class EcExport {
   uint64_t remote_unregistered_bytes() const;
   // Why the shards are not registered (empty when they are, or none was asked for).
   const std::string& remote_note() const { return remote_note_; }
-  // The RDMA READs of a located record, in record order, when every piece lies in a registered
-  // local shard (none rebuilt, none elsewhere) and there are at most kMaxEcReads; else empty.
-  std::vector<EcRead> RemoteReads(const EcLocated& where) const;
+  // The intervals of a located record (shard, offset, length), in record order, when every
+  // piece lies in a registered local shard (none rebuilt, none elsewhere) and there are at most
+  // kMaxEcIntervals: a client reads each from the shard's region; else empty (read checked).
+  std::vector<EcInterval> RemoteIntervals(const EcLocated& where) const;
 
  private:
   struct FileStamp {
@@ -186,8 +188,8 @@ class EcExport {
   mutable uint64_t ecj_consumed_ = 0;             // guarded by deleted_mu_
 };
 
-// The ok answer of a lookup: the record's length and size, "ec" set, no address; the RDMA READs
-// of its pieces when they are all registered (EcExport::RemoteReads), else read it checked.
+// The ok answer of a lookup: the record's length and size, "ec" set, no address; its intervals
+// when they all lie in registered shards (EcExport::RemoteIntervals), else read it checked.
 LookupResult EcLookupAnswer(std::string_view fid, const EcExport& e, const EcLocated& where);
 
 }  // namespace swrdma::agent

@@ -88,10 +88,10 @@ uint64_t EcExport::remote_unregistered_bytes() const {
   return held - remote_registered_bytes();
 }
 
-std::vector<EcRead> EcExport::RemoteReads(const EcLocated& where) const {
-  std::vector<EcRead> out;
+std::vector<EcInterval> EcExport::RemoteIntervals(const EcLocated& where) const {
+  std::vector<EcInterval> out;
   if (remote_.empty() || !where.missing_shards.empty() || !where.rebuilt_shards.empty() ||
-      where.intervals.empty() || where.intervals.size() > kMaxEcReads) {
+      where.intervals.empty() || where.intervals.size() > kMaxEcIntervals) {
     return out;
   }
   uint64_t total = 0;
@@ -101,7 +101,7 @@ std::vector<EcRead> EcExport::RemoteReads(const EcLocated& where) const {
     // A piece past the registered shard (a shard shorter than its layout says) is read checked:
     // the agent's copy reports it, a READ past the region would fail the client's connection.
     if (iv.shard_offset > r.length || iv.size > r.length - iv.shard_offset) return {};
-    out.push_back({r.address + iv.shard_offset, iv.size});
+    out.push_back({iv.shard, iv.shard_offset, iv.size});
     total += iv.size;
   }
   if (total != where.length) return {};

@@ -189,7 +189,9 @@ Result<const Client::Impl::VolumeKey*> Client::Impl::KeyFor(uint32_t vid, uint64
       if (!rkey) {
         return Error(rkey.error().WithContext(fmt::format("volume {} shard {}", vid, r.shard)));
       }
-      key->verbs.push_back({r.address, r.length, *rkey});
+      if (r.shard >= 256) continue;  // cannot happen: the descriptor's parser refuses it
+      if (key->ec_shards.size() <= r.shard) key->ec_shards.resize(r.shard + 1);
+      key->ec_shards[r.shard] = {r.address, r.length, *rkey};
     }
     const VolumeKey* out = key.get();
     keys_[{vid, generation}] = std::move(key);
@@ -296,6 +298,10 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
       where[k].version = c.version;
       where[k].checked = c.checked_only;
       where[k].ec = c.ec;
+      if (c.ec) {
+        if (auto iv = ec_intervals_cache_.find(parsed[k]); iv != ec_intervals_cache_.end())
+          where[k].ec_intervals = iv->second;
+      }
       ++stats_.lookup_cache_hits;
     } else {
       to_lookup.push_back(k);
@@ -303,7 +309,7 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
     }
   }
   for (size_t k : expired)
-    lookup_cache_.erase(parsed[k]);
+    ForgetLookup(parsed[k]);
   constexpr size_t kLookupChunk = 10'000;
   std::vector<bool> lookup_failed(which.size(), false);
   for (size_t start = 0; start < lookup_fids.size(); start += kLookupChunk) {
@@ -325,14 +331,18 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
       }
       where[k] = resp->results[j];
       // EC and "checked" answers are cached too: they send the fid straight to a checked read
-      // (below) until the entry expires, instead of asking the agent every time. EC answers
-      // with RDMA READs are not (the cache keeps one address per needle): their needles are
-      // looked up at every read.
-      if (where[k].status == LookupStatus::kOk && parsed_ok[k] && where[k].ec_reads.empty()) {
-        if (lookup_cache_.size() >= options_.lookup_cache_entries) lookup_cache_.clear();
+      // (below) until the entry expires, instead of asking the agent every time; an EC answer's
+      // intervals go into their own map.
+      if (where[k].status == LookupStatus::kOk && parsed_ok[k]) {
+        if (lookup_cache_.size() >= options_.lookup_cache_entries) ClearLookups();
         const LookupResult& w = where[k];
         lookup_cache_[parsed[k]] = {w.generation, w.address, w.length, w.volume_id, w.size,
                                     w.version,    w.checked, w.ec,     expires};
+        if (!w.ec_intervals.empty()) {
+          ec_intervals_cache_[parsed[k]] = w.ec_intervals;
+        } else if (w.ec) {
+          ec_intervals_cache_.erase(parsed[k]);
+        }
       }
     }
   }
@@ -350,8 +360,9 @@ void Client::Impl::ReadRound(std::span<const std::string> fids, std::span<const 
       out[i] = Error(LookupStatusToError(where[k]));
       continue;
     }
-    // An EC needle whose pieces the agent registered (ec_reads) is read one-sidedly over verbs.
-    const bool one_sided_ec = where[k].ec && verbs_ && !where[k].ec_reads.empty();
+    // An EC needle whose pieces lie in shards the agent registered (it answered their intervals)
+    // is read one-sidedly over verbs.
+    const bool one_sided_ec = where[k].ec && verbs_ && !where[k].ec_intervals.empty();
     if (((where[k].ec && !one_sided_ec) || where[k].checked) && (endpoint_ || verbs_)) {
       checked_which.push_back(i);
       continue;
@@ -446,7 +457,7 @@ Client::Impl::ViewResults Client::Impl::ReadAllViews(std::span<const std::string
   for (size_t i : which) {
     if (!out[i] && Retryable(out[i].error())) {
       again.push_back(i);
-      if (auto p = ParseFileId(fids[i])) lookup_cache_.erase(*p);
+      if (auto p = ParseFileId(fids[i])) ForgetLookup(*p);
     }
   }
   if (!again.empty()) {

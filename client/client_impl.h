@@ -194,6 +194,17 @@ class Client::Impl {
     }
   };
   std::unordered_map<FileId, CachedLookup, FileIdHash> lookup_cache_;
+  // The intervals of the cached EC answers that have them (one-sided over verbs), beside
+  // lookup_cache_ rather than in it: its entries stay small for the common needle. Cleared and
+  // erased with it (ForgetLookup, ClearLookups).
+  std::unordered_map<FileId, std::vector<EcInterval>, FileIdHash> ec_intervals_cache_;
+  void ForgetLookup(const FileId& fid) {
+    if (lookup_cache_.erase(fid) != 0) ec_intervals_cache_.erase(fid);
+  }
+  void ClearLookups() {
+    lookup_cache_.clear();
+    ec_intervals_cache_.clear();
+  }
   mutable ClientStats stats_;
   // Reused across rounds: posting a get then allocates nothing. Bound to endpoint_'s core.
   std::unique_ptr<rdma::GetBatch> batch_;

@@ -120,7 +120,7 @@ Status Client::Impl::ConnectAgent() {
   agent_shm_peer_failure_ = shm != tree.end() && shm->is_boolean() && shm->get<bool>();
   const auto checked = tree.find("checked_reads");  // likewise
   info_checked_reads_ = checked != tree.end() && checked->is_boolean() && checked->get<bool>();
-  lookup_cache_.clear();
+  ClearLookups();
   keys_.clear();
   tcp_checked_.reset();  // before the verbs link: it may hold that link's landing buffers
   verbs_.reset();

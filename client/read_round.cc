@@ -172,9 +172,9 @@ void Client::Impl::RunWindow(WindowBatch& batch, size_t window, rdma::BufferPool
     }
   };
   for (const PendingGet& g : gets) {
-    // An erasure-coded needle over verbs takes one READ per piece (at most kMaxEcReads, within
+    // An erasure-coded needle over verbs takes one READ per piece (at most kMaxEcIntervals, within
     // the send queue: client/verbs_link.cc).
-    const size_t need = std::max<size_t>(1, g.where->ec_reads.size());
+    const size_t need = std::max<size_t>(1, g.where->ec_intervals.size());
     if (batch.pending() + need > window) {
       // A failed wait (deadline) has drained and failed every pending get: they are harvested
       // below; the next posts fail at once on the aborted endpoint, as ReadMany always did.
@@ -206,32 +206,32 @@ void Client::Impl::RunWindow(WindowBatch& batch, size_t window, rdma::BufferPool
 
 namespace {
 
-// The READs of an erasure-coded needle's pieces (LookupResult::ec_reads), one after the other
-// into one buffer: each must lie inside a key the agent gave for the volume's generation (its
-// registered shards), and together they must make the record's length; otherwise nothing is
-// posted.
+// The READs of an erasure-coded needle's pieces (LookupResult::ec_intervals), one after the
+// other into one buffer: each must lie inside its shard's registration as the agent gave it for
+// the volume's generation, and together they must make the record's length; otherwise nothing
+// is posted.
 template <typename PendingGet, typename Segments>
 std::optional<Status> PostEcReads(rdma::verbs::ReadBatch& batch, const PendingGet& g,
                                   rdma::PooledBuffer buffer, Segments& segments) {
   segments.clear();
   uint64_t total = 0;
-  for (const EcRead& r : g.where->ec_reads) {
-    const auto* extent = g.key->VerbsExtentFor(r.address, r.length);
-    if (extent == nullptr) {
+  for (const EcInterval& r : g.where->ec_intervals) {
+    const auto at = g.key->EcPieceAt(r.shard, r.offset, r.length);
+    if (!at) {
       return std::optional<Status>(
-          Status(Code::kStale, fmt::format("EC piece at {:#x} (+{}) lies outside the volume's "
-                                           "RDMA keys (generation {}); looked up again",
-                                           r.address, r.length, g.key->generation)));
+          Status(Code::kStale, fmt::format("EC piece in shard {} at {} (+{}) lies outside the "
+                                           "volume's RDMA keys (generation {}); looked up again",
+                                           r.shard, r.offset, r.length, g.key->generation)));
     }
-    segments.push_back({extent->rkey, r.address, static_cast<size_t>(r.length)});
+    segments.push_back({at->second, at->first, static_cast<size_t>(r.length)});
     total += r.length;
   }
-  if (total != g.where->length || g.where->ec_reads.size() > batch.capacity()) {
-    return std::optional<Status>(
-        Status(Code::kCorruption,
-               fmt::format("the agent's {} EC reads make {} bytes, not the record's "
-                           "{} (or more READs than the send queue's {})",
-                           g.where->ec_reads.size(), total, g.where->length, batch.capacity())));
+  if (total != g.where->length || g.where->ec_intervals.size() > batch.capacity()) {
+    return std::optional<Status>(Status(
+        Code::kCorruption,
+        fmt::format("the agent's {} EC intervals make {} bytes, not the "
+                    "record's {} (or more READs than the send queue's {})",
+                    g.where->ec_intervals.size(), total, g.where->length, batch.capacity())));
   }
   batch.PostPooledSegments(segments, std::move(buffer));
   return std::optional<Status>();
@@ -252,7 +252,7 @@ void Client::Impl::GetAndVerify(std::span<const std::string> fids, std::span<con
     // A READ outside every key the agent gave for this generation is not posted at all.
     std::vector<rdma::verbs::ReadBatch::Segment> segments;
     const auto post = [&batch, &segments](const PendingGet& g, rdma::PooledBuffer buffer) {
-      if (!g.where->ec_reads.empty()) return PostEcReads(batch, g, std::move(buffer), segments);
+      if (!g.where->ec_intervals.empty()) return PostEcReads(batch, g, std::move(buffer), segments);
       const uint64_t len = g.where->length;
       const auto* extent = g.key->VerbsExtentFor(g.where->address, len);
       if (extent == nullptr) {

@@ -13,8 +13,8 @@ namespace verbs = rdma::verbs;
 Result<std::unique_ptr<VerbsLink>> VerbsLink::Connect(const VerbsLinkOptions& options) {
   SWRDMA_ASSIGN_OR_RETURN(verbs::Device device, verbs::Device::Open(options.device));
   SWRDMA_ASSIGN_OR_RETURN(verbs::ProtectionDomain pd, verbs::ProtectionDomain::Open(device));
-  // At least kMaxEcReads: an erasure-coded needle is read in up to that many READs at once.
-  const int window = static_cast<int>(std::clamp<size_t>(options.window, kMaxEcReads, 1024));
+  // At least kMaxEcIntervals: an erasure-coded needle is read in up to that many READs at once.
+  const int window = static_cast<int>(std::clamp<size_t>(options.window, kMaxEcIntervals, 1024));
   SWRDMA_ASSIGN_OR_RETURN(verbs::CompletionQueue cq, verbs::CompletionQueue::Open(device, window));
   std::unique_ptr<VerbsLink> link(new VerbsLink(std::move(device), std::move(pd), std::move(cq)));
   rdma::BufferPoolOptions po = options.pool;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "client/client_impl.h"
@@ -22,6 +23,19 @@ struct Client::Impl::VolumeKey {
   uint8_t version = 3;
   std::optional<rdma::RemoteKey> rkey;  // over UCX
   std::vector<VerbsExtent> verbs;       // over verbs, in address order
+  // An erasure-coded volume over verbs: each registered shard file, by shard id (length 0: not
+  // registered, its pieces are read checked).
+  std::vector<VerbsExtent> ec_shards;
+
+  // The remote address of an EC piece: inside its shard's registration, or nullopt (then it is
+  // refused here: the answer is stale or forged, never read).
+  std::optional<std::pair<uint64_t, uint32_t>> EcPieceAt(uint32_t shard, uint64_t offset,
+                                                         uint64_t length) const {
+    if (shard >= ec_shards.size()) return std::nullopt;
+    const VerbsExtent& e = ec_shards[shard];
+    if (e.length == 0 || offset > e.length || length > e.length - offset) return std::nullopt;
+    return std::pair<uint64_t, uint32_t>{e.address + offset, e.rkey};
+  }
 
   // The extent holding all of [address, address + length), or null (then the read is refused
   // here: a lookup answer outside every key is stale or forged, never read).

@@ -118,30 +118,32 @@ Result<VolumeDescriptor> VolumeFromJsonNoVersion(const json& j) {
   return m;
 }
 
-// "ec_reads": at most kMaxEcReads [address, length] pairs, none empty, adding up to the record's
-// `length` (a client sizes its buffer by it).
-Result<std::vector<EcRead>> EcReadsFromJson(const json& j, uint64_t record_length) {
+// "ec_intervals": at most kMaxEcIntervals [shard, offset, length] triples, none empty, adding up
+// to the record's `length` (a client sizes its buffer by it).
+Result<std::vector<EcInterval>> EcIntervalsFromJson(const json& j, uint64_t record_length) {
   auto bad = [](std::string_view why) {
-    return Error(Code::kInvalidArgument, fmt::format("field 'ec_reads': {}", why));
+    return Error(Code::kInvalidArgument, fmt::format("field 'ec_intervals': {}", why));
   };
   if (!j.is_array()) return bad("expected an array");
-  if (j.size() > kMaxEcReads) return bad(fmt::format("more than {} reads", kMaxEcReads));
-  std::vector<EcRead> out;
+  if (j.size() > kMaxEcIntervals) {
+    return bad(fmt::format("more than {} intervals", kMaxEcIntervals));
+  }
+  std::vector<EcInterval> out;
   uint64_t total = 0;
   for (const auto& p : j) {
-    if (!p.is_array() || p.size() != 2 || !p[0].is_number_unsigned() ||
-        !p[1].is_number_unsigned()) {
-      return bad("expected [address, length] pairs of unsigned integers");
+    if (!p.is_array() || p.size() != 3 || !p[0].is_number_unsigned() ||
+        !p[1].is_number_unsigned() || !p[2].is_number_unsigned() || p[0].get<uint64_t>() >= 256) {
+      return bad("expected [shard, offset, length] triples of unsigned integers");
     }
-    const EcRead r{p[0].get<uint64_t>(), p[1].get<uint64_t>()};
+    const EcInterval r{p[0].get<uint32_t>(), p[1].get<uint64_t>(), p[2].get<uint64_t>()};
     if (r.length == 0 || r.length > record_length - total) {
-      return bad("the reads' lengths must be positive and add up to the record's length");
+      return bad("the intervals' lengths must be positive and add up to the record's length");
     }
     total += r.length;
     out.push_back(r);
   }
   if (!out.empty() && total != record_length) {
-    return bad("the reads' lengths must be positive and add up to the record's length");
+    return bad("the intervals' lengths must be positive and add up to the record's length");
   }
   return out;
 }
@@ -225,11 +227,11 @@ json ToJson(const LookupResponse& m) {
       e["size"] = r.size;
       if (r.version != 0) e["version"] = r.version;
       if (r.ec) e["ec"] = true;
-      if (!r.ec_reads.empty()) {
+      if (!r.ec_intervals.empty()) {
         json reads = json::array();
-        for (const EcRead& p : r.ec_reads)
-          reads.push_back(json::array({p.address, p.length}));
-        e["ec_reads"] = std::move(reads);
+        for (const EcInterval& p : r.ec_intervals)
+          reads.push_back(json::array({p.shard, p.offset, p.length}));
+        e["ec_intervals"] = std::move(reads);
       }
       if (r.checked) e["checked"] = true;
     } else {
@@ -317,8 +319,8 @@ Result<LookupResponse> LookupResponseFromJson(const json& j) {
         if (!ec->is_boolean()) return Error(Code::kInvalidArgument, "field 'ec': expected a bool");
         r.ec = ec->get<bool>();
       }
-      if (auto reads = e.find("ec_reads"); reads != e.end()) {
-        SWRDMA_ASSIGN_OR_RETURN(r.ec_reads, EcReadsFromJson(*reads, r.length));
+      if (auto reads = e.find("ec_intervals"); reads != e.end()) {
+        SWRDMA_ASSIGN_OR_RETURN(r.ec_intervals, EcIntervalsFromJson(*reads, r.length));
       }
       if (auto checked = e.find("checked"); checked != e.end()) {
         if (!checked->is_boolean()) {

@@ -85,15 +85,16 @@ struct LookupRequest {
 // kNoRoom: push answers only (verbs push): the record did not fit in the rest of the client's
 // buffer
 // (`length` says how much it needs); ask again for it.
-// One RDMA READ of an EC needle's record: `length` bytes at remote `address` (inside one of the
-// volume's ec_regions), the next piece of the record in order.
-struct EcRead {
-  uint64_t address = 0;
+// One piece of an EC needle's record, as weed's LocateData places it: `length` bytes at
+// `offset` in shard file `shard`. The pieces of a record, in order, make the record.
+struct EcInterval {
+  uint32_t shard = 0;
+  uint64_t offset = 0;
   uint64_t length = 0;
-  friend bool operator==(const EcRead&, const EcRead&) = default;
+  friend bool operator==(const EcInterval&, const EcInterval&) = default;
 };
 // A lookup answer carries at most this many: a record in more pieces is read checked.
-inline constexpr size_t kMaxEcReads = 16;
+inline constexpr size_t kMaxEcIntervals = 16;
 
 enum class LookupStatus : uint8_t { kOk, kNotFound, kDeleted, kBadFid, kUnknownVolume, kNoRoom };
 std::string_view LookupStatusName(LookupStatus s);  // "ok", "not_found", ...
@@ -111,12 +112,13 @@ struct LookupResult {
   std::string error;     // for anything but ok: what is wrong, for humans
   // The needle is in an erasure-coded volume (field "ec", sent only when true): there is no
   // address; read it with a checked read (the agent assembles it from its shards), or, when
-  // `ec_reads` is set, with those RDMA READs one after the other into one buffer of `length`
-  // bytes (their lengths add up to it).
+  // `ec_intervals` is set, with one RDMA READ per interval into consecutive bytes of one buffer
+  // of `length` bytes, each from its shard's region (VolumeDescriptor::ec_regions).
   bool ec = false;
-  // Field "ec_reads", [[address, length], ...], sent only for an EC needle whose every piece
-  // lies in a shard registered here (VolumeDescriptor::ec_regions); at most kMaxEcReads.
-  std::vector<EcRead> ec_reads;
+  // Field "ec_intervals", [[shard, offset, length], ...]: where the record lies, in record
+  // order (their lengths add up to `length`; at most kMaxEcIntervals). Sent only in region
+  // exposure, for an EC needle whose every piece lies in a shard registered here.
+  std::vector<EcInterval> ec_intervals;
   // The record lies in bytes the agent has not registered for one-sided reads (past
   // --max-pinned-bytes, or the registration failed) (field "checked", sent only when true):
   // read it with a checked read; `address` is not under any remote key.

@@ -1,7 +1,7 @@
 // EC shards registered for one-sided reads (agent/ec_export.h EcExport::RegisterShards and
-// RemoteReads), on the host: a recording Registrar stands in for the verbs one (the real one
+// RemoteIntervals), on the host: a recording Registrar stands in for the verbs one (the real one
 // runs in the Soft-RoCE VM, tests/vm/guest/agent_pass.sh step 7). Since the registrations are
-// of this process's own mappings, the READs a lookup answers are followed here byte by byte:
+// of this process's own mappings, the intervals a lookup answers are followed here byte by byte:
 // together they must be exactly the needle's record in the `.dat` the volume was encoded from.
 #include <filesystem>
 #include <fstream>
@@ -110,20 +110,23 @@ Followed FollowReads(const Encoded& e, const EcExport& x) {
     EXPECT_EQ(where.status, LookupStatus::kOk) << fid;
     const LookupResult answer = EcLookupAnswer(fid, x, where);
     EXPECT_TRUE(answer.ec);
-    if (answer.ec_reads.empty()) {
+    if (answer.ec_intervals.empty()) {
       ++f.without;
       continue;
     }
     ++f.with_reads;
-    if (answer.ec_reads.size() > 1) ++f.multi;
+    if (answer.ec_intervals.size() > 1) ++f.multi;
     std::vector<uint8_t> record;
-    for (const EcRead& r : answer.ec_reads) {
-      bool inside = false;
-      for (const EcShardRegion& g : regions)
-        inside |= r.address >= g.address && r.address + r.length <= g.address + g.length;
-      EXPECT_TRUE(inside) << fid << ": a READ outside every registered shard";
+    for (const EcInterval& r : answer.ec_intervals) {
+      const EcShardRegion* region = nullptr;
+      for (const EcShardRegion& g : regions) {
+        if (g.shard == r.shard) region = &g;
+      }
+      const bool inside =
+          region != nullptr && r.offset <= region->length && r.length <= region->length - r.offset;
+      EXPECT_TRUE(inside) << fid << ": an interval outside every registered shard";
       if (!inside) return f;
-      const auto* p = reinterpret_cast<const uint8_t*>(r.address);
+      const auto* p = reinterpret_cast<const uint8_t*>(region->address + r.offset);
       record.insert(record.end(), p, p + r.length);
     }
     EXPECT_EQ(record.size(), where.length) << fid;
@@ -215,7 +218,7 @@ TEST(EcRemote, PiecesRebuiltFromParityAreNeverOfferedAsReads) {
     const EcLocated where = (*x)->Locate(*ParseFileId(fid));
     const bool rebuilt = !where.rebuilt_shards.empty();
     in_lost += rebuilt ? 1 : 0;
-    EXPECT_EQ((*x)->RemoteReads(where).empty(), rebuilt) << fid;
+    EXPECT_EQ((*x)->RemoteIntervals(where).empty(), rebuilt) << fid;
   }
   EXPECT_GT(in_lost, 0u) << "no needle in shard 1: the test lost its point";
   const Followed f = FollowReads(e, **x);
@@ -280,7 +283,7 @@ TEST(EcRemote, TheKeyExchangeHandsOutShardKeysAndReadsOnlyInRegionExposure) {
     for (const LookupResult& a : answers->results) {
       EXPECT_EQ(a.status, LookupStatus::kOk) << a.fid << ": " << a.error;
       EXPECT_TRUE(a.ec);
-      with_reads += a.ec_reads.empty() ? 0 : 1;
+      with_reads += a.ec_intervals.empty() ? 0 : 1;
     }
     EXPECT_EQ(with_reads, exposure == "region" ? live.size() : 0u);
   }

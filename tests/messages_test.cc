@@ -103,35 +103,36 @@ TEST(Messages, EcRegionsAndReadsRoundTripAndBadReadsAreRefused) {
     LookupResponse resp;
     LookupResult r{"3,01637037d6", LookupStatus::kOk, 3, 5, 0, 4128, 4100, 3, ""};
     r.ec = true;
-    r.ec_reads = {{0x1000, 4000}, {0x9000, 128}};
+    r.ec_intervals = {{3, 0x1000, 4000}, {4, 0, 128}};
     resp.results.push_back(r);
     auto resp2 = RoundTrip(resp, f, LookupResponseFromJson);
     ASSERT_EQ(resp2.results.size(), 1u);
-    EXPECT_EQ(resp2.results[0].ec_reads, r.ec_reads);
-    r.ec_reads.clear();
+    EXPECT_EQ(resp2.results[0].ec_intervals, r.ec_intervals);
+    r.ec_intervals.clear();
     resp.results[0] = r;
-    EXPECT_TRUE(RoundTrip(resp, f, LookupResponseFromJson).results[0].ec_reads.empty());
+    EXPECT_TRUE(RoundTrip(resp, f, LookupResponseFromJson).results[0].ec_intervals.empty());
   }
   auto answer = [](json reads) {
     json j = ToJson(LookupResponse{{{"3,01", LookupStatus::kOk, 3, 5, 0, 100, 80, 3, ""}}, {}});
     j["results"][0]["ec"] = true;
-    j["results"][0]["ec_reads"] = std::move(reads);
+    j["results"][0]["ec_intervals"] = std::move(reads);
     return LookupResponseFromJson(j);
   };
-  EXPECT_TRUE(answer(json::parse("[[4096, 60], [8192, 40]]")));
+  EXPECT_TRUE(answer(json::parse("[[0, 4096, 60], [1, 0, 40]]")));
   json too_many = json::array();
   for (int i = 0; i < 17; ++i)
-    too_many.push_back(json::array({4096 * i, i == 0 ? 84 : 1}));
-  for (const json& bad : {json::parse("[[4096, 60], [8192, 39]]"),  // short of the record
-                          json::parse("[[4096, 60], [8192, 41]]"),  // past it
-                          json::parse("[[4096, 0], [8192, 100]]"),  // an empty READ
-                          json::parse("[[4096, 100], [8192, 18446744073709551615]]"),
-                          json::parse("[[4096], [8192, 100]]"), json::parse("[[-1, 100]]"),
-                          json::parse("[\"4096\", 100]"), json::parse("{\"a\": 1}"), too_many}) {
+    too_many.push_back(json::array({i % 10, 4096 * i, i == 0 ? 84 : 1}));
+  for (const json& bad : {json::parse("[[0, 4096, 60], [1, 0, 39]]"),  // short of the record
+                          json::parse("[[0, 4096, 60], [1, 0, 41]]"),  // past it
+                          json::parse("[[0, 4096, 0], [1, 0, 100]]"),  // an empty READ
+                          json::parse("[[0, 4096, 100], [1, 0, 18446744073709551615]]"),
+                          json::parse("[[256, 0, 100]]"),  // no such shard
+                          json::parse("[[0, 4096], [1, 0, 100]]"), json::parse("[[0, -1, 100]]"),
+                          json::parse("[\"0\", 4096, 100]"), json::parse("{\"a\": 1}"), too_many}) {
     auto r = answer(bad);
     ASSERT_FALSE(r) << bad.dump();
     EXPECT_EQ(r.error().code(), Code::kInvalidArgument);
-    EXPECT_NE(r.error().message().find("ec_reads"), std::string::npos) << r.error().ToString();
+    EXPECT_NE(r.error().message().find("ec_intervals"), std::string::npos) << r.error().ToString();
   }
 }
 
