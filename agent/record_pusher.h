@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "agent/exported_volume.h"
 #include "protocol/read_messages.h"
@@ -36,10 +38,15 @@ class RecordPusher {
   // out, or it straddles two registrations): it is then sent inline.
   virtual std::optional<PushWrite> Source(const ExportedVolume& source,
                                           std::span<const uint8_t> record) const = 0;
-  // Writes every record to `landing` on the connection its nonce names and returns once all
-  // of them completed. kNotFound when no connection has that nonce; any failure leaves the
-  // landing's contents undefined (the caller then sends every record inline).
-  virtual Status Push(const PushLanding& landing, std::span<const PushWrite> writes) = 0;
+  // Called once when a push ended: ok when every write completed; otherwise the landing's
+  // contents are undefined (the caller then sends every record inline).
+  using PushDone = std::function<void(Status)>;
+  // Starts writing every record to `landing` on the connection its nonce names and returns at
+  // once: a client that stopped acknowledging (gone, or hostile) must not hold up the thread
+  // that serves other clients. `done` is called once, on another thread or before Push returns
+  // (kNotFound when no connection has that nonce). The writes' sources (and so the records
+  // they lie in) must stay valid until then.
+  virtual void Push(const PushLanding& landing, std::vector<PushWrite> writes, PushDone done) = 0;
 };
 
 }  // namespace swrdma::agent

@@ -174,7 +174,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
  private:
-  enum class Phase { kIdle, kRequest, kReply, kClosed };
+  enum class Phase { kIdle, kRequest, kPush, kReply, kClosed };
 
   void Close() {
     if (phase_ == Phase::kClosed) return;
@@ -257,15 +257,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     headers_.resize(n);
     buffers_.clear();
     buffers_.reserve(2 * n);
-    uint64_t sent = 0, refused = 0, denied = 0, bytes = 0;
     const auto map = core_.volumes.snapshot();  // one snapshot for the batch
     for (uint32_t i = 0; i < n; ++i)
       records_.push_back(
           CheckRead(core_.volumes, *map, core_.auth, request.entries[i], request.ec_pieces));
-    const std::vector<char> landed = PushRecords(request);
+    request_id_ = request.request_id;
+    PushRecords(request);  // SendReply, now or once the push ended
+  }
+
+  void SendReply(const std::vector<char>& landed) {
+    const uint32_t n = static_cast<uint32_t>(records_.size());
+    uint64_t sent = 0, refused = 0, denied = 0, bytes = 0;
     for (uint32_t i = 0; i < n; ++i) {
       const CheckedRecord& c = records_[i];
-      ReadReplyHeader header = c.Header(request.request_id, i);
+      ReadReplyHeader header = c.Header(request_id_, i);
       header.landed = landed[i] != 0;
       EncodeReadReplyHeader(header, headers_[i]);
       if (c.status == ReadStatus::kOk) {
@@ -302,11 +307,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Push: writes the kOk records that are registered with the pusher's device into the
   // request's landing buffer, in request order at the offsets NextLandingOffset gives, as many
-  // as fit. Which entries landed; none when the request offered no landing, there is no
-  // pusher, or the push failed (then everything goes inline: the offer binds us to nothing).
-  std::vector<char> PushRecords(const ReadRequest& request) {
+  // as fit, then replies. Which entries landed: none when the request offered no landing, there
+  // is no pusher, or the push failed (then everything goes inline: the offer binds us to
+  // nothing). The connection holds no thread while the writes are in flight; records_ (the
+  // writes' sources) stay until the reply is written.
+  void PushRecords(const ReadRequest& request) {
     std::vector<char> landed(records_.size(), 0);
-    if (!request.push || core_.options.pusher == nullptr) return landed;
+    if (!request.push || core_.options.pusher == nullptr) return SendReply(landed);
     std::vector<PushWrite> writes;
     uint64_t end = 0;
     for (size_t i = 0; i < records_.size(); ++i) {
@@ -322,16 +329,35 @@ class Connection : public std::enable_shared_from_this<Connection> {
       end = offset + c.record.size();
       landed[i] = 1;
     }
-    if (writes.empty()) return landed;
-    if (Status s = core_.options.pusher->Push(*request.push, writes); !s.ok()) {
+    if (writes.empty()) return SendReply(landed);
+    phase_ = Phase::kPush;
+    Arm(Clock::now() + core_.options.write_timeout);
+    const size_t count = writes.size();
+    auto self = shared_from_this();
+    core_.options.pusher->Push(
+        *request.push, std::move(writes),
+        [self, count, landed = std::move(landed)](Status s) mutable {
+          net::post(self->socket_.get_executor(),
+                    [self, count, s = std::move(s), landed = std::move(landed)]() mutable {
+                      self->OnPushed(s, count, landed);
+                    });
+        });
+  }
+
+  void OnPushed(const Status& s, size_t count, std::vector<char>& landed) {
+    if (phase_ == Phase::kClosed) {  // timed out or stopped meanwhile: nothing to answer
+      records_.clear();
+      return;
+    }
+    if (!s.ok()) {
       core_.push_failures.Increment();
       spdlog::debug("checked read over tcp: push of {} records failed: {}; sending them inline",
-                    writes.size(), s.ToString());
+                    count, s.ToString());
       std::fill(landed.begin(), landed.end(), 0);
-      return landed;
+    } else {
+      core_.pushed.Increment(static_cast<double>(count));
     }
-    core_.pushed.Increment(static_cast<double>(writes.size()));
-    return landed;
+    SendReply(landed);
   }
 
   void OnWritten(error_code ec) {
@@ -364,6 +390,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<std::array<uint8_t, kReadReplyHeaderBytes>> headers_;
   std::vector<net::const_buffer> buffers_;
   uint64_t replied_ = 0;
+  uint64_t request_id_ = 0;  // of the request being answered
 };
 
 }  // namespace

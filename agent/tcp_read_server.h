@@ -61,7 +61,7 @@ struct TcpReadServerOptions {
   std::shared_ptr<prometheus::Registry> registry;
   // Push over verbs (agent/record_pusher.h): requests offering a landing buffer get their
   // registered records written there. Null: every record goes inline, landing or not. The
-  // writes of one request are waited for on the connection's thread (microseconds on a NIC).
+  // connection's reply waits for its writes without holding a thread (Push is asynchronous).
   RecordPusher* pusher = nullptr;
 };
 

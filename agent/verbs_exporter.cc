@@ -88,6 +88,9 @@ Result<std::unique_ptr<VerbsExporter>> VerbsExporter::Start(const VerbsExporterO
                                                             std::move(cq), std::move(*listener),
                                                             mapping, on_demand, options));
   exporter->thread_ = std::thread([e = exporter.get()] { e->AcceptLoop(); });
+  if (exporter->options_.push) {
+    exporter->push_thread_ = std::thread([e = exporter.get()] { e->PushLoop(); });
+  }
   return exporter;
 }
 
@@ -105,6 +108,8 @@ VerbsExporter::VerbsExporter(verbs::Device device, verbs::ProtectionDomain pd,
 
 VerbsExporter::~VerbsExporter() {
   stop_ = true;
+  push_cv_.notify_all();
+  if (push_thread_.joinable()) push_thread_.join();  // ends every push still in flight
   if (thread_.joinable()) thread_.join();
   std::lock_guard lock(mu_);
   clients_.clear();  // rdma_disconnect each: the clients see their QPs fail and reconnect
@@ -134,6 +139,8 @@ nlohmann::json VerbsExporter::Info() const {
           {"pushes", pushes()},
           {"pushed_bytes", pushed_bytes()},
           {"push_failures", push_failures()},
+          // pushes whose writes are in flight (or queued behind another on their connection)
+          {"pushes_in_flight", pushes_in_flight()},
           {"grants", grants()},
           {"revocations", revocations()},
           {"accepted", accepted()}};
@@ -244,90 +251,6 @@ Result<std::optional<std::chrono::system_clock::time_point>> VerbsExporter::Gran
   }
   return Error(Code::kNotFound,
                "no verbs connection with that nonce (it ended: connect again and grant anew)");
-}
-
-std::optional<PushWrite> VerbsExporter::Source(const ExportedVolume& source,
-                                               std::span<const uint8_t> record) const {
-  const uint64_t offset = reinterpret_cast<uint64_t>(record.data()) - source.base_address();
-  auto registration = source.RemoteRegistrationFor(offset, record.size());
-  // The export's remote registrations are this exporter's (registrar()): a local key here.
-  if (!registration || record.size() > UINT32_MAX) return std::nullopt;
-  PushWrite w;
-  w.source = record;
-  w.local_key = verbs::LocalKeyOf(*registration);
-  w.registration = std::move(registration);
-  return w;
-}
-
-Status VerbsExporter::Push(const PushLanding& landing, std::span<const PushWrite> writes) {
-  if (!options_.push) {
-    return Status(Code::kUnsupported, "push: this agent's verbs export is not in push mode");
-  }
-  VerbsNonce nonce{};
-  std::copy(landing.nonce.begin(), landing.nonce.end(), nonce.begin());
-  std::shared_ptr<Client> client;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& c : clients_) {
-      // Constant time per candidate, as for grants: the nonce names the connection.
-      if (CRYPTO_memcmp(c->nonce.data(), nonce.data(), nonce.size()) == 0) {
-        client = c;
-        break;
-      }
-    }
-  }
-  if (!client) {
-    return Status(Code::kNotFound, "push: no verbs connection with that nonce (it ended?)");
-  }
-  Client& c = *client;
-  std::lock_guard push_lock(c.push_mu);
-  auto fail = [&](Status why) {
-    // The QP may still hold work requests: into the error state, so that no DMA follows, and
-    // Sweep ends the connection (the client connects again).
-    (void)c.connection.Fail();
-    c.broken = true;
-    ++push_failures_;
-    return why;
-  };
-  if (c.broken) return Status(Code::kUnavailable, "push: the connection failed earlier");
-  const auto deadline = std::chrono::steady_clock::now() + options_.push_timeout;
-  std::array<ibv_wc, kPushDepth> wc{};
-  size_t posted = 0, done = 0, idle = 0;
-  uint64_t bytes = 0;
-  while (done < writes.size()) {
-    while (posted < writes.size() && posted - done < kPushDepth) {
-      const PushWrite& w = writes[posted];
-      if (Status s = c.connection.PostWrite(std::as_bytes(w.source), w.local_key,
-                                            landing.address + w.offset, landing.rkey, posted);
-          !s.ok()) {
-        return fail(s.WithContext("push: posting an RDMA WRITE"));
-      }
-      bytes += w.source.size();
-      ++posted;
-    }
-    auto n = c.cq->Poll(wc);
-    if (!n) return fail(n.error());
-    for (size_t i = 0; i < *n; ++i) {
-      if (wc[i].status != IBV_WC_SUCCESS) {
-        return fail(verbs::FromWc(wc[i].status, "push: RDMA WRITE into the client's landing"));
-      }
-    }
-    done += *n;
-    if (*n > 0) {
-      idle = 0;
-      continue;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return fail(Status(Code::kTimeout,
-                         fmt::format("push: {} of {} RDMA WRITEs did not complete within {} ms",
-                                     posted - done, writes.size(), options_.push_timeout.count())));
-    }
-    // A NIC completes a WRITE within microseconds; Soft-RoCE (the kernel) may take longer.
-    if (++idle > 256) std::this_thread::sleep_for(std::chrono::microseconds(20));
-  }
-  ++pushes_;
-  pushed_bytes_ += bytes;
-  return Status::Ok();
 }
 
 Result<std::unique_ptr<VerbsExporter>> StartAgentVerbs(const AgentConfig& config, bool auth_enabled,

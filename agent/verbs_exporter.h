@@ -20,7 +20,9 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <list>
 #include <memory>
@@ -29,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -114,10 +117,13 @@ class VerbsExporter final : public RecordPusher {
   nlohmann::json Info() const;
 
   bool push() const { return options_.push; }
-  // RecordPusher (push mode only; elsewhere Push answers kUnsupported).
+  // RecordPusher (push mode only; elsewhere Push answers kUnsupported). agent/verbs_push.cc:
+  // one thread posts the writes of every push and polls their completions, one push at a time
+  // per connection, each bounded by push_timeout; the read servers' threads never wait.
   std::optional<PushWrite> Source(const ExportedVolume& source,
                                   std::span<const uint8_t> record) const override;
-  Status Push(const PushLanding& landing, std::span<const PushWrite> writes) override;
+  void Push(const PushLanding& landing, std::vector<PushWrite> writes, PushDone done) override;
+  size_t pushes_in_flight() const;
   uint64_t pushes() const { return pushes_.load(); }
   uint64_t pushed_bytes() const { return pushed_bytes_.load(); }
   uint64_t push_failures() const { return push_failures_.load(); }
@@ -150,6 +156,22 @@ class VerbsExporter final : public RecordPusher {
   // Drops gone clients and (require_grant) those past their deadline.
   void Sweep();
 
+  // One request's writes (agent/verbs_push.cc).
+  struct PushJob {
+    std::shared_ptr<Client> client;
+    PushLanding landing;
+    std::vector<PushWrite> writes;
+    PushDone done;
+    std::chrono::steady_clock::time_point deadline{};  // set when its writes start
+    size_t posted = 0, completed = 0;
+    uint64_t bytes = 0;
+    bool started = false;
+  };
+  void PushLoop();
+  // Posts what the job may post and takes its completions: true when it ended (done called).
+  bool Advance(PushJob& job, bool& progress);
+  void EndPush(PushJob& job, Status status);
+
   mutable std::mutex mu_;
   // Shared: a push in flight keeps its client alive after Sweep dropped it.
   std::list<std::shared_ptr<Client>> clients_;  // guarded by mu_
@@ -161,6 +183,11 @@ class VerbsExporter final : public RecordPusher {
   std::atomic<uint64_t> push_failures_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  mutable std::mutex push_mu_;
+  std::condition_variable push_cv_;
+  std::deque<std::unique_ptr<PushJob>> push_queue_;  // new pushes, guarded by push_mu_
+  std::atomic<size_t> pushes_in_flight_{0};
+  std::thread push_thread_;  // last: joined first
 };
 
 // The agent's verbs at start: off (nullptr, the reason logged) when --verbs-port is off, a read

@@ -11,10 +11,13 @@
 #include <array>
 #include <atomic>
 #include <cstring>
+#include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -66,8 +69,17 @@ class MemcpyPusher final : public agent::RecordPusher {
     w.source = record;
     return w;
   }
-  Status Push(const PushLanding& landing, std::span<const agent::PushWrite> writes) override {
+  void Push(const PushLanding& landing, std::vector<agent::PushWrite> writes,
+            PushDone done) override {
     ++calls;
+    if (hold) {  // a client whose NIC never acknowledges: the push ends when Release says
+      std::lock_guard lock(mu);
+      held.push_back(std::move(done));
+      return;
+    }
+    done(Copy(landing, writes));
+  }
+  Status Copy(const PushLanding& landing, std::span<const agent::PushWrite> writes) {
     if (landing.nonce != kNonce || landing.rkey != kRkey) {
       return Status(Code::kNotFound, "no connection with that nonce and key");
     }
@@ -84,8 +96,26 @@ class MemcpyPusher final : public agent::RecordPusher {
     }
     return Status::Ok();
   }
+  // Ends every held push with `status` (from this thread, as the exporter's push thread would).
+  size_t Release(const Status& status) {
+    std::vector<PushDone> ending;
+    {
+      std::lock_guard lock(mu);
+      ending.swap(held);
+    }
+    for (auto& d : ending)
+      d(status);
+    return ending.size();
+  }
+  size_t Held() {
+    std::lock_guard lock(mu);
+    return held.size();
+  }
   std::atomic<bool> fail{false};
+  std::atomic<bool> hold{false};
   std::atomic<uint64_t> calls{0}, written{0};
+  std::mutex mu;
+  std::vector<PushDone> held;
 };
 
 struct PushReader {
@@ -203,6 +233,46 @@ TEST(PushTest, AFailedPushSendsEveryRecordInline) {
   EXPECT_GT(stats.push_failures, 0u);
   EXPECT_EQ(stats.pushed, 0u);
   EXPECT_GT(f.pusher.calls.load(), 0u);
+}
+
+// A push whose client never acknowledges (gone, or hostile) holds no thread of the read
+// server: with more such pushes pending than the server has threads, another client still
+// reads everything; once the pushes time out, their records come inline.
+TEST(PushTest, APushThatNeverCompletesHoldsUpNoOtherClient) {
+  Fixture f;
+  f.pusher.hold = true;
+  std::vector<std::unique_ptr<PushReader>> stuck;
+  std::vector<std::future<std::vector<client::CheckedArrival>>> waiting;
+  const std::vector<std::string> some(f.fids.begin(), f.fids.begin() + 8);
+  for (int i = 0; i < 4; ++i) {  // the in-process agent's read server runs 2 threads
+    stuck.push_back(std::make_unique<PushReader>(f.agent->tcp_read_port()));
+    ASSERT_TRUE(stuck.back()->reader);
+    PushReader* r = stuck.back().get();
+    waiting.push_back(std::async(std::launch::async, [r, &some] { return r->ReadAll(some, 8); }));
+  }
+  for (int i = 0; i < 500 && f.pusher.Held() < 4; ++i)
+    std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(f.pusher.Held(), 4u) << "every stuck reader's push should be pending";
+
+  PushReader plain_pools(f.agent->tcp_read_port());
+  auto plain = client::TcpCheckedReader::Connect("127.0.0.1", f.agent->tcp_read_port(),
+                                                 *plain_pools.pool, 10s);
+  ASSERT_TRUE(plain.has_value());
+  size_t inline_ok = 0;
+  EXPECT_EQ(f.Check(testing::ReadAllChecked(**plain, f.fids, {}, 32), &inline_ok), 0u);
+  EXPECT_GT(inline_ok, 150u) << "a client offering no landing reads while pushes are pending";
+
+  // The pushes time out (as the exporter ends them): every stuck reader gets its records inline.
+  EXPECT_EQ(f.pusher.Release(Status(Code::kTimeout, "push: no completion (test)")), 4u);
+  for (auto& w : waiting) {
+    const auto arrivals = w.get();
+    ASSERT_EQ(arrivals.size(), some.size());
+    for (const auto& a : arrivals) {
+      EXPECT_TRUE(a.error.ok()) << a.error.ToString();
+      EXPECT_FALSE(a.header.landed);
+    }
+  }
+  EXPECT_EQ(f.agent->tcp_read_server()->stats().push_failures, 4u);
 }
 
 TEST(PushTest, WithoutAnOfferNothingLands) {
