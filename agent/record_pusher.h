@@ -5,6 +5,7 @@
 // servers free of verbs types.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -47,6 +48,10 @@ class RecordPusher {
   // (kNotFound when no connection has that nonce). The writes' sources (and so the records
   // they lie in) must stay valid until then.
   virtual void Push(const PushLanding& landing, std::vector<PushWrite> writes, PushDone done) = 0;
+  // For the read server's Stop: from now on every Push ends at once (kCancelled), and those in
+  // flight are ended (their `done` called) before this returns, so that no `done` outlives the
+  // server. Bounded by `wait`.
+  virtual void StopPushes(std::chrono::milliseconds wait) = 0;
 };
 
 }  // namespace swrdma::agent

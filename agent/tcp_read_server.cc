@@ -478,6 +478,9 @@ void TcpReadServer::Stop() {
   }
   for (auto& close : closers)
     close();
+  // A push in flight holds its connection until its `done` runs on our threads: ended now, so
+  // that none outlives them.
+  if (core.options.pusher != nullptr) core.options.pusher->StopPushes(std::chrono::seconds(10));
   // Closed sockets finish their operations at once; the threads return when nothing is left.
   // A connection accepted just now closes on the next Stop step: io.stop() after a grace.
   const auto until = Clock::now() + std::chrono::seconds(2);

@@ -123,6 +123,7 @@ class VerbsExporter final : public RecordPusher {
   std::optional<PushWrite> Source(const ExportedVolume& source,
                                   std::span<const uint8_t> record) const override;
   void Push(const PushLanding& landing, std::vector<PushWrite> writes, PushDone done) override;
+  void StopPushes(std::chrono::milliseconds wait) override;
   size_t pushes_in_flight() const;
   uint64_t pushes() const { return pushes_.load(); }
   uint64_t pushed_bytes() const { return pushed_bytes_.load(); }
@@ -187,7 +188,8 @@ class VerbsExporter final : public RecordPusher {
   std::condition_variable push_cv_;
   std::deque<std::unique_ptr<PushJob>> push_queue_;  // new pushes, guarded by push_mu_
   std::atomic<size_t> pushes_in_flight_{0};
-  std::thread push_thread_;  // last: joined first
+  bool pushes_stopped_ = false;  // guarded by push_mu_ (StopPushes)
+  std::thread push_thread_;      // last: joined first
 };
 
 // The agent's verbs at start: off (nullptr, the reason logged) when --verbs-port is off, a read

@@ -61,7 +61,7 @@ void VerbsExporter::Push(const PushLanding& landing, std::vector<PushWrite> writ
   job->done = std::move(done);
   {
     std::lock_guard lock(push_mu_);
-    if (stop_) {
+    if (stop_ || pushes_stopped_) {
       job->done(Status(Code::kCancelled, "push: the agent is stopping"));
       return;
     }
@@ -69,6 +69,17 @@ void VerbsExporter::Push(const PushLanding& landing, std::vector<PushWrite> writ
     pushes_in_flight_.fetch_add(1, std::memory_order_relaxed);
   }
   push_cv_.notify_one();
+}
+
+void VerbsExporter::StopPushes(std::chrono::milliseconds wait) {
+  {
+    std::lock_guard lock(push_mu_);
+    pushes_stopped_ = true;
+  }
+  push_cv_.notify_all();
+  const auto until = std::chrono::steady_clock::now() + wait;
+  while (pushes_in_flight() > 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 size_t VerbsExporter::pushes_in_flight() const {
@@ -158,6 +169,13 @@ void VerbsExporter::PushLoop() {
         push_queue_.pop_front();
       }
       if (stop_) break;
+      if (pushes_stopped_) {  // StopPushes: end what is in flight, take no more
+        lock.unlock();
+        for (auto& job : jobs)
+          EndPush(*job, Status(Code::kCancelled, "push: the read server is stopping"));
+        jobs.clear();
+        continue;
+      }
     }
     bool progress = false;
     std::vector<const Client*> busy;  // connections whose turn is taken this pass
