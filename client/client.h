@@ -44,6 +44,10 @@ struct ClientOptions {
   // read one-sided over verbs where the agent exports that way and this host has a device.
   std::optional<std::string> transports;
   std::string verbs_device;  // RDMA device for verbs (e.g. mlx5_0); empty: first active one
+  // How long a wait for RDMA READs polls the completion queue before it sleeps on the queue's
+  // completion channel (woken by the next completion): a full window completes within it on a
+  // NIC, a long wait holds no core. Soft-RoCE's device is the kernel on the client's own cores.
+  std::chrono::microseconds verbs_spin{50};
   std::chrono::milliseconds timeout{5000};  // per HTTP request and per batch of gets
   FallbackMode fallback = FallbackMode::kNone;
   size_t max_inflight = 64;  // gets posted at once

@@ -199,6 +199,7 @@ Status Client::Impl::ConnectVerbs(const nlohmann::json& info) {
   vo.port = static_cast<uint16_t>(port->get<uint64_t>());
   vo.timeout = options_.timeout;
   vo.window = std::max<size_t>(1, options_.max_inflight);
+  vo.spin = options_.verbs_spin;
   vo.pool.hugepages = options_.hugepages;
   const auto grant = v->find("grant");
   vo.grant_required =

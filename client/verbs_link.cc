@@ -15,7 +15,8 @@ Result<std::unique_ptr<VerbsLink>> VerbsLink::Connect(const VerbsLinkOptions& op
   SWRDMA_ASSIGN_OR_RETURN(verbs::ProtectionDomain pd, verbs::ProtectionDomain::Open(device));
   // At least kMaxEcIntervals: an erasure-coded needle is read in up to that many READs at once.
   const int window = static_cast<int>(std::clamp<size_t>(options.window, kMaxEcIntervals, 1024));
-  SWRDMA_ASSIGN_OR_RETURN(verbs::CompletionQueue cq, verbs::CompletionQueue::Open(device, window));
+  SWRDMA_ASSIGN_OR_RETURN(verbs::CompletionQueue cq,
+                          verbs::CompletionQueue::Open(device, window, /*events=*/true));
   std::unique_ptr<VerbsLink> link(new VerbsLink(std::move(device), std::move(pd), std::move(cq)));
   rdma::BufferPoolOptions po = options.pool;
   po.access = rdma::RegionAccess::kRemoteRead;  // LOCAL_WRITE only: see verbs::Registrar
@@ -48,7 +49,7 @@ Result<std::unique_ptr<VerbsLink>> VerbsLink::Connect(const VerbsLinkOptions& op
   }
   link->grant_required_ = options.grant_required;
   link->connection_.emplace(std::move(*conn));
-  link->batch_ = std::make_unique<verbs::ReadBatch>(*link->connection_, link->cq_);
+  link->batch_ = std::make_unique<verbs::ReadBatch>(*link->connection_, link->cq_, options.spin);
   return link;
 }
 

@@ -34,6 +34,10 @@ struct VerbsLinkOptions {
   // memory of ours registered REMOTE_WRITE; this QP's responder allows WRITE and nothing else).
   bool push = false;
   rdma::BufferPoolOptions pool;
+  // How long a wait for READs polls before it sleeps on the CQ's completion channel (a client
+  // waiting on long READs, or on Soft-RoCE whose device is the kernel on the same cores, should
+  // not hold a core); a busy window completes within it and never sleeps.
+  std::chrono::microseconds spin = rdma::verbs::ReadBatch::kDefaultSpin;
 };
 
 class VerbsLink {

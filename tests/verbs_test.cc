@@ -323,6 +323,72 @@ TEST_F(VerbsLoopback, RegistrarsAndReadBatch) {
   }
 }
 
+// A reader's CQ on a completion channel (as the client's, client/verbs_link.cc) and a batch that
+// never spins: every wait arms the CQ and sleeps on the channel; each READ still completes, its
+// bytes right, one at a time and through a full window; a wait with none pending returns at once.
+TEST_F(VerbsLoopback, ReadBatchSleepsOnTheCompletionChannel) {
+  auto events = CompletionQueue::Open(*device_, 256, /*events=*/true);
+  ASSERT_TRUE(events.has_value()) << events.error().ToString();
+  EXPECT_TRUE(events->has_events());
+  EXPECT_FALSE(cq_->has_events());
+  cq_.emplace(std::move(*events));  // the reader's connection completes to it
+
+  std::vector<char> content;
+  auto file = MapExportFile("sleep.dat", content, 17, 5);
+  ASSERT_TRUE(file.has_value());
+  Registrar exporter_side(*pd_, RegistrarRole::kExporter);
+  auto* base = const_cast<std::byte*>(file->data());
+  auto exported = exporter_side.Register(base, content.size(), RegionAccess::kRemoteRead);
+  ASSERT_TRUE(exported.has_value()) << exported.error().ToString();
+  const uint32_t rkey = static_cast<const ibv_mr*>((*exported)->native())->rkey;
+  auto pair = Connect({}, /*reader_send_wr=*/16);
+  ASSERT_TRUE(pair.has_value());
+  Registrar reader_side(*pd_, RegistrarRole::kReader);
+  auto pool = BufferPool::Create(reader_side, {});
+  ASSERT_TRUE(pool.has_value()) << pool.error().ToString();
+
+  ReadBatch batch(pair->reader, *cq_, std::chrono::microseconds(0));
+  const auto deadline = [] { return ReadBatch::Clock::now() + std::chrono::seconds(10); };
+  ASSERT_TRUE(batch.Wait(deadline()).ok()) << "nothing pending";
+  std::vector<size_t> done, offsets;
+  size_t checked = 0;
+  auto harvest = [&] {
+    batch.TakeCompleted(done);
+    for (size_t i : done) {
+      ASSERT_TRUE(batch.status(i).ok()) << batch.status(i).ToString();
+      PooledBuffer b = batch.TakePooled(i);
+      EXPECT_EQ(std::memcmp(b.data(), content.data() + offsets[i], 2000), 0) << "READ " << i;
+      ++checked;
+    }
+  };
+  auto post = [&](size_t off) {
+    auto buffer = pool->Acquire(2000);
+    ASSERT_TRUE(buffer.has_value());
+    offsets.push_back(off);
+    EXPECT_EQ(
+        batch.PostPooled(rkey, reinterpret_cast<uintptr_t>(base) + off, 2000, std::move(*buffer)),
+        offsets.size() - 1);
+  };
+  // One at a time: each wait sleeps (the READ is not done when it starts).
+  for (size_t k = 0; k < 40; ++k) {
+    post(k * 1499);
+    ASSERT_TRUE(batch.Wait(deadline()).ok());
+    harvest();
+  }
+  // A full window, then waits for room: several completions per wake-up.
+  for (size_t k = 0; k < 64; ++k) {
+    if (batch.pending() >= batch.capacity()) {
+      ASSERT_TRUE(batch.WaitUntilPendingAtMost(batch.capacity() - 1, deadline()).ok());
+      harvest();
+    }
+    post((k * 977) % (content.size() - 2000));
+  }
+  ASSERT_TRUE(batch.Wait(deadline()).ok());
+  harvest();
+  EXPECT_EQ(checked, 104u);
+  EXPECT_FALSE(batch.broken());
+}
+
 // An erasure-coded needle's record in pieces of several shards (client/read_round.cc): one
 // batch entry of several READs from two exports into consecutive bytes of one buffer, complete
 // with its last READ; a piece outside its export fails the whole entry, once.

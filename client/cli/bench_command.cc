@@ -64,6 +64,7 @@ void RunRdmaWorker(Shared& sh, Worker& w, unsigned index) {
   o.agent_url = sh.agents[index % sh.agents.size()];
   if (!a.transports.empty()) o.transports = a.transports;
   o.verbs_device = a.verbs_device;
+  o.verbs_spin = std::chrono::microseconds(a.verbs_spin_us);
   o.timeout = std::chrono::milliseconds(a.timeout_ms);
   o.max_inflight = a.inflight;
   o.hugepages = a.hugepages;
@@ -189,6 +190,7 @@ nlohmann::ordered_json Report(const BenchArgs& a, const Tally& t, double secs,
     if (!t.hugepage_note.empty()) j["hugepage_note"] = t.hugepage_note;
   }
   j["lookup_ttl_ms"] = a.lookup_ttl_ms;  // 0: the client library's default
+  j["verbs_spin_us"] = a.verbs_spin_us;
   j["seed"] = a.seed;
   if (!t.first_error.empty()) j["first_error"] = t.first_error;
   return j;
@@ -397,6 +399,11 @@ void AddBenchCommand(CLI::App& app) {
                   "posix,sysv,cma; default: the best the agent offers");
   cmd->add_option("--verbs-device", a->verbs_device,
                   "RDMA device for verbs reads; default: the first active one");
+  cmd->add_option("--verbs-spin-us", a->verbs_spin_us,
+                  "Microseconds a wait for RDMA READs polls before it sleeps until the next "
+                  "completion")
+      ->check(CLI::Range(0, 10'000'000))
+      ->capture_default_str();
   cmd->add_flag("--json", a->json, "Print one JSON object instead of the summary");
   cmd->add_option("--fids", a->fids_file,
                   "Read the live fids of a manifest (swrdma mkvolume --fids) instead of asking "

@@ -31,6 +31,7 @@ struct BenchArgs {
   std::string mode = "rdma";
   std::string transports;
   std::string verbs_device;  // --verbs-device
+  int verbs_spin_us = 50;    // --verbs-spin-us
   bool json = false;
   std::string fids_file;
   size_t sample = 10'000;

@@ -23,6 +23,7 @@ struct CommonArgs {
   std::string agent = "http://127.0.0.1:18515";
   std::string transports;
   std::string verbs_device;
+  int verbs_spin_us = 50;
   std::string fallback = "none";
   int timeout_ms = 5000;
   MasterArgs cluster;  // --master: through the master's replicas instead of one agent
@@ -37,6 +38,11 @@ void AddCommon(CLI::App* cmd, CommonArgs& a, bool tokens) {
                   "(UCX_TLS), e.g. verbs or posix,sysv,cma; default: the best the agent offers");
   cmd->add_option("--verbs-device", a.verbs_device,
                   "RDMA device for verbs reads (ibv_devices); default: the first active one");
+  cmd->add_option("--verbs-spin-us", a.verbs_spin_us,
+                  "Microseconds a wait for RDMA READs polls before it sleeps until the next "
+                  "completion")
+      ->check(CLI::Range(0, 10'000'000))
+      ->capture_default_str();
   cmd->add_option("--fallback", a.fallback,
                   "none: RDMA or fail; http: read over the agent's HTTP when UCX cannot connect")
       ->check(CLI::IsMember({"none", "http"}))
@@ -51,6 +57,7 @@ client::ClientOptions ClientOptionsOf(const CommonArgs& a) {
   o.agent_url = a.agent;
   if (!a.transports.empty()) o.transports = a.transports;
   o.verbs_device = a.verbs_device;
+  o.verbs_spin = std::chrono::microseconds(a.verbs_spin_us);
   o.timeout = std::chrono::milliseconds(a.timeout_ms);
   o.fallback = a.fallback == "http" ? client::FallbackMode::kHttp : client::FallbackMode::kNone;
   return o;
@@ -127,16 +134,15 @@ void RunGet(const GetArgs& a) {
   if (a.verbose && cluster) {
     const auto& s = cluster->stats();
     const auto m = cluster->master().stats();
-    std::fprintf(stderr,
-                 "swrdma: read %zu of %zu needles, %llu bytes in %.3f s through master %s: %llu "
-                 "agents connected, %llu failovers, %llu master lookups, %llu read tokens, "
-                 "%llu EC needles assembled from several agents\n",
-                 a.fids.size() - failed, a.fids.size(), static_cast<unsigned long long>(bytes),
-                 secs, a.common.cluster.master.c_str(), static_cast<unsigned long long>(s.connects),
-                 static_cast<unsigned long long>(s.failovers),
-                 static_cast<unsigned long long>(m.lookups),
-                 static_cast<unsigned long long>(s.tokens),
-                 static_cast<unsigned long long>(s.ec_assembled));
+    std::fprintf(
+        stderr,
+        "swrdma: read %zu of %zu needles, %llu bytes in %.3f s through master %s: %llu "
+        "agents connected, %llu failovers, %llu master lookups, %llu read tokens, "
+        "%llu EC needles assembled from several agents\n",
+        a.fids.size() - failed, a.fids.size(), static_cast<unsigned long long>(bytes), secs,
+        a.common.cluster.master.c_str(), static_cast<unsigned long long>(s.connects),
+        static_cast<unsigned long long>(s.failovers), static_cast<unsigned long long>(m.lookups),
+        static_cast<unsigned long long>(s.tokens), static_cast<unsigned long long>(s.ec_assembled));
   } else if (a.verbose) {
     auto t = client->Transports();
     const auto& s = client->stats();

@@ -1,4 +1,5 @@
-// Owner of a verbs completion queue, polled (busy) by its user.
+// Owner of a verbs completion queue, polled by its user: busy, or (opened with events) busy for a
+// while and then asleep on its completion channel until the next completion.
 #pragma once
 
 #include <chrono>
@@ -13,8 +14,9 @@ namespace swrdma::rdma::verbs {
 
 class CompletionQueue {
  public:
-  // ibv_create_cq with room for `entries` completions, on `device` (which must outlive it).
-  static Result<CompletionQueue> Open(const Device& device, int entries);
+  // ibv_create_cq with room for `entries` completions, on `device` (which must outlive it). With
+  // `events`, on a completion channel of its own, so that a waiter may sleep (SleepAndPoll).
+  static Result<CompletionQueue> Open(const Device& device, int entries, bool events = false);
 
   CompletionQueue(CompletionQueue&& other) noexcept;
   CompletionQueue& operator=(CompletionQueue&& other) noexcept;
@@ -28,13 +30,28 @@ class CompletionQueue {
   // CQ itself failed (a failed work request is a completion with its own status).
   Result<size_t> Poll(std::span<ibv_wc> out) const;
 
+  // Opened with events: arms the CQ's notification, polls once more (a completion that came
+  // before the arming raises no event), and if there was none sleeps on the channel until one
+  // comes or `until`, then polls. Without events: Poll. Why sleep at all: a waiter spinning
+  // through a long READ holds a core the device may need, and on Soft-RoCE the device is the
+  // kernel on the same cores (measured in the VM test, docs/benchmarks.md).
+  Result<size_t> SleepAndPoll(std::span<ibv_wc> out,
+                              std::chrono::steady_clock::time_point until) const;
+  bool has_events() const { return channel_ != nullptr; }
+
   // Busy-polls until one completion arrives (kTimeout after `timeout`). The completion's own
   // status is the caller's to check (FromWc).
   Result<ibv_wc> WaitOne(std::chrono::milliseconds timeout) const;
 
  private:
-  explicit CompletionQueue(ibv_cq* cq) : cq_(cq) {}
+  CompletionQueue(ibv_cq* cq, ibv_comp_channel* channel) : cq_(cq), channel_(channel) {}
+  void Close();
   ibv_cq* cq_ = nullptr;
+  ibv_comp_channel* channel_ = nullptr;
+  // Events taken and not yet acknowledged (acknowledged in batches: ibv_ack_cq_events takes a
+  // lock; ibv_destroy_cq waits for all of them). Bookkeeping of the channel, not of the queue's
+  // contents, hence mutable in the const SleepAndPoll.
+  mutable unsigned unacked_ = 0;
 };
 
 }  // namespace swrdma::rdma::verbs

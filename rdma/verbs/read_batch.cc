@@ -11,10 +11,12 @@
 
 namespace swrdma::rdma::verbs {
 
-ReadBatch::ReadBatch(Connection& connection, const CompletionQueue& cq)
+ReadBatch::ReadBatch(Connection& connection, const CompletionQueue& cq,
+                     std::chrono::microseconds spin)
     : connection_(&connection),
       cq_(&cq),
-      capacity_(std::max<size_t>(1, connection.send_queue_depth())) {}
+      capacity_(std::max<size_t>(1, connection.send_queue_depth())),
+      spin_(spin) {}
 
 ReadBatch::~ReadBatch() {
   if (pending_ == 0) return;
@@ -123,9 +125,9 @@ PooledBuffer ReadBatch::TakePooled(size_t index) {
   return std::move(slots_[index].buffer);
 }
 
-Status ReadBatch::Poll() {
+Status ReadBatch::Poll(bool sleep, Clock::time_point until) {
   std::array<ibv_wc, 32> wc{};
-  SWRDMA_ASSIGN_OR_RETURN(size_t n, cq_->Poll(wc));
+  SWRDMA_ASSIGN_OR_RETURN(size_t n, sleep ? cq_->SleepAndPoll(wc, until) : cq_->Poll(wc));
   for (size_t k = 0; k < n; ++k) {
     const size_t index = static_cast<size_t>(wc[k].wr_id);
     if (index >= slots_.size() || slots_[index].done) continue;  // not one of ours
@@ -164,14 +166,26 @@ void ReadBatch::Drain(Clock::time_point deadline) {
 }
 
 Status ReadBatch::WaitUntilPendingAtMost(size_t pending, Clock::time_point deadline) {
+  Clock::time_point spin_until = Clock::now() + spin_;
+  bool sleep = false;
   for (uint64_t spins = 0; pending_ > pending; ++spins) {
-    if (Status s = Poll(); !s.ok()) {
+    const size_t before = pending_;
+    if (Status s = Poll(sleep, deadline); !s.ok()) {
       (void)connection_->Fail();
       Drain(Clock::now() + std::chrono::seconds(1));
       return s;
     }
+    sleep = false;
+    if (pending_ < before) {  // progress: spin again before any sleep
+      spin_until = Clock::now() + spin_;
+      spins = 0;
+      continue;
+    }
     // Reading the clock on every empty poll would dominate a busy loop; every 64th is enough.
-    if (pending_ > pending && (spins & 63) == 63 && Clock::now() >= deadline) {
+    if ((spins & 63) != 63) continue;
+    const Clock::time_point now = Clock::now();
+    sleep = cq_->has_events() && now >= spin_until;
+    if (now >= deadline) {
       (void)connection_->Fail();
       Drain(Clock::now() + std::chrono::seconds(1));
       for (size_t index : completed_) {

@@ -26,8 +26,13 @@ class ReadBatch {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // Empty polls before a wait sleeps on the CQ's completion channel (when it has one): longer
+  // than a READ takes on a NIC, so a busy pipeline never sleeps; a long wait costs no core.
+  static constexpr std::chrono::microseconds kDefaultSpin{50};
+
   // `connection` and `cq` (the one its QP completes to) must outlive the batch.
-  ReadBatch(Connection& connection, const CompletionQueue& cq);
+  ReadBatch(Connection& connection, const CompletionQueue& cq,
+            std::chrono::microseconds spin = kDefaultSpin);
   ReadBatch(const ReadBatch&) = delete;
   ReadBatch& operator=(const ReadBatch&) = delete;
   // Fails the QP and drains what is still queued (bounded), so no READ outlives its buffer.
@@ -55,7 +60,8 @@ class ReadBatch {
   // The buffer of a completed READ (empty if the READ failed).
   PooledBuffer TakePooled(size_t index);
 
-  // Polls until every READ completed or `deadline` passed. Ok when all completed (each may have
+  // Polls until every READ completed or `deadline` passed (after `spin` without a completion,
+  // asleep on the CQ's channel if it has one). Ok when all completed (each may have
   // failed: status(i)); kTimeout otherwise: the QP was failed and the rest flushed (kTimeout).
   Status Wait(Clock::time_point deadline) { return WaitUntilPendingAtMost(0, deadline); }
   Status WaitUntilPendingAtMost(size_t pending, Clock::time_point deadline);
@@ -85,12 +91,14 @@ class ReadBatch {
     bool done = false;
   };
   void Complete(size_t index, Status status, bool release = true);
-  Status Poll();                           // takes what completions there are
+  // Takes what completions there are; with `sleep`, first waits for one (at most until `until`).
+  Status Poll(bool sleep = false, Clock::time_point until = {});
   void Drain(Clock::time_point deadline);  // after Fail: waits for the flushes
 
   Connection* connection_;
   const CompletionQueue* cq_;
   size_t capacity_;
+  std::chrono::microseconds spin_;
   std::vector<Slot> slots_;
   std::vector<size_t> completed_;
   size_t pending_ = 0;
