@@ -61,6 +61,8 @@ class ProgressThread {
 
   uint64_t events() const { return events_.load(std::memory_order_relaxed); }
   uint64_t sleeps() const { return sleeps_.load(std::memory_order_relaxed); }
+  // Rounds that found nothing to do (adaptive: the spin; every mode: the round before a sleep).
+  uint64_t idle_rounds() const { return idle_rounds_.load(std::memory_order_relaxed); }
 
  private:
   ProgressThread(rdma::UcxWorker worker, ProgressOptions options);
@@ -77,6 +79,7 @@ class ProgressThread {
   std::atomic<bool> has_tasks_{false};
   std::atomic<uint64_t> events_{0};
   std::atomic<uint64_t> sleeps_{0};
+  std::atomic<uint64_t> idle_rounds_{0};
   std::thread thread_;
 };
 
