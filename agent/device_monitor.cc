@@ -1,4 +1,5 @@
 #include "agent/device_monitor.h"
+#include "protocol/thread_name.h"
 
 #include <map>
 
@@ -90,7 +91,10 @@ Result<std::unique_ptr<DeviceMonitor>> DeviceMonitor::Start(rdma::RdmaDiscovery 
   }
   std::unique_ptr<DeviceMonitor> m(new DeviceMonitor(std::move(initial), std::move(options)));
   if (m->options_.on_scan) m->options_.on_scan(m->last_);
-  m->thread_ = std::thread([p = m.get()] { p->Run(); });
+  m->thread_ = std::thread([p = m.get()] {
+    NameThisThread("sw-devmon");
+    p->Run();
+  });
   return m;
 }
 

@@ -24,6 +24,7 @@
 
 #include "agent/agent_config.h"
 #include "protocol/local_messages.h"
+#include "protocol/thread_name.h"
 
 namespace swrdma::agent {
 namespace {
@@ -210,7 +211,10 @@ Result<std::unique_ptr<LocalServer>> LocalServer::Start(const VolumeSet& volumes
   if (!wake) return fail("eventfd()");
   std::unique_ptr<LocalServer> s(
       new LocalServer(volumes, std::move(options), std::move(sock), std::move(wake)));
-  s->thread_ = std::thread([p = s.get()] { p->Loop(); });
+  s->thread_ = std::thread([p = s.get()] {
+    NameThisThread("sw-local");
+    p->Loop();
+  });
   return s;
 }
 

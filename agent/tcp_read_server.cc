@@ -32,6 +32,7 @@
 #include "agent/checked_read.h"
 #include "http/http_util.h"
 #include "protocol/read_messages.h"
+#include "protocol/thread_name.h"
 
 namespace swrdma::agent {
 
@@ -450,6 +451,7 @@ Result<std::unique_ptr<TcpReadServer>> TcpReadServer::Start(const TcpReadServerO
   core.Accept();
   for (int i = 0; i < std::max(1, options.threads); ++i) {
     core.threads.emplace_back([&core] {
+      NameThisThread("sw-tcp-read");
       try {
         core.io->run();
       } catch (const std::exception& e) {

@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include "protocol/thread_name.h"
 #include "rdma/verbs/verbs_status.h"
 
 namespace swrdma::agent {
@@ -87,9 +88,15 @@ Result<std::unique_ptr<VerbsExporter>> VerbsExporter::Start(const VerbsExporterO
   std::unique_ptr<VerbsExporter> exporter(new VerbsExporter(std::move(device), std::move(pd),
                                                             std::move(cq), std::move(*listener),
                                                             mapping, on_demand, options));
-  exporter->thread_ = std::thread([e = exporter.get()] { e->AcceptLoop(); });
+  exporter->thread_ = std::thread([e = exporter.get()] {
+    NameThisThread("sw-verbs");
+    e->AcceptLoop();
+  });
   if (exporter->options_.push) {
-    exporter->push_thread_ = std::thread([e = exporter.get()] { e->PushLoop(); });
+    exporter->push_thread_ = std::thread([e = exporter.get()] {
+      NameThisThread("sw-verbs-push");
+      e->PushLoop();
+    });
   }
   return exporter;
 }

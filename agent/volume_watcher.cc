@@ -1,4 +1,5 @@
 #include "agent/volume_watcher.h"
+#include "protocol/thread_name.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -52,7 +53,10 @@ Result<std::unique_ptr<VolumeWatcher>> VolumeWatcher::Start(VolumeSet& volumes,
     }
   }
   std::unique_ptr<VolumeWatcher> w(new VolumeWatcher(volumes, options, ifd, stop_fd));
-  w->thread_ = std::thread([p = w.get()] { p->Run(); });
+  w->thread_ = std::thread([p = w.get()] {
+    NameThisThread("sw-watcher");
+    p->Run();
+  });
   return w;
 }
 

@@ -21,6 +21,7 @@
 
 #include "http/http_session.h"
 #include "http/http_util.h"
+#include "protocol/thread_name.h"
 
 namespace swrdma::agent {
 
@@ -154,6 +155,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
     listener->Accept();
   for (int i = 0; i < options.threads; ++i) {
     rt.threads.emplace_back([&ioc = rt.ioc] {
+      NameThisThread("sw-http");
       // A handler that escapes an exception must not take the thread (and the server) down.
       for (;;) {
         try {
