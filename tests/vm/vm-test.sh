@@ -269,6 +269,8 @@ summary=$(jq -c --argjson image_s "$IMAGE_S" --argjson wall_s "$((SECONDS - T0))
    agent_restart_reads: total(.agent_restart_reads),
    agent_push_pushed: total(.agent_push_pushed),
    push_ok: ([.[] | .agent_push_ok | select(. != null)] | if length == 0 then null else all end),
+   agent_4k_reads: total(.agent_cpu_reads), agent_4k_agent_cpu_ms: total(.agent_cpu_agent_ms),
+   agent_4k_client_cpu_ms: total(.agent_cpu_client_ms),
    agent_pass_agent_cpu_ms: total(.agent_pass_agent_cpu_ms),
    agent_pass_client_cpu_ms: total(.agent_pass_client_cpu_ms),
    ok: ([.[] | .ok == true] | all),
