@@ -29,6 +29,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <latch>
 #include <memory>
@@ -50,6 +51,31 @@
 
 namespace swrdma::cli {
 namespace {
+
+// SIGINT / SIGTERM end the run like its deadline: the reads in flight finish and the figures so
+// far are printed (interrupted: true), so a run may be open-ended and stopped when its work is
+// seen done (the VM test stops its long-lived client once it has reconnected).
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void OnInterrupt(int) {
+  g_interrupted = 1;
+}
+
+struct InterruptHandlers {
+  struct sigaction old_int{}, old_term{};
+  InterruptHandlers() {
+    struct sigaction sa{};
+    sa.sa_handler = OnInterrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+  }
+  ~InterruptHandlers() {
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+  }
+  InterruptHandlers(const InterruptHandlers&) = delete;
+  InterruptHandlers& operator=(const InterruptHandlers&) = delete;
+};
 
 using bench::BenchArgs;
 using bench::Clock;
@@ -297,6 +323,7 @@ void RunBench(BenchArgs a) {
     std::fprintf(stderr, "bench: warming up: %llu of %llu reads\n",
                  static_cast<unsigned long long>(done), static_cast<unsigned long long>(total));
   }
+  const InterruptHandlers interrupt_handlers;  // from the clock's start to the report
   const Clock::time_point t0 = Clock::now();
   sh.start.count_down();
   std::string setup_error;
@@ -316,7 +343,7 @@ void RunBench(BenchArgs a) {
     while (sh.finished < workers) {
       sh.cv.wait_until(lock, std::min(next_report, deadline));
       const Clock::time_point now = Clock::now();
-      if (now >= deadline) sh.stop = true;
+      if (now >= deadline || g_interrupted) sh.stop = true;
       if (now >= next_report && sh.finished < workers) {
         uint64_t done = 0;
         for (const auto& w : ws)
@@ -346,7 +373,8 @@ void RunBench(BenchArgs a) {
   }
   const double secs = std::chrono::duration<double>(end - t0).count();
   const std::string transport = fmt::format("{}", fmt::join(ws[0]->transports, ","));
-  const auto report = Report(a, total, secs, transport, fids.size(), agents);
+  auto report = Report(a, total, secs, transport, fids.size(), agents);
+  report["interrupted"] = g_interrupted != 0;
   if (a.json) {
     std::printf("%s\n", report.dump().c_str());
   } else {
@@ -371,7 +399,9 @@ void AddBenchCommand(CLI::App& app) {
       cmd->add_option("--agent", a->agent, "Agent URL (http://HOST:PORT)")->capture_default_str();
   AddMasterOptions(cmd, a->cluster, agent, /*tokens=*/false);
   cmd->add_option("--volume", a->volume, "Volume id to read")->required();
-  auto* ops = cmd->add_option("--ops", a->ops, "Reads to do in all (default: --seconds 10)")
+  auto* ops = cmd->add_option("--ops", a->ops,
+                              "Reads to do in all (default: --seconds 10); SIGINT or SIGTERM ends "
+                              "any run early, with its figures")
                   ->check(CLI::PositiveNumber);
   auto* secs =
       cmd->add_option("--seconds", a->seconds, "Run for this long")->check(CLI::PositiveNumber);
