@@ -1,11 +1,12 @@
 #include "agent/device_monitor.h"
-#include "protocol/thread_name.h"
 
 #include <map>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
+
+#include "protocol/thread_name.h"
 
 namespace swrdma::agent {
 namespace {

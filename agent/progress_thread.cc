@@ -1,8 +1,9 @@
 #include "agent/progress_thread.h"
-#include "protocol/thread_name.h"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "protocol/thread_name.h"
 
 namespace swrdma::agent {
 

@@ -1,5 +1,4 @@
 #include "agent/volume_watcher.h"
-#include "protocol/thread_name.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -13,6 +12,8 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "protocol/thread_name.h"
 
 namespace swrdma::agent {
 
